@@ -1,0 +1,60 @@
+"""The `mme3dr` command line (typer + rich).
+
+Each stage owns a module here with a ``register(app)`` function; the modules import their heavy
+dependencies inside the command bodies so that ``mme3dr --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from mme3dr import __version__
+
+app = typer.Typer(
+    name="mme3dr",
+    help=(
+        "MME-3DR: evaluate text-to-3D models on reasoning-intensive prompts.\n\n"
+        "Typical use: `mme3dr evaluate --model primitives --benchmark demo --profile smoke --out runs/demo`."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mme3dr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """MME-3DR benchmark toolkit."""
+
+
+def _register_all() -> None:
+    # Plain imports: each module adds its commands. Order is the order shown in --help.
+    from mme3dr.cli import evaluate as _evaluate
+    from mme3dr.cli import manifest as _manifest
+    from mme3dr.cli import metrics as _metrics
+    from mme3dr.cli import render as _render
+
+    for module in (_evaluate, _render, _metrics, _manifest):
+        module.register(app)
+    try:
+        from leaderboard.cli import app as leaderboard_app
+    except ImportError:  # leaderboard package not installed alongside
+        return
+    app.add_typer(leaderboard_app, name="leaderboard", help="Validate, verify and publish submissions.")
+
+
+_register_all()
+
+
+def main() -> None:
+    app()
