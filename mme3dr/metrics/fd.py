@@ -1,0 +1,121 @@
+"""Fréchet distance (FD; FID when the features are Inception pool3) as a pure numpy/scipy function.
+
+Protocol v1 (design.md §3): ``FD = ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^½)`` (Heusel et al. 2017, eq. 6;
+Dowson & Landau 1982) computed in float64 with unbiased (n − 1) covariances. The matrix square root
+follows the reference FID code (pytorch-fid / TTUR): ``scipy.linalg.sqrtm(Σ₁Σ₂)``; if it is not finite,
+ε = 1e-6 is added to both diagonals and it is retried; an imaginary part above 1e-3 on its diagonal is a
+numerical failure and raises instead of being silently dropped. Only the trace of that root enters FD, and
+by default it is computed through an exactly equivalent symmetric eigenproblem (see
+:func:`_trace_sqrt_product_eigh`), falling back to the reference path whenever that route is unsure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Diagonal jitter added when the square root of Σ₁Σ₂ is singular (pytorch-fid's value).
+EPS = 1e-6
+#: Largest imaginary component tolerated on the diagonal of (Σ₁Σ₂)^½ (pytorch-fid's tolerance).
+IMAG_TOLERANCE = 1e-3
+
+
+class FrechetDistanceError(ArithmeticError):
+    """The matrix square root of Σ₁Σ₂ came out with a significant imaginary part."""
+
+
+def feature_statistics(feats: np.ndarray, name: str = "features") -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(d,)`` and unbiased covariance ``(d, d)`` (float64) of ``feats: (n, d)``, n ≥ 2."""
+    arr = np.asarray(feats, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (N, D) feature array, got shape {arr.shape}")
+    if arr.shape[0] < 2:
+        raise ValueError(f"{name} needs at least 2 feature vectors for a covariance, got {arr.shape[0]}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values; check the feature extractor's input")
+    mu = arr.mean(axis=0)
+    centred = arr - mu
+    sigma = centred.T @ centred / (arr.shape[0] - 1)
+    return mu, sigma
+
+
+def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> tuple[float, float]:
+    """``Tr((Σ₁Σ₂)^½)`` through the symmetric form, and the largest "imaginary" root it met.
+
+    Σ₁Σ₂ = R²Σ₂ with R = Σ₁^½ (Σ₁ is PSD) has the same non-zero eigenvalues as the symmetric PSD matrix
+    R Σ₂ R, so ``Tr((Σ₁Σ₂)^½) = Σ √λᵢ(R Σ₂ R)``: two symmetric eigendecompositions instead of a general
+    Schur decomposition (about 3× faster at d = 2048, same value to ~1e-14). A negative eigenvalue λ would
+    contribute an imaginary root √|λ|; it is returned so the caller applies the protocol's 1e-3 check.
+    """
+    evals, evecs = np.linalg.eigh(sigma1)
+    root = (evecs * np.sqrt(np.clip(evals, 0.0, None))) @ evecs.T
+    lam = np.linalg.eigvalsh(root @ sigma2 @ root)
+    imag = float(np.sqrt(-lam.min())) if lam.min() < 0 else 0.0
+    return float(np.sqrt(np.clip(lam, 0.0, None)).sum()), imag
+
+
+def _trace_sqrt_product_sqrtm(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """``Tr((Σ₁Σ₂)^½)`` exactly as the reference FID code does it (scipy sqrtm, ε retry, imag check)."""
+    from scipy import linalg
+
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        # Singular product (e.g. fewer samples than dimensions): retry with jitter on both diagonals.
+        offset = np.eye(sigma1.shape[0]) * EPS
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        imag = float(np.max(np.abs(np.diagonal(covmean).imag)))
+        if imag > IMAG_TOLERANCE:
+            raise FrechetDistanceError(
+                f"FD: the square root of Σ₁Σ₂ has an imaginary component of {imag:.3g} (> {IMAG_TOLERANCE}); "
+                "the feature sets are too small or degenerate for a stable FD. Use more views/assets."
+            )
+        covmean = covmean.real
+    return float(np.trace(covmean))
+
+
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, method: str = "auto"
+) -> float:
+    """FD between Gaussians ``N(mu1, sigma1)`` and ``N(mu2, sigma2)``; ``mu: (d,)``, ``sigma: (d, d)``.
+
+    ``method="auto"`` takes the symmetric-eigenvalue route and hands over to the reference ``sqrtm`` path
+    (ε fallback, imaginary-part check) whenever that route meets an imaginary root above the tolerance,
+    so a degenerate input fails exactly as the reference does. ``method="sqrtm"`` always uses the
+    reference path.
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(
+            f"statistics differ in shape: {mu1.shape}/{sigma1.shape} vs {mu2.shape}/{sigma2.shape}"
+        )
+    if method not in ("auto", "sqrtm"):
+        raise ValueError(f"unknown FD method {method!r}; use 'auto' or 'sqrtm'")
+    diff = mu1 - mu2
+    trace_sqrt = None
+    if method == "auto":
+        trace_sqrt, imag = _trace_sqrt_product_eigh(sigma1, sigma2)
+        if imag > IMAG_TOLERANCE or not np.isfinite(trace_sqrt):
+            trace_sqrt = None
+    if trace_sqrt is None:
+        trace_sqrt = _trace_sqrt_product_sqrtm(sigma1, sigma2)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
+
+
+def fd(feats_gen: np.ndarray, feats_ref: np.ndarray, method: str = "auto") -> float:
+    """Fréchet distance between two feature sets ``(n_gen, d)`` and ``(n_ref, d)``, in float64.
+
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.normal(size=(200, 4))
+    >>> round(fd(a, a), 6)
+    0.0
+    >>> fd(a, a + 1.0) > 3.9
+    True
+    """
+    mu1, s1 = feature_statistics(feats_gen, "feats_gen")
+    mu2, s2 = feature_statistics(feats_ref, "feats_ref")
+    if mu1.shape != mu2.shape:
+        raise ValueError(
+            f"feature dimensions differ: feats_gen has {mu1.shape[0]}, feats_ref has {mu2.shape[0]}"
+        )
+    return frechet_distance(mu1, s1, mu2, s2, method=method)
