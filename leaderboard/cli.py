@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(name="leaderboard", help="Validate, verify and publish MME-3DR submissions.", no_args_is_help=True)
+app = typer.Typer(
+    name="leaderboard", help="Validate, verify and publish MME-3DR submissions.", no_args_is_help=True
+)
 
 
 @app.callback()

@@ -1,0 +1,111 @@
+"""Leaderboard rows: what one accepted submission (or one paper reference row) shows on the site.
+
+Rows are plain frozen dataclasses built from a registry entry (``leaderboard.registry``); the site
+builder only formats them. Sorting reads each metric's ``higher_is_better`` from its ``MetricFact``,
+which comes from the submitted results (the evaluator writes the metric facts into ``results.json``),
+so no metric name is special-cased here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from leaderboard.reference_rows import REFERENCE_LABEL, ReferenceRow
+
+#: Tiers, weakest to strongest (docs/leaderboard.md explains each).
+TIERS: tuple[str, ...] = ("self-reported", "re-scored", "reproduced")
+PAPER_TIER = "paper (not verified)"
+
+
+@dataclass(frozen=True)
+class MetricFact:
+    """How to show and rank one metric: ``higher_is_better`` decides the sort direction."""
+
+    name: str
+    label: str
+    higher_is_better: bool
+    decimals: int = 2
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric's value with its optional 95% CI (``ci_low``/``ci_high``) or subset std."""
+
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    std: float | None = None
+
+    @property
+    def finite(self) -> bool:
+        return self.value is not None and math.isfinite(self.value)
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One row of a benchmark's table and the content of its submission page."""
+
+    benchmark: str
+    model_name: str
+    revision: str
+    slug: str
+    tier: str
+    generated_by: str
+    scored_by: str
+    date: str
+    metrics: dict[str, MetricValue]
+    per_category: dict[str, MetricValue] = field(default_factory=dict)
+    is_reference: bool = False
+    link: str | None = None
+    licence: str | None = None
+    description: str = ""
+    evaluator_relationship: str | None = None
+    profile: str | None = None
+    protocol_version: str | None = None
+    manifest_sha256: str | None = None
+    bundle_sha256: str | None = None
+    metric_card: dict = field(default_factory=dict)
+    thumbnails: tuple[str, ...] = ()
+    n_cases: int | None = None
+    n_failures: int | None = None
+    verification: dict = field(default_factory=dict)
+    source_note: str | None = None
+
+
+def row_from_reference(ref: ReferenceRow) -> LeaderboardRow:
+    """A paper Table 4 row, marked so that it can never pass for a verified one."""
+    return LeaderboardRow(
+        benchmark=ref.benchmark,
+        model_name=ref.model_name,
+        revision="paper",
+        slug=f"paper__{ref.model_name}",
+        tier=PAPER_TIER,
+        generated_by="paper authors",
+        scored_by="paper authors",
+        date="2025-12",
+        metrics={k: MetricValue(v) for k, v in ref.metrics.items()},
+        is_reference=True,
+        source_note=f"{REFERENCE_LABEL} ({ref.source})",
+    )
+
+
+def sort_value(row: LeaderboardRow, key: str) -> float | None:
+    """The number a column sorts by: a metric, or ``cat:<id>`` for a per-category CLIP."""
+    mv = row.per_category.get(key[4:]) if key.startswith("cat:") else row.metrics.get(key)
+    return mv.value if mv is not None and mv.finite else None
+
+
+def rank_rows(rows: list[LeaderboardRow], fact: MetricFact) -> list[LeaderboardRow]:
+    """Rows best first by ``fact`` (direction from ``higher_is_better``); missing values go last.
+
+    Ties break by model name then revision, so the order is reproducible.
+    """
+
+    def key(row: LeaderboardRow) -> tuple:
+        v = sort_value(row, fact.name)
+        missing = v is None
+        score = 0.0 if missing else (-v if fact.higher_is_better else v)
+        return (missing, score, row.model_name.casefold(), row.revision)
+
+    return sorted(rows, key=key)

@@ -1,0 +1,236 @@
+"""Build the static leaderboard site: index, one page per submission, JSON + CSV exports.
+
+Pure output of its inputs: the same rows give the same bytes (sorted iteration, no build timestamp),
+so the published site can be rebuilt and diffed. Jinja2 autoescapes every value (model names and
+descriptions are untrusted text); the pages load nothing from the network and read without
+JavaScript, which only adds column sorting (``static/sort.js``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from leaderboard.charts import bar_chart
+from leaderboard.reference_rows import PAPER_BENCHMARKS, PAPER_CITATION, reference_rows
+from leaderboard.rows import TIERS, LeaderboardRow, MetricFact, rank_rows, row_from_reference
+
+#: Column order of the index tables; metrics not listed here follow in name order.
+METRIC_ORDER: tuple[str, ...] = ("clip", "kd_incep", "kd_dinov2", "fd_incep", "fd_dinov2")
+#: Display only (label, decimals); ranking direction always comes from the metric facts.
+_DISPLAY: dict[str, tuple[str, int]] = {
+    "clip": ("CLIP", 2), "kd_incep": ("KD_incep", 3), "kd_dinov2": ("KD_dinov2", 2),
+    "fd_incep": ("FD_incep", 1), "fd_dinov2": ("FD_dinov2", 1),
+}
+PRIMARY_METRIC = "clip"
+
+
+def metric_fact(name: str, higher_is_better: bool) -> MetricFact:
+    label, decimals = _DISPLAY.get(name, (name, 3))
+    return MetricFact(name=name, label=label, higher_is_better=higher_is_better, decimals=decimals)
+
+
+def paper_metric_facts() -> dict[str, bool]:
+    """``higher_is_better`` for the paper's columns, from the metric classes (``mme3dr.metrics``).
+
+    Used for the paper's rows and when no submission supplies the facts for a benchmark (numpy only:
+    ``mme3dr.metrics`` imports no torch).
+    """
+    from mme3dr.metrics import METRICS
+
+    return {name: bool(cls.higher_is_better) for name, cls in METRICS.items() if cls.leaderboard_eligible}
+
+
+@dataclass
+class _RowView:
+    """A row plus what only the site needs (page link, tier rank, copied thumbnails)."""
+
+    row: LeaderboardRow
+    page: str
+    tier_rank: int
+    thumbnails: list[dict] = field(default_factory=list)
+
+    def __getattr__(self, name: str):
+        return getattr(self.row, name)
+
+
+@dataclass
+class _BenchmarkView:
+    name: str
+    title: str
+    rows: list[_RowView]
+    paper_rows: list[LeaderboardRow]
+    columns: list[MetricFact]
+    category_columns: list[MetricFact]
+    paper_columns: list[MetricFact]
+    default_fact: MetricFact
+
+
+def _environment():
+    import jinja2
+
+    loader = jinja2.FileSystemLoader(str(resources.files("leaderboard") / "templates"))
+    # Autoescape every template (.j2 included): all text shown comes from submitters.
+    return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
+                              trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True)
+
+
+def _page_path(row: LeaderboardRow) -> str:
+    return f"submissions/{row.benchmark}/{row.slug}/index.html"
+
+
+def _benchmark_order(names: set[str]) -> list[str]:
+    known = [b for b in PAPER_BENCHMARKS if b in names]
+    return known + sorted(names - set(known))
+
+
+def _facts_for(rows: list[LeaderboardRow], facts: dict[str, dict[str, bool]], bench: str) -> dict[str, bool]:
+    merged = dict(paper_metric_facts())
+    merged.update(facts.get(bench, {}))
+    present = {k for r in rows for k in r.metrics}
+    return {k: v for k, v in merged.items() if k in present or k in METRIC_ORDER[:4]}
+
+
+def build_site(rows: list[LeaderboardRow], out: Path, *, facts: dict[str, dict[str, bool]],
+               category_labels: dict[str, str], protocol_version: str, include_paper: bool = True,
+               schema_files: list[Path] = ()) -> list[Path]:
+    """Write the site into ``out`` (created or emptied first); return the written files.
+
+    ``facts``: benchmark -> metric -> higher_is_better (from the submissions' results).
+    ``category_labels``: category id -> display name, in display order.
+    """
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "static").mkdir(parents=True)
+    env = _environment()
+    written: list[Path] = []
+
+    def emit(rel: str, text: str) -> None:
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+
+    for name in ("site.css", "sort.js"):
+        shutil.copyfile(str(resources.files("leaderboard") / "static" / name), out / "static" / name)
+        written.append(out / "static" / name)
+    (out / "schema").mkdir()
+    for schema in schema_files:
+        shutil.copyfile(schema, out / "schema" / Path(schema).name)
+        written.append(out / "schema" / Path(schema).name)
+    emit("schema/index.html", env.get_template("schema_index.html.j2").render(
+        root="../", protocol_version=protocol_version, files=sorted(Path(s).name for s in schema_files)))
+
+    names = {r.benchmark for r in rows} | (set(PAPER_BENCHMARKS) if include_paper else set())
+    benches = _benchmark_order(names)
+    views: list[_BenchmarkView] = []
+    for bench in benches:
+        bench_rows = [r for r in rows if r.benchmark == bench and not r.is_reference]
+        hib = _facts_for(bench_rows, facts, bench)
+        ordered = sorted(hib, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else 99, k))
+        columns = [metric_fact(k, hib[k]) for k in ordered]
+        primary = metric_fact(PRIMARY_METRIC, hib.get(PRIMARY_METRIC, True))
+        cat_columns = [MetricFact(f"cat:{c}", label, primary.higher_is_better, primary.decimals)
+                       for c, label in category_labels.items()
+                       if any(c in r.per_category for r in bench_rows)]
+        paper = [row_from_reference(r) for r in reference_rows(bench)] if include_paper else []
+        paper_columns = [c for c in columns if any(c.name in r.metrics for r in paper)]
+        row_views = []
+        for row in rank_rows(bench_rows, primary):
+            page = _page_path(row)
+            thumbs = []
+            for src in row.thumbnails:
+                dest = Path(page).parent / "thumbnails" / Path(src).name
+                (out / dest).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, out / dest)
+                written.append(out / dest)
+                thumbs.append({"src": f"thumbnails/{Path(src).name}", "caption": Path(src).stem})
+            tier_rank = TIERS.index(row.tier) if row.tier in TIERS else -1
+            row_views.append(_RowView(row, page, tier_rank, thumbs))
+        views.append(_BenchmarkView(bench, PAPER_BENCHMARKS.get(bench, bench), row_views, paper, columns,
+                                    cat_columns, paper_columns, primary))
+        for view in row_views:
+            chart = bar_chart(f"{view.model_name}: CLIP per category",
+                              {c: view.per_category[c] for c in category_labels if c in view.per_category},
+                              category_labels, decimals=primary.decimals)
+            emit(view.page, env.get_template("submission.html.j2").render(
+                root="../../../", protocol_version=protocol_version, row=view, columns=columns, chart=chart))
+
+    emit("index.html", env.get_template("index.html.j2").render(
+        root="", protocol_version=protocol_version, benchmarks=views, paper_citation=PAPER_CITATION))
+    emit("leaderboard.json", leaderboard_json(views, protocol_version))
+    emit("leaderboard.csv", leaderboard_csv(views))
+    return written
+
+
+def _row_record(view: _RowView | LeaderboardRow, rank: int | None) -> dict:
+    row = view.row if isinstance(view, _RowView) else view
+    record = {
+        "rank": rank, "model_name": row.model_name, "revision": row.revision, "tier": row.tier,
+        "generated_by": row.generated_by, "scored_by": row.scored_by, "date": row.date,
+        "metrics": {k: {f: getattr(v, f) for f in ("value", "ci_low", "ci_high", "std")}
+                    for k, v in sorted(row.metrics.items())},
+    }
+    if row.is_reference:
+        record["note"] = row.source_note
+    else:
+        record.update({
+            "per_category_clip": {k: v.value for k, v in row.per_category.items()},
+            "page": view.page, "bundle_sha256": row.bundle_sha256, "profile": row.profile,
+            "protocol_version": row.protocol_version, "manifest_sha256": row.manifest_sha256,
+            "evaluator_relationship": row.evaluator_relationship, "link": row.link,
+        })
+    return record
+
+
+def leaderboard_json(views: list[_BenchmarkView], protocol_version: str) -> str:
+    """Machine-readable site content; paper rows live under their own key, never among submissions."""
+    data = {"protocol_version": protocol_version, "benchmarks": {}}
+    for v in views:
+        data["benchmarks"][v.name] = {
+            "title": v.title,
+            "columns": [{"name": c.name, "label": c.label, "higher_is_better": c.higher_is_better}
+                        for c in v.columns],
+            "submissions": [_row_record(r, i) for i, r in enumerate(v.rows, start=1)],
+            "paper_reference_rows": [_row_record(r, None) for r in v.paper_rows],
+        }
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _cell(text: str | None) -> str:
+    # A cell starting with = + - @ is a formula to spreadsheets (CSV injection); quote it as text.
+    text = "" if text is None else str(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def leaderboard_csv(views: list[_BenchmarkView]) -> str:
+    """One line per submission (paper rows are left out: they are not verified results)."""
+    metric_names = sorted({c.name for v in views for c in v.columns},
+                          key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else 99, k))
+    cat_names = sorted({c.name[4:] for v in views for c in v.category_columns})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["benchmark", "rank", "model_name", "revision", "tier", "generated_by", "scored_by",
+                     "date",
+                     *metric_names, "clip_ci95_low", "clip_ci95_high", *[f"clip_{c}" for c in cat_names],
+                     "bundle_sha256"])
+    for v in views:
+        for rank, r in enumerate(v.rows, start=1):
+            clip = r.metrics.get(PRIMARY_METRIC)
+
+            def num(mv):
+                return "" if mv is None or not mv.finite else repr(float(mv.value))
+
+            writer.writerow([v.name, rank, *map(_cell, (r.model_name, r.revision, r.tier, r.generated_by,
+                                                           r.scored_by, r.date)),
+                             *[num(r.metrics.get(m)) for m in metric_names],
+                             "" if clip is None or clip.ci_low is None else repr(clip.ci_low),
+                             "" if clip is None or clip.ci_high is None else repr(clip.ci_high),
+                             *[num(r.per_category.get(c)) for c in cat_names], r.bundle_sha256 or ""])
+    return buf.getvalue()
