@@ -1,0 +1,1 @@
+"""Scripts that run *inside* an external Blender process (never imported by mme3dr itself)."""
