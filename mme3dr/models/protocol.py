@@ -29,7 +29,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -128,12 +128,15 @@ class Asset:
     - ``format``: the file format (``"glb"``, ``"obj"``, …); ``None`` means "from the file suffix".
     - ``seconds``: generation wall time of this asset (for a batch, its share).
     - ``meta``: free-form extra information (e.g. the reasoning text); recorded as given, JSON only.
+    - ``up_axis``: ``"y"`` (glTF, the protocol's frame) or ``"z"`` (Blender-convention files); the
+      harness rotates a Z-up asset into Y up when it loads it, never guessing per asset.
     """
 
     path: Path
     format: str | None = None
     seconds: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    up_axis: str = "y"
 
     @property
     def resolved_format(self) -> str:
@@ -175,8 +178,7 @@ class BaseTextTo3DModel:
             result = self.generate_one(request)
             seconds = time.perf_counter() - t0
             if isinstance(result, Asset):
-                out.append(result if result.seconds is not None else Asset(
-                    path=result.path, format=result.format, seconds=seconds, meta=result.meta))
+                out.append(result if result.seconds is not None else replace(result, seconds=seconds))
             else:
                 out.append(Asset(path=Path(result), seconds=seconds))
         return out
