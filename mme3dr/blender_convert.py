@@ -183,11 +183,16 @@ def _from_sidecar(src: Path, sha: str, glb: Path, rec: dict, cached: bool) -> Co
 
 
 def convert_cached(
-    sources: list[Path], cache_dir: Path, blender: BlenderCommand | None = None, *, timeout_s: float = 1800
+    sources: list[Path],
+    cache_dir: Path,
+    blender: BlenderCommand | str | None = None,
+    *,
+    timeout_s: float = 1800,
 ) -> list[ConversionResult]:
     """Convert ``.blend`` files into ``cache_dir/<sha256>.glb``, skipping ones already converted.
 
-    ``blender`` is looked up with ``find_blender()`` only if something needs converting. Bad files come
+    ``blender`` (a ``BlenderCommand``, a path for ``find_blender``, or ``None`` to search) is resolved
+    only if something needs converting, so a warm cache works with no Blender installed. Bad files come
     back with ``error`` set (one line: what is wrong and what to do); the others still convert.
     """
     cache_dir = Path(cache_dir)
@@ -207,7 +212,8 @@ def convert_cached(
                 continue
         todo.append((i, src, sha))
     if todo:
-        blender = blender or find_blender()
+        if not isinstance(blender, BlenderCommand):
+            blender = find_blender(blender)
         tmp_dst = {i: cache_dir / f"{sha}.glb.partial.glb" for i, _, sha in todo}
         records = convert_blend_files([(src, tmp_dst[i]) for i, src, _ in todo], blender, timeout_s=timeout_s)
         for (i, src, sha), rec in zip(todo, records, strict=True):

@@ -136,7 +136,7 @@ def _extract(zf: zipfile.ZipFile, member: str, dst: Path) -> Path:
 
 
 def _resolve_blend_zip(cases: list[Case], cfg: SourceConfig) -> list[ReferenceAsset]:
-    from mme3dr.blender_convert import GLB_UP_AXIS, convert_cached, find_blender
+    from mme3dr.blender_convert import GLB_UP_AXIS, convert_cached
 
     cache = Path(cfg.cache_dir or cfg.path.parent / "mme3dr-cache")
     zf, index = _open_zip(cfg.path, "toys4k_blend_files.zip", ".blend")
@@ -160,8 +160,8 @@ def _resolve_blend_zip(cases: list[Case], cfg: SourceConfig) -> list[ReferenceAs
                 continue
             pending.append((i, c, src))
     if pending:
-        blender = find_blender(cfg.blender) if cfg.blender else None  # else looked up only if needed
-        results = convert_cached([p for _, _, p in pending], cache / "glb", blender)
+        # Blender is looked up only when something is not in the conversion cache yet.
+        results = convert_cached([p for _, _, p in pending], cache / "glb", cfg.blender)
         for (i, c, _), r in zip(pending, results, strict=True):
             extra = {"blender_version": r.blender_version, "n_triangles": r.n_triangles, "cached": r.cached}
             out[i] = _asset(c, "blend-zip", GLB_UP_AXIS, path=r.glb, sha256=r.src_sha256, error=r.error,
