@@ -74,7 +74,10 @@ def test_unopenable_blend_fails_alone_with_one_clear_line(converted):
     (_, cup), _ = converted
     assert not cup.ok
     assert cup.error.startswith("cup_000.blend: Blender could not convert it (")
-    assert cup.error.endswith("check that it is a Toys4K .blend file (re-extract it from toys4k_blend_files.zip)"[-60:])
+    assert cup.error.endswith(
+        "check that it is a Toys4K .blend file "
+        "(re-extract it from toys4k_blend_files.zip)"
+    )
     assert "\n" not in cup.error
 
 
