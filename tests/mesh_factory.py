@@ -1,0 +1,106 @@
+"""Builders of small synthetic assets for tests (any test module may import these).
+
+Every builder writes a real file with trimesh (or raw bytes for broken files) into a directory the
+caller owns (usually pytest's ``tmp_path``) and returns its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import trimesh
+from PIL import Image
+
+
+def box(extents=(1.0, 1.0, 1.0), centre=(0.0, 0.0, 0.0)) -> trimesh.Trimesh:
+    mesh = trimesh.creation.box(extents=extents)
+    mesh.apply_translation(centre)
+    return mesh
+
+
+def write_uncoloured_obj(directory: Path, name: str = "grey.obj", extents=(1.0, 1.0, 1.0)) -> Path:
+    """A plain box OBJ with no material: renders 0.8 grey."""
+    path = Path(directory) / name
+    box(extents).export(path, include_texture=False)
+    return path
+
+
+def write_vertex_coloured_ply(directory: Path, rgba=(255, 0, 0, 255), name: str = "red.ply") -> Path:
+    """A box PLY whose every vertex has colour ``rgba`` (uint8)."""
+    mesh = box()
+    mesh.visual.vertex_colors = np.tile(np.array(rgba, np.uint8), (len(mesh.vertices), 1))
+    path = Path(directory) / name
+    mesh.export(path)
+    return path
+
+
+def write_textured_glb(directory: Path, rgb=(0, 0, 255), name: str = "textured.glb") -> Path:
+    """A unit quad (facing +Z) in a GLB with a solid-colour 8x8 base-colour texture ``rgb``."""
+    vertices = np.array([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    uv = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    image = Image.fromarray(np.full((8, 8, 3), rgb, np.uint8))
+    material = trimesh.visual.material.PBRMaterial(baseColorTexture=image, baseColorFactor=[255] * 4)
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    path = Path(directory) / name
+    mesh.export(path)
+    return path
+
+
+def write_marker_glb(directory: Path, name: str = "marker.glb") -> Path:
+    """An asymmetric scene: a grey body box at the origin plus a red marker cube at +X and a green one
+    at +Y, as separate scene nodes placed by node transforms (so flattening is exercised too)."""
+    scene = trimesh.Scene()
+    body = box((0.6, 0.6, 0.6))
+    body.visual.face_colors = (200, 200, 200, 255)
+    scene.add_geometry(body, node_name="body")
+    markers = (("plus_x", (255, 0, 0, 255), (0.7, 0, 0)), ("plus_y", (0, 255, 0, 255), (0, 0.7, 0)))
+    for node, colour, offset in markers:
+        cube = box((0.3, 0.3, 0.3))
+        cube.visual.face_colors = colour
+        transform = np.eye(4)
+        transform[:3, 3] = offset
+        scene.add_geometry(cube, node_name=node, transform=transform)
+    path = Path(directory) / name
+    scene.export(path)
+    return path
+
+
+def write_subdivided_sphere(directory: Path, faces: int = 100_000, name: str = "sphere.ply") -> Path:
+    """An icosphere with about ``faces`` faces (20 * 4^k), perturbed so it is not perfectly round."""
+    level = max(0, int(round(np.log(faces / 20) / np.log(4))))
+    mesh = trimesh.creation.icosphere(subdivisions=level)
+    rng = np.random.default_rng(0)
+    mesh.vertices *= 1.0 + 0.05 * rng.standard_normal((len(mesh.vertices), 1))
+    path = Path(directory) / name
+    mesh.export(path)
+    return path
+
+
+def write_broken_assets(directory: Path) -> dict[str, Path]:
+    """One file per failure kind, keyed by the :class:`mme3dr.mesh.MeshFailure` value it must raise."""
+    d = Path(directory)
+    out: dict[str, Path] = {"missing_file": d / "does_not_exist.glb"}
+    out["empty_file"] = d / "empty.obj"
+    out["empty_file"].write_bytes(b"")
+    out["unsupported_format"] = d / "model.fbx"
+    out["unsupported_format"].write_bytes(b"Kaydara FBX Binary  \x00")
+    out["corrupt_file"] = d / "corrupt.glb"
+    good = box().export(file_type="glb")
+    out["corrupt_file"].write_bytes(good[: len(good) // 2])  # a truncated GLB
+    out["point_cloud_only"] = d / "points.ply"
+    trimesh.PointCloud(np.random.default_rng(0).random((50, 3))).export(out["point_cloud_only"])
+    out["no_triangles"] = d / "no_faces.off"  # a mesh format declaring 3 vertices and 0 faces
+    out["no_triangles"].write_text("OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n")
+    out["non_finite_coordinates"] = d / "nan.obj"
+    out["non_finite_coordinates"].write_text("v 0 0 0\nv 1 0 0\nv nan 1 0\nf 1 2 3\n")
+    out["zero_extent"] = d / "degenerate.obj"
+    out["zero_extent"].write_text("v 0.3 0.3 0.3\nv 0.3 0.3 0.3\nv 0.3 0.3 0.3\nf 1 2 3\n")
+    out["too_many_faces"] = d / "dense.ply"  # paired with a small max_faces by the caller
+    trimesh.creation.icosphere(subdivisions=2).export(out["too_many_faces"])
+    return out
+
+
+TOO_MANY_FACES_LIMIT = 100  # the dense.ply above has 320 faces
