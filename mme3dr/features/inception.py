@@ -1,0 +1,127 @@
+"""Inception-v3 pool3 features with the standard FID network and input handling (torch-fidelity).
+
+The paper profile uses torch-fidelity's ``FeatureExtractorInceptionV3`` — the TensorFlow 2015-12-05 FID
+graph ported to PyTorch, the network behind torch-fidelity's and torchmetrics' FID — loaded from a local
+weight file (see :mod:`mme3dr.features.weights`). Input handling is that network's own: uint8 RGB,
+TF1-compatible bilinear resize to 299×299, ``(x − 128) / 128``; the output is the 2048-d pool3 vector.
+
+The smoke profile's :class:`TinyInceptionLike` keeps exactly that input handling and output size but
+replaces the body with four strided convolutions, so it is cheap and needs no weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mme3dr.features.image_preprocessing import batches, check_images
+from mme3dr.features.weights import ResolvedWeights, WeightSpec, resolve_weights
+
+INPUT_SIZE = 299
+POOL3_DIM = 2048
+
+
+@dataclass
+class InceptionEncoder:
+    """Pool3 features: ``__call__(images (N, H, W, 3) uint8) -> (N, 2048) float64``."""
+
+    model: object
+    model_id: str
+    weights_sha256: str
+    device: str = "cpu"
+    batch_size: int = 32
+    input_size: int = INPUT_SIZE
+    resize_filter: str = "tf1-bilinear"
+    kind: str = "inception"
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        arr = check_images(images)
+        out = []
+        with torch.inference_mode():
+            for sl in batches(len(arr), self.batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(arr[sl])).permute(0, 3, 1, 2).to(self.device)
+                feats = self.model(x)
+                feats = feats[0] if isinstance(feats, (tuple, list)) else feats
+                out.append(feats.reshape(feats.shape[0], -1).to(torch.float64).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, POOL3_DIM))
+
+    def card(self) -> dict:
+        return {
+            "model_id": self.model_id,
+            "weights_sha256": self.weights_sha256,
+            "input_size": self.input_size,
+            "resize": "TF1-compatible bilinear to 299x299 (torch-fidelity), no crop",
+            "normalise": "(x - 128) / 128 on uint8 RGB",
+            "feature": "pool3, 2048-d",
+        }
+
+
+def build_tiny_inception(seed: int):
+    """A random-initialised stand-in with the FID network's input handling and 2048-d output."""
+    import torch
+    from torch import nn
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    class TinyInceptionLike(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            chans = [3, 8, 16, 32, 64]
+            layers: list[nn.Module] = []
+            for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+                layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1), nn.ReLU()]
+            # 1×1 projection to the pool3 width, then global average pooling as in Inception's pool3.
+            layers += [nn.Conv2d(chans[-1], POOL3_DIM, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1)]
+            self.body = nn.Sequential(*layers)
+
+        def forward(self, x):
+            x = x.to(torch.float32)
+            size = (INPUT_SIZE, INPUT_SIZE)
+            x = interpolate_bilinear_2d_like_tensorflow1x(x, size=size, align_corners=False)
+            x = (x - 128) / 128
+            return self.body(x).flatten(1)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = TinyInceptionLike()
+    return model.eval().requires_grad_(False)
+
+
+def build_inception_from_weights(
+    resolved: ResolvedWeights, device: str = "cpu", batch_size: int = 32
+) -> InceptionEncoder:
+    """torch-fidelity's FID Inception-v3 with the resolved weight file (a state dict, loaded strictly)."""
+    import torch
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = resolved.path()
+    # Refuse pickles that are not plain state dicts before torch-fidelity unpickles them unrestricted.
+    try:
+        torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"{path} is not a readable Inception state dict ({detail})") from exc
+    model = FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path)
+    )
+    return InceptionEncoder(
+        model=model.to(device).eval(),
+        model_id=resolved.spec.model_id,
+        weights_sha256=resolved.sha256(),
+        device=device,
+        batch_size=batch_size,
+    )
+
+
+def load_inception(
+    spec: WeightSpec | str = "inception-v3-fid",
+    device: str = "cpu",
+    weights_dir: str | Path | None = None,
+    batch_size: int = 32,
+) -> InceptionEncoder:
+    """Resolve the FID Inception weights (local dir / torch hub cache / download) and build the encoder."""
+    resolved = resolve_weights(spec, weights_dir)
+    return build_inception_from_weights(resolved, device=device, batch_size=batch_size)

@@ -1,0 +1,137 @@
+"""Metric profiles: which models, which metrics, and how the evaluate stage must prepare its inputs.
+
+Light module (no torch): the evaluate stage, reports and the leaderboard read a :class:`MetricProfile` to
+know what a profile reports, at what render size and shading, how prompts are prepared and whether its
+results may go on the leaderboard, instead of hard-coding profile names.
+
+- ``paper``: protocol v1 (design.md §3): OpenAI CLIP ViT-B/32, FID Inception-v3 pool3, DINOv2-base CLS.
+- ``smoke``: tiny random-initialised encoders built offline from configs (seeded), for tests and demos;
+  never leaderboard-eligible.
+- ``ar3d-r1-script``: the authors' released eval script's definitions (299 px, plain white material,
+  CLIP on the caption's first sentence, "KD" = mean RBF similarity of DINOv2-base CLS); never
+  leaderboard-eligible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class MetricProfile:
+    """What a metric profile needs and reports."""
+
+    name: str
+    description: str
+    #: Metric names (keys of :data:`mme3dr.metrics.METRICS`) in report order.
+    metrics: tuple[str, ...]
+    #: Weight keys (:data:`mme3dr.features.weights.CATALOGUE`) or ``smoke-*`` tiny-model ids.
+    clip: str
+    inception: str | None
+    dinov2: str | None
+    #: Render size in px the profile scores (None: the rig's own, 512 for eval24).
+    render_size: int | None = None
+    #: Renderer shading mode: "protocol" (asset materials) or "plain_white" (the script's override).
+    shading: str = "protocol"
+    #: Background every view is composited onto before any encoder sees it.
+    background: str = "white"
+    #: How the case prompt becomes the CLIP text: "full" or "first_sentence".
+    prompt_rule: str = "full"
+    leaderboard_eligible: bool = True
+    #: Seed of the tiny random-initialised encoders (smoke only).
+    seed: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def prepare_prompt(self, text: str) -> str:
+        """The CLIP text for a case prompt under this profile (truncation to 77 tokens happens later)."""
+        return prepare_prompt(text, self.prompt_rule)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "metrics": list(self.metrics),
+            "clip": self.clip,
+            "inception": self.inception,
+            "dinov2": self.dinov2,
+            "render_size": self.render_size,
+            "shading": self.shading,
+            "background": self.background,
+            "prompt_rule": self.prompt_rule,
+            "leaderboard_eligible": self.leaderboard_eligible,
+        }
+
+
+def prepare_prompt(text: str, rule: str = "full") -> str:
+    """Apply a prompt rule. ``first_sentence`` keeps the text before the first '.', as the authors'
+    script does (``caption.split('.')[0]``); an empty result falls back to the whole stripped text.
+
+    >>> prepare_prompt("A red rose. It has thorns.", "first_sentence")
+    'A red rose'
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("prompt text must be a non-empty string")
+    if rule == "full":
+        return text.strip()
+    if rule == "first_sentence":
+        first = text.split(".")[0].strip()
+        return first or text.strip()
+    raise ValueError(f"unknown prompt rule {rule!r}; use 'full' or 'first_sentence'")
+
+
+_PROTOCOL_METRICS = ("clip", "kd_incep", "kd_dinov2", "fd_incep", "fd_dinov2")
+
+PROFILES: dict[str, MetricProfile] = {
+    p.name: p
+    for p in (
+        MetricProfile(
+            name="paper",
+            description="Protocol v1: CLIP ViT-B/32 (OpenAI), FID Inception-v3 pool3, DINOv2-base CLS",
+            metrics=_PROTOCOL_METRICS,
+            clip="clip-vit-b-32-openai",
+            inception="inception-v3-fid",
+            dinov2="dinov2-base",
+        ),
+        MetricProfile(
+            name="smoke",
+            description="Tiny random-initialised encoders built offline (pipeline checks, not scores)",
+            metrics=_PROTOCOL_METRICS,
+            clip="smoke-clip",
+            inception="smoke-inception",
+            dinov2="smoke-dinov2",
+            leaderboard_eligible=False,
+        ),
+        MetricProfile(
+            name="ar3d-r1-script",
+            description="The AR3D-R1 authors' eval script's definitions, for comparison with its numbers",
+            metrics=("clip", "script_kd_dinov2_rbf"),
+            clip="clip-vit-b-32-openai",
+            inception=None,
+            dinov2="dinov2-base",
+            render_size=299,
+            shading="plain_white",
+            prompt_rule="first_sentence",
+            leaderboard_eligible=False,
+            notes=(
+                "generated meshes scored untextured (plain white material), rendered at 299 px",
+                "both sides composited on white (the script used black for ground truth; we do not)",
+                "'KD' here is a similarity (higher = closer), not the kernel distance",
+            ),
+        ),
+    )
+}
+
+
+def get_profile(name: str | MetricProfile) -> MetricProfile:
+    """The profile called ``name`` (``paper``, ``smoke``, ``ar3d-r1-script``)."""
+    if isinstance(name, MetricProfile):
+        return name
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown metric profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
+
+
+def with_options(profile: MetricProfile, clip: str | None = None, dinov2: str | None = None) -> MetricProfile:
+    """A copy of ``profile`` with another CLIP or DINOv2 model (e.g. ``clip-vit-l-14-openai``)."""
+    changes = {k: v for k, v in (("clip", clip), ("dinov2", dinov2)) if v}
+    return replace(profile, **changes) if changes else profile
