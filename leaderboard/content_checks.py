@@ -1,0 +1,300 @@
+"""The content checks of a submission: each a pure function of the parsed run returning its problems.
+
+``validate.py`` runs them all after the archive, file hashes and schemas passed. Every check fails
+closed: something it cannot confirm is a problem, never a pass. Light: standard library, numpy (via
+``mme3dr.metrics``), and the light ``mme3dr`` modules (manifest, cameras, models.protocol, results).
+
+Policy on missing cases (docs/leaderboard.md): ``samples.jsonl`` must hold one record for every case of
+the benchmark and every sample index. A generation that failed is an explicit ``status: "failed"``
+record with its reason, and it counts as a failure in the results. A case with no record at all is
+treated as tampering (cherry-picking) and the bundle is rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from mme3dr.results import Results, SampleRecord
+
+#: Benchmarks ranked on the leaderboard (fail closed: anything else, e.g. ``mme3dr-demo``, is refused).
+LEADERBOARD_BENCHMARKS: tuple[str, ...] = ("mme3dr-v1", "toys4k-800")
+#: Profiles that are never eligible (tiny random encoders; the authors' script's definitions).
+INELIGIBLE_PROFILES: tuple[str, ...] = ("smoke", "ar3d-r1-script")
+#: The rig every eligible run renders with.
+EVAL_RIG = "eval24"
+#: Tolerance when recomputing aggregates from samples.jsonl (float summation order only).
+AGGREGATE_ATOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a bundle is rejected: ``check`` names the rule, ``message`` says what is wrong."""
+
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.message}"
+
+
+def _profile(name: str):
+    from mme3dr.features.profiles import get_profile
+
+    try:
+        return get_profile(name)
+    except KeyError:
+        return None
+
+
+def check_eligibility(res: Results) -> list[Problem]:
+    """Profile, benchmark, --limit and the run's own eligibility flag."""
+    out = []
+    profile = _profile(res.profile)
+    if profile is None:
+        out.append(Problem("eligibility", f"profile {res.profile!r} is unknown to this mme3dr version"))
+    elif res.profile in INELIGIBLE_PROFILES or not profile.leaderboard_eligible:
+        out.append(Problem("eligibility", f"profile {res.profile!r} is never leaderboard-eligible; "
+                                          "re-run `mme3dr evaluate` with the protocol profile"))
+    if res.benchmark.name not in LEADERBOARD_BENCHMARKS:
+        out.append(Problem("eligibility", f"benchmark {res.benchmark.name!r} is not ranked; "
+                                          f"submit a run on one of {', '.join(LEADERBOARD_BENCHMARKS)}"))
+    if not res.leaderboard_eligible:
+        reasons = "; ".join(res.ineligible_reasons) or "no reason given"
+        out.append(Problem("eligibility", f"the run marks itself ineligible: {reasons}"))
+    limit = res.config.get("limit")
+    if limit not in (None, 0, False):
+        out.append(Problem("eligibility", f"the run used --limit {limit}: a partial run is not comparable"))
+    for task, counts in res.n_samples.items():
+        if counts.get("effective") != counts.get("original"):
+            msg = (f"n-samples[{task}]: {counts.get('effective')} of {counts.get('original')} cases "
+                   "evaluated (--limit or a filter)")
+            out.append(Problem("eligibility", msg))
+    return out
+
+
+def _card_strings(node) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _card_strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _card_strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def check_metric_card(res: Results) -> list[Problem]:
+    """The metric card must describe the profile the run claims (a forged ``profile`` is caught here).
+
+    The card must name each encoder of the claimed profile (its weights key or model id), must not name
+    an encoder of another profile that the claimed one does not use (e.g. ``smoke-clip``), and any
+    ``profile`` entry in it must equal the run's.
+    """
+    from mme3dr.features.profiles import PROFILES
+    from mme3dr.features.weights import CATALOGUE
+
+    if not res.metric_card:
+        return [Problem("metric-card", "metric_card is empty: a run records its models and weights there")]
+    profile = _profile(res.profile)
+    if profile is None:
+        return [Problem("metric-card", f"cannot check the metric card of unknown profile {res.profile!r}")]
+    out: list[Problem] = []
+    strings = set(_card_strings(res.metric_card))
+
+    def names(key: str) -> set[str]:
+        spec = CATALOGUE.get(key)
+        return {key} | ({spec.model_id} if spec is not None else set())
+
+    claimed = {k for k in (profile.clip, profile.inception, profile.dinov2) if k}
+    for key in sorted(claimed):
+        if not names(key) & strings:
+            msg = (f"metric_card does not name the {res.profile!r} profile's encoder {key!r}: "
+                   "the card and the profile disagree")
+            out.append(Problem("metric-card", msg))
+    foreign = {k for p in PROFILES.values() for k in (p.clip, p.inception, p.dinov2) if k} - claimed
+    for key in sorted(foreign):
+        if names(key) & strings:
+            out.append(Problem("metric-card", f"metric_card names encoder {key!r}, which profile "
+                                              f"{res.profile!r} does not use (forged profile?)"))
+
+    def walk(node, path: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                here = f"{path}.{k}" if path else str(k)
+                if k == "profile" and isinstance(v, str) and v != res.profile:
+                    out.append(Problem("metric-card", f"metric_card {here} is {v!r} but the run says profile "
+                                                      f"{res.profile!r}: the card and the profile disagree"))
+                walk(v, here)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}[{i}]")
+
+    walk(res.metric_card, "")
+    return out
+
+
+def check_benchmark(res: Results) -> list[Problem]:
+    """The manifest hash, case count and seed namespace are the benchmark's own."""
+    from mme3dr.manifest import load_manifest
+
+    bench = res.benchmark
+    try:
+        manifest = load_manifest(bench.name)
+    except (ValueError, OSError) as exc:
+        return [Problem("manifest", f"cannot load benchmark {bench.name!r}: {exc}")]
+    out = []
+    if bench.manifest_sha256 != manifest.sha256:
+        msg = (f"manifest sha256 {bench.manifest_sha256} is not the sha256 of {manifest.name} "
+               f"({manifest.sha256}): the run used another case list")
+        out.append(Problem("manifest", msg))
+    if bench.n_cases != len(manifest):
+        msg = f"benchmark.n_cases is {bench.n_cases}, {manifest.name} has {len(manifest)} cases"
+        out.append(Problem("manifest", msg))
+    if bench.seed_namespace != manifest.name:
+        out.append(Problem("seeds", f"seed namespace {bench.seed_namespace!r} is not {manifest.name!r}"))
+    return out
+
+
+def check_protocol(res: Results) -> list[Problem]:
+    """Protocol version and rig (name and hash) are the current ones."""
+    from mme3dr import PROTOCOL_VERSION
+    from mme3dr.cameras import get_rig
+
+    out = []
+    if res.protocol_version != PROTOCOL_VERSION:
+        msg = (f"protocol {res.protocol_version!r} is not the current {PROTOCOL_VERSION!r}; "
+               "re-score with this mme3dr version")
+        out.append(Problem("protocol", msg))
+    rig_hash = get_rig(EVAL_RIG).hash
+    if res.renderer.rig != EVAL_RIG:
+        msg = f"rendered with rig {res.renderer.rig!r}, the protocol's is {EVAL_RIG!r}"
+        out.append(Problem("protocol", msg))
+    for where, value in (("rig_hash", res.rig_hash), ("renderer.rig_hash", res.renderer.rig_hash)):
+        if value != rig_hash:
+            out.append(Problem("protocol", f"{where} {value} is not the {EVAL_RIG} rig's hash {rig_hash}"))
+    return out
+
+
+def check_cases(res: Results, samples: list[SampleRecord]) -> list[Problem]:
+    """Every case and sample index present exactly once, in its category, with the derived seed."""
+    from mme3dr.manifest import load_manifest
+    from mme3dr.models.protocol import derive_seed
+
+    try:
+        manifest = load_manifest(res.benchmark.name)
+    except (ValueError, OSError) as exc:
+        return [Problem("cases", f"cannot load benchmark {res.benchmark.name!r} to check cases: {exc}")]
+    out: list[Problem] = []
+    by_case: dict[str, list[SampleRecord]] = defaultdict(list)
+    for s in samples:
+        by_case[s.case_id].append(s)
+    expected = {c.case_id: c for c in manifest.cases}
+    missing = [c for c in expected if c not in by_case]
+    if missing:
+        msg = (f"{len(missing)} case(s) missing from samples.jsonl (first: {missing[0]}); failed "
+               "generations must be explicit 'failed' records, never dropped")
+        out.append(Problem("cases", msg))
+    unknown = sorted(set(by_case) - set(expected))
+    if unknown:
+        msg = f"samples.jsonl has {len(unknown)} case(s) not in {manifest.name} (first: {unknown[0]})"
+        out.append(Problem("cases", msg))
+    counts = Counter(len(v) for v in by_case.values())
+    if len(counts) > 1:
+        out.append(Problem("cases", f"cases differ in number of samples: {dict(sorted(counts.items()))}"))
+    for case_id, recs in by_case.items():
+        indices = sorted(r.sample_index for r in recs)
+        if indices != list(range(len(recs))):
+            msg = f"case {case_id}: sample indices {indices} are not 0..{len(recs) - 1}"
+            out.append(Problem("cases", msg))
+        case = expected.get(case_id)
+        for r in recs:
+            where = f"case {case_id} sample {r.sample_index}"
+            if case is not None and r.category != case.category:
+                msg = f"{where} is in category {case.category!r}, samples.jsonl says {r.category!r}"
+                out.append(Problem("cases", msg))
+            seed = derive_seed(res.benchmark.seed_namespace, r.case_id, r.sample_index)
+            if r.seed != seed:
+                out.append(Problem("seeds", f"{where}: seed {r.seed} is not the derived seed {seed}"))
+            if hashlib.sha256(r.prompt.encode("utf-8")).hexdigest() != r.prompt_sha256:
+                out.append(Problem("cases", f"{where}: prompt_sha256 does not match its prompt"))
+            if case is not None and case.prompt is not None and r.prompt != case.prompt:
+                out.append(Problem("cases", f"{where}: the prompt is not the benchmark's prompt"))
+    return out
+
+
+def check_failures(res: Results, samples: list[SampleRecord]) -> list[Problem]:
+    """Failures are explicit with a reason and add up to ``results.failures``; 'ok' samples have assets."""
+    out = []
+    counted: Counter[str] = Counter()
+    for s in samples:
+        where = f"case {s.case_id} sample {s.sample_index}"
+        if s.status == "failed":
+            if not s.failure:
+                out.append(Problem("failures", f"{where} failed with no reason"))
+            else:
+                counted[s.failure] += 1
+        elif not s.asset_sha256:
+            out.append(Problem("failures", f"{where} is 'ok' but has no asset"))
+    reported = {k: v for k, v in res.failures.items() if v}
+    if dict(counted) != reported:
+        msg = (f"results.failures {dict(sorted(reported.items()))} does not match the failed records "
+               f"in samples.jsonl {dict(sorted(counted.items()))}")
+        out.append(Problem("failures", msg))
+    return out
+
+
+def check_duplicate_assets(samples: list[SampleRecord]) -> list[Problem]:
+    """One generated file may answer one case only (a copy across cases is not a generation)."""
+    cases_of: dict[str, set[str]] = defaultdict(set)
+    for s in samples:
+        if s.asset_sha256:
+            cases_of[s.asset_sha256].add(s.case_id)
+    out = []
+    for sha, cases in sorted(cases_of.items()):
+        if len(cases) > 1:
+            msg = f"asset {sha[:12]}… is submitted for {len(cases)} cases ({', '.join(sorted(cases)[:3])}, …)"
+            out.append(Problem("duplicates", msg))
+    return out
+
+
+def _close(got: object, value: float) -> bool:
+    return isinstance(got, (int, float)) and abs(got - value) <= AGGREGATE_ATOL
+
+
+def check_aggregates(res: Results, samples: list[SampleRecord]) -> list[Problem]:
+    """Recompute every per-asset metric's mean and 95% CI from samples.jsonl; compare with results.
+
+    Catches an edited metric value in either file (samples.jsonl is also bound to results by
+    ``samples_sha256``). Set metrics (KD, FD) need features: the ``re-scored`` tier checks those.
+    """
+    from mme3dr.metrics.clip_score import aggregate_clip_scores
+
+    out: list[Problem] = []
+    bench = res.benchmark.name
+    names = sorted({k for s in samples for k, v in s.metrics.items() if v is not None})
+    if not names:
+        return [Problem("aggregates", "no per-asset metric values in samples.jsonl to check results against")]
+    for name in names:
+        scored = [(s.category, s.metrics[name]) for s in samples if s.metrics.get(name) is not None]
+        if any(not math.isfinite(v) for _, v in scored):
+            out.append(Problem("aggregates", f"samples.jsonl has a non-finite {name} value"))
+            continue
+        agg = aggregate_clip_scores([v for _, v in scored], [c for c, _ in scored])
+        tasks = {bench: agg, **{f"{bench}/{c}": a for c, a in agg["per_category"].items()}}
+        for task, a in tasks.items():
+            reported = res.results.get(task, {})
+            expected = {name: a["mean"], f"{name}_ci95_low": a["ci95"][0], f"{name}_ci95_high": a["ci95"][1]}
+            for key, value in expected.items():
+                got = reported.get(key)
+                if key == name and got is None:
+                    out.append(Problem("aggregates", f"results[{task!r}] has no {name!r}"))
+                elif got is not None and not _close(got, value):
+                    msg = (f"results[{task!r}][{key!r}] is {got}, but samples.jsonl gives {value:.6f}: "
+                           "a metric value was changed")
+                    out.append(Problem("aggregates", msg))
+    n_failed = sum(s.status == "failed" for s in samples)
+    reported_failed = res.results.get(bench, {}).get("n_failed")
+    if reported_failed is not None and reported_failed != n_failed:
+        msg = f"results[{bench!r}]['n_failed'] is {reported_failed}; samples.jsonl has {n_failed} failures"
+        out.append(Problem("aggregates", msg))
+    return out

@@ -1,0 +1,184 @@
+"""Validate a submission bundle, failing closed: any check that cannot pass rejects the bundle.
+
+Order: safe extraction (``archive_safety``) → ``bundle.json`` schema → every file's sha256 and size →
+``results.json`` / ``samples.jsonl`` schemas (``mme3dr.results``, extra fields forbidden) →
+``samples_sha256`` → the content checks (``content_checks``: eligibility, metric card, manifest hash,
+protocol and rig, cases and seeds, failures, duplicates, recomputed aggregates) → bundle-level asset
+checks → (with a registry) the same asset set not already submitted under another name.
+
+Light module: no torch, no renderer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from leaderboard.archive_safety import ArchiveLimits, UnsafeArchiveError, safe_extract
+from leaderboard.bundle import (
+    ASSETS_DIR,
+    MANIFEST_NAME,
+    RESULTS_NAME,
+    SAMPLES_NAME,
+    BundleError,
+    BundleManifest,
+    asset_set_sha256,
+    read_manifest,
+    sha256_file,
+)
+from leaderboard.content_checks import (
+    Problem,
+    check_aggregates,
+    check_benchmark,
+    check_cases,
+    check_duplicate_assets,
+    check_eligibility,
+    check_failures,
+    check_metric_card,
+    check_protocol,
+)
+
+
+@dataclass
+class ValidationReport:
+    """The outcome: ``ok`` only when there is no problem at all."""
+
+    bundle: Path
+    bundle_sha256: str
+    problems: list[Problem] = field(default_factory=list)
+    manifest: BundleManifest | None = None
+    results: object | None = None  # mme3dr.results.Results
+    samples: list = field(default_factory=list)  # list[mme3dr.results.SampleRecord]
+    extracted: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and self.manifest is not None and self.results is not None
+
+    @property
+    def asset_set_sha256(self) -> str | None:
+        return None if self.manifest is None else asset_set_sha256([a.sha256 for a in self.manifest.assets])
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.bundle}: valid (sha256 {self.bundle_sha256})"
+        lines = [f"{self.bundle}: REJECTED, {len(self.problems)} problem(s):"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def check_files(extracted: Path, manifest: BundleManifest) -> list[Problem]:
+    """Every archive file is listed in ``bundle.json`` with its sha256 and size, and nothing else is."""
+    out = []
+    present = {p.relative_to(extracted).as_posix() for p in extracted.rglob("*") if p.is_file()}
+    present.discard(MANIFEST_NAME)
+    for name in sorted(present - set(manifest.files)):
+        out.append(Problem("files", f"{name} is in the archive but not in bundle.json"))
+    for name, entry in sorted(manifest.files.items()):
+        path = extracted / name
+        if name not in present:
+            out.append(Problem("files", f"{name} is listed in bundle.json but missing from the archive"))
+        elif path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
+            out.append(Problem("files", f"{name}: sha256 does not match bundle.json (the file was changed)"))
+    for required in (RESULTS_NAME, SAMPLES_NAME):
+        if required not in present:
+            out.append(Problem("files", f"{required} is missing from the bundle"))
+    return out
+
+
+def check_bundle_assets(manifest: BundleManifest, samples: list, extracted: Path) -> list[Problem]:
+    """``bundle.json``'s asset list is exactly the samples' assets; included files hash to their names."""
+    out = []
+    listed = {a.sha256 for a in manifest.assets}
+    used = {s.asset_sha256 for s in samples if s.asset_sha256}
+    if listed != used:
+        msg = (f"bundle.json lists {len(listed)} assets but samples.jsonl uses {len(used)} "
+               f"({len(listed - used)} extra, {len(used - listed)} unlisted)")
+        out.append(Problem("assets", msg))
+    if manifest.assets_included:
+        for a in manifest.assets:
+            path = extracted / ASSETS_DIR / f"{a.sha256}.{a.format}"
+            if not path.is_file():
+                out.append(Problem("assets", f"asset {a.sha256[:12]}… ({a.format}) is not in the bundle"))
+            elif sha256_file(path) != a.sha256:
+                msg = f"asset {a.sha256[:12]}…: its bytes do not hash to its name (changed after scoring)"
+                out.append(Problem("assets", msg))
+    return out
+
+
+def _parse_run(extracted: Path, report: ValidationReport) -> None:
+    from mme3dr.results import VOLATILE_SAMPLE_KEYS, Results, SampleRecord, strip_volatile
+
+    try:
+        report.results = Results.model_validate_json((extracted / RESULTS_NAME).read_bytes())
+    except ValueError as exc:
+        report.problems.append(Problem("schema", f"results.json does not follow the results schema: {exc}"))
+    stable = []
+    for lineno, line in enumerate((extracted / SAMPLES_NAME).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = SampleRecord.model_validate_json(line)
+        except ValueError as exc:
+            report.problems.append(Problem("schema", f"samples.jsonl line {lineno}: {exc}"))
+            continue
+        report.samples.append(rec)
+        stable.append(json.dumps(strip_volatile(rec.model_dump(mode="json"), VOLATILE_SAMPLE_KEYS),
+                                 sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
+    digest = hashlib.sha256("".join(stable).encode("utf-8")).hexdigest()
+    if report.results is not None and report.results.samples_sha256 != digest:
+        report.problems.append(Problem("samples", "samples.jsonl does not hash to results.samples_sha256 "
+                                                  "(a sample record was changed, added or removed)"))
+
+
+def validate_extracted(extracted: Path, report: ValidationReport, *, registry: Path | None = None) -> None:
+    """Run every check on an extracted bundle, appending problems to ``report``."""
+    try:
+        report.manifest = read_manifest(extracted)
+    except BundleError as exc:
+        report.problems.append(Problem("bundle", str(exc)))
+        return
+    report.problems += check_files(extracted, report.manifest)
+    if not ((extracted / RESULTS_NAME).is_file() and (extracted / SAMPLES_NAME).is_file()):
+        return
+    _parse_run(extracted, report)
+    res = report.results
+    if res is None:
+        return
+    for check in (check_eligibility, check_metric_card, check_benchmark, check_protocol):
+        report.problems += check(res)
+    for check in (check_cases, check_failures, check_aggregates):
+        report.problems += check(res, report.samples)
+    report.problems += check_duplicate_assets(report.samples)
+    report.problems += check_bundle_assets(report.manifest, report.samples, extracted)
+    if registry is not None:
+        from leaderboard.registry import find_same_assets
+
+        owner = find_same_assets(registry, res.benchmark.name, report.asset_set_sha256)
+        sub = report.manifest.submitter
+        if owner is not None and owner != (sub.model_name, sub.revision):
+            msg = f"the same asset set is already on the leaderboard as {owner[0]!r} revision {owner[1]!r}"
+            report.problems.append(Problem("duplicates", msg))
+
+
+def validate_bundle(bundle: Path, *, workdir: Path | None = None, registry: Path | None = None,
+                    limits: ArchiveLimits = ArchiveLimits()) -> ValidationReport:
+    """Validate ``bundle`` (a ``.tar.gz``). With ``workdir``, the extraction is kept there for later
+    steps (verify, add); otherwise it goes into a temporary directory that is removed."""
+    bundle = Path(bundle)
+    if not bundle.is_file():
+        raise BundleError(f"{bundle}: no such bundle (make one with `mme3dr submit RUN_DIR --out BUNDLE`)")
+    report = ValidationReport(bundle=bundle, bundle_sha256=sha256_file(bundle))
+    with tempfile.TemporaryDirectory(prefix="mme3dr-bundle-") as tmp:
+        target = Path(workdir) if workdir is not None else Path(tmp) / "bundle"
+        try:
+            safe_extract(bundle, target, limits)
+        except UnsafeArchiveError as exc:
+            report.problems.append(Problem("archive", str(exc)))
+            return report
+        validate_extracted(target, report, registry=registry)
+        report.extracted = target if workdir is not None else None
+    return report

@@ -1,0 +1,217 @@
+"""Validation: an eligible synthetic run is accepted; ineligible, forged and tampered bundles are not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import make_run, submitter, tamper
+
+from leaderboard.pack import pack_run
+from leaderboard.validate import validate_bundle
+
+
+def _checks(report) -> set[str]:
+    return {p.check for p in report.problems}
+
+
+def _messages(report) -> str:
+    return "\n".join(str(p) for p in report.problems)
+
+
+def test_bundle_from_eligible_synthetic_run_is_accepted(good_bundle: Path) -> None:
+    report = validate_bundle(good_bundle)
+    assert report.ok, report.summary()
+    assert len(report.samples) == 249
+    assert report.manifest.assets_included and len(report.manifest.assets) == 247
+    # Ten thumbnails, round-robin over the five categories.
+    assert len(report.manifest.thumbnails) == 10
+    categories = {s.category for s in report.samples if s.case_id in report.manifest.thumbnails}
+    assert len(categories) == 5
+
+
+def test_packing_is_byte_reproducible(run_template: Path, good_bundle: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again.tar.gz"
+    pack_run(run_template, again, submitter())
+    assert again.read_bytes() == good_bundle.read_bytes()
+
+
+def test_no_assets_bundle_lists_hashes_and_is_accepted(run_template: Path, tmp_path: Path) -> None:
+    out = tmp_path / "noassets.tar.gz"
+    pack_run(run_template, out, submitter(), include_assets=False)
+    report = validate_bundle(out)
+    assert report.ok, report.summary()
+    assert not report.manifest.assets_included and len(report.manifest.assets) == 247
+    assert not any(name.startswith("assets/") for name in report.manifest.files)
+
+
+def test_smoke_profile_run_is_rejected_as_ineligible(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "smoke", profile="smoke")
+    pack_run(run, tmp_path / "smoke.tar.gz", submitter())
+    report = validate_bundle(tmp_path / "smoke.tar.gz")
+    assert not report.ok
+    assert "eligibility" in _checks(report)
+    assert "profile 'smoke' is never leaderboard-eligible" in _messages(report)
+
+
+def test_forged_eligible_run_with_smoke_metric_card_is_rejected(tmp_path: Path) -> None:
+    # Claims profile "paper" and eligibility, but its metric card is the smoke suite's.
+    run = make_run(tmp_path / "forged", profile="paper", card_profile="smoke")
+    pack_run(run, tmp_path / "forged.tar.gz", submitter())
+    report = validate_bundle(tmp_path / "forged.tar.gz")
+    assert not report.ok
+    assert _checks(report) == {"metric-card"}, report.summary()
+    assert "smoke-clip" in _messages(report)
+
+
+def test_ar3d_r1_script_profile_and_demo_benchmark_are_ineligible(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "script", profile="ar3d-r1-script")
+    pack_run(run, tmp_path / "script.tar.gz", submitter())
+    assert "profile 'ar3d-r1-script' is never" in _messages(validate_bundle(tmp_path / "script.tar.gz"))
+
+
+def test_limit_run_is_ineligible(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        res = json.loads((d / "results.json").read_text())
+        res["config"]["limit"] = 10
+        (d / "results.json").write_text(json.dumps(res))
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert "--limit 10" in _messages(report)
+
+
+# --- Must show 2: tampering, one test per case --------------------------------------------------------
+
+
+def _first_asset(d: Path) -> Path:
+    return sorted((d / "assets").iterdir())[0]
+
+
+def test_one_changed_byte_in_an_asset_is_caught_by_the_file_hash(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        p = _first_asset(d)
+        data = bytearray(p.read_bytes())
+        data[0] ^= 0x01
+        p.write_bytes(bytes(data))
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit, rehash=False))
+    assert not report.ok
+    assert "sha256 does not match bundle.json" in _messages(report)
+    assert "assets/" in _messages(report)
+
+
+def test_changed_asset_with_rehashed_bundle_json_is_still_caught(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        p = _first_asset(d)
+        data = bytearray(p.read_bytes())
+        data[-2] ^= 0x01
+        p.write_bytes(bytes(data))
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit, rehash=True))
+    assert _checks(report) == {"assets"}, report.summary()
+    assert "do not hash to its name" in _messages(report)
+
+
+def test_one_changed_metric_value_is_caught(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        res = json.loads((d / "results.json").read_text())
+        res["results"]["mme3dr-v1"]["clip"] += 0.5
+        (d / "results.json").write_text(json.dumps(res))
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert _checks(report) == {"aggregates"}, report.summary()
+    assert "results['mme3dr-v1']['clip']" in _messages(report)
+
+
+def test_one_changed_per_asset_score_is_caught(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        lines = (d / "samples.jsonl").read_text().splitlines()
+        rec = json.loads(lines[0])
+        rec["metrics"]["clip"] += 10
+        lines[0] = json.dumps(rec, sort_keys=True, separators=(",", ":"))
+        (d / "samples.jsonl").write_text("\n".join(lines) + "\n")
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert "aggregates" in _checks(report)
+    assert "a metric value was changed" in _messages(report)
+
+
+def test_changed_manifest_hash_is_caught(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        res = json.loads((d / "results.json").read_text())
+        res["benchmark"]["manifest_sha256"] = "0" * 64
+        (d / "results.json").write_text(json.dumps(res))
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert _checks(report) == {"manifest"}, report.summary()
+    assert "is not the sha256 of mme3dr-v1" in _messages(report)
+
+
+def test_changed_seed_is_caught(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        lines = (d / "samples.jsonl").read_text().splitlines()
+        rec = json.loads(lines[5])
+        rec["seed"] += 1
+        lines[5] = json.dumps(rec, sort_keys=True, separators=(",", ":"))
+        (d / "samples.jsonl").write_text("\n".join(lines) + "\n")
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert _checks(report) == {"seeds"}, report.summary()
+    assert "case mme3dr-v1-005 sample 0: seed" in _messages(report)
+
+
+def test_deleted_case_is_caught_even_when_every_hash_is_fixed(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        lines = (d / "samples.jsonl").read_text().splitlines()
+        (d / "samples.jsonl").write_text("\n".join(lines[:3] + lines[4:]) + "\n")
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert not report.ok
+    assert "1 case(s) missing from samples.jsonl (first: mme3dr-v1-003)" in _messages(report)
+
+
+def test_edited_samples_without_rehash_break_the_samples_hash(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        lines = (d / "samples.jsonl").read_text().splitlines()
+        (d / "samples.jsonl").write_text("\n".join(lines[1:]) + "\n")
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit, rehash=False))
+    assert {"files", "samples"} <= _checks(report)
+
+
+def test_same_asset_for_two_cases_is_rejected(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        lines = (d / "samples.jsonl").read_text().splitlines()
+        a, b = json.loads(lines[0]), json.loads(lines[1])
+        b["asset_sha256"] = a["asset_sha256"]
+        lines[1] = json.dumps(b, sort_keys=True, separators=(",", ":"))
+        (d / "samples.jsonl").write_text("\n".join(lines) + "\n")
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert "duplicates" in _checks(report)
+    assert "is submitted for 2 cases" in _messages(report)
+
+
+def test_extra_field_in_results_is_rejected_by_the_schema(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        res = json.loads((d / "results.json").read_text())
+        res["verified"] = True
+        (d / "results.json").write_text(json.dumps(res))
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert _checks(report) == {"schema"}
+    assert "Extra inputs are not permitted" in _messages(report)
+
+
+def test_hostile_archive_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    bad = tmp_path / "evil.tar.gz"
+    with tarfile.open(bad, "w:gz") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    report = validate_bundle(bad)
+    assert _checks(report) == {"archive"}
+    assert not (tmp_path.parent / "escape.txt").exists()
