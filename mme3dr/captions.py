@@ -164,6 +164,22 @@ def attach_prompts(cases: list[Case] | tuple[Case, ...], table: CaptionTable) ->
     return out, missing
 
 
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """A quick TCP check of the hub endpoint, so offline machines get the manual instruction at once
+    instead of after huggingface_hub's ~20 s of retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def fetch_captions(dest: str | Path | None = None) -> Path:
     """Download TRELLIS-500K ``Toys4k.csv`` from the Hugging Face hub to ``dest`` (a file path).
 
@@ -171,7 +187,7 @@ def fetch_captions(dest: str | Path | None = None) -> Path:
     place where.
     """
     target = Path(dest) if dest is not None else default_captions_path()
-    if target.is_dir():
+    if target.is_dir() or target.suffix.lower() != ".csv":
         target = target / CAPTIONS_FILE
     manual = (
         f"download {CAPTIONS_FILE} from {CAPTIONS_URL} (dataset {CAPTIONS_REPO}) and place it at {target}"
@@ -180,6 +196,8 @@ def fetch_captions(dest: str | Path | None = None) -> Path:
         from huggingface_hub import hf_hub_download  # lazy: optional dependency
     except ImportError as e:
         raise CaptionsError(f"huggingface_hub is not installed ({e}); {manual}") from None
+    if not _hub_reachable():
+        raise CaptionsError(f"the Hugging Face hub is not reachable from here (offline); {manual}")
     try:
         got = hf_hub_download(
             repo_id=CAPTIONS_REPO, filename=CAPTIONS_FILE, repo_type="dataset", local_dir=str(target.parent)

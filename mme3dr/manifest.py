@@ -32,6 +32,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "builtin_data_file",
+    "expected_counts_for",
     "load_manifest",
     "manifest_sha256",
     "parse_manifest",
