@@ -136,9 +136,22 @@ def _round_robin(seed: str, groups: dict[str, list[str]], n: int) -> list[str]:
     return drawn
 
 
-def build_v1(file_identifiers: list[str], category_map: dict[str, dict[str, str]]) -> bytes:
-    """The MME-3DR v1 ``cases.jsonl`` bytes (249 cases) from the id list; the rule is in the module doc."""
-    ids = sorted(set(file_identifiers))
+def build_v1(
+    file_identifiers: list[str],
+    category_map: dict[str, dict[str, str]],
+    *,
+    captioned: set[str] | None = None,
+    captions_sha256: str | None = None,
+) -> bytes:
+    """The MME-3DR v1 ``cases.jsonl`` bytes (249 cases) from the id list; the rule is in the module doc.
+
+    ``captioned``: when given, draw only from these ``file_identifier``s (the objects that have a caption
+    in TRELLIS's ``Toys4k.csv``, 3,180 of 4,000), so that every case gets a prompt. The header then
+    records ``pool: captioned`` and the CSV's sha256. The shipped v1 was built without it (the CSV
+    cannot be fetched offline); such a build is a different list with a different hash.
+    """
+    all_ids = sorted(set(file_identifiers))
+    ids = [i for i in all_ids if i in captioned] if captioned is not None else all_ids
     by_cat = _categories_of(ids)
     _check_map_covers(by_cat, category_map)
     chosen: list[Case] = []
@@ -162,10 +175,12 @@ def build_v1(file_identifiers: list[str], category_map: dict[str, dict[str, str]
         "counts": dict(V1_COUNTS),
         "selection": "hash-rank round-robin per reasoning category (mme3dr/manifest_build.py)",
         "seed": V1_SEED,
-        "id_list_sha256": id_list_sha256(ids),
+        "id_list_sha256": id_list_sha256(all_ids),
         "category_map_sha256": hashlib.sha256(canonical_category_map(category_map)).hexdigest(),
         "prompts": "resolved at load time from TRELLIS Toys4k.csv: captions[1] if present else captions[0]",
     }
+    if captioned is not None:
+        header.update(pool="captioned", captions_sha256=captions_sha256, pool_size=len(ids))
     return _dump(header, cases)
 
 
@@ -193,12 +208,30 @@ def build_toys4k_800(file_identifiers: list[str], category_map: dict[str, dict[s
     return _dump(header, cases)
 
 
+def _captioned_pool(captions_csv: str | Path | None) -> dict:
+    if captions_csv is None:
+        return {}
+    from mme3dr.captions import CaptionsError, read_captions_csv
+
+    try:
+        table = read_captions_csv(captions_csv)
+    except CaptionsError as e:
+        raise ManifestError(str(e)) from None
+    captioned = {fid for fid, rec in table.by_identifier.items() if rec.prompt is not None}
+    sha = hashlib.sha256(Path(captions_csv).read_bytes()).hexdigest()
+    return {"captioned": captioned, "captions_sha256": sha}
+
+
 def build_all(
-    toys_dict: str | Path, out_dir: str | Path, category_map_path: str | Path | None = None
+    toys_dict: str | Path,
+    out_dir: str | Path,
+    category_map_path: str | Path | None = None,
+    captions_csv: str | Path | None = None,
 ) -> dict:
     """Write ``category_map.json``, ``cases.jsonl`` and ``toys4k-800.jsonl`` into ``out_dir``.
 
-    Returns ``{file name: sha256}``. Same inputs -> same bytes.
+    With ``captions_csv``, v1 is drawn only from captioned objects (see ``build_v1``). Returns
+    ``{file name: sha256}``. Same inputs -> same bytes.
     """
     from mme3dr.manifest import read_category_map
 
@@ -206,7 +239,7 @@ def build_all(
     mapping = read_category_map(category_map_path)
     files = {
         "category_map.json": canonical_category_map(mapping),
-        "cases.jsonl": build_v1(ids, mapping),
+        "cases.jsonl": build_v1(ids, mapping, **_captioned_pool(captions_csv)),
         "toys4k-800.jsonl": build_toys4k_800(ids, mapping),
     }
     out = Path(out_dir)

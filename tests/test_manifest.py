@@ -150,3 +150,18 @@ def test_unknown_manifest_name_and_bad_json_give_one_clear_error(tmp_path):
 def test_missing_toys_dict_names_the_file_and_flag(tmp_path):
     with pytest.raises(ManifestError, match=r"toys_dict.json .* --toys-dict"):
         read_toys_dict(tmp_path / "nope.json")
+
+
+def test_captioned_pool_draws_only_objects_with_a_caption(tmp_path):
+    ids = read_toys_dict(synthetic_toys_dict(tmp_path / "a.json", seed=4))
+    keep = set(ids[::2])  # every other object has a caption
+    csv = tmp_path / "Toys4k.csv"
+    csv.write_text(
+        "sha256,file_identifier,captions\n"
+        + "".join(f'{"a" * 64},{fid},"[""Long."", ""Short.""]"\n' for fid in sorted(keep))
+    )
+    shas = build_all(tmp_path / "a.json", tmp_path / "out", captions_csv=csv)
+    m = load_manifest(tmp_path / "out" / "cases.jsonl")
+    assert len(m) == 249 and {c.file_identifier for c in m} <= keep
+    assert m.header["pool"] == "captioned" and m.header["pool_size"] == len(keep)
+    assert shas["cases.jsonl"] != build_all(tmp_path / "a.json", tmp_path / "full")["cases.jsonl"]

@@ -62,6 +62,12 @@ def build(
     category_map: Path | None = typer.Option(
         None, "--category-map", help="category_map.json to use (default: the packaged one)."
     ),
+    captions: Path | None = typer.Option(
+        None,
+        "--captions",
+        help="Toys4k.csv: draw v1 only from objects that have a caption (a different list and hash "
+        "from the shipped v1, which was drawn from all 4,000).",
+    ),
 ) -> None:
     """Regenerate category_map.json, cases.jsonl (MME-3DR v1) and toys4k-800.jsonl, byte for byte.
 
@@ -72,7 +78,7 @@ def build(
     from mme3dr.manifest_build import build_all
 
     try:
-        shas = build_all(toys_dict, out, category_map)
+        shas = build_all(toys_dict, out, category_map, captions)
     except ManifestError as e:
         _fail(str(e))
     for name, sha in shas.items():
