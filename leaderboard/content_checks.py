@@ -116,6 +116,11 @@ def check_metric_card(res: Results) -> list[Problem]:
         if names(key) & strings:
             out.append(Problem("metric-card", f"metric_card names encoder {key!r}, which profile "
                                               f"{res.profile!r} does not use (forged profile?)"))
+    # The smoke suite's encoders identify themselves as "smoke:<arch>/seed<n>" (mme3dr.features.smoke).
+    if not any(k.startswith("smoke") for k in claimed):
+        for s in sorted(x for x in strings if x.startswith(("smoke:", "smoke-"))):
+            msg = f"metric_card names the smoke encoder {s!r}, but the run claims {res.profile!r}"
+            out.append(Problem("metric-card", msg))
 
     def walk(node, path: str) -> None:
         if isinstance(node, dict):
@@ -124,6 +129,9 @@ def check_metric_card(res: Results) -> list[Problem]:
                 if k == "profile" and isinstance(v, str) and v != res.profile:
                     out.append(Problem("metric-card", f"metric_card {here} is {v!r} but the run says profile "
                                                       f"{res.profile!r}: the card and the profile disagree"))
+                if k == "leaderboard_eligible" and v is False and profile.leaderboard_eligible:
+                    out.append(Problem("metric-card", f"metric_card {here} is false: the feature suite that "
+                                                      "scored this run is not eligible"))
                 walk(v, here)
         elif isinstance(node, list):
             for i, v in enumerate(node):

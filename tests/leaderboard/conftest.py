@@ -40,19 +40,25 @@ def tetra_obj(offset: float) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def metric_card(profile: str) -> dict:
+def metric_card(profile: str, *, claimed: str | None = None) -> dict:
+    """A card shaped like ``FeatureSuite.card()`` (+ rig) for ``profile``'s encoders; ``claimed`` forges
+    the card's own ``profile``/``leaderboard_eligible`` entries as a careful forger would."""
     p = get_profile(profile)
-    card: dict = {"profile": profile, "rig": "eval24", "rig_hash": eval24().hash,
-                  "kd": {"scale": 100.0, "subsets": 100, "subset_size": 1000, "seed": 0}}
+    encoders = {}
     for role in ("clip", "inception", "dinov2"):
         key = getattr(p, role)
         spec = CATALOGUE.get(key)
-        card[role] = {"key": key, "model_id": spec.model_id if spec else key, "weights_sha256": FAKE_SHA}
-    return card
+        # Smoke encoders call themselves "smoke:<arch>/seed0" (mme3dr.features.smoke).
+        model_id = spec.model_id if spec else f"smoke:tiny-{role}/seed0"
+        encoders[role] = {"model_id": model_id, "weights_sha256": FAKE_SHA, "input_size": 224}
+    shown = get_profile(claimed or profile)
+    return {"profile": shown.name, "leaderboard_eligible": shown.leaderboard_eligible, "encoders": encoders,
+            "rig": "eval24", "rig_hash": eval24().hash,
+            "metrics": {"kd_incep": {"scale": 100.0, "higher_is_better": False}}}
 
 
 def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1", with_renders: bool = True,
-             card_profile: str | None = None, seed: int = 0) -> Path:
+             card_profile: str | None = None, card_claims: str | None = None, seed: int = 0) -> Path:
     """Write a complete synthetic run directory (results.json, samples.jsonl, assets/, renders/)."""
     root.mkdir(parents=True)
     (root / "assets").mkdir()
@@ -113,7 +119,7 @@ def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1"
         "renderer": {"backend": "osmesa", "versions": {"pyrender": "0.1.45"}, "rig": "eval24",
                      "rig_hash": eval24().hash, "width": 512, "height": 512, "n_views": 24,
                      "shading": "protocol"},
-        "metric_card": metric_card(card_profile or profile),
+        "metric_card": metric_card(card_profile or profile, claimed=card_claims),
         "leaderboard_eligible": eligible,
         "ineligible_reasons": [] if eligible else [f"profile {profile} / benchmark {benchmark}"],
         "failures": {"corrupt_file": 1, "adapter_error": 1},

@@ -61,7 +61,17 @@ def test_forged_eligible_run_with_smoke_metric_card_is_rejected(tmp_path: Path) 
     report = validate_bundle(tmp_path / "forged.tar.gz")
     assert not report.ok
     assert _checks(report) == {"metric-card"}, report.summary()
-    assert "smoke-clip" in _messages(report)
+    assert "smoke:tiny-clip/seed0" in _messages(report)
+    assert "metric_card profile is 'smoke'" in _messages(report)
+
+
+def test_forged_card_that_also_claims_paper_is_rejected_by_its_encoders(tmp_path: Path) -> None:
+    # A careful forger also rewrites the card's own profile entries; the smoke encoders still show.
+    run = make_run(tmp_path / "forged2", profile="paper", card_profile="smoke", card_claims="paper")
+    pack_run(run, tmp_path / "forged2.tar.gz", submitter())
+    report = validate_bundle(tmp_path / "forged2.tar.gz")
+    assert _checks(report) == {"metric-card"}, report.summary()
+    assert "does not name the 'paper' profile's encoder 'clip-vit-b-32-openai'" in _messages(report)
 
 
 def test_ar3d_r1_script_profile_and_demo_benchmark_are_ineligible(tmp_path: Path) -> None:
