@@ -259,18 +259,20 @@ def load_mesh(
     up_axis: str = "y",
     normalise: bool = True,
     max_faces: int = DEFAULT_MAX_FACES,
+    sha256: str | None = None,
 ) -> CanonicalMesh:
     """Load an asset, validate it and bring it into the canonical frame.
 
     ``up_axis="z"`` rotates a Z-up source into Y up (x, y, z) -> (x, z, -y). ``normalise=False``
     keeps the source frame's scale and position (used with a transforms.json that comes with its own
-    normalised mesh). Raises :class:`MeshError` with a :class:`MeshFailure` reason.
+    normalised mesh). ``sha256``: the file's hash when the caller already computed it.
+    Raises :class:`MeshError` with a :class:`MeshFailure` reason.
     """
     path = Path(path)
     if up_axis not in ("y", "z"):
         raise ValueError(f"up_axis must be 'y' or 'z', not {up_axis!r}")
     _check_file(path)
-    sha = file_sha256(path)
+    sha = sha256 or file_sha256(path)
     parts, n_points = _flatten(_load_scene(path), path)
     n_faces = _validate(parts, n_points, path, max_faces)
     if up_axis == "z":

@@ -1,0 +1,224 @@
+"""Canonical multi-view rendering with pyrender (protocol v1 shading), one renderer per process.
+
+pyrender and PyOpenGL are imported lazily, after the backend has been chosen: PyOpenGL picks its
+platform (EGL or OSMesa) from ``PYOPENGL_PLATFORM`` at first import and cannot switch afterwards, so
+one process renders with one backend. Under EGL, deleting one ``OffscreenRenderer`` invalidates the
+display for every other renderer in the process (``EGL_BAD_DISPLAY``), so the renderer is created once
+(:func:`get_renderer`) and never deleted.
+
+Shading (design.md §3): a white directional light at the camera (intensity 3.0) plus ambient 0.3;
+every face double-sided; the asset's base colour, base-colour texture and vertex colours kept; an
+uncoloured asset gets base colour 0.8 grey. Materials are dielectric (metallic 0, roughness 1) so a
+metallic glTF does not render black under a single light with no environment map, and opaque (alpha
+is coverage). ``shading="plain_white"`` is the authors' eval-script profile: a plain white material
+instead of the asset's own.
+
+The batch entry points (``render_asset``, ``render_batch``, ``load_views``) live in
+:mod:`mme3dr.render_cache` and :mod:`mme3dr.render_batch` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from mme3dr.cameras import Rig
+from mme3dr.mesh import CanonicalMesh
+from mme3dr.render_scene import AMBIENT, LIGHT_INTENSITY, build_scene
+
+BACKENDS = ("egl", "osmesa")
+SHADINGS = ("protocol", "plain_white")
+__all__ = ["AMBIENT", "LIGHT_INTENSITY", "RenderResult", "Renderer", "composite_on_white", "get_renderer"]
+
+_RENDERER: Renderer | None = None
+_BACKEND: str | None = None
+
+
+@dataclass
+class RenderResult:
+    """rgba (V, H, W, 4) uint8, straight (not premultiplied) alpha; depth (V, H, W) float32, distance
+    along the view axis in scene units, 0 where nothing was drawn."""
+
+    rgba: np.ndarray
+    depth: np.ndarray
+
+
+def _probe_egl() -> bool:
+    """Whether pyrender can open an EGL context here. Probed in a child process because a failed
+    EGL import would pin this process's PyOpenGL to a broken platform."""
+    code = (
+        "import numpy as np; np.infty = np.inf\n"
+        "import pyrender\n"
+        "r = pyrender.OffscreenRenderer(8, 8)\n"
+        "r.render(pyrender.Scene(), flags=pyrender.RenderFlags.RGBA)\n"
+    )
+    env = dict(os.environ, PYOPENGL_PLATFORM="egl")
+    try:
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The backend this process renders with: ``backend`` if given, else the one already chosen in
+    this process, else ``$PYOPENGL_PLATFORM``, else EGL when it works, else OSMesa."""
+    global _BACKEND
+    if backend in (None, "auto"):
+        if _BACKEND is not None:
+            return _BACKEND
+        env = os.environ.get("PYOPENGL_PLATFORM", "").lower()
+        if env in BACKENDS:
+            return env
+        return "egl" if _probe_egl() else "osmesa"
+    backend = backend.lower()
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
+    return backend
+
+
+def _import_pyrender(backend: str):
+    """Import pyrender with PyOpenGL bound to ``backend``; fail if this process already uses another."""
+    current = os.environ.get("PYOPENGL_PLATFORM")
+    if "OpenGL" in sys.modules and current != backend:
+        raise RuntimeError(
+            f"this process already loaded PyOpenGL for {current or 'the default platform'!r}; it cannot "
+            f"switch to {backend!r}. Use one backend per process (or render in a fresh process)."
+        )
+    os.environ["PYOPENGL_PLATFORM"] = backend
+    if not hasattr(np, "infty"):  # pyrender (unmaintained) still uses np.infty, removed in numpy 2
+        np.infty = np.inf
+    import pyrender
+
+    return pyrender
+
+
+class Renderer:
+    """One pyrender offscreen context. Build it with :func:`get_renderer`, never directly."""
+
+    def __init__(self, width: int, height: int, backend: str) -> None:
+        self.backend = backend
+        self._pyrender = _import_pyrender(backend)
+        try:
+            self._offscreen = self._pyrender.OffscreenRenderer(width, height)
+        except Exception as exc:
+            other = "osmesa" if backend == "egl" else "egl"
+            raise RuntimeError(
+                f"could not open a {backend} rendering context ({type(exc).__name__}: {exc}). Install the "
+                f"system library (apt-get install libegl1 libgl1 libosmesa6) or try --backend {other}."
+            ) from exc
+        self.gl_renderer = self._gl_string()
+
+    def _gl_string(self) -> str:
+        from OpenGL import GL
+
+        self._offscreen._platform.make_current()
+        try:
+            return " / ".join(GL.glGetString(x).decode() for x in (GL.GL_RENDERER, GL.GL_VERSION))
+        except Exception:  # informational only
+            return "unknown"
+
+    def set_size(self, width: int, height: int) -> None:
+        self._offscreen.viewport_width = int(width)
+        self._offscreen.viewport_height = int(height)
+
+    def build_scene(self, mesh: CanonicalMesh, rig: Rig, *, shading: str = "protocol"):
+        """One pyrender scene for the asset: its primitives, a camera and a headlight (poses set per view)."""
+        return build_scene(self._pyrender, mesh, rig, shading=shading)
+
+    def draw(self, scene) -> tuple[np.ndarray, np.ndarray]:
+        """Rasterise the scene from its current camera pose: (H, W, 4) uint8 premultiplied, (H, W) float32."""
+        pr = self._pyrender
+        if self.backend == "osmesa":
+            # pyrender's OSMesa path reads back RGB only; the context's buffer is RGBA, so draw through
+            # the inner renderer and read RGBA ourselves (same steps as OffscreenRenderer.render).
+            from OpenGL import GL
+
+            off = self._offscreen
+            off._platform.make_current()
+            off._renderer.viewport_width = off.viewport_width
+            off._renderer.viewport_height = off.viewport_height
+            off._renderer.render(scene, pr.RenderFlags.RGBA)
+            depth = off._renderer.read_depth_buf()
+            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, 0)
+            GL.glReadBuffer(GL.GL_FRONT)
+            w, h = off.viewport_width, off.viewport_height
+            buf = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
+            color = np.frombuffer(buf, np.uint8).reshape(h, w, 4)[::-1]
+            return color, depth
+        return self._offscreen.render(scene, flags=pr.RenderFlags.RGBA)
+
+    def render(self, mesh: CanonicalMesh, rig: Rig, *, shading: str = "protocol") -> RenderResult:
+        """Render every view of ``rig``: one scene, the camera and its headlight moved per view."""
+        self.set_size(rig.width, rig.height)
+        scene, camera_node, light_node = self.build_scene(mesh, rig, shading=shading)
+        rgba = np.empty((rig.n_views, rig.height, rig.width, 4), np.uint8)
+        depth = np.empty((rig.n_views, rig.height, rig.width), np.float32)
+        for i, c2w in enumerate(rig.c2w):
+            scene.set_pose(camera_node, c2w)
+            scene.set_pose(light_node, c2w)
+            color, d = self.draw(scene)
+            rgba[i] = unpremultiply(color)
+            depth[i] = d
+        return RenderResult(rgba=rgba, depth=depth)
+
+
+def get_renderer(width: int = 512, height: int = 512, backend: str | None = None) -> Renderer:
+    """The process-wide renderer, created on first use and resized as needed (never deleted)."""
+    global _RENDERER, _BACKEND
+    if _RENDERER is None:
+        chosen = resolve_backend(backend)
+        _RENDERER = Renderer(width, height, chosen)
+        _BACKEND = chosen
+    elif backend not in (None, "auto") and backend.lower() != _RENDERER.backend:
+        raise RuntimeError(
+            f"this process already renders with {_RENDERER.backend!r}; it cannot also use {backend!r} "
+            "(one OpenGL platform per process). Render with the other backend in a separate process."
+        )
+    _RENDERER.set_size(width, height)
+    return _RENDERER
+
+
+def unpremultiply(color: np.ndarray) -> np.ndarray:
+    """(..., 4) uint8 premultiplied RGBA (what multisample resolve yields at edges) -> straight alpha.
+
+    rgb_straight = round(rgb * 255 / a) for 0 < a < 255, clipped to 255; a = 0 gives rgb 0.
+    """
+    alpha = color[..., 3:4].astype(np.uint32)
+    if alpha.min() == 255 or ((alpha == 0) | (alpha == 255)).all():
+        out = np.array(color, np.uint8)
+        out[..., :3][np.broadcast_to(alpha == 0, out[..., :3].shape)] = 0
+        return out
+    rgb = color[..., :3].astype(np.uint32)
+    straight = np.where(alpha > 0, (rgb * 255 + alpha // 2) // np.maximum(alpha, 1), 0)
+    return np.concatenate([np.minimum(straight, 255), alpha], axis=-1).astype(np.uint8)
+
+
+def composite_on_white(rgba: np.ndarray) -> np.ndarray:
+    """(..., H, W, 4) uint8 straight-alpha RGBA -> (..., H, W, 3) uint8 over a white background.
+
+    out = round((rgb * a + 255 * (255 - a)) / 255), in integers so it is exact and platform-free.
+    """
+    rgba = np.asarray(rgba)
+    if rgba.dtype != np.uint8 or rgba.shape[-1] != 4:
+        raise ValueError(f"expected (..., H, W, 4) uint8 RGBA, got {rgba.shape} {rgba.dtype}")
+    rgb = rgba[..., :3].astype(np.uint32)
+    a = rgba[..., 3:4].astype(np.uint32)
+    return ((rgb * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def __getattr__(name: str):
+    # Re-export the batch API lazily, so `import mme3dr.render` stays light and cycle-free.
+    if name in ("render_asset", "RenderOutcome", "load_views", "cache_key", "RENDER_PROTOCOL"):
+        from mme3dr import render_cache
+
+        return getattr(render_cache, name)
+    if name == "render_batch":
+        from mme3dr.render_batch import render_batch
+
+        return render_batch
+    raise AttributeError(f"module 'mme3dr.render' has no attribute {name!r}")
