@@ -165,3 +165,16 @@ def test_captioned_pool_draws_only_objects_with_a_caption(tmp_path):
     assert len(m) == 249 and {c.file_identifier for c in m} <= keep
     assert m.header["pool"] == "captioned" and m.header["pool_size"] == len(keep)
     assert shas["cases.jsonl"] != build_all(tmp_path / "a.json", tmp_path / "full")["cases.jsonl"]
+
+
+def test_taxonomy_manifest_and_toys4k_import_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mme3dr.taxonomy, mme3dr.manifest, mme3dr.manifest_build, mme3dr.captions, "
+        "mme3dr.toys4k, mme3dr.blender_convert; "
+        "print(sorted(m for m in ('torch', 'OpenGL', 'pyrender', 'numpy', 'datasets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
