@@ -74,8 +74,12 @@ class FileEntry(_Strict):
 
 
 class AssetEntry(_Strict):
+    """One generated asset. ``path`` is its main file in the archive (``None`` with --no-assets); an
+    OBJ or glTF keeps its side files (materials, textures, buffers) beside it in ``assets/<sha256>/``."""
+
     sha256: str = Field(pattern=_SHA256)
     format: str = Field(pattern=r"^[a-z0-9]{1,8}$")
+    path: str | None = Field(None, pattern=r"^assets/[^/]+(/[^/]+)?$")
 
 
 class BundleManifest(_Strict):
@@ -157,3 +161,20 @@ def read_manifest(extracted: Path) -> BundleManifest:
         return BundleManifest.model_validate_json(path.read_bytes())
     except ValueError as exc:
         raise BundleError(f"{MANIFEST_NAME} does not follow the bundle schema: {exc}") from None
+
+
+def export_bundle_schemas(out_dir: str | Path) -> list[Path]:
+    """Write the published JSON Schemas of ``bundle.json`` and of a registry ``entry.json``."""
+    from leaderboard.registry import Entry
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in (("bundle", BundleManifest), ("entry", Entry)):
+        schema = model.model_json_schema(mode="validation")
+        schema["$id"] = f"urn:mme3dr:schema:{name}:{BUNDLE_FORMAT}"
+        path = out / f"{name}.schema.json"
+        text = json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 from leaderboard.bundle import (
@@ -28,9 +29,10 @@ from leaderboard.bundle import (
 )
 
 THUMBNAIL_PX = 160
-#: Where a run may keep its generated files and its renders (searched in this order).
-_ASSET_DIRS = ("assets", "generated", "outputs")
-_RENDER_DIRS = ("renders", "render_cache", "views")
+#: Formats stored with their side files in a folder of their own (``mme3dr.asset_store``).
+_WITH_SIDE_FILES = ("obj", "gltf")
+#: Case ids become file names in the archive; anything else is not given a thumbnail.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _RUN_HINT = "point `mme3dr submit` at a finished `mme3dr evaluate --out` folder"
 
 
@@ -48,39 +50,40 @@ def _load_samples(run_dir: Path) -> list[dict]:
     return out
 
 
-def find_assets(run_dir: Path, wanted: dict[str, str]) -> dict[str, Path]:
-    """Locate each wanted asset (sha256 -> format) in the run directory by its content hash.
+def asset_members(store_root: Path, sha: str, fmt: str) -> dict[str, Path] | None:
+    """Archive path -> file for one stored asset (main file first), or ``None`` when it is not stored.
 
-    Files named ``<sha256>.<ext>`` are checked first (the harness's content-addressed store); any other
-    file under the asset folders is hashed only if something is still missing.
+    The run's asset store (``mme3dr.asset_store.AssetStore``) keeps ``<sha[:2]>/<sha>.<ext>``, or a folder
+    ``<sha[:2]>/<sha>/`` with the file and its side files for OBJ/glTF; the bundle keeps the same split
+    (``assets/<sha>.<ext>`` or ``assets/<sha>/<name>``). The main file must hash to ``sha``.
     """
-    found: dict[str, Path] = {}
-    candidates = [p for d in _ASSET_DIRS if (run_dir / d).is_dir() for p in sorted((run_dir / d).rglob("*"))
-                  if p.is_file() and not p.is_symlink()]
-    for path in candidates:
-        stem = path.name.split(".")[0]
-        if stem in wanted and stem not in found and sha256_file(path) == stem:
-            found[stem] = path
-    if len(found) < len(wanted):
-        for path in candidates:
-            if path.name.split(".")[0] in found:
+    from mme3dr.asset_store import AssetStore
+
+    main = AssetStore(store_root).get(sha, fmt)
+    if main is None or sha256_file(main) != sha:
+        return None
+    if fmt not in _WITH_SIDE_FILES:
+        return {f"{ASSETS_DIR}/{sha}.{fmt}": main}
+    members = {f"{ASSETS_DIR}/{sha}/{main.name}": main}
+    for side in sorted(main.parent.iterdir()):
+        if side.is_file() and not side.is_symlink() and side != main:
+            members[f"{ASSETS_DIR}/{sha}/{side.name}"] = side
+    return members
+
+
+def find_views(render_roots: list[Path]) -> dict[str, Path]:
+    """asset sha256 -> its ``eval24`` render folder, from the render cache's ``render.json`` files
+    (``mme3dr.render_cache``: ``<root>/<key[:2]>/<key>/{NNN.png, render.json}``)."""
+    out: dict[str, Path] = {}
+    for root in render_roots:
+        for meta_path in sorted(Path(root).glob("*/*/render.json")):
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, json.JSONDecodeError):
                 continue
-            digest = sha256_file(path)
-            if digest in wanted and digest not in found:
-                found[digest] = path
-    return found
-
-
-def _find_view(run_dir: Path, keys: list[str]) -> Path | None:
-    """The first rendered view (``000.png``) of a render folder named by one of ``keys``."""
-    for d in _RENDER_DIRS:
-        root = run_dir / d
-        if not root.is_dir():
-            continue
-        for key in keys:
-            for view in sorted(root.rglob(f"{key}/000.png")):
-                return view
-    return None
+            if meta.get("rig") == "eval24" and (meta_path.parent / "000.png").is_file():
+                out.setdefault(meta.get("asset_sha256"), meta_path.parent)
+    return out
 
 
 def make_thumbnail(view_png: Path, size: int = THUMBNAIL_PX) -> bytes:
@@ -111,10 +114,12 @@ def choose_thumbnail_samples(samples: list[dict], n: int) -> list[dict]:
 
 
 def pack_run(run_dir: Path, out: Path, submitter: Submitter, *, include_assets: bool = True,
-             n_thumbnails: int = 10) -> str:
+             n_thumbnails: int = 10, cache_dir: Path | None = None) -> str:
     """Write the bundle for ``run_dir`` to ``out``; return its sha256. Does not validate (see validate.py).
 
-    Raises ``BundleError`` when the run is incomplete (missing results, samples or asset files).
+    ``cache_dir`` is the run's ``--cache-dir`` when it was not the default ``RUN_DIR/cache`` (thumbnails
+    come from its renders). Raises ``BundleError`` when the run is incomplete (missing results, samples
+    or asset files).
     """
     run_dir = Path(run_dir)
     results = run_dir / RESULTS_NAME
@@ -123,24 +128,31 @@ def pack_run(run_dir: Path, out: Path, submitter: Submitter, *, include_assets: 
     samples = _load_samples(run_dir)
     wanted = {s["asset_sha256"]: (s.get("asset_format") or "bin").lower()
               for s in samples if s.get("asset_sha256")}
-    assets = [AssetEntry(sha256=sha, format=fmt) for sha, fmt in sorted(wanted.items())]
     members: dict[str, bytes | Path] = {RESULTS_NAME: results, SAMPLES_NAME: run_dir / SAMPLES_NAME}
-    if include_assets:
-        found = find_assets(run_dir, wanted)
-        missing = sorted(set(wanted) - set(found))
-        if missing:
-            raise BundleError(
-                f"{len(missing)} generated asset(s) listed in samples.jsonl are not in {run_dir} "
-                f"(first: {missing[0]}); keep the run's asset folder, or pass --no-assets to submit hashes"
-            )
-        for sha, fmt in sorted(wanted.items()):
-            members[f"{ASSETS_DIR}/{sha}.{fmt}"] = found[sha]
+    assets = []
+    missing = []
+    for sha, fmt in sorted(wanted.items()):
+        path = None
+        if include_assets:
+            found = asset_members(run_dir / ASSETS_DIR, sha, fmt)
+            if found is None:
+                missing.append(sha)
+                continue
+            members.update(found)
+            path = next(iter(found))
+        assets.append(AssetEntry(sha256=sha, format=fmt, path=path))
+    if missing:
+        raise BundleError(
+            f"{len(missing)} generated asset(s) listed in samples.jsonl are not in {run_dir / ASSETS_DIR} "
+            f"(first: {missing[0]}); keep the run's asset store, or pass --no-assets to submit hashes"
+        )
+    views = find_views([Path(cache_dir or run_dir / "cache") / "renders"])
     thumbnails: dict[str, str] = {}
     for s in choose_thumbnail_samples(samples, n_thumbnails):
-        view = _find_view(run_dir, [k for k in (s.get("render_sha256"), s.get("asset_sha256")) if k])
-        if view is not None:
+        view_dir = views.get(s["asset_sha256"])
+        if view_dir is not None and _SAFE_NAME.match(s["case_id"]):
             name = f"{THUMBNAILS_DIR}/{s['case_id']}.png"
-            members[name] = make_thumbnail(view)
+            members[name] = make_thumbnail(view_dir / "000.png")
             thumbnails[s["case_id"]] = name
     return write_bundle(out, members, submitter, assets=assets, thumbnails=thumbnails,
                         assets_included=include_assets)

@@ -136,8 +136,9 @@ def build_site(rows: list[LeaderboardRow], out: Path, *, facts: dict[str, dict[s
         ordered = sorted(hib, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else 99, k))
         columns = [metric_fact(k, hib[k]) for k in ordered]
         primary = metric_fact(PRIMARY_METRIC, hib.get(PRIMARY_METRIC, True))
-        cat_columns = [MetricFact(f"cat:{c}", label, primary.higher_is_better, primary.decimals)
-                       for c, label in category_labels.items()
+        # Short headers (the category id); the chart and the header's tooltip use the full name.
+        cat_columns = [MetricFact(f"cat:{c}", c.capitalize(), primary.higher_is_better, primary.decimals)
+                       for c in category_labels
                        if any(c in r.per_category for r in bench_rows)]
         paper = [row_from_reference(r) for r in reference_rows(bench)] if include_paper else []
         paper_columns = [c for c in columns if any(c.name in r.metrics for r in paper)]
@@ -234,3 +235,25 @@ def leaderboard_csv(views: list[_BenchmarkView]) -> str:
                              "" if clip is None or clip.ci_high is None else repr(clip.ci_high),
                              *[num(r.per_category.get(c)) for c in cat_names], r.bundle_sha256 or ""])
     return buf.getvalue()
+
+
+def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True) -> list[Path]:
+    """Build the site from every entry of a submissions registry (``leaderboard build``)."""
+    import tempfile
+
+    from leaderboard.bundle import export_bundle_schemas
+    from leaderboard.registry import iter_entries, row_from_entry
+    from mme3dr import PROTOCOL_VERSION
+    from mme3dr.results import export_json_schemas
+    from mme3dr.taxonomy import CATEGORIES
+
+    rows, facts = [], {}
+    for folder, entry in iter_entries(registry):
+        row, row_facts = row_from_entry(folder, entry)
+        rows.append(row)
+        facts.setdefault(row.benchmark, {}).update(row_facts)
+    with tempfile.TemporaryDirectory(prefix="mme3dr-schemas-") as tmp:
+        schemas = export_json_schemas(tmp) + export_bundle_schemas(tmp)
+        labels = {c.id: c.name for c in CATEGORIES}
+        return build_site(rows, out, facts=facts, category_labels=labels, protocol_version=PROTOCOL_VERSION,
+                          include_paper=include_paper, schema_files=schemas)

@@ -100,7 +100,12 @@ def check_bundle_assets(manifest: BundleManifest, samples: list, extracted: Path
         out.append(Problem("assets", msg))
     if manifest.assets_included:
         for a in manifest.assets:
-            path = extracted / ASSETS_DIR / f"{a.sha256}.{a.format}"
+            prefixes = (f"{ASSETS_DIR}/{a.sha256}.", f"{ASSETS_DIR}/{a.sha256}/")
+            if a.path is None or not a.path.startswith(prefixes):
+                msg = f"asset {a.sha256[:12]}… has no path under {ASSETS_DIR}/<sha256>"
+                out.append(Problem("assets", msg))
+                continue
+            path = extracted / a.path
             if not path.is_file():
                 out.append(Problem("assets", f"asset {a.sha256[:12]}… ({a.format}) is not in the bundle"))
             elif sha256_file(path) != a.sha256:

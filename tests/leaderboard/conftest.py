@@ -22,6 +22,7 @@ from leaderboard.bundle import Submitter, sha256_file
 from leaderboard.pack import pack_run
 from mme3dr import PROTOCOL_VERSION
 from mme3dr import results as R
+from mme3dr.asset_store import AssetStore
 from mme3dr.cameras import eval24
 from mme3dr.features.profiles import get_profile
 from mme3dr.features.weights import CATALOGUE
@@ -61,7 +62,8 @@ def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1"
              card_profile: str | None = None, card_claims: str | None = None, seed: int = 0) -> Path:
     """Write a complete synthetic run directory (results.json, samples.jsonl, assets/, renders/)."""
     root.mkdir(parents=True)
-    (root / "assets").mkdir()
+    store = AssetStore(root / "assets")
+    scratch = root / "adapter_out"
     manifest = load_manifest(benchmark)
     rng = random.Random(seed)
     samples: list[R.SampleRecord] = []
@@ -74,17 +76,22 @@ def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1"
         if i in failures:
             rec.update(status="failed", failure=failures[i], failure_detail="synthetic failure")
         else:
-            data = tetra_obj(i / 1000)
-            sha = hashlib.sha256(data).hexdigest()
-            (root / "assets" / f"{sha}.obj").write_bytes(data)
+            # As the harness does: the adapter writes a file, the content-addressed store keeps it.
+            (scratch / case.case_id).mkdir(parents=True)
+            (scratch / case.case_id / "mesh.obj").write_bytes(tetra_obj(i / 1000))
+            stored = store.put(scratch / case.case_id / "mesh.obj")
+            sha = stored.sha256
             rec.update(status="ok", asset_sha256=sha, asset_format="obj",
                        metrics={"clip": round(rng.uniform(15.0, 30.0), 6)})
-            if with_renders:
-                view_dir = root / "renders" / sha
+            if with_renders:  # a render-cache entry (mme3dr.render_cache layout) with one tiny view
+                key = hashlib.sha256(f"{sha}-eval24".encode()).hexdigest()
+                view_dir = root / "cache" / "renders" / key[:2] / key
                 view_dir.mkdir(parents=True)
                 shade = (37 * i) % 200
                 Image.new("RGBA", (32, 32), (shade, 120, 255 - shade, 255)).save(view_dir / "000.png")
+                (view_dir / "render.json").write_text(json.dumps({"asset_sha256": sha, "rig": "eval24"}))
         samples.append(R.SampleRecord(**rec))
+    shutil.rmtree(scratch)
     samples_sha = R.write_samples(samples, root / "samples.jsonl")
     ok = [s for s in samples if s.status == "ok"]
     agg = aggregate_clip_scores([s.metrics["clip"] for s in ok], [s.category for s in ok])
