@@ -95,6 +95,11 @@ def test_converted_airplane_renders(converted):
     assert out.failure is None, out.detail
     views = render.load_views(out.render_dir)
     assert views.shape[0] == 6 and (views[..., 3] > 0).mean() > 0.01  # the object covers the frame
+    # Declared frame is right: upright, the plane is ~2x wider than tall from every side at pitch 15°
+    # (measured 1.5-2.1); read in the wrong frame (Z up) it stands on its tail (0.6-1.2).
+    for alpha in views[..., 3] > 0:
+        ys, xs = np.nonzero(alpha)
+        assert (xs.max() - xs.min()) > 1.3 * (ys.max() - ys.min())
 
 
 def test_warm_cache_needs_no_blender(tmp_path):
