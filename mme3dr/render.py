@@ -111,6 +111,8 @@ class Renderer:
                 f"could not open a {backend} rendering context ({type(exc).__name__}: {exc}). Install the "
                 f"system library (apt-get install libegl1 libgl1 libosmesa6) or try --backend {other}."
             ) from exc
+        if backend == "osmesa":
+            _stabilise_program_cache(self._offscreen._renderer)
         self.gl_renderer = self._gl_string()
 
     def _gl_string(self) -> str:
@@ -167,6 +169,27 @@ class Renderer:
         return RenderResult(rgba=rgba, depth=depth)
 
 
+def _stabilise_program_cache(renderer) -> None:
+    """Make pyrender reuse compiled shaders under OSMesa.
+
+    pyrender keys its shader cache by ``OpenGL.contextdata.getContext()``; under OSMesa that returns a
+    fresh ctypes pointer object on every call, which never compares equal, so every draw recompiled
+    all three shader programs (~25 ms a view here) and leaked the old ones. One renderer per process
+    means one context, so the key can drop the context id.
+    """
+    cache = renderer._program_cache
+    original = cache.get_program
+    programs: dict = {}
+
+    def get_program(vertex_shader, fragment_shader, geometry_shader=None, defines=None):
+        key = (vertex_shader, fragment_shader, geometry_shader, tuple(sorted((defines or {}).items())))
+        if key not in programs:
+            programs[key] = original(vertex_shader, fragment_shader, geometry_shader, defines)
+        return programs[key]
+
+    cache.get_program = get_program
+
+
 def get_renderer(width: int = 512, height: int = 512, backend: str | None = None) -> Renderer:
     """The process-wide renderer, created on first use and resized as needed (never deleted)."""
     global _RENDERER, _BACKEND
@@ -188,11 +211,11 @@ def unpremultiply(color: np.ndarray) -> np.ndarray:
 
     rgb_straight = round(rgb * 255 / a) for 0 < a < 255, clipped to 255; a = 0 gives rgb 0.
     """
+    # Fast path (every OSMesa view): alpha only 0 or 255. (a - 1) wraps 0 -> 255 and 255 -> 254, so
+    # partial alphas 1..254 are exactly the values below 254. Uncovered pixels hold the clear colour 0.
+    if not ((color[..., 3] - np.uint8(1)) < 254).any():
+        return np.ascontiguousarray(color)
     alpha = color[..., 3:4].astype(np.uint32)
-    if alpha.min() == 255 or ((alpha == 0) | (alpha == 255)).all():
-        out = np.array(color, np.uint8)
-        out[..., :3][np.broadcast_to(alpha == 0, out[..., :3].shape)] = 0
-        return out
     rgb = color[..., :3].astype(np.uint32)
     straight = np.where(alpha > 0, (rgb * 255 + alpha // 2) // np.maximum(alpha, 1), 0)
     return np.concatenate([np.minimum(straight, 255), alpha], axis=-1).astype(np.uint8)
