@@ -136,7 +136,7 @@ def _extract(zf: zipfile.ZipFile, member: str, dst: Path) -> Path:
 
 
 def _resolve_blend_zip(cases: list[Case], cfg: SourceConfig) -> list[ReferenceAsset]:
-    from mme3dr.blender_convert import GLB_UP_AXIS, convert_cached
+    from mme3dr.blender_convert import GLB_UP_AXIS, BlenderNotFound, convert_cached
 
     cache = Path(cfg.cache_dir or cfg.path.parent / "mme3dr-cache")
     zf, index = _open_zip(cfg.path, "toys4k_blend_files.zip", ".blend")
@@ -161,7 +161,10 @@ def _resolve_blend_zip(cases: list[Case], cfg: SourceConfig) -> list[ReferenceAs
             pending.append((i, c, src))
     if pending:
         # Blender is looked up only when something is not in the conversion cache yet.
-        results = convert_cached([p for _, _, p in pending], cache / "glb", cfg.blender)
+        try:
+            results = convert_cached([p for _, _, p in pending], cache / "glb", cfg.blender)
+        except BlenderNotFound as e:  # nothing can convert: a source-level error, like a missing zip
+            raise Toys4KError(str(e)) from None
         for (i, c, _), r in zip(pending, results, strict=True):
             extra = {"blender_version": r.blender_version, "n_triangles": r.n_triangles, "cached": r.cached}
             out[i] = _asset(c, "blend-zip", GLB_UP_AXIS, path=r.glb, sha256=r.src_sha256, error=r.error,

@@ -125,3 +125,17 @@ def test_blender_not_found_says_how_to_install(tmp_path, monkeypatch):
         find_blender()
     with pytest.raises(BlenderNotFound, match=r"--blender /nonexistent: not a Blender binary"):
         find_blender("/nonexistent")
+
+
+def test_blend_zip_without_blender_is_a_source_error_naming_the_fix(tmp_path, monkeypatch):
+    from mme3dr.toys4k import Toys4KError
+
+    monkeypatch.delenv("MME3DR_BLENDER", raising=False)
+    monkeypatch.setenv("MME3DR_BLENDER_VENV", str(tmp_path / "no-venv"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    z = tmp_path / "toys4k_blend_files.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("toys4k_blend_files/airplane/airplane_010/airplane_010.blend", b"BLENDER-v280")
+    src = open_source("blend-zip", z, cache_dir=tmp_path / "cache")
+    with pytest.raises(Toys4KError, match="Blender not found .*bash .ci/install_blender"):
+        resolve_references([AIRPLANE], src)
