@@ -98,11 +98,19 @@ def test_wrong_zip_is_named_as_such(tmp_path):
 
 
 def test_hash_mismatch_is_reported_and_other_objects_still_load(tmp_path):
-    blend = b"BLENDER-v280 not really"
-    z = _zip(tmp_path / "b.zip", {"toys4k_blend_files/cup/cup_000/cup_000.blend": blend})
+    blend, frog_blend = b"BLENDER-v280 not really", b"BLENDER-v280 frog"
+    z = _zip(tmp_path / "b.zip", {"toys4k_blend_files/cup/cup_000/cup_000.blend": blend,
+                                  "toys4k_blend_files/frog/frog_001/frog_001.blend": frog_blend})
     wrong = Case(**{**CUP.to_dict(), "sha256": "0" * 64})
-    src = open_source("blend-zip", z, cache_dir=tmp_path / "cache")
-    (ref,) = resolve_references([wrong], src)
+    frog_sha = hashlib.sha256(frog_blend).hexdigest()
+    frog = Case(**{**FROG.to_dict(), "sha256": frog_sha})
+    # The frog is already converted (warm cache), so this test needs no Blender.
+    (tmp_path / "cache" / "glb").mkdir(parents=True)
+    trimesh.creation.icosphere().export(tmp_path / "cache" / "glb" / f"{frog_sha}.glb")
+    (tmp_path / "cache" / "glb" / f"{frog_sha}.json").write_text(json.dumps({"converter_version": 1}))
+    src = open_source("blend-zip", z, cache_dir=tmp_path / "cache", blender="/nonexistent/blender")
+    ref, frog_ref = resolve_references([wrong, frog], src)
+    assert frog_ref.ok and frog_ref.up_axis == "y" and frog_ref.sha256 == frog_sha
     assert not ref.ok
     assert ref.error.startswith("cup/cup_000/cup_000.blend: sha256 ")
     assert "does not match the metadata's 000000000000…; re-download toys4k_blend_files.zip" in ref.error
