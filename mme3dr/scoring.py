@@ -1,0 +1,153 @@
+"""Features per render and the benchmark's numbers from them (the last two stages of evaluate).
+
+- ``ViewFeatures`` computes (or loads from ``features/``) one feature array per encoder for the views of
+  one render directory, keyed by the render's content hash and the suite's card hash, so a re-run or a
+  resumed run never encodes the same images twice.
+- ``score_samples`` turns per-sample records (with per-asset CLIP already filled in) and the stored
+  feature arrays into the ``results`` mapping: CLIP overall and per category with a bootstrap CI, and the
+  set metrics (KD/FD) overall. It is numpy only, so ``mme3dr merge`` can run it without any encoder.
+
+Ordering is fixed (samples by case id then sample index; references by case id) so that KD's random
+subsets, and therefore every number, are identical however the run was split or resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ViewFeatures", "render_content_sha256", "score_samples", "suite_hash"]
+
+
+def render_content_sha256(render_dir: str | os.PathLike) -> str:
+    """sha256 over the view PNGs of a render directory (name + bytes hash of each, sorted)."""
+    h = hashlib.sha256()
+    files = sorted(Path(render_dir).glob("[0-9][0-9][0-9].png"))
+    if not files:
+        raise FileNotFoundError(f"{render_dir}: no NNN.png views")
+    for f in files:
+        h.update(f"{f.name}:{hashlib.sha256(f.read_bytes()).hexdigest()}\n".encode())
+    return h.hexdigest()
+
+
+def suite_hash(card: dict[str, Any]) -> str:
+    """Identity of a feature suite: its encoders' card (ids, weight hashes, sizes) and background."""
+    key = {"encoders": card.get("encoders"), "background": card.get("background")}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ViewFeatures:
+    """Per-render feature arrays of a ``FeatureSuite``, cached as ``<dir>/<render_sha>.<suite>.npz``."""
+
+    def __init__(self, suite: Any, features_dir: str | os.PathLike) -> None:
+        self.suite = suite
+        self.dir = Path(features_dir)
+        self.suite_id = suite_hash(suite.card())[:16]
+        self.computed = 0
+        self.cached = 0
+
+    def path(self, render_sha: str) -> Path:
+        return self.dir / f"{render_sha}.{self.suite_id}.npz"
+
+    def get(self, render_dir: str | os.PathLike, render_sha: str) -> dict[str, np.ndarray]:
+        p = self.path(render_sha)
+        if p.is_file():
+            self.cached += 1
+            with np.load(p) as z:
+                return {k: z[k] for k in z.files}
+        from mme3dr.render import composite_on_white, load_views
+
+        rgb = composite_on_white(load_views(render_dir))
+        feats: dict[str, np.ndarray] = {}
+        for name, encoder in self.suite.encoders().items():
+            fn = encoder.encode_images if name == "clip" else encoder
+            feats[name] = np.asarray(fn(rgb), dtype=np.float64)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **feats)
+        tmp.replace(p)
+        self.computed += 1
+        return feats
+
+
+def load_feature_file(features_dirs: Iterable[Path], render_sha: str, suite_id: str) -> dict[str, np.ndarray]:
+    """Find ``<render_sha>.<suite_id>.npz`` in any of ``features_dirs`` (shards of one run)."""
+    for d in features_dirs:
+        p = Path(d) / f"{render_sha}.{suite_id}.npz"
+        if p.is_file():
+            with np.load(p) as z:
+                return {k: z[k] for k in z.files}
+    raise FileNotFoundError(
+        f"features for render {render_sha[:12]}… (suite {suite_id}) are missing from "
+        f"{', '.join(str(d) for d in features_dirs)}; re-run `mme3dr evaluate --resume` for that shard"
+    )
+
+
+def _round(x: float) -> float:
+    # 12 significant digits: exact enough for every report, and stable across BLAS summation orders.
+    return float(f"{x:.12g}")
+
+
+def score_samples(
+    samples: list[dict[str, Any]],
+    references: dict[str, str],
+    *,
+    metrics: tuple[str, ...],
+    categories: list[str],
+    features_dirs: list[Path],
+    suite_id: str,
+    task: str,
+) -> dict[str, dict[str, Any]]:
+    """The ``results`` mapping of ``results.json``.
+
+    Args:
+        samples: sample records (``SampleRecord`` dicts) in canonical order; ``metrics["clip"]`` set for
+            every ``status == "ok"`` one.
+        references: ``case_id -> reference render sha256`` for every evaluated case with a reference.
+        metrics: metric names of the profile (``mme3dr.metrics.METRICS`` keys).
+        categories: category ids in report order.
+        features_dirs: where the ``.npz`` feature files are.
+        task: the benchmark name (the overall task key).
+    """
+    from mme3dr.metrics import get_metric
+    from mme3dr.metrics.clip_score import aggregate_clip_scores
+
+    ok = [s for s in samples if s["status"] == "ok"]
+    out: dict[str, dict[str, Any]] = {}
+    overall: dict[str, Any] = {"alias": task, "n": len(ok), "n_failed": len(samples) - len(ok)}
+    for cat in categories:
+        n_cat = sum(1 for s in samples if s["category"] == cat)
+        n_ok = sum(1 for s in ok if s["category"] == cat)
+        out[f"{task}/{cat}"] = {"alias": cat, "n": n_ok, "n_failed": n_cat - n_ok}
+    # Per-asset metrics (CLIP, the reference renders' CLIP, the script's RBF similarity): mean over assets
+    # with a 95% bootstrap CI, overall and per category (design.md §3).
+    per_asset = sorted({k for s in ok for k, v in s["metrics"].items() if v is not None})
+    for name in per_asset:
+        scored = [(s["category"], s["metrics"][name]) for s in ok if s["metrics"].get(name) is not None]
+        agg = aggregate_clip_scores([v for _, v in scored], [c for c, _ in scored])
+        overall.update({name: _round(agg["mean"]), f"{name}_ci95_low": _round(agg["ci95"][0]),
+                        f"{name}_ci95_high": _round(agg["ci95"][1])})
+        for cat, a in agg["per_category"].items():
+            out.setdefault(f"{task}/{cat}", {"alias": cat}).update(
+                {name: _round(a["mean"]), f"{name}_ci95_low": _round(a["ci95"][0]),
+                 f"{name}_ci95_high": _round(a["ci95"][1])})
+    set_metrics = [m for m in metrics if m.startswith(("kd_", "fd_"))]
+    if set_metrics and ok:
+        gen = [load_feature_file(features_dirs, s["render_sha256"], suite_id) for s in ok]
+        ref = [load_feature_file(features_dirs, references[k], suite_id) for k in sorted(references)]
+        for name in set_metrics:
+            metric = get_metric(name)()
+            feature = metric.feature
+            metric.update(np.concatenate([g[feature] for g in gen]),
+                          np.concatenate([r[feature] for r in ref]))
+            value = metric.compute()
+            overall[name] = _round(value.value)
+            if value.std is not None:
+                overall[f"{name}_std"] = _round(value.std)
+    return {task: overall, **out}
