@@ -197,10 +197,13 @@ def validate_manifest(
         if dup:
             problems.append(f"{len(dup)} duplicate {label}(s), e.g. {dup[0]!r}")
     for c in manifest.cases:
-        if c.category not in CATEGORY_IDS and manifest.name != "toys4k-800":
+        if c.category not in CATEGORY_IDS:
             valid = ", ".join(CATEGORY_IDS)
             problems.append(f"{c.case_id}: unknown category {c.category!r} (valid: {valid})")
-        if c.file_identifier.split("/", 1)[0] != c.toys4k_category:
+        parts = c.file_identifier.split("/")
+        if c.file_identifier.startswith("/") or ".." in parts or "\\" in c.file_identifier:
+            problems.append(f"{c.case_id}: file_identifier {c.file_identifier!r} must be a relative path")
+        if parts[0] != c.toys4k_category:
             problems.append(
                 f"{c.case_id}: file_identifier {c.file_identifier!r} is not under toys4k_category "
                 f"{c.toys4k_category!r}"

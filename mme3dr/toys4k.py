@@ -97,6 +97,14 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _unsafe(file_identifier: str) -> str | None:
+    """Why a ``file_identifier`` cannot name a file under our cache (absolute, ``..``), else ``None``."""
+    parts = PurePosixPath(file_identifier).parts
+    if file_identifier.startswith("/") or ".." in parts or "\\" in file_identifier or len(parts) < 2:
+        return f"{file_identifier!r}: not a Toys4K identifier ('<category>/<name>_NNN/<name>_NNN.blend')"
+    return None
+
+
 def _asset(case: Case, source: str, up_axis: str, **kw) -> ReferenceAsset:
     return ReferenceAsset(case.case_id, case.file_identifier, source, up_axis, prompt=case.prompt, **kw)
 
@@ -335,4 +343,9 @@ def resolve_references(
         from mme3dr.captions import attach_prompts
 
         cases, _ = attach_prompts(cases, captions)
-    return _RESOLVERS[source.kind](cases, source)
+    bad = {c.case_id: _unsafe(c.file_identifier) for c in cases}
+    good = [c for c in cases if bad[c.case_id] is None]
+    done = iter(_RESOLVERS[source.kind](good, source) if good else [])
+    up = source.up_axis or ("z" if source.kind == "trellis" else "y")
+    return [next(done) if bad[c.case_id] is None else _asset(c, source.kind, up, error=bad[c.case_id])
+            for c in cases]

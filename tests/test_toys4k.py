@@ -149,3 +149,10 @@ def test_unknown_kind_and_bad_up_axis_are_rejected(tmp_path):
         open_source("zip", tmp_path)
     with pytest.raises(Toys4KError, match="up_axis must be 'y' or 'z'"):
         open_source("folder", tmp_path, up_axis="x")
+
+
+def test_identifier_escaping_the_cache_is_refused_per_case(tmp_path):
+    trimesh.creation.box().export(tmp_path / "cup_000.glb")
+    evil = Case("t-009", "stylized", "cup", "../../etc/passwd")
+    refs = resolve_references([evil, CUP], open_source("folder", tmp_path))
+    assert "not a Toys4K identifier" in refs[0].error and refs[1].ok
