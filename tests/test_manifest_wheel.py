@@ -45,6 +45,9 @@ def test_manifest_loads_from_installed_wheel(tmp_path):
     code = (
         "import mme3dr, sys; from mme3dr.manifest import load_manifest; "
         f"assert mme3dr.__file__.startswith({str(target)!r}), mme3dr.__file__; "
+        "from importlib import resources; r = resources.files('mme3dr'); "
+        "assert (r / 'blender_scripts' / 'blend_to_glb.py').is_file(); "
+        "assert all((r / '_data' / 'v1' / n).is_file() for n in ('category_map.json', 'README.md')); "
         "m = load_manifest('mme3dr-v1'); t = load_manifest('toys4k-800'); "
         "print(len(m), m.sha256, len(t), sorted(m.counts().items()))"
     )
