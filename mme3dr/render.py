@@ -54,7 +54,9 @@ def _probe_egl() -> bool:
         "import numpy as np; np.infty = np.inf\n"
         "import pyrender\n"
         "r = pyrender.OffscreenRenderer(8, 8)\n"
-        "r.render(pyrender.Scene(), flags=pyrender.RenderFlags.RGBA)\n"
+        "s = pyrender.Scene()\n"
+        "s.add(pyrender.PerspectiveCamera(yfov=1.0))\n"
+        "r.render(s, flags=pyrender.RenderFlags.RGBA)\n"
     )
     env = dict(os.environ, PYOPENGL_PLATFORM="egl")
     try:
@@ -125,8 +127,20 @@ class Renderer:
             return "unknown"
 
     def set_size(self, width: int, height: int) -> None:
-        self._offscreen.viewport_width = int(width)
-        self._offscreen.viewport_height = int(height)
+        width, height = int(width), int(height)
+        self._offscreen.viewport_width = width
+        self._offscreen.viewport_height = height
+        platform = self._offscreen._platform
+        size = (platform.viewport_width, platform.viewport_height)
+        if self.backend == "osmesa" and size != (width, height):
+            # OSMesa draws into a client buffer of the context's size. pyrender resizes by deleting and
+            # re-creating the context inside OffscreenRenderer.render, which our RGBA path bypasses;
+            # binding a new buffer of the new size to the same context is enough (OSMesaMakeCurrent
+            # accepts any size) and keeps the compiled shaders.
+            from OpenGL import arrays
+
+            platform.viewport_width, platform.viewport_height = width, height
+            platform._buffer = arrays.GLubyteArray.zeros((height, width, 4))
 
     def build_scene(self, mesh: CanonicalMesh, rig: Rig, *, shading: str = "protocol"):
         """One pyrender scene for the asset: its primitives, a camera and a headlight (poses set per view)."""

@@ -104,3 +104,24 @@ def write_broken_assets(directory: Path) -> dict[str, Path]:
 
 
 TOO_MANY_FACES_LIMIT = 100  # the dense.ply above has 320 faces
+
+
+def write_quad_obj(directory: Path, name: str = "quad.obj", size: float = 1.0) -> Path:
+    """A square of side ``size`` in the z = 0 plane facing +Z (normals +Z), no material: 0.8 grey."""
+    h = size / 2.0
+    path = Path(directory) / name
+    path.write_text(
+        f"v {-h} {-h} 0\nv {h} {-h} 0\nv {h} {h} 0\nv {-h} {h} 0\n"
+        "vn 0 0 1\nf 1//1 2//1 3//1\nf 1//1 3//1 4//1\n"
+    )
+    return path
+
+
+def write_vertex_coloured_quad_ply(directory: Path, rgba=(255, 0, 0, 255), name: str = "rq.ply") -> Path:
+    """The +Z-facing square of :func:`write_quad_obj` with every vertex coloured ``rgba``."""
+    vertices = np.array([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]])
+    mesh = trimesh.Trimesh(vertices, [[0, 1, 2], [0, 2, 3]], process=False)
+    mesh.visual.vertex_colors = np.tile(np.array(rgba, np.uint8), (4, 1))
+    path = Path(directory) / name
+    mesh.export(path)
+    return path
