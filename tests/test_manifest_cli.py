@@ -116,3 +116,8 @@ def test_help_explains_the_commands(app):
     for cmd in ("build", "show", "validate", "stats", "export"):
         assert cmd in out
     assert "convert-blend" in run(app, "data", "--help").output
+
+
+def test_show_filters_by_category(app):
+    out = run(app, "manifest", "show", "mme3dr-v1", "--category", "knowledge", "--limit", "0").output
+    assert "(38 of 249 cases)" in out and out.count("mme3dr-v1-") == 38
