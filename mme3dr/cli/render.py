@@ -10,7 +10,7 @@ _HELP = """Render 3D assets from a camera rig into TRELLIS-layout folders (NNN.p
 
 Each asset is loaded (GLB/GLTF/OBJ/PLY/STL/OFF), validated, normalised into the canonical frame (centred, longest side 1, Y up) and rendered with the protocol-v1 shading. Results go to OUT/<asset name>/. Renders are cached by content (asset sha256, rig, shading, backend) under OUT/.render-cache unless --cache points elsewhere, so nothing renders twice.
 
-Bad assets are listed with their reason at the end; the exit code is non-zero only when every asset failed.
+Bad assets are listed with their reason at the end (and in OUT/render_report.json); the exit code is non-zero only when every asset failed.
 
 [bold]Examples[/bold]
 
@@ -96,6 +96,7 @@ def render_command(
             export_entry(outcome.render_dir, out / name)
         else:
             failed.append(outcome)
+    _write_report(out, camera_rig, names, outcomes)
     n_ok = len(outcomes) - len(failed)
     n_cached = sum(1 for o in outcomes if o.ok and o.cached)
     console.print(
@@ -112,6 +113,29 @@ def render_command(
         console.print(table)
     if outcomes and n_ok == 0:
         raise typer.Exit(1)
+
+
+def _write_report(out: Path, rig, names: list[str], outcomes) -> Path:
+    """OUT/render_report.json: one record per asset (folder, sha256, cached, failure reason, detail)."""
+    import json
+
+    records = [
+        {
+            "asset": o.asset_path,
+            "output": name if o.ok else None,
+            "asset_sha256": o.asset_sha256,
+            "ok": o.ok,
+            "cached": o.cached,
+            "failure": o.reason,
+            "detail": o.detail or o.error or "",
+        }
+        for name, o in zip(names, outcomes, strict=True)
+    ]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "render_report.json"
+    report = {"rig": rig.name, "rig_hash": rig.hash, "assets": records}
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
 
 
 def register(app: typer.Typer) -> None:
