@@ -1,17 +1,145 @@
-"""`leaderboard` command line (also mounted as `mme3dr leaderboard`)."""
+"""`leaderboard` command line (also mounted as `mme3dr leaderboard`).
+
+validate BUNDLE → verify BUNDLE --tier … → add BUNDLE → build --out SITE. Every command imports its
+work inside the body, so `leaderboard --help` stays fast; only `verify --tier re-scored` loads the
+renderer and the feature extractors.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 app = typer.Typer(
-    name="leaderboard", help="Validate, verify and publish MME-3DR submissions.", no_args_is_help=True
+    name="leaderboard",
+    help="Validate, verify and publish MME-3DR submissions (see docs/leaderboard.md).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
+
+_REGISTRY_HELP = "Submissions registry: submissions/<benchmark>/<model>__<revision>/ folders."
+
+
+def _default_registry() -> Path:
+    from leaderboard.registry import DEFAULT_REGISTRY
+
+    return DEFAULT_REGISTRY
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
 
 
 @app.callback()
 def _root() -> None:
     """MME-3DR leaderboard tools."""
+
+
+@app.command()
+def validate(
+    bundle: Path = typer.Argument(..., help="Submission bundle (.tar.gz) made by `mme3dr submit`."),
+    registry: Path | None = typer.Option(
+        None, help=_REGISTRY_HELP + " When given, also refuse an asset set already submitted there."
+    ),
+) -> None:
+    """Check a bundle without adding it: archive safety, hashes, schema, eligibility, seeds, cases."""
+    from leaderboard.bundle import BundleError
+    from leaderboard.validate import validate_bundle
+
+    try:
+        report = validate_bundle(bundle, registry=registry)
+    except BundleError as exc:
+        _fail(str(exc))
+    if not report.ok:
+        _fail(report.summary())
+    typer.secho(report.summary(), fg=typer.colors.GREEN)
+
+
+@app.command()
+def verify(
+    bundle: Path = typer.Argument(..., help="Submission bundle (.tar.gz)."),
+    tier: str = typer.Option("re-scored", help="'re-scored' (re-render and re-score the submitted assets) or "
+                                               "'reproduced' (compare with your own regenerated run)."),
+    verifier: str = typer.Option(..., help="Who verifies (person or lab); shown on the site."),
+    out: Path = typer.Option(..., help="Where to write the verification record (JSON) for `add`."),
+    reference: Path | None = typer.Option(
+        None, help="re-scored: Toys4K source for the reference objects (as `mme3dr evaluate --toys4k`)."
+    ),
+    captions: Path | None = typer.Option(None, help="re-scored: TRELLIS Toys4k.csv captions."),
+    regenerated: Path | None = typer.Option(
+        None, help="reproduced: the verifier's own `mme3dr evaluate --out` folder for the same model."
+    ),
+    cache_dir: Path | None = typer.Option(None, help="Render/feature cache for re-scoring."),
+    weights_dir: Path | None = typer.Option(None, help="Local weights directory (see `mme3dr weights`)."),
+    device: str = typer.Option("cpu", help="Torch device for the feature extractors."),
+    date: str | None = typer.Option(None, help="Date to record (YYYY-MM-DD; default: today, UTC)."),
+) -> None:
+    """Verify a bundle beyond validation and write a verification record."""
+    import json
+
+    from leaderboard.verify import VerificationError, verify_bundle
+
+    try:
+        record = verify_bundle(bundle, tier=tier, verifier=verifier, reference=reference, captions=captions,
+                               regenerated=regenerated, cache_dir=cache_dir, weights_dir=weights_dir,
+                               device=device, date=date)
+    except VerificationError as exc:
+        _fail(str(exc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    if not record.passed:
+        problems = "\n  - ".join(record.problems)
+        _fail(f"verification FAILED ({tier}); record written to {out}:\n  - {problems}")
+    typer.secho(f"verification passed ({tier}); record written to {out}", fg=typer.colors.GREEN)
+
+
+@app.command()
+def add(
+    bundle: Path = typer.Argument(..., help="Submission bundle (.tar.gz)."),
+    registry: Path | None = typer.Option(None, help=_REGISTRY_HELP + " Default: the package's own."),
+    verification: Path | None = typer.Option(
+        None, help="Verification record from `leaderboard verify` (default: tier self-reported)."
+    ),
+    date: str | None = typer.Option(None, help="Date the submission is accepted (default: today, UTC)."),
+    replace: bool = typer.Option(False, help="Replace an existing entry of the same model and revision."),
+) -> None:
+    """Validate a bundle again and file it in the registry."""
+    from leaderboard.bundle import BundleError
+    from leaderboard.registry import RegistryError, Verification, add_bundle
+
+    record = None
+    if verification is not None:
+        try:
+            record = Verification.model_validate_json(verification.read_bytes())
+        except (OSError, ValueError) as exc:
+            _fail(f"{verification}: not a verification record ({exc}); make one with `leaderboard verify`")
+    try:
+        folder = add_bundle(bundle, registry or _default_registry(), verification=record, date=date,
+                            replace=replace)
+    except (RegistryError, BundleError) as exc:
+        _fail(str(exc))
+    typer.secho(f"added: {folder}", fg=typer.colors.GREEN)
+
+
+@app.command()
+def build(
+    out: Path = typer.Option(..., help="Output folder for the static site (replaced)."),
+    registry: Path | None = typer.Option(None, help=_REGISTRY_HELP + " Default: the package's own."),
+    paper_rows: bool = typer.Option(
+        True, help="Show the paper's Table 4 as separate 'reported in paper, not verified' tables."
+    ),
+) -> None:
+    """Build the static site: index, submission pages, leaderboard.json/.csv, JSON Schemas."""
+    from leaderboard.registry import RegistryError
+    from leaderboard.site import build_from_registry
+
+    try:
+        written = build_from_registry(registry or _default_registry(), out, include_paper=paper_rows)
+    except (RegistryError, ValueError) as exc:
+        _fail(str(exc))
+    typer.secho(f"built {len(written)} files into {out} (open {out / 'index.html'})", fg=typer.colors.GREEN)
 
 
 def main() -> None:

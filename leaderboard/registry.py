@@ -117,6 +117,10 @@ def add_bundle(bundle: Path, registry: Path = DEFAULT_REGISTRY, *, verification:
                 other = verification.bundle_sha256[:12]
                 raise RegistryError(f"the verification record is for bundle {other}…, not this one "
                                     f"({report.bundle_sha256[:12]}…)")
+            if "testing_overrides" in verification.notes:
+                why = verification.notes["testing_overrides"]
+                raise RegistryError(f"the verification record was made with testing overrides ({why}); "
+                                    "it cannot go on the leaderboard")
             if not verification.passed:
                 raise RegistryError("the verification record did not pass; add without it (self-reported) "
                                     "or fix the submission")
