@@ -279,7 +279,11 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     meta = _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, len(cases))
     execution = {"workers": cfg.workers, "num_shards": cfg.num_shards, "shard_index": cfg.shard_index,
                  "resumed": resumed, "counters": counters}
-    shard_manifest(cfg.out, meta=meta, samples=samples, references=ref_shas,
+    render_dirs = {sha: str(ref_renders[k].render_dir) for k, sha in ref_shas.items()}
+    for s in samples:
+        if s["render_sha256"]:
+            render_dirs[s["render_sha256"]] = str(gen_renders[(s["case_id"], s["sample_index"])].render_dir)
+    shard_manifest(cfg.out, meta=meta, samples=samples, references=ref_shas, render_dirs=render_dirs,
                    suite_id=vf.suite_id, execution=execution, timing=timing)
     failures: dict[str, int] = {}
     for s in samples:

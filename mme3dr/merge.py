@@ -30,10 +30,11 @@ class MergeError(ValueError):
 
 def shard_manifest(out: Path, *, meta: dict[str, Any], samples: list[dict[str, Any]],
                    references: dict[str, str], suite_id: str | None, execution: dict[str, Any],
-                   timing: dict[str, float]) -> Path:
-    """Write ``shard.json`` (atomically) into ``out``."""
+                   timing: dict[str, float], render_dirs: dict[str, str] | None = None) -> Path:
+    """Write ``shard.json`` (atomically) into ``out``; ``render_dirs`` (render sha -> view folder) is
+    for the report's thumbnails only."""
     data = {"meta": meta, "samples": samples, "references": references, "suite_id": suite_id,
-            "execution": execution, "timing": timing}
+            "execution": execution, "timing": timing, "render_dirs": render_dirs or {}}
     path = Path(out) / SHARD_FILE
     atomic_write_text(path, json.dumps(data, sort_keys=True) + "\n")
     return path

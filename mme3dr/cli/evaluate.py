@@ -1,9 +1,218 @@
-"""CLI commands for the evaluate stage (filled in by its issue)."""
+"""CLI commands of the evaluate stage: ``mme3dr evaluate``, ``mme3dr merge``, ``mme3dr report``.
+
+Heavy imports (torch, pyrender, matplotlib) happen inside the command bodies so ``mme3dr --help`` is fast.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+EVALUATE_HELP = """Evaluate a text-to-3D model on a benchmark and write results.json + samples.jsonl.
+
+The harness owns prompts, seeds, file names, rendering and scoring; the adapter (--model) only turns
+requests into 3D files. Re-running with --resume skips every finished sample and cached render.
+
+Examples:
+
+  mme3dr evaluate --model primitives --benchmark demo --profile smoke --out runs/demo
+
+  mme3dr evaluate --model folder:gen/ --benchmark mme3dr-v1 --toys4k toys4k_blend_files.zip
+  --captions Toys4k.csv --profile paper --out runs/mymodel
+"""
+
+
+def _stage_progress(console):
+    """A rich progress display with one bar per pipeline stage; returns (progress, callback)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=max(total, 1))
+        progress.update(tasks[stage], completed=done, total=max(total, 1))
+
+    return progress, update
+
+
+def _fmt(values: dict, m: str) -> tuple[str, str]:
+    v = values.get(m)
+    if v is None:
+        return "", ""
+    if f"{m}_ci95_low" in values:
+        return f"{v:.2f}", f"[{values[f'{m}_ci95_low']:.2f}, {values[f'{m}_ci95_high']:.2f}]"
+    if f"{m}_std" in values:
+        return f"{v:.4g}", f"± {values[f'{m}_std']:.2g}"
+    return f"{v:.4g}", ""
+
+
+def _summary_tables(results: dict):
+    """Two narrow tables (fit 80 columns): overall metrics, then CLIP per category."""
+    from rich.table import Table
+
+    bench = results["benchmark"]["name"]
+    res = results["results"]
+    hib = next(iter(results["higher_is_better"].values()), {})
+    overall = res.get(bench, {})
+    title = f"{results['model_info']['name']} on {bench} ({overall.get('n', 0)} scored, "
+    title += f"{overall.get('n_failed', 0)} failed)"
+    top = Table(title=title)
+    for col, justify in (("metric", "left"), ("value", "right"), ("95% CI / std", "right")):
+        top.add_column(col, justify=justify)
+    for m in hib:
+        if m in overall:
+            top.add_row(f"{m} {'↑' if hib[m] else '↓'}", *_fmt(overall, m))
+    per_cat = Table(title="per category")
+    for col in ("category", "n", "failed", "clip", "95% CI", "reference_clip"):
+        per_cat.add_column(col, justify="left" if col == "category" else "right")
+    for cat in results["benchmark"]["categories"]:
+        v = res.get(f"{bench}/{cat}")
+        if v is not None:
+            per_cat.add_row(cat, str(v.get("n", 0)), str(v.get("n_failed", 0)), *_fmt(v, "clip"),
+                            _fmt(v, "reference_clip")[0])
+    return top, per_cat
+
+
+def _report_outcome(console, results: dict, out: Path) -> int:
+    for table in _summary_tables(results):
+        console.print(table)
+    if results["failures"]:
+        console.print("failures: " + ", ".join(f"{k} × {v}" for k, v in results["failures"].items())
+                      + f"  (details in {out / 'samples.jsonl'})")
+    if not results["leaderboard_eligible"]:
+        console.print("[yellow]not leaderboard-eligible:[/] " + "; ".join(results["ineligible_reasons"]))
+    console.print(f"wrote {out / 'results.json'} and {out / 'samples.jsonl'}")
+    overall = next(iter(results["results"].values()))
+    if overall.get("n", 0) == 0:
+        console.print("[red]every sample failed[/]: nothing could be scored. See the failure reasons above "
+                      f"and each sample's failure_detail in {out / 'samples.jsonl'}.")
+        return 1
+    return 0
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root app."""
+    """Add ``evaluate``, ``merge`` and ``report`` to the root app."""
+
+    @app.command("evaluate", help=EVALUATE_HELP)
+    def evaluate_cmd(
+        model: str = typer.Option(..., "--model", "-m", help="Adapter: primitives | oracle | folder:DIR | an "
+                                  "installed plug-in name | pkg.module:Class | path/to/file.py:Class."),
+        model_args: str = typer.Option("", "--model-args",
+                                       help="Adapter keyword arguments: key=value,..."),
+        benchmark: str = typer.Option("demo", "--benchmark", "-b",
+                                      help="demo (built-in, offline) | mme3dr-v1 | toys4k-800 | a "
+                                      "manifest path."),
+        profile: str = typer.Option("paper", "--profile", "-p",
+                                    help="paper (protocol v1) | smoke (tiny offline encoders) | "
+                                    "ar3d-r1-script."),
+        out: Path = typer.Option(..., "--out", "-o",
+            help="Run directory (results.json, samples.jsonl, state)."),
+        toys4k: Path | None = typer.Option(None, "--toys4k", help="Toys4K objects: toys4k_blend_files.zip, "
+                                           "toys4k_obj_files.zip, a TRELLIS render folder or a mesh folder."),
+        toys4k_kind: str | None = typer.Option(None, "--toys4k-kind",
+                                               help="blend-zip | obj-zip | trellis | folder "
+                                               "(default: guessed)."),
+        captions: Path | None = typer.Option(None, "--captions", help="TRELLIS Toys4k.csv (prompts)."),
+        limit: int | None = typer.Option(None, "--limit", help="Only the first N cases (marks the run "
+                                         "not comparable / leaderboard-ineligible)."),
+        samples_per_prompt: int = typer.Option(1, "--samples-per-prompt", help="Assets per prompt."),
+        categories: str = typer.Option("", "--categories",
+            help="Comma-separated category ids (partial run)."),
+        resume: bool = typer.Option(False, "--resume",
+            help="Continue the run in --out, skipping finished work."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Discard an earlier run in --out."),
+        workers: int = typer.Option(1, "--workers", help="Parallel workers for rendering."),
+        num_shards: int = typer.Option(1, "--num-shards",
+            help="Split the cases over K machines (then merge)."),
+        shard_index: int = typer.Option(0, "--shard-index", help="Which shard this is, 0..K-1."),
+        device: str = typer.Option("cpu", "--device", help="Torch device for the feature encoders."),
+        timeout: float = typer.Option(600.0, "--timeout", help="Seconds per requested asset before the "
+                                      "adapter call is abandoned (0 = no limit)."),
+        cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Render cache (default OUT/cache); "
+                                              "share it between runs to reuse reference renders."),
+        render_size: int | None = typer.Option(None, "--render-size", help="Override the render size in px "
+                                               "(quick checks; marks the run ineligible)."),
+        weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Local encoder weights."),
+        backend: str | None = typer.Option(None, "--backend", help="Renderer backend: egl | osmesa."),
+        report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report and plots."),
+    ) -> None:
+        from rich.console import Console
+
+        from mme3dr.benchmark_inputs import BenchmarkInputError
+        from mme3dr.evaluate import EvalConfig, evaluate
+        from mme3dr.models.registry import ModelSpecError
+        from mme3dr.run_state import RunStateError
+
+        console = Console(stderr=True)
+        try:
+            cfg = EvalConfig(
+                model=model, out=out, model_args=model_args, benchmark=benchmark, profile=profile,
+                toys4k=toys4k, toys4k_kind=toys4k_kind, captions=captions, limit=limit,
+                samples_per_prompt=samples_per_prompt,
+                categories=tuple(c.strip() for c in categories.split(",") if c.strip()),
+                resume=resume, overwrite=overwrite, workers=workers, num_shards=num_shards,
+                shard_index=shard_index, device=device, timeout=timeout or None, cache_dir=cache_dir,
+                render_size=render_size, weights_dir=weights_dir, backend=backend,
+            )
+            progress, update = _stage_progress(console)
+            with progress:
+                summary = evaluate(cfg, progress=update)
+        except (BenchmarkInputError, ModelSpecError, RunStateError, ValueError, KeyError) as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
+        if summary.shard_only:
+            console.print(f"shard {shard_index} of {num_shards} done: {summary.n_ok} scored, "
+                          f"{summary.n_failed} failed. When every shard is done: "
+                          f"mme3dr merge SHARD_DIRS... --out DIR")
+            return
+        code = _report_outcome(console, summary.results, out)
+        if report and code == 0:
+            _write_report(console, out)
+        raise typer.Exit(code)
+
+    @app.command("merge")
+    def merge_cmd(
+        shards: list[Path] = typer.Argument(..., help="Shard run directories (every --shard-index once)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Where to write the merged results."),
+        report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report and plots."),
+    ) -> None:
+        """Combine `--num-shards` runs into one results.json, identical to a single run's."""
+        from rich.console import Console
+
+        from mme3dr.merge import MergeError, finalize
+
+        console = Console(stderr=True)
+        try:
+            results = finalize(shards, out)
+        except MergeError as e:
+            console.print(f"[red]error:[/] {e}")
+            raise typer.Exit(2) from None
+        code = _report_outcome(console, results, out)
+        if report and code == 0:
+            _write_report(console, out, shard_dirs=shards)
+        raise typer.Exit(code)
+
+    @app.command("report")
+    def report_cmd(
+        run_dir: Path = typer.Argument(..., help="A run directory with results.json and samples.jsonl."),
+    ) -> None:
+        """Write per-category bar and radar charts (PNG) and an HTML report into RUN_DIR/report/."""
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if not (run_dir / "results.json").is_file():
+            console.print(f"[red]error:[/] {run_dir / 'results.json'} not found; run `mme3dr evaluate --out "
+                          f"{run_dir}` first")
+            raise typer.Exit(2)
+        _write_report(console, run_dir)
+
+
+def _write_report(console, run_dir: Path, shard_dirs: list[Path] | None = None) -> None:
+    from mme3dr.report import write_report
+
+    index = write_report(run_dir, shard_dirs=shard_dirs)
+    console.print(f"report: {index}")

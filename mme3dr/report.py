@@ -1,0 +1,162 @@
+"""``mme3dr report RUN_DIR``: per-category charts (PNG) and an HTML page of every case.
+
+Light: matplotlib (Agg), pillow and jinja2; no torch, no renderer. It reads ``results.json``,
+``samples.jsonl`` and, for thumbnails, the render directories that ``shard.json`` points at (views from
+the render cache). Output: ``RUN_DIR/report/{index.html, category_bars.png, category_radar.png,
+thumbs/*.png}``. The HTML is rendered with autoescaping, so a prompt can never inject markup.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from mme3dr.results import load_results, read_samples
+
+__all__ = ["category_rows", "plot_category_bars", "plot_category_radar", "write_report"]
+
+THUMB_VIEWS = (0, 8, 16)  # three views spread around the object (eval24 Hammersley order)
+THUMB_SIZE = 128
+
+#: The page template (jinja2, autoescaped), shipped as package data beside this module.
+TEMPLATE_FILE = Path(__file__).with_name("report_template.html.j2")
+
+
+def category_rows(results: dict[str, Any], metric: str = "clip") -> list[tuple[str, float, float, float]]:
+    """``[(category, value, ci_low, ci_high)]`` from ``results["results"]`` for the per-category tasks."""
+    bench = results["benchmark"]["name"]
+    rows = []
+    # Taxonomy order (results.json itself is written with sorted keys).
+    for cat in results["benchmark"]["categories"]:
+        v = results["results"].get(f"{bench}/{cat}", {})
+        if v.get(metric) is not None:
+            rows.append((cat, v[metric], v.get(f"{metric}_ci95_low", v[metric]),
+                         v.get(f"{metric}_ci95_high", v[metric])))
+    return rows
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_category_bars(results: dict[str, Any], path: Path,
+                       metrics=("clip", "reference_clip")) -> Path | None:
+    """Grouped bars per category with 95% CI whiskers; ``None`` when there is nothing to plot."""
+    series = {m: category_rows(results, m) for m in metrics}
+    series = {m: rows for m, rows in series.items() if rows}
+    if not series:
+        return None
+    plt = _pyplot()
+    cats = [c for c, *_ in next(iter(series.values()))]
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+    width = 0.8 / len(series)
+    for k, (m, rows) in enumerate(series.items()):
+        by_cat = {c: (v, lo, hi) for c, v, lo, hi in rows}
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(cats))]
+        vals = [by_cat.get(c, (math.nan,) * 3) for c in cats]
+        ax.bar(xs, [v for v, _, _ in vals], width, label=m,
+               yerr=[[v - lo for v, lo, _ in vals], [hi - v for v, _, hi in vals]], capsize=3)
+    ax.set_xticks(range(len(cats)), cats)
+    ax.set_ylabel("score (mean over assets, 95% CI)")
+    ax.set_title(f"{results['model_info']['name']}: per-category scores")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_category_radar(results: dict[str, Any], path: Path, metric: str = "clip") -> Path | None:
+    """Radar (spider) chart of one metric per category, with the reference ceiling when present."""
+    rows = category_rows(results, metric)
+    if len(rows) < 3:
+        return None  # a radar of fewer than three axes is not a shape
+    plt = _pyplot()
+    cats = [c for c, *_ in rows]
+    angles = [2 * math.pi * i / len(cats) for i in range(len(cats))] + [0.0]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110, subplot_kw={"projection": "polar"})
+    for m, style in ((metric, "-o"), (f"reference_{metric}", "--")):
+        vals = {c: v for c, v, _, _ in category_rows(results, m)}
+        if vals:
+            ys = [vals.get(c, 0.0) for c in cats]
+            ax.plot(angles, ys + ys[:1], style, label=m)
+    ax.set_xticks(angles[:-1], cats)
+    ax.set_title(f"{metric} per category", pad=18)
+    ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.15, -0.1))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _thumbnail(render_dir: Path, out: Path) -> bool:
+    """A strip of ``THUMB_VIEWS`` composited on white (as every metric sees them)."""
+    from PIL import Image
+
+    views = [render_dir / f"{i:03d}.png" for i in THUMB_VIEWS]
+    views = [v for v in views if v.is_file()]
+    if not views:
+        return False
+    tiles = []
+    for v in views:
+        with Image.open(v) as im:
+            rgba = im.convert("RGBA")
+            canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            canvas.alpha_composite(rgba)
+            tiles.append(canvas.convert("RGB").resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS))
+    strip = Image.new("RGB", (THUMB_SIZE * len(tiles), THUMB_SIZE), "white")
+    for k, tile in enumerate(tiles):
+        strip.paste(tile, (k * THUMB_SIZE, 0))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    strip.save(out)
+    return True
+
+
+def _render_dirs(dirs: list[Path]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for d in dirs:
+        shard = d / "shard.json"
+        if shard.is_file():
+            found.update(json.loads(shard.read_text(encoding="utf-8")).get("render_dirs", {}))
+    return found
+
+
+def write_report(run_dir: str | Path, *, shard_dirs: list[Path] | None = None) -> Path:
+    """Write ``RUN_DIR/report/`` and return the path of ``index.html``."""
+    from jinja2 import Environment
+
+    run_dir = Path(run_dir)
+    results = load_results(run_dir / "results.json").model_dump(by_alias=True, mode="json")
+    samples = [s.model_dump(mode="json") for s in read_samples(run_dir / "samples.jsonl")]
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    charts = [p.name for p in (plot_category_bars(results, out / "category_bars.png"),
+                               plot_category_radar(results, out / "category_radar.png")) if p]
+    render_dirs = _render_dirs([run_dir, *(shard_dirs or [])])
+    for s in samples:
+        for key, sha_key in (("gen_thumb", "render_sha256"), ("ref_thumb", "reference_render_sha256")):
+            sha = s.get(sha_key)
+            s[key] = None
+            if sha and sha in render_dirs:
+                thumb = out / "thumbs" / f"{sha[:20]}.png"
+                if thumb.is_file() or _thumbnail(Path(render_dirs[sha]), thumb):
+                    s[key] = f"thumbs/{thumb.name}"
+    hib = next(iter(results["higher_is_better"].values()), {})
+    overall = next(iter(results["results"].values()), {})
+    metrics = [m for m in hib if m in overall]
+    sample_metrics = sorted({k for s in samples for k in s["metrics"]})
+    env = Environment(autoescape=True)
+    html = env.from_string(TEMPLATE_FILE.read_text(encoding="utf-8")).render(
+        title=f"{results['model_info']['name']} on {results['benchmark']['name']}", r=results, hib=hib,
+        metrics=metrics, samples=samples, sample_metrics=sample_metrics, charts=charts,
+    )
+    index = out / "index.html"
+    index.write_text(html, encoding="utf-8")
+    return index
