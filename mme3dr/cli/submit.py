@@ -1,9 +1,85 @@
-"""CLI commands for submissions (filled in by the leaderboard issue)."""
+"""`mme3dr submit RUN_DIR --out BUNDLE`: pack a finished run into a leaderboard submission bundle.
+
+The packing and validation live in ``leaderboard/`` (torch-free); this module only parses options.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    app.command(name="submit")(submit)
+
+
+def submit(
+    run_dir: Path = typer.Argument(..., help="A finished `mme3dr evaluate --out` folder."),
+    out: Path = typer.Option(..., "--out", help="Bundle to write, e.g. my-model.mme3dr.tar.gz."),
+    evaluator: str = typer.Option(..., help="Person or lab who generated and scored the assets."),
+    relationship: str = typer.Option(
+        ..., "--relationship", help="'first-party' (the model's authors ran it) or 'third-party'."
+    ),
+    contact: str = typer.Option(..., help="E-mail or handle for questions about this submission."),
+    model_name: str | None = typer.Option(None, help="Display name (default: results' model_info.name)."),
+    revision: str | None = typer.Option(None, help="Checkpoint/tag (default: results' model_info.revision)."),
+    licence: str | None = typer.Option(None, help="Licence of the weights (default: model_info.license)."),
+    link: str | None = typer.Option(None, help="http(s) link to paper/code (default: model_info.url)."),
+    description: str = typer.Option("", help="A short description shown on the submission's page."),
+    no_assets: bool = typer.Option(
+        False, "--no-assets", help="Leave the generated files out and list only their sha256 (cannot be "
+        "re-scored by a verifier)."
+    ),
+    thumbnails: int = typer.Option(10, min=0, max=50, help="How many small renders to include."),
+    cache_dir: Path | None = typer.Option(None, help="The run's --cache-dir, if not RUN_DIR/cache."),
+    keep_invalid: bool = typer.Option(
+        False, help="Keep the bundle even when it does not validate (for inspection; it will be refused)."
+    ),
+) -> None:
+    """Pack results.json, samples.jsonl, the assets and thumbnails into one bundle, then validate it."""
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from leaderboard.bundle import BundleError, Submitter
+    from leaderboard.pack import pack_run
+    from leaderboard.validate import validate_bundle
+    from mme3dr.results import load_results
+
+    console = Console(stderr=True)
+    try:
+        info = load_results(Path(run_dir) / "results.json").model_info
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    try:
+        submitter = Submitter(
+            model_name=model_name or info.name, revision=revision or info.revision, evaluator=evaluator,
+            evaluator_relationship=relationship, contact=contact, licence=licence or info.license,
+            link=link or info.url, description=description,
+        )
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        console.print(f"[red]bad submitter metadata: {errors}[/red]")
+        raise typer.Exit(2) from None
+    try:
+        with console.status("packing the bundle (hashing every file)…"):
+            digest = pack_run(run_dir, out, submitter, include_assets=not no_assets, n_thumbnails=thumbnails,
+                              cache_dir=cache_dir)
+        with console.status("validating the bundle…"):
+            report = validate_bundle(out)
+    except BundleError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    if not report.ok:
+        console.print(f"[red]{report.summary()}[/red]")
+        if keep_invalid:
+            console.print(f"kept the invalid bundle at {out} (--keep-invalid)")
+        else:
+            out.unlink(missing_ok=True)
+            console.print("no bundle written; fix the run (or pass --keep-invalid to inspect it)")
+        raise typer.Exit(1)
+    typer.echo(f"{out}  sha256 {digest}")
+    console.print("[green]valid.[/green] Send the bundle to the leaderboard maintainers "
+                  "(see docs/leaderboard.md).")

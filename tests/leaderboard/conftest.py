@@ -78,7 +78,7 @@ def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1"
         else:
             # As the harness does: the adapter writes a file, the content-addressed store keeps it.
             (scratch / case.case_id).mkdir(parents=True)
-            (scratch / case.case_id / "mesh.obj").write_bytes(tetra_obj(i / 1000))
+            (scratch / case.case_id / "mesh.obj").write_bytes(tetra_obj(i / 1000 + seed))
             stored = store.put(scratch / case.case_id / "mesh.obj")
             sha = stored.sha256
             rec.update(status="ok", asset_sha256=sha, asset_format="obj",
