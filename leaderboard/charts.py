@@ -49,7 +49,7 @@ def bar_chart(
     values: dict[str, MetricValue],
     labels: dict[str, str] | None = None,
     *,
-    width: int = 560,
+    width: int = 620,
     bar_height: float = 26.0,
     decimals: int = 1,
 ) -> BarChart:
@@ -64,7 +64,8 @@ def bar_chart(
     top = max(tops + [v.value for v in finite] + [1e-9])
     step = _nice_step(top)
     axis_max = step * math.ceil(top / step)
-    plot_left, pad_right, pad_top = 200.0, 60.0, 34.0
+    # Room on the left for the longest category name ("Spatial & Structural Geometry") at 13 px.
+    plot_left, pad_right, pad_top = 240.0, 60.0, 34.0
     plot_width = width - plot_left - pad_right
     scale = plot_width / axis_max
 

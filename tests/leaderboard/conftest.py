@@ -20,6 +20,8 @@ from PIL import Image
 
 from leaderboard.bundle import Submitter, sha256_file
 from leaderboard.pack import pack_run
+from leaderboard.registry import add_bundle
+from leaderboard.site import build_from_registry
 from mme3dr import PROTOCOL_VERSION
 from mme3dr import results as R
 from mme3dr.asset_store import AssetStore
@@ -201,3 +203,27 @@ def fresh_run(tmp_path, run_template) -> Path:
     dest = tmp_path / "run"
     shutil.copytree(run_template, dest)
     return dest
+
+
+HOSTILE = '<script>alert("pwned")</script> "Quoted" & \'single\' <b>bold</b><img src=x onerror=alert(1)>'
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory, good_bundle) -> Path:
+    """Three accepted submissions (one with a hostile name and description) on mme3dr-v1."""
+    root = tmp_path_factory.mktemp("registry")
+    work = tmp_path_factory.mktemp("more-runs")
+    add_bundle(good_bundle, root, date="2026-11-20")
+    for seed, name in ((1, HOSTILE), (2, "Plain Model")):
+        run = make_run(work / f"run{seed}", seed=seed, with_renders=seed == 1)
+        bundle = work / f"b{seed}.tar.gz"
+        pack_run(run, bundle, submitter(model_name=name, revision=f"v{seed}", description=HOSTILE))
+        add_bundle(bundle, root, date=f"2026-11-2{seed}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory, registry) -> Path:
+    out = tmp_path_factory.mktemp("site") / "site"
+    build_from_registry(registry, out)
+    return out

@@ -17,8 +17,6 @@ from leaderboard.registry import RegistryError, add_bundle, iter_entries
 from leaderboard.rows import LeaderboardRow, MetricFact, MetricValue, rank_rows
 from leaderboard.site import build_from_registry
 
-HOSTILE = '<script>alert("pwned")</script> "Quoted" & \'single\' <b>bold</b><img src=x onerror=alert(1)>'
-
 
 class _Elements(HTMLParser):
     """Collects every start tag with its attributes."""
@@ -35,27 +33,6 @@ def _elements(html: str) -> list[tuple[str, dict]]:
     parser = _Elements()
     parser.feed(html)
     return parser.tags
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory, good_bundle) -> Path:
-    """Three accepted submissions (one with a hostile name and description) on mme3dr-v1."""
-    root = tmp_path_factory.mktemp("registry")
-    work = tmp_path_factory.mktemp("more-runs")
-    add_bundle(good_bundle, root, date="2026-11-20")
-    for seed, name in ((1, HOSTILE), (2, "Plain Model")):
-        run = make_run(work / f"run{seed}", seed=seed, with_renders=seed == 1)
-        bundle = work / f"b{seed}.tar.gz"
-        pack_run(run, bundle, submitter(model_name=name, revision=f"v{seed}", description=HOSTILE))
-        add_bundle(bundle, root, date=f"2026-11-2{seed}")
-    return root
-
-
-@pytest.fixture(scope="session")
-def site(tmp_path_factory, registry) -> Path:
-    out = tmp_path_factory.mktemp("site") / "site"
-    build_from_registry(registry, out)
-    return out
 
 
 def test_registry_layout_is_benchmark_then_model_revision(registry: Path) -> None:
