@@ -47,9 +47,31 @@ def _material(pyrender, part: MeshPart, shading: str):
         baseColorTexture=texture,
         metallicFactor=0.0,
         roughnessFactor=1.0,
-        doubleSided=True,  # no back-face culling (design.md §3)
+        # Double-sided by geometry, not by the flag (see _two_sided): each copy is culled normally.
+        doubleSided=False,
         alphaMode="OPAQUE",
     )
+
+
+def _two_sided(arrays: list[np.ndarray | None], normals: np.ndarray | None, faces: np.ndarray):
+    """Every face twice: as given, and with reversed winding and negated normals.
+
+    design.md §3 renders faces double-sided. pyrender's ``doubleSided`` only disables culling: a back
+    face is then lit with its front normal, facing away from the headlight (ambient only, so meshes with
+    inconsistent winding come out patchy), and the closed mesh's hidden back half is shaded too.
+    Drawing a reversed copy with culling on gives two-sided lighting like Blender's, and on the 100k-face
+    benchmark mesh costs ~10% more CPU than single-sided against ~55% for the flag
+    (docs/benchmarks.md).
+    """
+    n = None
+    for a in arrays:
+        if a is not None:
+            n = len(a)
+            break
+    doubled = [None if a is None else np.concatenate([a, a]) for a in arrays]
+    twin_normals = None if normals is None else np.concatenate([normals, -normals])
+    twin_faces = np.concatenate([faces, faces[:, ::-1] + n]).astype(np.uint32)
+    return doubled, twin_normals, twin_faces
 
 
 def _primitive(pyrender, part: MeshPart, shading: str):
@@ -61,12 +83,15 @@ def _primitive(pyrender, part: MeshPart, shading: str):
         rgb = rgb if part.vertex_colors_linear else srgb_to_linear(rgb)
         color_0 = np.concatenate([rgb, np.ones((len(rgb), 1), np.float32)], axis=1)
     use_texture = shading == "protocol" and part.texture is not None and part.uv is not None
+    uv = part.uv if use_texture else None
+    arrays, normals, faces = _two_sided([part.positions, uv, color_0], part.normals, part.faces)
+    positions, uv, color_0 = arrays
     return pyrender.Primitive(
-        positions=part.positions,
-        normals=part.normals,
-        texcoord_0=part.uv if use_texture else None,
+        positions=positions,
+        normals=normals,
+        texcoord_0=uv,
         color_0=color_0,
-        indices=part.faces.astype(np.uint32),
+        indices=faces,
         material=_material(pyrender, part, shading),
         mode=pyrender.constants.GLTF.TRIANGLES,
     )

@@ -79,10 +79,12 @@ def test_texture_orientation_is_kept(renderer, tmp_path):
     assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
 
 
-def test_back_faces_are_drawn(renderer, tmp_path):
-    # The quad faces +Z; seen from -Z only its back is visible, which culling would hide.
+def test_back_faces_are_drawn_and_lit_like_front_faces(renderer, tmp_path):
+    # The quad faces +Z; seen from -Z only its back is visible, which culling would hide. Two-sided
+    # lighting: the back is shaded as if its normal faced the viewer, like Blender does.
     res = renderer.render(load_mesh(write_quad_obj(tmp_path)), front_rig(eye=(0.0, 0.0, -2.0)))
     assert (res.rgba[0, ..., 3] > 127).mean() > 0.2
+    np.testing.assert_allclose(_centre(res.rgba[0])[:3], face_on_pixel([0.8] * 3), atol=2.0)
 
 
 def test_marker_cubes_land_where_the_geometry_says(renderer, tmp_path):

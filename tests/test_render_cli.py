@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from mesh_factory import (
     TOO_MANY_FACES_LIMIT,
     write_broken_assets,
@@ -104,7 +103,6 @@ def test_help_explains_the_command():
         assert flag in result.output
 
 
-@pytest.mark.slow
 def test_workers_render_the_batch_and_report_failures(tmp_path):
     broken = write_broken_assets(tmp_path)
     goods = [write_marker_glb(tmp_path, name=f"m{i}.glb") for i in range(3)]
