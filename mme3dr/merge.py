@@ -67,9 +67,12 @@ def finalize(dirs: list[Path], out: Path, *, date: str | None = None) -> dict[st
 
     Returns the results dict. Raises ``MergeError`` for inconsistent shards.
     """
+    import time
+
     from mme3dr.metrics import get_metric
     from mme3dr.scoring import score_samples
 
+    t0 = time.perf_counter()
     dirs = [Path(d) for d in dirs]
     shards = _load_shards(dirs)
     meta = shards[0]["meta"]
@@ -109,6 +112,7 @@ def finalize(dirs: list[Path], out: Path, *, date: str | None = None) -> dict[st
     for sh in shards:
         for k, v in sh["timing"].items():
             timing[k] = round(timing.get(k, 0.0) + v, 3)
+    timing["metrics"] = round(time.perf_counter() - t0, 3)
     doc = {
         "results": results,
         "configs": {task: {k: cfg[k] for k in ("benchmark", "manifest_sha256", "profile", "rig", "rig_hash",

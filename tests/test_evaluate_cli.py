@@ -1,0 +1,118 @@
+"""`mme3dr evaluate` end to end (Must show 1, 2, 5): the README's main job, the oracle bound, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from evaluate_support import FAST, evaluate_cmd, run_cli, write_adapters
+
+from mme3dr.results import load_results, read_samples
+
+
+@pytest.fixture(scope="session")
+def render_cache(tmp_path_factory) -> Path:
+    """One render cache for the session: reference renders are made once (the cache is keyed by content)."""
+    return tmp_path_factory.mktemp("render-cache")
+
+
+@pytest.fixture(scope="session")
+def primitives_run(tmp_path_factory, render_cache) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("primitives") / "run"
+    proc = run_cli(evaluate_cmd(out, "--model", "primitives", "--benchmark", "demo", "--limit", "6",
+                                "--cache-dir", str(render_cache), *FAST))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_primitives_on_demo_writes_valid_results_report_and_summary(primitives_run):
+    out, proc = primitives_run
+    res = load_results(out / "results.json")
+    samples = read_samples(out / "samples.jsonl")
+    assert len(samples) == 6 and all(s.status == "ok" for s in samples)
+    overall = res.results["mme3dr-demo"]
+    assert overall["n"] == 6 and 0.0 <= overall["clip"] <= 100.0
+    assert {"kd_incep", "kd_dinov2", "fd_incep", "fd_dinov2"} <= set(overall)
+    spatial = res.results["mme3dr-demo/spatial"]
+    assert spatial["n"] == 3 and "clip_ci95_low" in spatial
+    assert res.n_samples["mme3dr-demo"] == {"original": 15, "effective": 6}
+    assert not res.leaderboard_eligible
+    assert any("--limit 6" in r for r in res.ineligible_reasons)
+    assert any("demo" in r for r in res.ineligible_reasons)
+    # provenance
+    assert res.adapter.kind == "builtin" and res.model_info.name == "primitives-baseline"
+    assert res.renderer.width == 64 and res.renderer.n_views == 24 and res.rig_hash == res.renderer.rig_hash
+    assert "encoders" in res.metric_card and res.metric_card["kd"]["scale"] == 100.0
+    from mme3dr.models.protocol import derive_seed
+
+    assert all(s.seed == derive_seed("mme3dr-demo", s.case_id, s.sample_index) for s in samples)
+    assert all(s.asset_sha256 and s.render_sha256 and s.reference_render_sha256 for s in samples)
+    # summary table and report
+    assert "per category" in proc.stderr and "clip" in proc.stderr
+    html = (out / "report" / "index.html").read_text()
+    assert "A wooden table with four legs" in html
+    assert (out / "report" / "category_bars.png").stat().st_size > 1000
+    assert html.count('<img class="thumb"') == 12  # generated + reference for each of the 6 cases
+
+
+def test_oracle_scores_at_the_bound(tmp_path: Path, render_cache):
+    out = tmp_path / "oracle"
+    proc = run_cli(evaluate_cmd(out, "--model", "oracle", "--benchmark", "demo", "--limit", "6",
+                                "--cache-dir", str(render_cache), *FAST))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    overall = json.loads((out / "results.json").read_text())["results"]["mme3dr-demo"]
+    assert overall["clip"] == overall["reference_clip"]
+    for s in read_samples(out / "samples.jsonl"):
+        assert s.render_sha256 == s.reference_render_sha256
+        assert s.metrics["clip"] == s.metrics["reference_clip"]
+    # FD of a set with itself is 0 up to float error.
+    assert abs(overall["fd_incep"]) < 1e-4 and abs(overall["fd_dinov2"]) < 1e-4
+    # KD: the unbiased MMD² of a set with *itself* (every row shared, m = n) is not 0 but exactly
+    # (2/m)·(mean off-diagonal k − mean diagonal k): check the pipeline fed both sides the same rows.
+    feats = [np.load(f) for f in sorted((out / "features").glob("*.npz"))]
+    assert len(feats) == 6  # generated and reference renders are the same files, encoded once each
+    for kd, name in (("kd_incep", "inception"), ("kd_dinov2", "dinov2")):
+        x = np.concatenate([f[name] for f in feats])
+        k = (x @ x.T / x.shape[1] + 1.0) ** 3
+        m = len(x)
+        expected = 100 * 2 / m * ((k.sum() - np.trace(k)) / (m * (m - 1)) - np.trace(k) / m)
+        assert overall[kd] == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
+def test_misbehaving_adapter_failures_are_recorded_and_the_run_completes(tmp_path: Path, render_cache):
+    adapters = write_adapters(tmp_path)
+    out = tmp_path / "bad"
+    proc = run_cli(evaluate_cmd(out, "--model", f"{adapters}:Misbehaving", "--benchmark", "demo",
+                                "--limit", "6", "--timeout", "3", "--cache-dir", str(render_cache), *FAST))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    by_case = {s.case_id: s for s in read_samples(out / "samples.jsonl")}
+    assert by_case["demo-000"].failure == "adapter_error"
+    assert "out of memory" in by_case["demo-000"].failure_detail
+    assert by_case["demo-001"].failure == "adapter_timeout"
+    assert by_case["demo-002"].failure == "corrupt_file" and by_case["demo-002"].asset_sha256
+    assert by_case["demo-003"].failure == "adapter_wrong_count"
+    assert by_case["demo-004"].status == by_case["demo-005"].status == "ok"
+    res = load_results(out / "results.json")
+    assert res.failures == {"adapter_error": 1, "adapter_timeout": 1, "adapter_wrong_count": 1,
+                            "corrupt_file": 1}
+    assert res.results["mme3dr-demo"]["n"] == 2 and res.results["mme3dr-demo"]["n_failed"] == 4
+    assert "failures:" in proc.stderr
+
+
+def test_all_failed_exits_non_zero_with_a_clear_message(tmp_path: Path, render_cache):
+    adapters = write_adapters(tmp_path)
+    out = tmp_path / "all-failed"
+    proc = run_cli(evaluate_cmd(out, "--model", f"{adapters}:AlwaysRaises", "--benchmark", "demo",
+                                "--limit", "2", "--cache-dir", str(render_cache), *FAST))
+    assert proc.returncode == 1
+    assert "every sample failed" in proc.stderr and "adapter_error × 2" in proc.stderr
+    assert load_results(out / "results.json").failures == {"adapter_error": 2}
+
+
+def test_bad_flags_give_clear_errors(tmp_path: Path):
+    proc = run_cli(evaluate_cmd(tmp_path / "x", "--model", "primitivs", "--benchmark", "demo"))
+    assert proc.returncode == 2 and "did you mean 'primitives'" in proc.stderr
+    proc = run_cli(evaluate_cmd(tmp_path / "y", "--model", "primitives", "--benchmark", "mme3dr-v1"))
+    assert proc.returncode == 2 and "--toys4k" in proc.stderr
