@@ -41,10 +41,10 @@ _BACKEND: str | None = None
 @dataclass
 class RenderResult:
     """rgba (V, H, W, 4) uint8, straight (not premultiplied) alpha; depth (V, H, W) float32, distance
-    along the view axis in scene units, 0 where nothing was drawn."""
+    along the view axis in scene units, 0 where nothing was drawn (None if not requested)."""
 
     rgba: np.ndarray
-    depth: np.ndarray
+    depth: np.ndarray | None
 
 
 def _probe_egl() -> bool:
@@ -146,8 +146,9 @@ class Renderer:
         """One pyrender scene for the asset: its primitives, a camera and a headlight (poses set per view)."""
         return build_scene(self._pyrender, mesh, rig, shading=shading)
 
-    def draw(self, scene) -> tuple[np.ndarray, np.ndarray]:
-        """Rasterise the scene from its current camera pose: (H, W, 4) uint8 premultiplied, (H, W) float32."""
+    def draw(self, scene, depth: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rasterise the scene from its current camera pose: (H, W, 4) uint8 premultiplied and
+        (H, W) float32 depth (None when ``depth`` is False and the backend can skip reading it)."""
         pr = self._pyrender
         if self.backend == "osmesa":
             # pyrender's OSMesa path reads back RGB only; the context's buffer is RGBA, so draw through
@@ -159,28 +160,32 @@ class Renderer:
             off._renderer.viewport_width = off.viewport_width
             off._renderer.viewport_height = off.viewport_height
             off._renderer.render(scene, pr.RenderFlags.RGBA)
-            depth = off._renderer.read_depth_buf()
+            depth_im = off._renderer.read_depth_buf() if depth else None
             GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, 0)
             GL.glReadBuffer(GL.GL_FRONT)
             w, h = off.viewport_width, off.viewport_height
             buf = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
             color = np.frombuffer(buf, np.uint8).reshape(h, w, 4)[::-1]
-            return color, depth
+            return color, depth_im
         return self._offscreen.render(scene, flags=pr.RenderFlags.RGBA)
 
-    def render(self, mesh: CanonicalMesh, rig: Rig, *, shading: str = "protocol") -> RenderResult:
-        """Render every view of ``rig``: one scene, the camera and its headlight moved per view."""
+    def render(
+        self, mesh: CanonicalMesh, rig: Rig, *, shading: str = "protocol", depth: bool = True
+    ) -> RenderResult:
+        """Render every view of ``rig``: one scene, the camera and its headlight moved per view.
+        ``depth=False`` skips reading depth back where the backend allows (``result.depth`` is None)."""
         self.set_size(rig.width, rig.height)
         scene, camera_node, light_node = self.build_scene(mesh, rig, shading=shading)
         rgba = np.empty((rig.n_views, rig.height, rig.width, 4), np.uint8)
-        depth = np.empty((rig.n_views, rig.height, rig.width), np.float32)
+        depths = np.empty((rig.n_views, rig.height, rig.width), np.float32) if depth else None
         for i, c2w in enumerate(rig.c2w):
             scene.set_pose(camera_node, c2w)
             scene.set_pose(light_node, c2w)
-            color, d = self.draw(scene)
+            color, d = self.draw(scene, depth=depth)
             rgba[i] = unpremultiply(color)
-            depth[i] = d
-        return RenderResult(rgba=rgba, depth=depth)
+            if depths is not None:
+                depths[i] = d
+        return RenderResult(rgba=rgba, depth=depths)
 
 
 def _stabilise_program_cache(renderer) -> None:

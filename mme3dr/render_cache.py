@@ -13,8 +13,10 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +27,10 @@ from mme3dr.mesh import DEFAULT_MAX_FACES, MeshError, MeshFailure, file_sha256, 
 
 # Bump when anything that changes rendered pixels changes (shading, lights, materials, PNG encoding).
 RENDER_PROTOCOL = "mme3dr-render-v1"
-# zlib level 1: ~3x faster to encode than the default 6 at 512^2 RGBA and the files stay small, since
-# most pixels are transparent background. The bytes are deterministic for one zlib build.
-PNG_COMPRESS_LEVEL = 1
+# Our own minimal PNG writer (filter type 0, one IDAT, zlib level 3): ~3 ms a 512^2 RGBA view against
+# ~11 ms for Pillow at any level (its per-row filtering dominates), and the files stay small since
+# most pixels are transparent background. Bytes are deterministic for one zlib build.
+PNG_COMPRESS_LEVEL = 3
 ENTRY_META = "render.json"
 
 
@@ -83,12 +86,33 @@ def entry_dir(cache_root: str | os.PathLike, key: str) -> Path:
     return Path(cache_root) / key[:2] / key
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def encode_png(rgba: np.ndarray, level: int = PNG_COMPRESS_LEVEL) -> bytes:
+    """(H, W, 4) uint8 RGBA -> PNG bytes (8-bit RGBA, no interlace, filter 0 on every row; PNG spec
+    ISO/IEC 15948: signature, IHDR, one zlib IDAT, IEND)."""
+    rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+    if rgba.ndim != 3 or rgba.shape[2] != 4:
+        raise ValueError(f"expected (H, W, 4) uint8, got {rgba.shape}")
+    h, w = rgba.shape[:2]
+    raw = np.zeros((h, w * 4 + 1), np.uint8)  # each scanline starts with its filter-type byte (0)
+    raw[:, 1:] = rgba.reshape(h, w * 4)
+    header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)  # 8 bits, colour type 6 = RGBA
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
 def write_views(directory: Path, rgba: np.ndarray, rig: Rig) -> None:
     """Write ``NNN.png`` (RGBA) for each view and the rig's ``transforms.json`` into ``directory``."""
-    from PIL import Image
-
     for i, view in enumerate(rgba):
-        Image.fromarray(view, "RGBA").save(directory / f"{i:03d}.png", compress_level=PNG_COMPRESS_LEVEL)
+        (directory / f"{i:03d}.png").write_bytes(encode_png(view))
     rig.write_transforms(directory / "transforms.json")
 
 
@@ -153,7 +177,7 @@ def render_asset(
         return _failure(path, sha, exc, t0)
     renderer = get_renderer(rig.width, rig.height, backend)  # no context at all: raise (environment)
     try:
-        result = renderer.render(mesh, rig, shading=shading)
+        result = renderer.render(mesh, rig, shading=shading, depth=False)
     except Exception as exc:  # the asset tripped the renderer: record it, keep the batch going
         return RenderOutcome(
             str(path), sha, None, None, f"{type(exc).__name__}: {exc}", False, time.perf_counter() - t0,

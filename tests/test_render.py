@@ -179,3 +179,20 @@ def test_unpremultiply_inverts_premultiplication():
         straight = unpremultiply(color)
         np.testing.assert_allclose(straight[0, :3], rgb[0], atol=255.0 / alpha)
         assert straight[0, 3] == alpha
+
+
+def test_png_encoder_round_trips_through_pillow():
+    from io import BytesIO
+
+    from PIL import Image
+
+    from mme3dr.render_cache import encode_png
+
+    rng = np.random.default_rng(1)
+    for shape in ((1, 1, 4), (7, 13, 4), (64, 32, 4)):
+        rgba = rng.integers(0, 256, shape, dtype=np.uint8)
+        with Image.open(BytesIO(encode_png(rgba))) as im:
+            assert im.mode == "RGBA" and im.size == (shape[1], shape[0])
+            np.testing.assert_array_equal(np.asarray(im), rgba)
+    with pytest.raises(ValueError):
+        encode_png(np.zeros((4, 4, 3), np.uint8))
