@@ -58,7 +58,7 @@ _DEFAULT = Tolerance(1e-6, 0.02)
 
 
 @dataclass(frozen=True)
-class TestingOverrides:
+class OverridesForTesting:
     """FOR TESTS ONLY: re-score under another profile and tolerate some validation checks.
 
     No real weights can run in CI, so the tests re-score a small synthetic submission with the
@@ -171,7 +171,7 @@ def verify_bundle(bundle: Path, *, tier: str, verifier: str, reference: Path | N
                   captions: Path | None = None, regenerated: Path | None = None,
                   cache_dir: Path | None = None, weights_dir: Path | None = None, device: str = "cpu",
                   date: str | None = None,
-                  testing: TestingOverrides | None = None) -> Verification:
+                  testing: OverridesForTesting | None = None) -> Verification:
     """Validate ``bundle``, then verify it at ``tier``; returns the record (``passed`` says the verdict)."""
     if tier not in ("re-scored", "reproduced"):
         raise VerificationError(f"--tier must be 're-scored' or 'reproduced', not {tier!r} "
