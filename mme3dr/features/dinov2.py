@@ -44,7 +44,7 @@ class Dinov2Encoder:
     def preprocess(self, images: np.ndarray):
         arr = check_images(images)
         size, crop = self.resize_to, self.input_size
-        crops = np.stack([resize_center_crop(im, size, crop, self.resize_filter) for im in arr])
+        crops = np.stack([resize_center_crop(im, size, crop, self.resize_filter, "floor") for im in arr])
         return to_normalised_tensor(crops, IMAGENET_MEAN, IMAGENET_STD).to(self.device)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:

@@ -39,19 +39,27 @@ def check_images(images: np.ndarray) -> np.ndarray:
     return arr
 
 
-def resize_center_crop(image: np.ndarray, resize_to: int, crop: int, resample: str = "bicubic") -> np.ndarray:
+def resize_center_crop(
+    image: np.ndarray, resize_to: int, crop: int, resample: str = "bicubic", offset: str = "round"
+) -> np.ndarray:
     """Resize ``(H, W, 3) uint8`` so its shorter side is ``resize_to`` (PIL filter), then crop ``crop²``.
 
-    Returns ``(crop, crop, 3) uint8``. The crop offset is ``round((size − crop) / 2)``, as torchvision's
-    ``CenterCrop`` and Hugging Face's ``center_crop`` compute it.
+    Returns ``(crop, crop, 3) uint8``. The crop offset is ``round((size − crop) / 2)`` with
+    ``offset="round"`` (torchvision's ``CenterCrop``, used by open_clip) or ``(size − crop) // 2`` with
+    ``offset="floor"`` (Hugging Face's ``center_crop``, used by the DINOv2 processor); they differ by one
+    pixel when ``size − crop`` is odd, which square renders never are.
     """
     h, w = image.shape[:2]
     if (h, w) != (resize_to, resize_to) or h != w:
-        scale = resize_to / min(h, w)
-        new_w, new_h = (resize_to, round(h * scale)) if w <= h else (round(w * scale), resize_to)
+        # Long side = int(resize_to · long / short), truncated as in torchvision's Resize and HF's
+        # get_resize_output_image_size (rounding instead gives a 1 px different size on e.g. 296×416).
+        new_w, new_h = (resize_to, int(resize_to * h / w)) if w <= h else (int(resize_to * w / h), resize_to)
         image = np.asarray(Image.fromarray(image).resize((new_w, new_h), _FILTERS[resample]))
     h, w = image.shape[:2]
-    top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+    if offset == "round":
+        top, left = int(round((h - crop) / 2.0)), int(round((w - crop) / 2.0))
+    else:
+        top, left = (h - crop) // 2, (w - crop) // 2
     return image[top : top + crop, left : left + crop]
 
 

@@ -139,3 +139,17 @@ def test_wrong_weight_file_is_refused_clearly(isolated_weights):
     save_file({"not.a.clip.key": torch.zeros(2)}, str(wdir / "tiny-clip" / "open_clip_model.safetensors"))
     with pytest.raises(ValueError, match="does not fit open_clip"):
         load_clip(tiny_clip_spec(), weights_dir=wdir)
+
+
+@pytest.mark.parametrize("shape", [(96, 96), (80, 123)])
+def test_preprocessing_matches_open_clip_transform(encoder, shape):
+    import open_clip
+    from PIL import Image
+
+    images = np.random.default_rng(1).integers(0, 256, size=(2, *shape, 3), dtype=np.uint8)
+    transform = open_clip.image_transform(
+        encoder.input_size, is_train=False, mean=encoder.mean, std=encoder.std,
+        interpolation="bicubic", resize_mode="shortest",
+    )
+    want = torch.stack([transform(Image.fromarray(im)) for im in images]).numpy()
+    np.testing.assert_allclose(encoder.preprocess(images).numpy(), want, atol=1e-6)
