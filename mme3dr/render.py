@@ -36,6 +36,7 @@ __all__ = ["AMBIENT", "LIGHT_INTENSITY", "RenderResult", "Renderer", "composite_
 
 _RENDERER: Renderer | None = None
 _BACKEND: str | None = None
+_PROBED: str | None = None
 
 
 @dataclass
@@ -69,14 +70,16 @@ def _probe_egl() -> bool:
 def resolve_backend(backend: str | None = None) -> str:
     """The backend this process renders with: ``backend`` if given, else the one already chosen in
     this process, else ``$PYOPENGL_PLATFORM``, else EGL when it works, else OSMesa."""
-    global _BACKEND
+    global _PROBED
     if backend in (None, "auto"):
         if _BACKEND is not None:
             return _BACKEND
         env = os.environ.get("PYOPENGL_PLATFORM", "").lower()
         if env in BACKENDS:
             return env
-        return "egl" if _probe_egl() else "osmesa"
+        if _PROBED is None:
+            _PROBED = "egl" if _probe_egl() else "osmesa"  # once per process: the probe takes seconds
+        return _PROBED
     backend = backend.lower()
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
