@@ -178,3 +178,10 @@ def export_bundle_schemas(out_dir: str | Path) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+if __name__ == "__main__":  # python -m leaderboard.bundle leaderboard/schemas
+    import sys
+
+    for written in export_bundle_schemas(sys.argv[1] if len(sys.argv) > 1 else "leaderboard/schemas"):
+        print(written)
