@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def select_cases(inputs: BenchmarkInputs, cfg: EvalConfig) -> list:
     return cases[cfg.shard_index :: cfg.num_shards]
 
 
-def _ineligible_reasons(cfg: EvalConfig, inputs: BenchmarkInputs, profile, n_selected: int) -> list[str]:
+def _ineligible_reasons(cfg: EvalConfig, inputs: BenchmarkInputs, profile, selected: list[str]) -> list[str]:
     reasons = list(inputs.ineligible_reasons)
     if not profile.leaderboard_eligible:
         reasons.append(f"profile {profile.name!r} is never leaderboard-eligible")
@@ -105,7 +105,7 @@ def _ineligible_reasons(cfg: EvalConfig, inputs: BenchmarkInputs, profile, n_sel
         reasons.append(f"--categories {','.join(cfg.categories)}: a partial run is not comparable")
     if cfg.render_size is not None:
         reasons.append(f"--render-size {cfg.render_size} overrides the protocol's render size")
-    missing = [k for k, r in inputs.references.items() if r.path is None]
+    missing = [k for k in selected if inputs.references.get(k) is None or inputs.references[k].path is None]
     if missing and not inputs.ineligible_reasons:
         reasons.append(f"{len(missing)} reference object(s) missing: the reference set is incomplete")
     return reasons
@@ -276,7 +276,9 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     counters["features_computed"], counters["features_cached"] = vf.computed, vf.cached
     timing["features"] = time.perf_counter() - t
 
-    meta = _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, len(cases))
+    # Eligibility looks at the whole run's cases, not this shard's, so every shard writes the same meta.
+    whole = select_cases(inputs, replace(cfg, num_shards=1, shard_index=0))
+    meta = _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, [c.case_id for c in whole])
     execution = {"workers": cfg.workers, "num_shards": cfg.num_shards, "shard_index": cfg.shard_index,
                  "resumed": resumed, "counters": counters}
     render_dirs = {sha: str(ref_renders[k].render_dir) for k, sha in ref_shas.items()}
@@ -344,12 +346,12 @@ def _info_record(info: Any) -> dict[str, Any]:
     return {k: getattr(info, k) for k in names if hasattr(info, k)}
 
 
-def _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, n_selected) -> dict[str, Any]:
+def _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, selected) -> dict[str, Any]:
     """Everything in results.json except the metrics, samples hash and volatile keys."""
     from mme3dr.provenance import environment_info, git_hash, renderer_info
 
     manifest = inputs.manifest
-    reasons = _ineligible_reasons(cfg, inputs, profile, n_selected)
+    reasons = _ineligible_reasons(cfg, inputs, profile, selected)
     card = suite.card() if suite is not None else {"profile": profile.name}
     card.update({"rig": rig.name, "rig_hash": rig.hash, "render_size": [rig.width, rig.height],
                  "n_views": rig.n_views, "shading": profile.shading,

@@ -116,3 +116,31 @@ def test_bad_flags_give_clear_errors(tmp_path: Path):
     assert proc.returncode == 2 and "did you mean 'primitives'" in proc.stderr
     proc = run_cli(evaluate_cmd(tmp_path / "y", "--model", "primitives", "--benchmark", "mme3dr-v1"))
     assert proc.returncode == 2 and "--toys4k" in proc.stderr
+
+
+@pytest.mark.slow
+def test_two_shards_merged_equal_one_run(primitives_run, tmp_path: Path, render_cache):
+    from evaluate_support import CLI, stable_bytes
+
+    one, _ = primitives_run
+    shards = []
+    for i in range(2):
+        shard = tmp_path / f"shard{i}"
+        proc = run_cli(evaluate_cmd(shard, "--model", "primitives", "--benchmark", "demo", "--limit", "6",
+                                    "--num-shards", "2", "--shard-index", str(i),
+                                    "--cache-dir", str(render_cache), *FAST))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "mme3dr merge" in proc.stderr and not (shard / "results.json").exists()
+        shards.append(shard)
+    assert {len(read_samples_from_shard(s)) for s in shards} == {3}
+    merged = tmp_path / "merged"
+    proc = run_cli([*CLI, "merge", *map(str, shards), "--out", str(merged)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert stable_bytes(merged) == stable_bytes(one)
+    # a missing shard is refused with a clear message
+    proc = run_cli([*CLI, "merge", str(shards[0]), "--out", str(tmp_path / "partial")])
+    assert proc.returncode == 2 and "every shard directory exactly once" in proc.stderr
+
+
+def read_samples_from_shard(shard: Path) -> list:
+    return json.loads((shard / "shard.json").read_text())["samples"]
