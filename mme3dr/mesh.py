@@ -149,6 +149,8 @@ def _material_colour(material, suffix: str) -> tuple[np.ndarray | None, np.ndarr
         texture = np.ascontiguousarray(np.asarray(image.convert(mode), dtype=np.uint8))
     if base is not None:
         base = np.concatenate([base[:3], base[3:4] if base.size > 3 else [1.0]]).astype(np.float32)
+    elif texture is not None:
+        base = np.ones(4, np.float32)  # glTF: an absent baseColorFactor is 1, the texture shows as is
     return texture, base
 
 
