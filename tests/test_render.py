@@ -196,3 +196,12 @@ def test_png_encoder_round_trips_through_pillow():
             np.testing.assert_array_equal(np.asarray(im), rgba)
     with pytest.raises(ValueError):
         encode_png(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_one_backend_per_process_with_a_clear_error(renderer, tmp_path):
+    other = "osmesa" if renderer.backend == "egl" else "egl"
+    with pytest.raises(RuntimeError, match="one OpenGL platform per process"):
+        get_renderer(SIZE, SIZE, other)
+    assert get_renderer(SIZE, SIZE, renderer.backend) is renderer
+    with pytest.raises(ValueError, match="unknown shading"):
+        renderer.render(load_mesh(write_quad_obj(tmp_path)), front_rig(), shading="phong")
