@@ -93,6 +93,7 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         rig_from_transforms(tmp_path / "missing.json")
 
 
+@pytest.mark.shared
 def test_reads_trellis_transforms(trellis_rose):
     path = next((trellis_rose / "renders").glob("*/transforms.json"))
     rig = rig_from_transforms(path)

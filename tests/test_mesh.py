@@ -113,6 +113,7 @@ def test_mesh_module_stays_light():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.shared
 def test_real_rose_loads_z_up(trellis_rose):
     ply = next((trellis_rose / "renders").glob("*/mesh.ply"))
     mesh = load_mesh(ply, up_axis="z")
