@@ -8,8 +8,11 @@ Resolution order for a :class:`WeightSpec` (first hit wins):
 3. the Hugging Face cache (``$HF_HUB_CACHE``, read at call time), for specs with a ``hub_repo``;
 4. the torch hub checkpoint cache (``~/.cache/torch/hub/checkpoints/<file>``), for URL-only specs — where
    torch-fidelity/torchmetrics keep the FID Inception weights they downloaded;
-5. a download, only when allowed and not offline. Offline (``HF_HUB_OFFLINE=1``) or when the download
-   fails, :class:`WeightsNotFoundError` names the model, the missing file and where to put it — at once.
+5. a download, only when allowed and not offline (into ``<weights_dir>/<key>/`` when a weights
+   directory is named, else the HF cache or, for URL-only files, the default directory). Offline
+   (``HF_HUB_OFFLINE=1``, or the download host does not accept a connection within 3 s) or when the
+   download fails, :class:`WeightsNotFoundError` names the model, the missing file and where to put
+   it — at once.
 
 Documented layout of a weights directory (``mme3dr weights list`` prints it)::
 
@@ -231,6 +234,11 @@ def resolve_weights(
         raise WeightsNotFoundError(_missing_message(spec, missing, dirs, "offline: HF_HUB_OFFLINE is set"))
     if not download:
         raise WeightsNotFoundError(_missing_message(spec, missing, dirs, "downloads are disabled"))
+    host = _download_host(spec)
+    if not _reachable(host):
+        # Probe first: without it the hub client retries for tens of seconds before giving up.
+        reason = f"no network: {host} is unreachable"
+        raise WeightsNotFoundError(_missing_message(spec, missing, dirs, reason))
     try:
         return _download(spec, dirs)
     except WeightsNotFoundError:
@@ -240,14 +248,42 @@ def resolve_weights(
         raise WeightsNotFoundError(_missing_message(spec, missing, dirs, reason)) from exc
 
 
+_REACHABLE: dict[str, bool] = {}
+
+
+def _download_host(spec: WeightSpec) -> str:
+    if spec.hub_repo:
+        from urllib.parse import urlparse
+
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        return urlparse(endpoint).hostname or "huggingface.co"
+    from urllib.parse import urlparse
+
+    return urlparse(spec.url or "").hostname or ""
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    """Whether ``host:443`` accepts a TCP connection (memoised per process; assumed behind a proxy)."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # a direct probe says nothing about a proxied route
+    if host not in _REACHABLE:
+        import socket
+
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            _REACHABLE[host] = True
+        except OSError:
+            _REACHABLE[host] = False
+    return _REACHABLE[host]
+
+
 def _download(spec: WeightSpec, dirs: list[Path]) -> ResolvedWeights:
+    explicit = len(dirs) == 2  # a weights dir was named (flag or env): download into it
     if spec.hub_repo:
         from huggingface_hub import hf_hub_download
 
-        paths = [
-            Path(hf_hub_download(spec.hub_repo, name, cache_dir=_hf_cache_dir(), etag_timeout=10))
-            for name in spec.files
-        ]
+        local = {"local_dir": str(dirs[0] / spec.key)} if explicit else {"cache_dir": _hf_cache_dir()}
+        paths = [Path(hf_hub_download(spec.hub_repo, name, etag_timeout=10, **local)) for name in spec.files]
         return ResolvedWeights(spec, paths[0].parent, "download")
     if spec.url:
         import urllib.request

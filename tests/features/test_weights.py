@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 
 import pytest
 
 from mme3dr.features import CATALOGUE, WeightsNotFoundError, WeightSpec, resolve_weights
 from mme3dr.features.weights import file_sha256, weights_status
+
+weights_module = importlib.import_module("mme3dr.features.weights")
 
 
 def test_offline_missing_weight_fails_at_once_naming_model_file_and_place(isolated_weights):
@@ -58,3 +61,12 @@ def test_status_lists_every_paper_weight_without_downloading(isolated_weights):
     rows = weights_status(list(CATALOGUE))
     assert {r["key"] for r in rows} == set(CATALOGUE)
     assert not any(r["present"] for r in rows)
+
+
+def test_no_network_without_offline_flag_still_fails_at_once(isolated_weights, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(weights_module, "_reachable", lambda host, timeout=3.0: False)
+    start = time.monotonic()
+    with pytest.raises(WeightsNotFoundError, match="no network: huggingface.co is unreachable"):
+        resolve_weights("dinov2-base")
+    assert time.monotonic() - start < 2.0
