@@ -97,7 +97,8 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _check_file(path: Path) -> None:
+def check_asset_file(path: Path) -> None:
+    """Cheap checks before parsing: exists, is a file, supported suffix, not empty (raises MeshError)."""
     if not path.exists():
         raise MeshError(MeshFailure.missing_file, path, "no such file; check the path")
     if not path.is_file():
@@ -273,7 +274,7 @@ def load_mesh(
     path = Path(path)
     if up_axis not in ("y", "z"):
         raise ValueError(f"up_axis must be 'y' or 'z', not {up_axis!r}")
-    _check_file(path)
+    check_asset_file(path)
     sha = sha256 or file_sha256(path)
     parts, n_points = _flatten(_load_scene(path), path)
     n_faces = _validate(parts, n_points, path, max_faces)

@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from mme3dr.cameras import Rig
-from mme3dr.mesh import DEFAULT_MAX_FACES, MeshError, MeshFailure, file_sha256, load_mesh
+from mme3dr.mesh import (
+    DEFAULT_MAX_FACES,
+    MeshError,
+    MeshFailure,
+    check_asset_file,
+    file_sha256,
+    load_mesh,
+)
 
 # Bump when anything that changes rendered pixels changes (shading, lights, materials, PNG encoding).
 RENDER_PROTOCOL = "mme3dr-render-v1"
@@ -159,9 +166,7 @@ def render_asset(
     t0 = time.perf_counter()
     path = Path(path)
     try:
-        from mme3dr.mesh import _check_file
-
-        _check_file(path)
+        check_asset_file(path)
         sha = file_sha256(path)
     except MeshError as exc:
         return _failure(path, None, exc, t0)
