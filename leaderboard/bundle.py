@@ -35,6 +35,8 @@ SAMPLES_NAME = "samples.jsonl"
 ASSETS_DIR = "assets"
 THUMBNAILS_DIR = "thumbnails"
 _SHA256 = r"^[0-9a-f]{64}$"
+#: bundle.json lists files and assets; even 10,000 assets stay far below this.
+MAX_MANIFEST_BYTES = 64 * 1024**2
 
 
 class BundleError(ValueError):
@@ -154,6 +156,8 @@ def write_bundle(out: Path, members: dict[str, bytes | Path], submitter: Submitt
 def read_manifest(extracted: Path) -> BundleManifest:
     """Parse ``bundle.json`` of an extracted bundle; ``BundleError`` saying what is wrong."""
     path = Path(extracted) / MANIFEST_NAME
+    if path.is_file() and path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{MANIFEST_NAME} is over the {MAX_MANIFEST_BYTES}-byte limit; refusing the bundle")
     if not path.is_file():
         raise BundleError(f"{MANIFEST_NAME} is missing: this is not an mme3dr submission bundle "
                           "(make one with `mme3dr submit RUN_DIR --out BUNDLE`)")

@@ -79,12 +79,24 @@ def verify(
     """Verify a bundle beyond validation and write a verification record."""
     import json
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from leaderboard.verify import VerificationError, verify_bundle
 
+    bars = Progress(TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn())
+    stages: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in stages:
+            stages[stage] = bars.add_task(stage, total=max(total, 1))
+        bars.update(stages[stage], completed=done, total=max(total, 1))
+
     try:
-        record = verify_bundle(bundle, tier=tier, verifier=verifier, reference=reference, captions=captions,
-                               regenerated=regenerated, cache_dir=cache_dir, weights_dir=weights_dir,
-                               device=device, date=date)
+        with bars:
+            record = verify_bundle(bundle, tier=tier, verifier=verifier, reference=reference,
+                                   captions=captions, regenerated=regenerated, cache_dir=cache_dir,
+                                   weights_dir=weights_dir, device=device, date=date, progress=progress)
     except VerificationError as exc:
         _fail(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -141,7 +141,7 @@ def stage_assets(extracted: Path, manifest, samples: list, dest: Path) -> Path:
 
 
 def rescore(report, *, profile: str, reference: Path | None, captions: Path | None, cache_dir: Path,
-            weights_dir: Path | None, device: str, limit: int | None = None):
+            weights_dir: Path | None, device: str, limit: int | None = None, progress=None):
     """Run the pinned pipeline over the submitted assets; return the verifier's ``(results, samples)``."""
     from mme3dr.benchmark_inputs import BenchmarkInputError
     from mme3dr.demo import DEMO_NAME
@@ -161,7 +161,7 @@ def rescore(report, *, profile: str, reference: Path | None, captions: Path | No
                      device=device, overwrite=True,
                      samples_per_prompt=max((s.sample_index for s in report.samples), default=0) + 1)
     try:
-        evaluate(cfg)
+        evaluate(cfg, progress)
     except BenchmarkInputError as exc:
         raise VerificationError(f"cannot load the reference objects for {bench}: {exc}") from None
     return load_results(out / "results.json"), read_samples(out / "samples.jsonl")
@@ -170,9 +170,12 @@ def rescore(report, *, profile: str, reference: Path | None, captions: Path | No
 def verify_bundle(bundle: Path, *, tier: str, verifier: str, reference: Path | None = None,
                   captions: Path | None = None, regenerated: Path | None = None,
                   cache_dir: Path | None = None, weights_dir: Path | None = None, device: str = "cpu",
-                  date: str | None = None,
-                  testing: OverridesForTesting | None = None) -> Verification:
-    """Validate ``bundle``, then verify it at ``tier``; returns the record (``passed`` says the verdict)."""
+                  date: str | None = None, testing: OverridesForTesting | None = None,
+                  progress=None) -> Verification:
+    """Validate ``bundle``, then verify it at ``tier``; returns the record (``passed`` says the verdict).
+
+    ``progress(stage, done, total)`` is called by the re-scoring pipeline (``mme3dr.evaluate``).
+    """
     if tier not in ("re-scored", "reproduced"):
         raise VerificationError(f"--tier must be 're-scored' or 'reproduced', not {tier!r} "
                                 "('self-reported' needs no verification: `leaderboard add` alone)")
@@ -199,7 +202,7 @@ def verify_bundle(bundle: Path, *, tier: str, verifier: str, reference: Path | N
             mine, mine_samples = rescore(report, profile=testing.profile if testing else res.profile,
                                          reference=reference, captions=captions, cache_dir=work,
                                          weights_dir=weights_dir, device=device,
-                                         limit=testing.limit if testing else None)
+                                         limit=testing.limit if testing else None, progress=progress)
             sample_problems = compare_samples(report.samples, mine_samples, tolerances)
             record.notes["method"] = (f"re-rendered and re-scored the submitted assets with mme3dr "
                                       f"{mine.mme3dr_version}, profile {mine.profile}, "

@@ -92,3 +92,23 @@ def test_published_bundle_schemas_are_current(tmp_path: Path) -> None:
         assert published.read_text() == path.read_text(), (
             f"{published} is stale: run `python -m leaderboard.bundle leaderboard/schemas`"
         )
+
+
+def test_verified_row_shows_tier_and_who_generated_and_scored(good_bundle: Path, run_template: Path,
+                                                              tmp_path: Path) -> None:
+    record = tmp_path / "verification.json"
+    result = runner.invoke(leaderboard_app, [
+        "verify", str(good_bundle), "--tier", "reproduced", "--verifier", "Repro Lab", "--out", str(record),
+        "--regenerated", str(run_template), "--date", "2026-11-24",
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads(record.read_text())["passed"] is True
+    registry, site = tmp_path / "registry", tmp_path / "site"
+    result = runner.invoke(leaderboard_app, ["add", str(good_bundle), "--registry", str(registry),
+                                             "--verification", str(record), "--date", "2026-11-24"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(leaderboard_app, ["build", "--out", str(site), "--registry", str(registry)])
+    assert result.exit_code == 0, result.output
+    row = json.loads((site / "leaderboard.json").read_text())["benchmarks"]["mme3dr-v1"]["submissions"][0]
+    assert (row["tier"], row["generated_by"], row["scored_by"]) == ("reproduced", "Repro Lab", "Repro Lab")
+    assert "tier-reproduced" in (site / "index.html").read_text()
