@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import make_run, submitter, tamper
 
 from leaderboard.pack import pack_run
@@ -225,3 +226,22 @@ def test_hostile_archive_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     report = validate_bundle(bad)
     assert _checks(report) == {"archive"}
     assert not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_forged_run_with_the_real_smoke_suite_card_is_rejected(tmp_path: Path) -> None:
+    # The card of the real smoke feature suite (tiny random encoders), with its own profile entries
+    # rewritten to "paper" by a careful forger; the run claims profile "paper" and eligibility.
+    pytest.importorskip("torch", reason="the real smoke suite needs torch (metrics extra)")
+    from mme3dr import results as R
+    from mme3dr.features import load_feature_suite
+
+    card = load_feature_suite("smoke").card()
+    card.update(profile="paper", leaderboard_eligible=True)
+    run = make_run(tmp_path / "forged", profile="paper", with_renders=False)
+    res = R.load_results(run / "results.json")
+    R.dump_results(res.model_copy(update={"metric_card": card}), run / "results.json")
+    pack_run(run, tmp_path / "forged.tar.gz", submitter())
+    report = validate_bundle(tmp_path / "forged.tar.gz")
+    assert _checks(report) == {"metric-card"}, report.summary()
+    assert "does not name the 'paper' profile's encoder 'clip-vit-b-32-openai'" in _messages(report)
+    assert "names the smoke encoder 'smoke:" in _messages(report)
