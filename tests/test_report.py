@@ -1,0 +1,65 @@
+"""`mme3dr report`: charts and an HTML page that escapes whatever a prompt contains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from test_results import SHA, minimal_results
+
+from mme3dr import report
+from mme3dr.results import Results, SampleRecord, dump_results, write_samples
+
+CATS = ["spatial", "mechanical", "biological"]
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    views = tmp_path / "views"
+    views.mkdir()
+    for i in (0, 8, 16):
+        rgba = np.zeros((32, 32, 4), np.uint8)
+        rgba[8:24, 8:24] = (255, 0, 0, 255)
+        Image.fromarray(rgba).save(views / f"{i:03d}.png")
+    samples = [
+        SampleRecord(case_id=f"c{k}", category=cat, sample_index=0, seed=k,
+                     prompt="<script>alert(1)</script>", prompt_sha256=SHA, status="ok",
+                     metrics={"clip": 10.0 + k, "reference_clip": 12.0},
+                     render_sha256="a" * 64, reference_render_sha256="b" * 64)
+        for k, cat in enumerate(CATS)
+    ]
+    sha = write_samples(samples, run / "samples.jsonl")
+    results = minimal_results(samples_sha256=sha)
+    results["benchmark"]["categories"] = CATS
+    results["higher_is_better"] = {"mme3dr-demo": {"clip": True, "reference_clip": True}}
+    for k, cat in enumerate(CATS):
+        results["results"][f"mme3dr-demo/{cat}"] = {
+            "clip": 10.0 + k, "clip_ci95_low": 9.0 + k, "clip_ci95_high": 11.0 + k, "reference_clip": 12.0,
+            "n": 1,
+        }
+    dump_results(Results.model_validate(results), run / "results.json")
+    dirs = {"a" * 64: str(views), "b" * 64: str(views)}
+    (run / "shard.json").write_text(json.dumps({"render_dirs": dirs}))
+    return run
+
+
+def test_report_writes_charts_thumbnails_and_escaped_html(tmp_path: Path):
+    run = _run_dir(tmp_path)
+    index = report.write_report(run)
+    html = index.read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    for chart in ("category_bars.png", "category_radar.png"):
+        assert chart in html and Image.open(run / "report" / chart).size[0] > 200
+    thumbs = list((run / "report" / "thumbs").glob("*.png"))
+    assert len(thumbs) == 2 and Image.open(thumbs[0]).size == (3 * report.THUMB_SIZE, report.THUMB_SIZE)
+    # composited on white, as the metrics see the views
+    assert Image.open(thumbs[0]).getpixel((2, 2)) == (255, 255, 255)
+
+
+def test_category_rows_follow_taxonomy_order(tmp_path: Path):
+    run = _run_dir(tmp_path)
+    results = json.loads((run / "results.json").read_text())
+    assert [r[0] for r in report.category_rows(results)] == CATS  # not the sorted key order of the file
