@@ -178,13 +178,34 @@ def _generate_stage(cfg, state, store, loaded, inputs, cases, progress: Progress
         progress("generate", done, total)
 
 
-def _render(path: Path, rig, cfg: EvalConfig, up_axis: str, shading: str, counters) -> Any:
-    from mme3dr.render import render_asset
+def _render_many(items: list[tuple[Any, Path, str]], rig, cfg: EvalConfig, shading: str, counters,
+                 progress: Progress, stage: str) -> dict[Any, Any]:
+    """Render ``(key, path, up_axis)`` items through the render cache; ``key -> RenderOutcome``.
 
-    outcome = render_asset(path, rig, _cache_dir(cfg) / "renders", up_axis=up_axis, shading=shading,
-                           backend=cfg.backend)
-    counters["renders_cached" if outcome.cached else "renders_done"] += 1
-    return outcome
+    With ``--workers N > 1`` the renders go to N spawned processes (``mme3dr.render_batch``) in chunks,
+    so the stage's progress bar still moves; otherwise they run in this process.
+    """
+    from mme3dr.render import render_asset
+    from mme3dr.render_batch import render_batch
+
+    cache = _cache_dir(cfg) / "renders"
+    out: dict[Any, Any] = {}
+    chunk = max(1, 4 * cfg.workers)
+    for start in range(0, len(items), chunk if cfg.workers > 1 else 1):
+        part = items[start : start + (chunk if cfg.workers > 1 else 1)]
+        if cfg.workers > 1:
+            outcomes = render_batch([p for _, p, _ in part], rig, cache, workers=cfg.workers,
+                                    up_axis=[a for _, _, a in part], shading=shading, backend=cfg.backend,
+                                    progress=False)
+        else:
+            outcomes = [render_asset(p, rig, cache, up_axis=a, shading=shading, backend=cfg.backend)
+                        for _, p, a in part]
+        for (key, _, _), outcome in zip(part, outcomes, strict=True):
+            counters["renders_cached" if outcome.cached else "renders_done"] += 1
+            out[key] = outcome
+        progress(stage, start + len(part), len(items))
+    progress(stage, len(items), len(items))
+    return out
 
 
 def _cache_dir(cfg: EvalConfig) -> Path:
@@ -232,25 +253,20 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     # Render: references first (the same rig and shading as the generated side), then generations.
     t = time.perf_counter()
     shading = profile.shading
-    ref_renders: dict[str, Any] = {}
-    for n, case in enumerate(cases, start=1):
-        ref = inputs.references.get(case.case_id)
-        if ref is not None and ref.path is not None:
-            ref_renders[case.case_id] = _render(ref.path, rig, cfg, ref.up_axis, shading, counters)
-        progress("render references", n, len(cases))
+    ref_items = [(c.case_id, inputs.references[c.case_id].path, inputs.references[c.case_id].up_axis)
+                 for c in cases if c.case_id in inputs.references and inputs.references[c.case_id].path]
+    ref_renders = _render_many(ref_items, rig, cfg, shading, counters, progress, "render references")
     timing["render_references"] = time.perf_counter() - t
     t = time.perf_counter()
     keys = [(c, i) for c in cases for i in range(cfg.samples_per_prompt)]
     records = {(c.case_id, i): state.get(c.case_id, i) or {} for c, i in keys}
-    gen_renders: dict[tuple[str, int], Any] = {}
-    for n, (case, i) in enumerate(keys, start=1):
+    gen_items = []
+    for case, i in keys:
         rec = records[(case.case_id, i)]
-        if rec.get("asset_sha256"):
-            path = store.get(rec["asset_sha256"], rec["asset_format"])
-            if path is not None:
-                gen_renders[(case.case_id, i)] = _render(path, rig, cfg, rec.get("up_axis", "y"), shading,
-                                                         counters)
-        progress("render generated", n, len(keys))
+        path = store.get(rec["asset_sha256"], rec["asset_format"]) if rec.get("asset_sha256") else None
+        if path is not None:
+            gen_items.append(((case.case_id, i), path, rec.get("up_axis", "y")))
+    gen_renders = _render_many(gen_items, rig, cfg, shading, counters, progress, "render generated")
     timing["render_generated"] = time.perf_counter() - t
 
     # Features and per-asset scores.
