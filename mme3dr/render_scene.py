@@ -60,7 +60,7 @@ def _two_sided(arrays: list[np.ndarray | None], normals: np.ndarray | None, face
     face is then lit with its front normal, facing away from the headlight (ambient only, so meshes with
     inconsistent winding come out patchy), and the closed mesh's hidden back half is shaded too.
     Drawing a reversed copy with culling on gives two-sided lighting like Blender's, and on the 100k-face
-    benchmark mesh costs ~10% more CPU than single-sided against ~55% for the flag
+    benchmark mesh costs 10-30% more CPU than single-sided against ~55% for the flag
     (docs/benchmarks.md).
     """
     n = None
