@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bundle_factory import make_run
 from typer.testing import CliRunner
 
 from leaderboard.bundle import export_bundle_schemas
@@ -43,8 +44,6 @@ def test_submit_packs_and_validates_a_run(run_template: Path, tmp_path: Path) ->
 
 
 def test_submit_refuses_an_ineligible_run_and_writes_nothing(tmp_path: Path) -> None:
-    from conftest import make_run
-
     run = make_run(tmp_path / "smoke", profile="smoke", seed=5, with_renders=False)
     out = tmp_path / "smoke.tar.gz"
     result = runner.invoke(mme3dr_app, [

@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import make_run, submitter
+from bundle_factory import make_run, submitter
 from pydantic import ValidationError
 
 from leaderboard.pack import pack_run

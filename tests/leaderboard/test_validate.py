@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_run, submitter, tamper
+from bundle_factory import make_run, submitter, tamper
 
 from leaderboard.pack import pack_run
 from leaderboard.validate import validate_bundle

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import submitter, tamper
+from bundle_factory import make_run, submitter, tamper
 
 from leaderboard.registry import RegistryError, Verification, add_bundle
 from leaderboard.verify import (
@@ -73,8 +73,6 @@ def test_reproduced_tier_compares_with_the_verifiers_own_run(good_bundle: Path, 
 
 
 def test_reproduced_tier_fails_when_the_regenerated_run_disagrees(good_bundle: Path, tmp_path: Path) -> None:
-    from conftest import make_run
-
     other = make_run(tmp_path / "other", seed=3, with_renders=False)
     res = json.loads((other / "results.json").read_text())
     res["results"]["mme3dr-v1"]["clip"] -= 5.0  # the verifier's regeneration scores much lower
