@@ -20,13 +20,13 @@ from pathlib import Path
 from PIL import Image
 
 from leaderboard.bundle import Submitter, sha256_file
+from leaderboard.content_checks import load_benchmark_manifest
 from mme3dr import PROTOCOL_VERSION
 from mme3dr import results as R
 from mme3dr.asset_store import AssetStore
 from mme3dr.cameras import eval24
 from mme3dr.features.profiles import get_profile
 from mme3dr.features.weights import CATALOGUE
-from mme3dr.manifest import load_manifest
 from mme3dr.metrics.clip_score import aggregate_clip_scores
 from mme3dr.models.protocol import derive_seed
 
@@ -64,12 +64,12 @@ def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1"
     root.mkdir(parents=True)
     store = AssetStore(root / "assets")
     scratch = root / "adapter_out"
-    manifest = load_manifest(benchmark)
+    manifest = load_benchmark_manifest(benchmark)
     rng = random.Random(seed)
     samples: list[R.SampleRecord] = []
     failures = {2: "corrupt_file", 7: "adapter_error"}
     for i, case in enumerate(manifest.cases):
-        prompt = f"a toy {case.toys4k_category} (case {case.case_id})"
+        prompt = case.prompt or f"a toy {case.toys4k_category} (case {case.case_id})"
         rec = dict(case_id=case.case_id, category=case.category, sample_index=0,
                    seed=derive_seed(manifest.name, case.case_id, 0), prompt=prompt,
                    prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(), seconds=rng.random())

@@ -79,6 +79,12 @@ def test_ar3d_r1_script_profile_and_demo_benchmark_are_ineligible(tmp_path: Path
     run = make_run(tmp_path / "script", profile="ar3d-r1-script")
     pack_run(run, tmp_path / "script.tar.gz", submitter())
     assert "profile 'ar3d-r1-script' is never" in _messages(validate_bundle(tmp_path / "script.tar.gz"))
+    # The built-in demo validates in every other respect but is never ranked.
+    demo = make_run(tmp_path / "demo", benchmark="mme3dr-demo", with_renders=False)
+    pack_run(demo, tmp_path / "demo.tar.gz", submitter())
+    report = validate_bundle(tmp_path / "demo.tar.gz")
+    assert _checks(report) == {"eligibility"}, report.summary()
+    assert "benchmark 'mme3dr-demo' is not ranked" in _messages(report)
 
 
 def test_limit_run_is_ineligible(good_bundle: Path, tmp_path: Path) -> None:
