@@ -65,7 +65,7 @@ def verify(
     verifier: str = typer.Option(..., help="Who verifies (person or lab); shown on the site."),
     out: Path = typer.Option(..., help="Where to write the verification record (JSON) for `add`."),
     reference: Path | None = typer.Option(
-        None, help="re-scored: Toys4K source for the reference objects (as `mme3dr evaluate --toys4k`)."
+        None, "--toys4k", help="re-scored: Toys4K source of the reference objects (as for `mme3dr evaluate`)."
     ),
     captions: Path | None = typer.Option(None, help="re-scored: TRELLIS Toys4k.csv captions."),
     regenerated: Path | None = typer.Option(
