@@ -180,6 +180,9 @@ def render_asset(
         mesh = load_mesh(path, up_axis=up_axis, normalise=normalise, max_faces=max_faces, sha256=sha)
     except MeshError as exc:
         return _failure(path, sha, exc, t0)
+    except Exception as exc:  # a loader bug, not a typed asset problem: record it, keep the batch going
+        error = f"{type(exc).__name__} while loading: {exc}"
+        return RenderOutcome(str(path), sha, None, None, error, False, time.perf_counter() - t0, error=error)
     renderer = get_renderer(rig.width, rig.height, backend)  # no context at all: raise (environment)
     try:
         result = renderer.render(mesh, rig, shading=shading, depth=False)

@@ -120,3 +120,20 @@ def test_real_rose_loads_z_up(trellis_rose):
     assert mesh.n_faces == 11652
     extent = mesh.bounds[1] - mesh.bounds[0]
     assert np.argmax(extent) == 1 and extent.max() == pytest.approx(1.0)
+
+
+def test_rotated_scene_node_moves_points_and_normals(tmp_path):
+    import trimesh
+
+    scene = trimesh.Scene()
+    quad = trimesh.Trimesh(
+        [[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]], [[0, 1, 2], [0, 2, 3]]
+    )
+    # +90 deg about +Y maps +Z to +X, then shift by +2 along X.
+    transform = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
+    transform[:3, 3] = (2.0, 0.0, 0.0)
+    scene.add_geometry(quad, node_name="q", transform=transform)
+    scene.export(tmp_path / "rot.gltf")
+    part = load_mesh(tmp_path / "rot.gltf", normalise=False).parts[0]
+    np.testing.assert_allclose(part.positions[:, 0], 2.0, atol=1e-6)
+    np.testing.assert_allclose(part.normals, np.tile([1.0, 0.0, 0.0], (4, 1)), atol=1e-6)
