@@ -205,3 +205,18 @@ def test_one_backend_per_process_with_a_clear_error(renderer, tmp_path):
     assert get_renderer(SIZE, SIZE, renderer.backend) is renderer
     with pytest.raises(ValueError, match="unknown shading"):
         renderer.render(load_mesh(write_quad_obj(tmp_path)), front_rig(), shading="phong")
+
+
+def _srgb_to_linear(c):
+    # IEC 61966-2-1 decoding, written out here independently of mme3dr.render_scene.
+    c = np.asarray(c, np.float64) / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def test_mid_tone_texture_and_vertex_colours_are_srgb_decoded(renderer, tmp_path):
+    colour = (128, 64, 200)
+    tex = renderer.render(load_mesh(write_textured_glb(tmp_path, rgb=colour)), front_rig()).rgba[0]
+    np.testing.assert_allclose(_centre(tex)[:3], face_on_pixel(_srgb_to_linear(colour)), atol=2.5)
+    ply = write_vertex_coloured_quad_ply(tmp_path, (*colour, 255))
+    vc = renderer.render(load_mesh(ply), front_rig()).rgba[0]
+    np.testing.assert_allclose(_centre(vc)[:3], face_on_pixel([0.8] * 3, _srgb_to_linear(colour)), atol=2.5)
