@@ -228,12 +228,14 @@ def export_entry(render_dir: str | os.PathLike, out_dir: str | os.PathLike) -> P
     file system allows, else copies)."""
     src, out = Path(render_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # Views of an earlier render with more views (say eval24, now reward6) must not linger.
+    for stale in [*out.glob("[0-9][0-9][0-9].png"), out / "transforms.json"]:
+        stale.unlink(missing_ok=True)
     for f in sorted(src.iterdir()):
         if f.name == ENTRY_META or not f.is_file():
             continue
         target = out / f.name
-        if target.exists():
-            target.unlink()
+        target.unlink(missing_ok=True)
         try:
             os.link(f, target)
         except OSError:

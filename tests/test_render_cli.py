@@ -111,3 +111,11 @@ def test_workers_render_the_batch_and_report_failures(tmp_path):
     assert result.exit_code == 0, result.output
     assert all((out / f"m{i}" / "023.png").is_file() for i in range(3))
     assert "corrupt_file" in result.output
+
+
+def test_rerendering_with_fewer_views_leaves_no_stale_views(tmp_path):
+    asset = write_marker_glb(tmp_path)
+    out = tmp_path / "out"
+    assert invoke(asset, "--size", "16", "--rig", "eval24", "--out", out).exit_code == 0
+    assert invoke(asset, "--size", "16", "--rig", "reward6", "--out", out).exit_code == 0
+    assert sorted(p.name for p in (out / "marker").glob("*.png")) == [f"{i:03d}.png" for i in range(6)]
