@@ -152,6 +152,21 @@ def load_benchmark_manifest(name: str):
     return demo_manifest() if name == DEMO_NAME else load_manifest(name)
 
 
+def check_metric_facts(res: Results) -> list[Problem]:
+    """``higher_is_better`` in the results agrees with the metric classes (``mme3dr.metrics``): a
+    flipped direction would re-order the leaderboard."""
+    from mme3dr.metrics import METRICS
+
+    out = []
+    for task, facts in sorted(res.higher_is_better.items()):
+        for name, hib in sorted(facts.items()):
+            cls = METRICS.get(name)
+            if cls is not None and bool(hib) != bool(cls.higher_is_better):
+                msg = f"higher_is_better[{task!r}][{name!r}] is {hib}, but {name} is {cls.higher_is_better}"
+                out.append(Problem("metric-card", msg))
+    return out
+
+
 def check_benchmark(res: Results) -> list[Problem]:
     """The manifest hash, case count and seed namespace are the benchmark's own."""
     bench = res.benchmark

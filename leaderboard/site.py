@@ -90,10 +90,16 @@ def _benchmark_order(names: set[str]) -> list[str]:
 
 
 def _facts_for(rows: list[LeaderboardRow], facts: dict[str, dict[str, bool]], bench: str) -> dict[str, bool]:
-    merged = dict(paper_metric_facts())
-    merged.update(facts.get(bench, {}))
+    """The ranked columns of a benchmark and their direction.
+
+    Columns are the leaderboard metrics (metric classes marked ``leaderboard_eligible``) that some row
+    reports, or all of them when there is no row yet; diagnostics such as ``reference_clip`` are not
+    ranked. Validation has checked that submitted ``higher_is_better`` agrees with the classes.
+    """
+    known = paper_metric_facts()
     present = {k for r in rows for k in r.metrics}
-    return {k: v for k, v in merged.items() if k in present or k in METRIC_ORDER[:4]}
+    names = [k for k in known if k in present] if rows else list(known)
+    return {k: known[k] for k in names}
 
 
 def build_site(rows: list[LeaderboardRow], out: Path, *, facts: dict[str, dict[str, bool]],

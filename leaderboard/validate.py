@@ -38,6 +38,7 @@ from leaderboard.content_checks import (
     check_eligibility,
     check_failures,
     check_metric_card,
+    check_metric_facts,
     check_protocol,
 )
 
@@ -153,7 +154,7 @@ def validate_extracted(extracted: Path, report: ValidationReport, *, registry: P
     res = report.results
     if res is None:
         return
-    for check in (check_eligibility, check_metric_card, check_benchmark, check_protocol):
+    for check in (check_eligibility, check_metric_card, check_metric_facts, check_benchmark, check_protocol):
         report.problems += check(res)
     for check in (check_cases, check_failures, check_aggregates):
         report.problems += check(res, report.samples)

@@ -251,3 +251,15 @@ def test_forged_run_with_the_real_smoke_suite_card_is_rejected(tmp_path: Path) -
     assert _checks(report) == {"metric-card"}, report.summary()
     assert "does not name the 'paper' profile's encoder 'clip-vit-b-32-openai'" in _messages(report)
     assert "names the smoke encoder 'smoke:" in _messages(report)
+
+
+def test_flipped_higher_is_better_is_rejected(good_bundle: Path, tmp_path: Path) -> None:
+    # Claiming KD is higher-is-better would put the worst model first.
+    def edit(d: Path) -> None:
+        res = json.loads((d / "results.json").read_text())
+        res["higher_is_better"]["mme3dr-v1"]["kd_incep"] = True
+        (d / "results.json").write_text(json.dumps(res))
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert _checks(report) == {"metric-card"}, report.summary()
+    assert "higher_is_better['mme3dr-v1']['kd_incep'] is True" in _messages(report)
