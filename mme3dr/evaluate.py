@@ -190,7 +190,7 @@ def _render_many(items: list[tuple[Any, Path, str]], rig, cfg: EvalConfig, shadi
 
     cache = _cache_dir(cfg) / "renders"
     out: dict[Any, Any] = {}
-    chunk = max(1, 4 * cfg.workers)
+    chunk = max(32, 8 * cfg.workers)  # each render_batch call spawns its pool: amortise the start-up
     for start in range(0, len(items), chunk if cfg.workers > 1 else 1):
         part = items[start : start + (chunk if cfg.workers > 1 else 1)]
         if cfg.workers > 1:

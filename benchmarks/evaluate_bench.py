@@ -1,0 +1,130 @@
+"""Wall time of `mme3dr evaluate` per stage, cold and cached (issue 5, Must show 7).
+
+Builds a synthetic MME-3DR v1 set-up in --work (deterministic, ~50k-face vertex-coloured meshes):
+a Toys4K mesh folder laid out like the real data (``<category>/<name>/<name>.glb``) with a TRELLIS-style
+``Toys4k.csv``, and a folder of "generated" assets named by case id for the ``folder`` adapter. Then it
+runs, each in a fresh process as a user would:
+
+1. cold: ``mme3dr evaluate --model folder:GEN --benchmark mme3dr-v1 --profile smoke`` into an empty
+   run directory and render cache;
+2. cached: the same command again with ``--resume`` (every sample, render and feature is found).
+
+and prints the per-stage seconds that each run records in results.json (``timing``), plus the process
+wall time. ``--cases N`` runs the first N cases (a documented subset; the run is then marked
+``--limit N``), for machines where the full run does not fit.
+
+    python benchmarks/evaluate_bench.py --cases 249 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import trimesh
+
+
+def torus_mesh(k: int, faces: int) -> trimesh.Trimesh:
+    """A deterministic, vertex-coloured torus of about ``faces`` triangles, shaped by ``k``."""
+    minor = 100
+    major = max(3, faces // (2 * minor))
+    mesh = trimesh.creation.torus(major_radius=1.0, minor_radius=0.25 + 0.02 * (k % 7),
+                                  major_sections=major, minor_sections=minor)
+    mesh.apply_scale([1.0, 0.6 + 0.05 * (k % 9), 1.0])
+    rng = np.random.default_rng(k)
+    colour = np.append(rng.integers(40, 230, size=3), 255).astype(np.uint8)
+    colours = np.tile(colour, (len(mesh.vertices), 1))
+    mesh.visual = trimesh.visual.ColorVisuals(mesh=mesh, vertex_colors=colours)
+    return mesh
+
+
+def build(work: Path, n: int, faces: int) -> tuple[Path, Path, Path]:
+    from mme3dr.manifest import load_manifest
+
+    toys, gen, captions = work / "toys4k", work / "generated", work / "Toys4k.csv"
+    stamp = work / f"built-{n}-{faces}.json"
+    if stamp.is_file():
+        return toys, gen, captions
+    gen.mkdir(parents=True, exist_ok=True)
+    cases = load_manifest("mme3dr-v1").cases[:n]
+    with open(captions, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sha256", "file_identifier", "captions"])
+        for k, case in enumerate(cases):
+            cat, name = PurePosixPath(case.file_identifier).parts[:2]
+            writer.writerow([hashlib.sha256(name.encode()).hexdigest(), case.file_identifier,
+                             json.dumps([f"A detailed toy {case.toys4k_category}, seen from all sides.",
+                                         f"A toy {case.toys4k_category}.", case.toys4k_category])])
+            ref = toys / cat / name / f"{name}.glb"
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            ref.write_bytes(trimesh.exchange.gltf.export_glb(trimesh.Scene(torus_mesh(k, faces))))
+            (gen / f"{case.case_id}.glb").write_bytes(
+                trimesh.exchange.gltf.export_glb(trimesh.Scene(torus_mesh(k + 1000, faces))))
+    stamp.write_text(json.dumps({"cases": n, "faces": faces}))
+    return toys, gen, captions
+
+
+def run(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"evaluate failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", type=int, default=249, help="first N cases of mme3dr-v1 (249 = all)")
+    ap.add_argument("--faces", type=int, default=50_000, help="triangles per mesh (default 50,000)")
+    ap.add_argument("--workers", type=int, default=2, help="render worker processes (default 2)")
+    ap.add_argument("--render-size", type=int, default=None, help="override the 512 px render size")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/mme3dr-bench/evaluate"), help="scratch directory")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    toys, gen, captions = build(args.work, args.cases, args.faces)
+    print(f"built {args.cases} reference + {args.cases} generated meshes of ~{args.faces:,} faces "
+          f"in {time.perf_counter() - t0:.1f} s")
+    out = args.work / f"run-{args.cases}"
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    cmd = [sys.executable, "-c", "from mme3dr.cli import main; main()", "evaluate",
+           "--model", f"folder:{gen}", "--benchmark", "mme3dr-v1", "--profile", "smoke",
+           "--toys4k", str(toys), "--toys4k-kind", "folder", "--captions", str(captions),
+           "--workers", str(args.workers), "--out", str(out), "--no-report"]
+    if args.cases < 249:
+        cmd += ["--limit", str(args.cases)]
+    if args.render_size:
+        cmd += ["--render-size", str(args.render_size)]
+    rows = []
+    for label, extra in (("cold", []), ("cached (--resume)", ["--resume"])):
+        wall = run(cmd + extra)
+        res = json.loads((out / "results.json").read_text())
+        rows.append((label, wall, res["timing"], res["execution"]["shards"][0]["counters"]))
+    stages = ["setup", "generate", "render_references", "render_generated", "features", "metrics"]
+    print(f"\n{args.cases} cases, {args.workers} render workers, smoke profile, "
+          f"{args.render_size or 512} px, {os.cpu_count()} CPUs")
+    print("| run | " + " | ".join(stages) + " | process wall |")
+    print("|---|" + "---:|" * (len(stages) + 1))
+    for label, wall, timing, _ in rows:
+        cells = " | ".join(f"{timing.get(s, 0):.1f} s" for s in stages)
+        print(f"| {label} | {cells} | {wall:.1f} s |")
+    for label, _, _, counters in rows:
+        print(f"{label}: {counters}")
+    cold, cached = rows[0][1], rows[1][1]
+    print(f"cached / cold wall time: {cached / cold:.3f}")
+
+
+if __name__ == "__main__":
+    main()
