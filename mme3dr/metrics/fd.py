@@ -5,8 +5,10 @@ Dowson & Landau 1982) computed in float64 with unbiased (n − 1) covariances. T
 follows the reference FID code (pytorch-fid / TTUR): ``scipy.linalg.sqrtm(Σ₁Σ₂)``; if it is not finite,
 ε = 1e-6 is added to both diagonals and it is retried; an imaginary part above 1e-3 on its diagonal is a
 numerical failure and raises instead of being silently dropped. Only the trace of that root enters FD, and
-by default it is computed through an exactly equivalent symmetric eigenproblem (see
-:func:`_trace_sqrt_product_eigh`), falling back to the reference path whenever that route is unsure.
+by default it is computed through exactly equivalent, faster forms: the nuclear norm of AᵀB when a set
+is smaller than the dimension (:func:`_fd_low_rank`), else a symmetric eigenproblem
+(:func:`_trace_sqrt_product_eigh`), which falls back to the reference path whenever it is unsure.
+``method="sqrtm"`` forces the reference path.
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ class FrechetDistanceError(ArithmeticError):
     """The matrix square root of Σ₁Σ₂ came out with a significant imaginary part."""
 
 
-def feature_statistics(feats: np.ndarray, name: str = "features") -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``(d,)`` and unbiased covariance ``(d, d)`` (float64) of ``feats: (n, d)``, n ≥ 2."""
+def _checked(feats: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(feats, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D (N, D) feature array, got shape {arr.shape}")
@@ -32,6 +33,12 @@ def feature_statistics(feats: np.ndarray, name: str = "features") -> tuple[np.nd
         raise ValueError(f"{name} needs at least 2 feature vectors for a covariance, got {arr.shape[0]}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values; check the feature extractor's input")
+    return arr
+
+
+def feature_statistics(feats: np.ndarray, name: str = "features") -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(d,)`` and unbiased covariance ``(d, d)`` (float64) of ``feats: (n, d)``, n ≥ 2."""
+    arr = _checked(feats, name)
     mu = arr.mean(axis=0)
     centred = arr - mu
     sigma = centred.T @ centred / (arr.shape[0] - 1)
@@ -102,6 +109,21 @@ def frechet_distance(
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
 
 
+def _fd_low_rank(x: np.ndarray, y: np.ndarray) -> float:
+    """FD from the features themselves, for sets smaller than the dimension (``min(n₁, n₂) ≤ d``).
+
+    With Σ₁ = AAᵀ and Σ₂ = BBᵀ (A, B the centred features / √(n − 1), shapes (d, n₁) and (d, n₂)),
+    the non-zero eigenvalues of Σ₁Σ₂ are those of (AᵀB)(AᵀB)ᵀ, so ``Tr((Σ₁Σ₂)^½) = ‖AᵀB‖_*`` (the sum of
+    the singular values of the n₁×n₂ matrix AᵀB), and ``Tr Σᵢ = ‖A‖_F²``. Exact, real by construction,
+    and O(n₁n₂d) instead of O(d³): 12 views of 2,048-d features cost a 12×12 SVD, not two 2048² eigh.
+    """
+    a = (x - x.mean(0)) / np.sqrt(x.shape[0] - 1)
+    b = (y - y.mean(0)) / np.sqrt(y.shape[0] - 1)
+    diff = x.mean(0) - y.mean(0)
+    nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2.0 * nuclear)
+
+
 def fd(feats_gen: np.ndarray, feats_ref: np.ndarray, method: str = "auto") -> float:
     """Fréchet distance between two feature sets ``(n_gen, d)`` and ``(n_ref, d)``, in float64.
 
@@ -112,10 +134,11 @@ def fd(feats_gen: np.ndarray, feats_ref: np.ndarray, method: str = "auto") -> fl
     >>> fd(a, a + 1.0) > 3.9
     True
     """
-    mu1, s1 = feature_statistics(feats_gen, "feats_gen")
-    mu2, s2 = feature_statistics(feats_ref, "feats_ref")
-    if mu1.shape != mu2.shape:
-        raise ValueError(
-            f"feature dimensions differ: feats_gen has {mu1.shape[0]}, feats_ref has {mu2.shape[0]}"
-        )
+    x, y = _checked(feats_gen, "feats_gen"), _checked(feats_ref, "feats_ref")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"feature dimensions differ: feats_gen has {x.shape[1]}, feats_ref has {y.shape[1]}")
+    if method == "auto" and min(x.shape[0], y.shape[0]) <= x.shape[1]:
+        return _fd_low_rank(x, y)
+    mu1, s1 = feature_statistics(x, "feats_gen")
+    mu2, s2 = feature_statistics(y, "feats_ref")
     return frechet_distance(mu1, s1, mu2, s2, method=method)

@@ -112,3 +112,16 @@ def test_bad_input_gets_a_clear_error(x, y, match):
 def test_fd_reference_at_protocol_size(kind):
     x, y = features(kind, 5000, 2048, 1), features(kind, 5000, 2048, 2, shift=0.05)
     assert fd(x, y) == pytest.approx(ref_fd(x, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("n_gen,n_ref,d", [(30, 40, 512), (100, 20, 256), (64, 64, 64)])
+def test_low_rank_route_equals_covariance_routes(n_gen, n_ref, d):
+    from mme3dr.metrics import feature_statistics
+
+    x, y = features("structured", n_gen, d, 5), features("random", n_ref, d, 6, shift=0.2)
+    stats = (*feature_statistics(x), *feature_statistics(y))
+    low_rank = fd(x, y)  # min(n) ≤ d: nuclear-norm route
+    assert low_rank == pytest.approx(frechet_distance(*stats), rel=1e-8)
+    assert low_rank == pytest.approx(ref_fd(x, y), rel=1e-6)
+    # A set against itself: exactly zero up to rounding, without the √noise bias of eigenvalue routes.
+    assert abs(fd(x, x)) < 1e-9 * max(1.0, low_rank)
