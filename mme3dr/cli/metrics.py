@@ -23,7 +23,7 @@ _WEIGHTS_DIR_HELP = "Local weights directory (<dir>/<key>/<file>); default $MME3
 def _fail(message: str, code: int = 2) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -50,12 +50,14 @@ def score(
     from rich.table import Table
 
     from mme3dr.features import WeightsNotFoundError, get_profile
-    from mme3dr.features.score_renders import read_prompts, score_renders
+    from mme3dr.features.score_renders import object_dirs, read_prompts, score_renders
 
     console = Console()
     try:
         get_profile(profile)
         prompt_map = read_prompts(prompts)
+        for side in (renders_dir, reference):  # check the inputs before the (slow) encoders load
+            object_dirs(side)
     except (KeyError, FileNotFoundError, ValueError) as exc:
         _fail(str(exc).strip("'\""))
     from mme3dr.features import load_feature_suite
@@ -137,7 +139,7 @@ def weights_download(
             console.print(f"[green]✓[/] {key}: {res.directory} ({res.source})")
         except WeightsNotFoundError as exc:
             failed += 1
-            console.print(f"[red]✗[/] {exc}")
+            console.print(f"[red]✗[/] {exc}", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 
