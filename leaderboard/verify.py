@@ -167,6 +167,22 @@ def rescore(report, *, profile: str, reference: Path | None, captions: Path | No
     return load_results(out / "results.json"), read_samples(out / "samples.jsonl")
 
 
+def _check_regenerated(run_dir: Path, report, tmp: Path, tolerated: frozenset[str]):
+    """Validate the verifier's own run like a submission (complete, eligible, right seeds and
+    manifest), by packing it without assets; return its results and the problems found."""
+    from leaderboard.pack import pack_run
+
+    if not (run_dir / "results.json").is_file():
+        raise VerificationError(f"{run_dir} has no results.json: pass a finished `mme3dr evaluate` folder")
+    own = tmp / "regenerated.tar.gz"
+    pack_run(run_dir, own, report.manifest.submitter, include_assets=False, n_thumbnails=0)
+    own_report = validate_bundle(own)
+    problems = [f"regenerated run: {p}" for p in own_report.problems if p.check not in tolerated]
+    if own_report.results is None:
+        raise VerificationError("the regenerated run does not validate:\n  - " + "\n  - ".join(problems))
+    return own_report.results, problems
+
+
 def verify_bundle(bundle: Path, *, tier: str, verifier: str, reference: Path | None = None,
                   captions: Path | None = None, regenerated: Path | None = None,
                   cache_dir: Path | None = None, weights_dir: Path | None = None, device: str = "cpu",
@@ -208,12 +224,8 @@ def verify_bundle(bundle: Path, *, tier: str, verifier: str, reference: Path | N
                                       f"{mine.mme3dr_version}, profile {mine.profile}, "
                                       f"rig {mine.renderer.rig}")
         else:
-            from mme3dr.results import load_results, read_samples
-
             tolerances = REPRODUCE_TOLERANCE
-            mine = load_results(Path(regenerated) / "results.json")
-            mine_samples = read_samples(Path(regenerated) / "samples.jsonl")
-            sample_problems = []
+            mine, sample_problems = _check_regenerated(Path(regenerated), report, Path(tmp), tolerated)
             for field in ("profile", "protocol_version", "rig_hash"):
                 if getattr(mine, field) != getattr(res, field):
                     sample_problems.append(f"regenerated run has {field} {getattr(mine, field)!r}, "

@@ -59,7 +59,8 @@ def metric_card(profile: str, *, claimed: str | None = None) -> dict:
 
 
 def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1", with_renders: bool = True,
-             card_profile: str | None = None, card_claims: str | None = None, seed: int = 0) -> Path:
+             card_profile: str | None = None, card_claims: str | None = None, seed: int = 0,
+             clip_shift: float = 0.0) -> Path:
     """Write a complete synthetic run directory (results.json, samples.jsonl, assets/, renders/)."""
     root.mkdir(parents=True)
     store = AssetStore(root / "assets")
@@ -82,7 +83,7 @@ def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1"
             stored = store.put(scratch / case.case_id / "mesh.obj")
             sha = stored.sha256
             rec.update(status="ok", asset_sha256=sha, asset_format="obj",
-                       metrics={"clip": round(rng.uniform(15.0, 30.0), 6)})
+                       metrics={"clip": round(rng.uniform(15.0, 30.0) + clip_shift, 6)})
             if with_renders:  # a render-cache entry (mme3dr.render_cache layout) with one tiny view
                 key = hashlib.sha256(f"{sha}-eval24".encode()).hexdigest()
                 view_dir = root / "cache" / "renders" / key[:2] / key

@@ -73,12 +73,20 @@ def test_reproduced_tier_compares_with_the_verifiers_own_run(good_bundle: Path, 
 
 
 def test_reproduced_tier_fails_when_the_regenerated_run_disagrees(good_bundle: Path, tmp_path: Path) -> None:
-    other = make_run(tmp_path / "other", seed=3, with_renders=False)
-    res = json.loads((other / "results.json").read_text())
-    res["results"]["mme3dr-v1"]["clip"] -= 5.0  # the verifier's regeneration scores much lower
-    (other / "results.json").write_text(json.dumps(res))
+    # A valid, complete regeneration whose assets score about 5 CLIP points lower.
+    other = make_run(tmp_path / "other", seed=3, with_renders=False, clip_shift=-5.0)
     record = verify_bundle(good_bundle, tier="reproduced", verifier="Repro Lab", regenerated=other)
     assert not record.passed and any(p.startswith("mme3dr-v1/clip") for p in record.problems)
+    assert not any(p.startswith("regenerated run:") for p in record.problems)
+
+
+def test_reproduced_tier_refuses_an_incomplete_regeneration(good_bundle: Path, tmp_path: Path) -> None:
+    other = make_run(tmp_path / "other", seed=4, with_renders=False)
+    lines = (other / "samples.jsonl").read_text().splitlines()
+    (other / "samples.jsonl").write_text("\n".join(lines[:-1]) + "\n")  # one case dropped
+    record = verify_bundle(good_bundle, tier="reproduced", verifier="Repro Lab", regenerated=other)
+    assert not record.passed
+    assert any(p.startswith("regenerated run: [samples]") for p in record.problems)
 
 
 @pytest.mark.slow
