@@ -110,3 +110,20 @@ def stable_bytes(run: Path) -> bytes:
     """Canonical bytes of results + samples with volatile keys removed (for byte-for-byte comparisons)."""
     doc = {"results": stable_results(run), "samples": stable_samples(run)}
     return json.dumps(doc, sort_keys=True, indent=1).encode()
+
+
+def differences(a, b, path: str = "") -> list[str]:
+    """Paths where two JSON values differ (for readable assertion messages)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in differences(a.get(k), b.get(k), f"{path}/{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        pairs = enumerate(zip(a, b, strict=True))
+        return [d for i, (x, y) in pairs for d in differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Byte-identical results and samples once volatile keys are removed; the message lists what differs."""
+    diff = differences({"results": stable_results(a), "samples": stable_samples(a)},
+                       {"results": stable_results(b), "samples": stable_samples(b)})
+    assert stable_bytes(a) == stable_bytes(b), "runs differ at:\n" + "\n".join(diff[:20])

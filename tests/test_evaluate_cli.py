@@ -120,7 +120,7 @@ def test_bad_flags_give_clear_errors(tmp_path: Path):
 
 @pytest.mark.slow
 def test_two_shards_merged_equal_one_run(primitives_run, tmp_path: Path, render_cache):
-    from evaluate_support import CLI, stable_bytes
+    from evaluate_support import CLI, assert_same_run
 
     one, _ = primitives_run
     shards = []
@@ -136,7 +136,7 @@ def test_two_shards_merged_equal_one_run(primitives_run, tmp_path: Path, render_
     merged = tmp_path / "merged"
     proc = run_cli([*CLI, "merge", *map(str, shards), "--out", str(merged)])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert stable_bytes(merged) == stable_bytes(one)
+    assert_same_run(merged, one)
     # a missing shard is refused with a clear message
     proc = run_cli([*CLI, "merge", str(shards[0]), "--out", str(tmp_path / "partial")])
     assert proc.returncode == 2 and "every shard directory exactly once" in proc.stderr

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from evaluate_support import FAST, evaluate_cmd, run_cli, stable_bytes, write_adapters
+from evaluate_support import FAST, assert_same_run, evaluate_cmd, run_cli, write_adapters
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path):
     base_env = {"ADAPTER_LOG": str(tmp_path / "base.log"), "SLOW_DELAY": "0"}
     proc = run_cli(evaluate_cmd(base, *args), env=base_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert stable_bytes(run) == stable_bytes(base)
+    assert_same_run(run, base)
     assert json.loads((run / "results.json").read_text())["results"]["mme3dr-demo"]["n"] == 6
 
     # 5. a re-run of a finished run redoes nothing
@@ -84,7 +84,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path):
     counters = json.loads((run / "results.json").read_text())["execution"]["shards"][0]["counters"]
     assert counters == {"generated": 0, "generation_skipped": 6, "renders_done": 0, "renders_cached": 12,
                         "features_computed": 0, "features_cached": 12}
-    assert stable_bytes(run) == stable_bytes(base)
+    assert_same_run(run, base)
 
 
 def test_resume_refuses_a_different_configuration(tmp_path: Path):
