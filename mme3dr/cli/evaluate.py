@@ -11,15 +11,16 @@ import typer
 
 EVALUATE_HELP = """Evaluate a text-to-3D model on a benchmark and write results.json + samples.jsonl.
 
-The harness owns prompts, seeds, file names, rendering and scoring; the adapter (--model) only turns
-requests into 3D files. Re-running with --resume skips every finished sample and cached render.
+The harness owns prompts, seeds, file names, rendering and scoring; the adapter (--model) only turns \
+requests into 3D files. Re-running with --resume skips every finished sample and cached render. \
+Guide: docs/evaluate.md.
 
 Examples:
 
   mme3dr evaluate --model primitives --benchmark demo --profile smoke --out runs/demo
 
-  mme3dr evaluate --model folder:gen/ --benchmark mme3dr-v1 --toys4k toys4k_blend_files.zip
-  --captions Toys4k.csv --profile paper --out runs/mymodel
+  mme3dr evaluate --model folder:gen/ --benchmark mme3dr-v1 --toys4k toys4k_blend_files.zip \
+--captions Toys4k.csv --profile paper --out runs/mymodel
 """
 
 
