@@ -112,6 +112,10 @@ def build_site(rows: list[LeaderboardRow], out: Path, *, facts: dict[str, dict[s
     """
     out = Path(out)
     if out.exists():
+        # Replace a previous build only: never delete a folder that is not one (e.g. `--out .`).
+        if not out.is_dir() or (any(out.iterdir()) and not (out / "leaderboard.json").is_file()):
+            raise ValueError(f"{out} exists and is not a previous leaderboard build (no leaderboard.json); "
+                             "pass a new or empty folder to --out")
         shutil.rmtree(out)
     (out / "static").mkdir(parents=True)
     env = _environment()

@@ -148,3 +148,12 @@ def test_ranking_follows_higher_is_better() -> None:
     higher = rank_rows(rows, MetricFact("kd_incep", "KD", higher_is_better=True))
     assert [r.model_name for r in lower] == ["c", "d", "a", "b"]  # missing values last either way
     assert [r.model_name for r in higher] == ["a", "d", "c", "b"]
+
+
+def test_build_refuses_to_replace_a_folder_that_is_not_a_site(registry: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("keep me")
+    with pytest.raises(ValueError, match="not a previous leaderboard build"):
+        build_from_registry(registry, precious)
+    assert (precious / "thesis.tex").read_text() == "keep me"
