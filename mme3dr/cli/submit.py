@@ -37,6 +37,7 @@ def submit(
     keep_invalid: bool = typer.Option(
         False, help="Keep the bundle even when it does not validate (for inspection; it will be refused)."
     ),
+    overwrite: bool = typer.Option(False, help="Replace an existing file at --out."),
 ) -> None:
     """Pack results.json, samples.jsonl, the assets and thumbnails into one bundle, then validate it."""
     from pydantic import ValidationError
@@ -48,6 +49,9 @@ def submit(
     from mme3dr.results import load_results
 
     console = Console(stderr=True)
+    if out.exists() and not overwrite:
+        console.print(f"[red]{out} already exists; pass --overwrite to replace it (or another --out)[/red]")
+        raise typer.Exit(1)
     try:
         info = load_results(Path(run_dir) / "results.json").model_info
     except ValueError as exc:

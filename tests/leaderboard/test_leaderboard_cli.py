@@ -54,6 +54,17 @@ def test_submit_refuses_an_ineligible_run_and_writes_nothing(tmp_path: Path) -> 
     assert "never leaderboard-eligible" in result.output and not out.exists()
 
 
+def test_submit_never_overwrites_an_existing_file(run_template: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    out.write_text("precious")
+    result = runner.invoke(mme3dr_app, [
+        "submit", str(run_template), "--out", str(out), "--evaluator", "x", "--relationship", "first-party",
+        "--contact", "x@example.org",
+    ])
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert out.read_text() == "precious"
+
+
 def test_submit_rejects_bad_metadata_with_a_clear_message(run_template: Path, tmp_path: Path) -> None:
     result = runner.invoke(mme3dr_app, [
         "submit", str(run_template), "--out", str(tmp_path / "x.tar.gz"), "--evaluator", "x",
