@@ -62,7 +62,11 @@ def parse_prompt(prompt: str) -> tuple[list[tuple[str, str, int, tuple[int, int,
     first colour word. At most three objects are kept (the first ones named).
     """
     words = [_singular(w) for w in re.findall(r"[a-z0-9]+", prompt.lower())]
-    first_colour = next((ps.COLOURS[w] for w in words if w in ps.COLOURS), None)
+    # The prompt's "main" colour: the first colour word that does not describe a counted part
+    # ("a blue car with four black wheels" is blue, not black).
+    first_colour = next((ps.COLOURS[w] for i, w in enumerate(words)
+                         if w in ps.COLOURS and (i + 1 >= len(words) or words[i + 1] not in _PART_COUNTS)),
+                        None)
     objects: list[tuple[str, str, int, tuple[int, int, int]]] = []
     parts: dict[str, int] = {}
     count, colour = 1, None

@@ -59,3 +59,10 @@ def test_oracle_returns_the_bound_references(tmp_path: Path):
     model.bind_references({"c1": (ref, "z")})
     asset = model.generate([_req(tmp_path, "c1")])[0]
     assert asset.path == ref and asset.up_axis == "z"
+
+
+def test_a_part_colour_is_not_the_object_colour():
+    (car,), parts = parse_prompt("A blue toy car with four black wheels.")
+    assert car[3] == (40, 80, 200) and parts == {"wheel": 4}
+    (car,), _ = parse_prompt("a toy car with four black wheels")
+    assert car[3] == (204, 204, 204)  # uncoloured: the protocol's 0.8 grey
