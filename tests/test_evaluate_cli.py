@@ -144,3 +144,15 @@ def test_two_shards_merged_equal_one_run(primitives_run, tmp_path: Path, render_
 
 def read_samples_from_shard(shard: Path) -> list:
     return json.loads((shard / "shard.json").read_text())["samples"]
+
+
+@pytest.mark.slow
+def test_readme_main_job_command_exactly(tmp_path: Path):
+    """The README's command, unmodified (15 cases, 512 px): completes offline with a report."""
+    out = tmp_path / "runs" / "demo"
+    proc = run_cli(evaluate_cmd(out, "--model", "primitives", "--benchmark", "demo", "--profile", "smoke"),
+                   env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = load_results(out / "results.json")
+    assert res.results["mme3dr-demo"]["n"] == 15 and res.renderer.width == 512
+    assert (out / "report" / "category_radar.png").is_file() and (out / "report" / "index.html").is_file()
