@@ -218,7 +218,7 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     from mme3dr.features.profiles import get_profile
     from mme3dr.merge import finalize, shard_manifest
     from mme3dr.models.registry import load_model
-    from mme3dr.scoring import ViewFeatures, render_content_sha256
+    from mme3dr.scoring import ViewFeatures
 
     progress = progress or (lambda stage, done, total: None)
     timing: dict[str, float] = {}
@@ -282,13 +282,14 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     for case in cases:
         out = ref_renders.get(case.case_id)
         if out is not None and out.ok:
-            ref_shas[case.case_id] = render_content_sha256(out.render_dir)
+            ref_shas[case.case_id] = vf.render_sha(out.render_dir)
             ref_feats[case.case_id] = vf.get(out.render_dir, ref_shas[case.case_id])
     for n, (case, i) in enumerate(keys, start=1):
         samples.append(_sample_record(case, i, records[(case.case_id, i)], ref_renders.get(case.case_id),
                                       gen_renders.get((case.case_id, i)), ref_shas, ref_feats, vf, text,
                                       profile, asset_clip_score, object_rbf_similarity))
         progress("features", n, len(keys))
+    vf.save()
     counters["features_computed"], counters["features_cached"] = vf.computed, vf.cached
     timing["features"] = time.perf_counter() - t
 
@@ -321,7 +322,6 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
 def _sample_record(case, i, rec, ref_out, gen_out, ref_shas, ref_feats, vf, text, profile,
                    asset_clip_score, object_rbf_similarity) -> dict[str, Any]:
     from mme3dr.captions import prompt_sha256
-    from mme3dr.scoring import render_content_sha256
 
     prompt = case.prompt or ""
     record: dict[str, Any] = {
@@ -343,7 +343,7 @@ def _sample_record(case, i, rec, ref_out, gen_out, ref_shas, ref_feats, vf, text
         record.update(failure="reference_missing",
                       failure_detail=f"reference could not be rendered: {detail}")
     elif record["failure"] is None:
-        sha = render_content_sha256(gen_out.render_dir)
+        sha = vf.render_sha(gen_out.render_dir)
         feats = vf.get(gen_out.render_dir, sha)
         ref = ref_feats[case.case_id]
         t = text[profile.prepare_prompt(prompt)]

@@ -51,6 +51,31 @@ class ViewFeatures:
         self.suite_id = suite_hash(suite.card())[:16]
         self.computed = 0
         self.cached = 0
+        # Render cache entries are immutable (named by a hash of everything that makes them), so the
+        # content hash of an entry's views is computed once and remembered here: a cached re-run then
+        # reads no PNG at all.
+        self._hash_file = self.dir / "render_sha256.json"
+        self._hashes: dict[str, str] = (
+            json.loads(self._hash_file.read_text(encoding="utf-8")) if self._hash_file.is_file() else {}
+        )
+        self._hashes_dirty = False
+
+    def render_sha(self, render_dir: str | os.PathLike) -> str:
+        """``render_content_sha256`` of a render cache entry, memoised by the entry's name."""
+        key = Path(render_dir).name
+        if key not in self._hashes:
+            self._hashes[key] = render_content_sha256(render_dir)
+            self._hashes_dirty = True
+        return self._hashes[key]
+
+    def save(self) -> None:
+        """Persist the memo of render hashes (atomically)."""
+        if self._hashes_dirty:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp = self._hash_file.with_name(f".{self._hash_file.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._hashes, sort_keys=True), encoding="utf-8")
+            tmp.replace(self._hash_file)
+            self._hashes_dirty = False
 
     def path(self, render_sha: str) -> Path:
         return self.dir / f"{render_sha}.{self.suite_id}.npz"
