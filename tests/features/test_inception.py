@@ -3,42 +3,28 @@ extractor on the same file; the smoke stand-in keeps the FID input handling."""
 
 from __future__ import annotations
 
-from unittest import mock
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-fe = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+pytest.importorskip("torch_fidelity")
 
 from mme3dr.features import WeightSpec  # noqa: E402
 from mme3dr.features.inception import load_inception  # noqa: E402
 from mme3dr.features.smoke import smoke_inception  # noqa: E402
 
 
-def save_random_fid_inception(path):
-    """A random-initialised state dict of the FID Inception-v3 (its real weights need a download)."""
-    with (
-        mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: None),
-        mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None),
-        torch.random.fork_rng(devices=[]),
-    ):
-        torch.manual_seed(0)
-        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    torch.save(net.state_dict(), path)
-
-
 def images(n, seed=0, h=512, w=512):
     return np.random.default_rng(seed).integers(0, 256, size=(n, h, w, 3), dtype=np.uint8)
 
 
-def test_fid_inception_from_saved_weights_equals_torchmetrics_extractor(isolated_weights):
+def test_fid_inception_from_saved_weights_equals_torchmetrics(isolated_weights, random_fid_inception):
     from torchmetrics.image.fid import NoTrainInceptionV3
 
     wdir = isolated_weights / "weights"
     (wdir / "inception-v3-fid").mkdir(parents=True)
     path = wdir / "inception-v3-fid" / "weights-inception-2015-12-05-6726825d.pth"
-    save_random_fid_inception(path)
+    random_fid_inception(path)
     enc = load_inception("inception-v3-fid", weights_dir=wdir, batch_size=2)
     imgs = images(2)
     feats = enc(imgs)
