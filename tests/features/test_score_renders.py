@@ -131,3 +131,31 @@ def test_real_trellis_rose_renders_score_end_to_end(trellis_rose, smoke_suite):
     # Real 512×512 RGBA Blender renders: the transparent background becomes white.
     views = load_object_views(next(renders.iterdir()))
     assert views.shape == (24, 512, 512, 3) and (views[:, 0, 0] == 255).all()
+
+
+def test_script_profile_definitions_run_with_smoke_encoders(renders):
+    """The ar3d-r1-script metric set (CLIP on the first sentence, per-object RBF "KD") on tiny encoders."""
+    from dataclasses import replace
+
+    from mme3dr.features import get_profile
+    from mme3dr.metrics import asset_clip_score, object_rbf_similarity
+
+    gen, ref, prompts = renders
+    profile = replace(get_profile("ar3d-r1-script"), clip="smoke-clip", dinov2="smoke-dinov2")
+    suite = load_feature_suite(profile)
+    assert suite.inception is None
+    data = score_renders(gen, ref, read_prompts(prompts), suite)
+    assert set(data["metrics"]) == {"clip", "script_kd_dinov2_rbf"}
+    assert data["leaderboard_eligible"] is False
+    # The "KD" is the mean over objects of each object's mean RBF similarity (higher = closer).
+    def feats(root, k):
+        return suite.dinov2(load_object_views(root / k))
+
+    want = np.mean([object_rbf_similarity(feats(gen, k), feats(ref, k)) for k in ("a", "b", "c")])
+    assert data["metrics"]["script_kd_dinov2_rbf"]["value"] == pytest.approx(want, rel=1e-12)
+    assert data["metrics"]["script_kd_dinov2_rbf"]["higher_is_better"] is True
+    # CLIP saw only the first sentence of "a red ball. It is shiny.".
+    text = suite.clip.encode_texts(["a red ball"])[0]
+    row = next(r for r in data["per_asset"] if r["id"] == "a")
+    image_feats = suite.clip.encode_images(load_object_views(gen / "a"))
+    assert row["clip"] == pytest.approx(asset_clip_score(image_feats, text))
