@@ -277,7 +277,9 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     ref_shas: dict[str, str] = {}
     vf = ViewFeatures(suite, cfg.out / "features")
     prompts = sorted({profile.prepare_prompt(c.prompt) for c in cases if c.prompt})
-    text = dict(zip(prompts, suite.clip.encode_texts(prompts), strict=True)) if prompts else {}
+    # One prompt per call: a batch's floating-point result depends on the batch's size and company, and
+    # a case's score must not depend on which other cases share its run (shards, --limit, resume).
+    text = {p: suite.clip.encode_texts([p])[0] for p in prompts}
     ref_feats: dict[str, Any] = {}
     for case in cases:
         out = ref_renders.get(case.case_id)
