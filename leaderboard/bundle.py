@@ -28,6 +28,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mme3dr.hashing import file_sha256 as sha256_file
+
 BUNDLE_FORMAT = "mme3dr-bundle-1"
 MANIFEST_NAME = "bundle.json"
 RESULTS_NAME = "results.json"
@@ -97,14 +99,6 @@ class BundleManifest(_Strict):
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def asset_set_sha256(asset_sha256s: list[str] | set[str]) -> str:

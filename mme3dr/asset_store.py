@@ -9,25 +9,17 @@ glTF + .bin), a directory ``<root>/<sha[:2]>/<sha>/`` holding the file and its s
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["AssetStore", "StoredAsset", "bytes_sha256"]
+from mme3dr.hashing import file_sha256
+
+__all__ = ["AssetStore", "StoredAsset"]
 
 #: Formats whose file can reference sibling files (materials, buffers, textures).
 _WITH_SIDE_FILES = {"obj", "gltf"}
-
-
-def bytes_sha256(path: str | os.PathLike) -> str:
-    """sha256 hex digest of a file's bytes (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -52,7 +44,7 @@ class AssetStore:
         """Store the file at ``path`` (and its sibling files, for OBJ/glTF); idempotent."""
         src = Path(path)
         fmt = (fmt or src.suffix.lstrip(".")).lower()
-        sha = bytes_sha256(src)
+        sha = file_sha256(src)
         target = self._target(sha, fmt, src.name)
         if target.is_file():
             return StoredAsset(sha, target, fmt)

@@ -16,7 +16,6 @@ the sidecar says which Blender made it (``CONVERTER_VERSION`` in the sidecar inv
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,6 +24,8 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from mme3dr.hashing import file_sha256
 
 __all__ = [
     "CONVERTER_VERSION",
@@ -161,14 +162,6 @@ def convert_blend_files(
     return out
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _from_sidecar(src: Path, sha: str, glb: Path, rec: dict, cached: bool) -> ConversionResult:
     return ConversionResult(
         src=src,
@@ -203,7 +196,7 @@ def convert_cached(
         if not src.is_file():
             results[i] = ConversionResult(src, None, None, None, error=f"{src}: file not found")
             continue
-        sha = _sha256(src)
+        sha = file_sha256(src)
         glb, meta = cache_dir / f"{sha}.glb", cache_dir / f"{sha}.json"
         if glb.is_file() and meta.is_file():
             rec = json.loads(meta.read_text())

@@ -11,13 +11,14 @@ caller that knows their convention (``up_axis="z"``); the loader never guesses i
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
 import numpy as np
+
+from mme3dr.hashing import file_sha256
 
 SUPPORTED_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
 # Formats that carry no material: a texture trimesh invents for them (a UV-only PLY gets a 2x2
@@ -86,15 +87,6 @@ class CanonicalMesh:
     bounds: np.ndarray
     up_axis: str = "y"
     normalised: bool = True
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes (the asset store's content address)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_asset_file(path: Path) -> None:

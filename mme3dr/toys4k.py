@@ -27,12 +27,12 @@ we assume; pass ``up_axis="z"`` if your copy differs. A folder's frame is whatev
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from mme3dr.captions import CaptionTable, read_captions_csv
+from mme3dr.hashing import file_sha256
 from mme3dr.taxonomy import Case
 
 __all__ = [
@@ -87,14 +87,6 @@ class SourceConfig:
     blender: str | None = None  # blend-zip: a `blender` binary or a python with bpy; default find_blender()
     up_axis: str | None = None  # obj-zip / folder: the frame of the files (default "y")
     metadata: Path | None = None  # trellis: metadata CSV (default <path>/metadata.csv)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _unsafe(file_identifier: str) -> str | None:
@@ -158,7 +150,7 @@ def _resolve_blend_zip(cases: list[Case], cfg: SourceConfig) -> list[ReferenceAs
                 out[i] = _asset(c, "blend-zip", GLB_UP_AXIS, error=problem)
                 continue
             src = _extract(zf, member, cache / "blend" / c.file_identifier)
-            sha = _sha256_file(src)
+            sha = file_sha256(src)
             if c.sha256 and sha != c.sha256:
                 out[i] = _asset(
                     c, "blend-zip", GLB_UP_AXIS, sha256=sha,
@@ -305,7 +297,7 @@ def _resolve_folder(cases: list[Case], cfg: SourceConfig) -> list[ReferenceAsset
             out.append(_asset(c, "folder", up, error=problem))
             continue
         rel = hits[0].relative_to(root).as_posix()
-        if rel in sums and _sha256_file(hits[0]) != sums[rel]:
+        if rel in sums and file_sha256(hits[0]) != sums[rel]:
             out.append(_asset(c, "folder", up, error=f"{rel}: sha256 does not match SHA256SUMS; re-copy it"))
             continue
         out.append(_asset(c, "folder", up, path=hits[0]))

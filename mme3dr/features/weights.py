@@ -26,10 +26,11 @@ Documented layout of a weights directory (``mme3dr weights list`` prints it)::
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from mme3dr.hashing import file_sha256 as content_sha256
 
 WEIGHTS_DIR_ENV = "MME3DR_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path("~/.cache/mme3dr/weights")
@@ -134,11 +135,7 @@ def file_sha256(path: Path) -> str:
     st = path.stat()
     memo = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if memo not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _SHA_CACHE[memo] = h.hexdigest()
+        _SHA_CACHE[memo] = content_sha256(path)
     return _SHA_CACHE[memo]
 
 
