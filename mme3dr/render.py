@@ -19,6 +19,8 @@ The batch entry points (``render_asset``, ``render_batch``, ``load_views``) live
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -86,6 +88,22 @@ def resolve_backend(backend: str | None = None) -> str:
     return backend
 
 
+def _load_triton_before_mesa() -> None:
+    """Load triton's native library first, when it is installed.
+
+    Mesa's llvmpipe (the CPU rasteriser behind OSMesa and EGL) and triton (which ``import torch`` pulls
+    in) each carry their own LLVM. Loading triton's after Mesa's segfaults inside triton's module init,
+    so a process that rendered and *then* imported torch (render, then score) crashed; loaded in the
+    other order both work. Costs one import, once per rendering process, and nothing where triton is
+    absent.
+    """
+    if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    # A broken triton install must not stop rendering; torch reports it itself when it needs triton.
+    with contextlib.suppress(Exception):
+        import triton  # noqa: F401
+
+
 def _import_pyrender(backend: str):
     """Import pyrender with PyOpenGL bound to ``backend``; fail if this process already uses another."""
     current = os.environ.get("PYOPENGL_PLATFORM")
@@ -95,6 +113,7 @@ def _import_pyrender(backend: str):
             f"switch to {backend!r}. Use one backend per process (or render in a fresh process)."
         )
     os.environ["PYOPENGL_PLATFORM"] = backend
+    _load_triton_before_mesa()
     if not hasattr(np, "infty"):  # pyrender (unmaintained) still uses np.infty, removed in numpy 2
         np.infty = np.inf
     import pyrender

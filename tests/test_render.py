@@ -220,3 +220,29 @@ def test_mid_tone_texture_and_vertex_colours_are_srgb_decoded(renderer, tmp_path
     ply = write_vertex_coloured_quad_ply(tmp_path, (*colour, 255))
     vc = renderer.render(load_mesh(ply), front_rig()).rgba[0]
     np.testing.assert_allclose(_centre(vc)[:3], face_on_pixel([0.8] * 3, _srgb_to_linear(colour)), atol=2.5)
+
+
+def test_torch_imported_after_rendering_does_not_crash(tmp_path):
+    """Mesa's llvmpipe and triton (pulled in by torch) each carry LLVM; torch imported after a render
+    used to segfault the process (render, then score). The renderer loads triton first to prevent it."""
+    import subprocess
+    import sys
+    import textwrap
+
+    pytest.importorskip("torch")
+    script = textwrap.dedent(
+        f"""
+        import trimesh
+        from mme3dr import cameras, render
+        from mme3dr.mesh import load_mesh
+        trimesh.creation.box().export({str(tmp_path / "box.ply")!r})
+        out = render.get_renderer(64, 64, backend="osmesa").render(
+            load_mesh({str(tmp_path / "box.ply")!r}), cameras.reward6())
+        assert out.rgba[..., 3].any()
+        import torch
+        print("torch-after-render", float(torch.ones(3).sum()))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "torch-after-render 3.0" in proc.stdout
