@@ -87,6 +87,8 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=50_000, help="triangles per mesh (default 50,000)")
     ap.add_argument("--workers", type=int, default=2, help="render worker processes (default 2)")
     ap.add_argument("--render-size", type=int, default=None, help="override the 512 px render size")
+    ap.add_argument("--backend", choices=["auto", "egl", "osmesa"], default="auto",
+                    help="renderer backend (osmesa is ~4x cheaper than EGL's llvmpipe on CPU-only machines)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/mme3dr-bench/evaluate"), help="scratch directory")
     args = ap.parse_args()
 
@@ -107,6 +109,8 @@ def main() -> None:
         cmd += ["--limit", str(args.cases)]
     if args.render_size:
         cmd += ["--render-size", str(args.render_size)]
+    if args.backend != "auto":
+        cmd += ["--backend", args.backend]
     rows = []
     for label, extra in (("cold", []), ("cached (--resume)", ["--resume"])):
         wall = run(cmd + extra)

@@ -236,7 +236,7 @@ def test_torch_imported_after_rendering_does_not_crash(tmp_path):
         from mme3dr import cameras, render
         from mme3dr.mesh import load_mesh
         trimesh.creation.box().export({str(tmp_path / "box.ply")!r})
-        out = render.get_renderer(64, 64, backend="osmesa").render(
+        out = render.get_renderer(64, 64).render(
             load_mesh({str(tmp_path / "box.ply")!r}), cameras.reward6())
         assert out.rgba[..., 3].any()
         import torch
