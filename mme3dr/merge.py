@@ -70,7 +70,7 @@ def finalize(dirs: list[Path], out: Path, *, date: str | None = None) -> dict[st
     import time
 
     from mme3dr.metrics import get_metric
-    from mme3dr.scoring import score_samples
+    from mme3dr.scoring import SetMetricMemo, score_samples
 
     t0 = time.perf_counter()
     dirs = [Path(d) for d in dirs]
@@ -92,7 +92,8 @@ def finalize(dirs: list[Path], out: Path, *, date: str | None = None) -> dict[st
     order = [c for c in meta["benchmark"]["categories"] if c in categories]
     results = score_samples(samples, references, metrics=tuple(meta["metrics"]), categories=order,
                             features_dirs=[d / "features" for d in dirs],
-                            suite_id=suite_ids.pop() if suite_ids else "", task=task)
+                            suite_id=suite_ids.pop() if suite_ids else "", task=task,
+                            memo=SetMetricMemo(Path(out) / "features" / "set-metrics"))
     failures: dict[str, int] = {}
     for s in samples:
         if s["failure"]:

@@ -171,6 +171,14 @@ def test_composite_on_white_matches_float_reference():
     assert (composite_on_white(np.zeros((2, 2, 4), np.uint8)) == 255).all()
 
 
+def test_composite_on_white_is_the_exact_integer_formula_for_every_value_and_alpha():
+    v, a = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    rgba = np.stack([v, v, v, a], axis=-1).astype(np.uint8)
+    want = (v * a + 255 * (255 - a) + 127) // 255  # round((v*a + 255*(255-a)) / 255), in Python ints
+    out = composite_on_white(rgba)
+    assert (out == want[..., None]).all()
+
+
 def test_unpremultiply_inverts_premultiplication():
     rgb = np.array([[200, 100, 50]], np.float64)
     for alpha in (64, 128, 191, 255):
@@ -222,7 +230,8 @@ def test_mid_tone_texture_and_vertex_colours_are_srgb_decoded(renderer, tmp_path
     np.testing.assert_allclose(_centre(vc)[:3], face_on_pixel([0.8] * 3, _srgb_to_linear(colour)), atol=2.5)
 
 
-def test_torch_imported_after_rendering_does_not_crash(tmp_path):
+@pytest.mark.parametrize("backend", ["egl", "osmesa"])
+def test_torch_imported_after_rendering_does_not_crash(tmp_path, backend):
     """Mesa's llvmpipe and triton (pulled in by torch) each carry LLVM; torch imported after a render
     used to segfault the process (render, then score). The renderer loads triton first to prevent it."""
     import subprocess
@@ -236,7 +245,7 @@ def test_torch_imported_after_rendering_does_not_crash(tmp_path):
         from mme3dr import cameras, render
         from mme3dr.mesh import load_mesh
         trimesh.creation.box().export({str(tmp_path / "box.ply")!r})
-        out = render.get_renderer(64, 64).render(
+        out = render.get_renderer(64, 64, {backend!r}).render(
             load_mesh({str(tmp_path / "box.ply")!r}), cameras.reward6())
         assert out.rgba[..., 3].any()
         import torch
@@ -246,3 +255,43 @@ def test_torch_imported_after_rendering_does_not_crash(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "torch-after-render 3.0" in proc.stdout
+
+
+def test_auto_backend_prefers_hardware_egl_and_skips_software_egl():
+    from mme3dr.render import choose_auto_backend
+
+    assert choose_auto_backend("NVIDIA H100 80GB HBM3/PCIe/SSE2", True) == "egl"
+    assert choose_auto_backend("llvmpipe (LLVM 15.0.6, 256 bits)", True) == "osmesa"
+    assert choose_auto_backend("llvmpipe (LLVM 15.0.6, 256 bits)", False) == "egl"
+    assert choose_auto_backend(None, True) == "osmesa"
+    assert choose_auto_backend(None, False) == "osmesa"  # then the renderer's own error names the fix
+
+
+def test_egl_probe_reports_the_gl_renderer_it_found():
+    """The probe opens a real EGL context in a child process; on a machine without a GPU that is Mesa's
+    llvmpipe, so auto must pick OSMesa when libOSMesa is installed."""
+    from mme3dr import render
+
+    found = render._probe_egl()
+    if found is None:
+        pytest.skip("no EGL here (libegl1 missing)")
+    assert found and found != "unknown"
+    if "llvmpipe" in found.lower() and render._osmesa_available():
+        assert render.choose_auto_backend(found, True) == "osmesa"
+
+
+def test_auto_skips_the_egl_probe_without_a_gpu_device_node(monkeypatch):
+    from mme3dr import render
+
+    def no_probe():
+        raise AssertionError("probed EGL although no GPU device node exists")
+
+    for name, value in (("_PROBED", None), ("_BACKEND", None), ("_probe_egl", no_probe),
+                        ("_gpu_device_present", lambda: False), ("_osmesa_available", lambda: True)):
+        monkeypatch.setattr(render, name, value)
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    assert render.resolve_backend("auto") == "osmesa"
+    monkeypatch.setattr(render, "_PROBED", None)
+    monkeypatch.setattr(render, "_gpu_device_present", lambda: True)
+    monkeypatch.setattr(render, "_probe_egl", lambda: "NVIDIA H100/PCIe/SSE2")
+    assert render.resolve_backend("auto") == "egl"

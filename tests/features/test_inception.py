@@ -55,3 +55,19 @@ def test_smoke_stand_in_is_2048d_deterministic_and_size_independent():
     # Every input is resized to 299 first: a 299 px copy made the same way gives close features.
     same = enc(np.full((1, 299, 299, 3), 200, np.uint8))
     np.testing.assert_allclose(enc(np.full((1, 512, 512, 3), 200, np.uint8)), same, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(("h", "w"), [(512, 512), (64, 64), (300, 211), (299, 299)])
+def test_fast_tf1_resize_is_bit_identical_to_torch_fidelity(h, w):
+    """The smoke stand-in's resize gathers uint8 rows and columns once; torch-fidelity's reference
+    gathers the float image four times. Same grid, same lerp order: the bits must agree exactly."""
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    from mme3dr.features.inception import resize_bilinear_tf1
+
+    x = torch.from_numpy(images(3, seed=h + w, h=h, w=w)).permute(0, 3, 1, 2).contiguous()
+    want = interpolate_bilinear_2d_like_tensorflow1x(x.float(), size=(299, 299), align_corners=False)
+    got = resize_bilinear_tf1(x, 299)
+    assert got.dtype == torch.float32 and got.shape == (3, 3, 299, 299)
+    assert torch.equal(got, want)
+    assert torch.equal(resize_bilinear_tf1(x.to(torch.float32), 299), want)
