@@ -42,16 +42,23 @@ def make_mesh(directory: Path, seed: int, count: int = 160) -> Path:
     return path
 
 
-def median_time(fn, repeats: int) -> tuple[float, float]:
-    """(median wall seconds, median process CPU seconds) of ``fn()``. CPU time counts every thread of
-    this process (llvmpipe's rasteriser threads too), so it is robust when other work shares the cores."""
-    walls, cpus = [], []
+def interleaved_medians(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """name -> (median wall seconds, median process CPU seconds) of ``fn()``.
+
+    The measures run interleaved, one call of each per round, so that a slow drift of the (virtual)
+    machine's speed, which shifts per-view times by up to ~30 % over minutes here, hits every measure
+    alike instead of biasing the ratios. CPU time counts every thread of this process (llvmpipe's
+    rasteriser threads too), so it is robust when other work shares the cores.
+    """
+    walls: dict[str, list[float]] = {k: [] for k in fns}
+    cpus: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-    return statistics.median(walls), statistics.median(cpus)
+        for name, fn in fns.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            walls[name].append(time.perf_counter() - t0)
+            cpus[name].append(time.process_time() - c0)
+    return {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in fns}
 
 
 def main() -> None:
@@ -88,7 +95,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}")
 
     # (a) floor: the already-built scene our path draws (protocol materials, two-sided faces); only
-    # the camera pose is set, then pyrender draws and colour + depth are read back.
+    # the camera pose is set, then pyrender draws and the colour is read back (like (b): no depth).
     renderer.set_size(rig.width, rig.height)
     scene, cam, light = renderer.build_scene(load_mesh(asset), rig)
 
@@ -96,17 +103,15 @@ def main() -> None:
         for c2w in rig.c2w:
             scene.set_pose(cam, c2w)
             scene.set_pose(light, c2w)
-            renderer.draw(scene)
+            renderer.draw(scene, depth=False)
 
     floor()  # warm-up: upload buffers, compile shaders
-    t_a, c_a = (t / n for t in median_time(floor, args.repeats))
     # For reference: pyrender's own single-sided default scene (Mesh.from_trimesh) of the same mesh.
     plain = pr.Scene(bg_color=[0, 0, 0, 0], ambient_light=[0.3] * 3)
     plain.add(pr.Mesh.from_trimesh(tm))
     p_cam = plain.add(pr.PerspectiveCamera(yfov=np.radians(40.0), znear=0.5, zfar=5.0), pose=rig.c2w[0])
     p_light = plain.add(pr.DirectionalLight(color=np.ones(3), intensity=3.0), pose=rig.c2w[0])
     floor(plain, p_cam, p_light)
-    t_p, c_p = (t / n for t in median_time(lambda: floor(plain, p_cam, p_light), args.repeats))
 
     # (b) ours: the whole per-asset path into a fresh cache each time (never a cache hit).
     caches = iter(range(10_000))
@@ -116,8 +121,6 @@ def main() -> None:
         outcome = render_asset(asset, rig, work / f"cache{next(caches)}")
         assert outcome.ok and not outcome.cached, outcome
 
-    t_asset, c_asset = median_time(ours, args.repeats)
-    t_b, c_b = t_asset / n, c_asset / n
 
     # (c) the authors' pattern: a new scene and mesh per view, 299 px, plain white material.
     white = pr.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0])
@@ -129,12 +132,17 @@ def main() -> None:
             s.add(pr.Mesh.from_trimesh(tm, material=white))
             s.add(pr.PerspectiveCamera(yfov=np.radians(40.0)), pose=c2w)
             s.add(pr.DirectionalLight(color=np.ones(3), intensity=3.0), pose=c2w)
-            renderer.draw(s)
+            renderer.draw(s, depth=False)
         renderer.set_size(rig.width, rig.height)
 
     authors()
-    t_c, c_c = (t / n for t in median_time(authors, args.repeats))
-    t_c5, c_c5 = (t / n for t in median_time(lambda: authors(512), args.repeats))
+    timed = interleaved_medians({
+        "a": floor, "plain": lambda: floor(plain, p_cam, p_light), "b": ours,
+        "c": authors, "c512": lambda: authors(512),
+    }, args.repeats)
+    (t_a, c_a), (t_p, c_p), (t_b, c_b), (t_c, c_c), (t_c5, c_c5) = (
+        (w / n, c / n) for w, c in timed.values())
+    t_asset, c_asset = timed["b"]
 
     # (d) workers: `mme3dr render --workers 1` against `--workers 2`, each a fresh CLI process (so
     # both pay their start-up: imports, GL context, shader compilation), on distinct assets (distinct
