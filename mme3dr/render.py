@@ -23,6 +23,7 @@ import contextlib
 import ctypes.util
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -82,9 +83,23 @@ def _probe_egl() -> str | None:
     return "unknown"
 
 
+def _pyopengl_has_osmesa(version: str) -> bool:
+    """PyOpenGL gained ``OSMesaCreateContextAttribs`` (which pyrender's OSMesa platform imports) in
+    3.1.5; pyrender pins 3.1.0, so OSMesa needs ``pip install PyOpenGL==3.1.10`` after it."""
+    parts = [int(p) for p in re.findall(r"\d+", version)[:3]]
+    return tuple(parts + [0] * (3 - len(parts))) >= (3, 1, 5)
+
+
 def _osmesa_available() -> bool:
-    """Whether libOSMesa can be found (``apt-get install libosmesa6``); cheap, no context opened."""
-    return ctypes.util.find_library("OSMesa") is not None
+    """Whether OSMesa can work here: libOSMesa is found (``apt-get install libosmesa6``) and PyOpenGL is
+    new enough to drive it. Cheap, opens no context and imports no OpenGL."""
+    from importlib import metadata
+
+    try:
+        pyopengl = metadata.version("PyOpenGL")
+    except metadata.PackageNotFoundError:
+        return False
+    return _pyopengl_has_osmesa(pyopengl) and ctypes.util.find_library("OSMesa") is not None
 
 
 def _gpu_device_present() -> bool:
@@ -170,7 +185,9 @@ class Renderer:
             other = "osmesa" if backend == "egl" else "egl"
             raise RuntimeError(
                 f"could not open a {backend} rendering context ({type(exc).__name__}: {exc}). Install the "
-                f"system library (apt-get install libegl1 libgl1 libosmesa6) or try --backend {other}."
+                f"system library (apt-get install libegl1 libgl1 libosmesa6"
+                f"{'; and pip install PyOpenGL==3.1.10' if backend == 'osmesa' else ''}) "
+                f"or try --backend {other}."
             ) from exc
         if backend == "osmesa":
             _stabilise_program_cache(self._offscreen._renderer)

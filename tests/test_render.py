@@ -267,6 +267,14 @@ def test_auto_backend_prefers_hardware_egl_and_skips_software_egl():
     assert choose_auto_backend(None, False) == "osmesa"  # then the renderer's own error names the fix
 
 
+def test_osmesa_needs_a_pyopengl_that_can_drive_it():
+    from mme3dr.render import _pyopengl_has_osmesa
+
+    assert not _pyopengl_has_osmesa("3.1.0")  # pyrender's pin: no OSMesaCreateContextAttribs
+    assert _pyopengl_has_osmesa("3.1.5") and _pyopengl_has_osmesa("3.1.10") and _pyopengl_has_osmesa("3.2")
+    assert not _pyopengl_has_osmesa("3.1.3b2")
+
+
 def test_egl_probe_reports_the_gl_renderer_it_found():
     """The probe opens a real EGL context in a child process; on a machine without a GPU that is Mesa's
     llvmpipe, so auto must pick OSMesa when libOSMesa is installed."""
