@@ -327,7 +327,7 @@ def composite_on_white(rgba: np.ndarray) -> np.ndarray:
     rgb = rgba[..., :3].astype(np.uint16)
     a = rgba[..., 3:4].astype(np.uint16)
     # x = rgb*a + 255*(255-a) + 127 <= 65,152 fits uint16, and for 0 <= x < 65,535 the exact floor(x / 255)
-    # is (x + 1 + (x >> 8)) >> 8 (<= 65,407, no overflow): ~10x faster than numpy's integer division,
+    # is (x + 1 + (x >> 8)) >> 8 (<= 65,407, no overflow): ~2.5x faster here than numpy's uint32 division,
     # same bytes (checked over all 65,536 (value, alpha) pairs in the tests).
     x = rgb * a + 255 * (255 - a) + 127
     return ((x + 1 + (x >> 8)) >> 8).astype(np.uint8)
