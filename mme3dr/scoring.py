@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from mme3dr.run_state import atomic_write_text
+
 __all__ = ["SetMetricMemo", "ViewFeatures", "render_content_sha256", "score_samples", "suite_hash"]
 
 
@@ -73,10 +75,7 @@ class ViewFeatures:
     def save(self) -> None:
         """Persist the memo of render hashes (atomically)."""
         if self._hashes_dirty:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            tmp = self._hash_file.with_name(f".{self._hash_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._hashes, sort_keys=True), encoding="utf-8")
-            tmp.replace(self._hash_file)
+            atomic_write_text(self._hash_file, json.dumps(self._hashes, sort_keys=True))
             self._hashes_dirty = False
 
     def path(self, render_sha: str) -> Path:
@@ -107,21 +106,21 @@ class SetMetricMemo:
     """KD/FD results keyed by sha256 of (metric, the source of the code computing it, numpy version,
     both feature arrays' shape and float64 bytes): a hit is the value that exact computation gave."""
 
-    def __init__(self, directory: str | os.PathLike) -> None:
-        self.dir = Path(directory)
-        self.hits = 0
+    #: Modules whose source enters the key (by module name: the package re-exports functions as fd, kid).
+    CODE_MODULES = ("definitions", "fd", "kid", "feature_matrix")
 
-    @staticmethod
-    def _code_sha256() -> str:
+    def __init__(self, directory: str | os.PathLike) -> None:
         import importlib
 
+        self.dir = Path(directory)
+        self.hits = 0
         h = hashlib.sha256()
-        for name in ("definitions", "fd", "kid"):  # the package re-exports functions under these names
+        for name in self.CODE_MODULES:
             h.update(Path(importlib.import_module(f"mme3dr.metrics.{name}").__file__).read_bytes())
-        return h.hexdigest()
+        self.code_sha256 = h.hexdigest()
 
     def key(self, name: str, gen: np.ndarray, ref: np.ndarray) -> str:
-        h = hashlib.sha256(json.dumps({"metric": name, "code": self._code_sha256(),
+        h = hashlib.sha256(json.dumps({"metric": name, "code": self.code_sha256,
                                        "numpy": np.__version__}, sort_keys=True).encode())
         for a in (gen, ref):
             a = np.ascontiguousarray(a, dtype=np.float64)
@@ -137,11 +136,8 @@ class SetMetricMemo:
         return json.loads(p.read_text(encoding="utf-8"))
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        p = self.dir / f"{key}.json"
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(value, sort_keys=True), encoding="utf-8")  # repr floats: exact round trip
-        tmp.replace(p)
+        # json writes floats with repr: they read back bit for bit.
+        atomic_write_text(self.dir / f"{key}.json", json.dumps(value, sort_keys=True))
 
 
 def load_feature_file(features_dirs: Iterable[Path], render_sha: str, suite_id: str) -> dict[str, np.ndarray]:

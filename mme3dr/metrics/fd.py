@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mme3dr.metrics.feature_matrix import as_feature_matrix
+
 #: Diagonal jitter added when the square root of Σ₁Σ₂ is singular (pytorch-fid's value).
 EPS = 1e-6
 #: Largest imaginary component tolerated on the diagonal of (Σ₁Σ₂)^½ (pytorch-fid's tolerance).
@@ -26,14 +28,7 @@ class FrechetDistanceError(ArithmeticError):
 
 
 def _checked(feats: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(feats, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, D) feature array, got shape {arr.shape}")
-    if arr.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 feature vectors for a covariance, got {arr.shape[0]}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values; check the feature extractor's input")
-    return arr
+    return as_feature_matrix(feats, name, "a covariance")
 
 
 def feature_statistics(feats: np.ndarray, name: str = "features") -> tuple[np.ndarray, np.ndarray]:

@@ -19,20 +19,15 @@ import warnings
 
 import numpy as np
 
+from mme3dr.metrics.feature_matrix import as_feature_matrix
+
 #: Largest single Gram matrix (bytes) the precomputed path may allocate; beyond it we fall back to
 #: per-subset kernels, whose memory is 3·m² floats.
 GRAM_MEMORY_LIMIT = 2 * 1024**3
 
 
 def _as_features(x: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, D) feature array, got shape {arr.shape}")
-    if arr.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 feature vectors for the unbiased MMD², got {arr.shape[0]}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values; check the feature extractor's input")
-    return arr
+    return as_feature_matrix(x, name, "the unbiased MMD²")
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, coef: float = 1.0) -> np.ndarray:
