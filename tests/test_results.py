@@ -126,3 +126,20 @@ def test_exported_schemas_in_docs_are_current(tmp_path: Path):
 def test_failure_reasons_cover_every_mesh_failure():
     mesh = pytest.importorskip("mme3dr.mesh", reason="mme3dr.mesh not available yet")
     assert {m.value for m in mesh.MeshFailure} <= set(R.FAILURE_REASONS)
+
+
+def test_model_info_record_mirrors_the_adapter_protocol_model_info():
+    """results.py keeps its own pydantic copy of ``ModelInfo`` (results import no adapter code); the two
+    must name the same fields with the same defaults, or a run's model info would be rejected or lost."""
+    import dataclasses
+
+    from mme3dr.models.protocol import ModelInfo
+    from mme3dr.results import ModelInfoRecord
+
+    runtime = {f.name: f.default for f in dataclasses.fields(ModelInfo)}
+    record = {name: f.default for name, f in ModelInfoRecord.model_fields.items()}
+    assert record.keys() == runtime.keys()
+    for field in runtime.keys() - {"name"}:  # name is required in both (no default to compare)
+        assert record[field] == runtime[field], field
+    info = ModelInfo(name="m", revision="r", url="u")
+    assert ModelInfoRecord.model_validate(info.to_dict()).model_dump() == info.to_dict()
