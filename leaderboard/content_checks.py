@@ -12,11 +12,11 @@ treated as tampering (cherry-picking) and the bundle is rejected.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from mme3dr.captions import prompt_sha256
 from mme3dr.results import Results, SampleRecord
 
 #: Benchmarks ranked on the leaderboard (fail closed: anything else, e.g. ``mme3dr-demo``, is refused).
@@ -246,7 +246,7 @@ def check_cases(res: Results, samples: list[SampleRecord]) -> list[Problem]:
             seed = derive_seed(res.benchmark.seed_namespace, r.case_id, r.sample_index)
             if r.seed != seed:
                 out.append(Problem("seeds", f"{where}: seed {r.seed} is not the derived seed {seed}"))
-            if hashlib.sha256(r.prompt.encode("utf-8")).hexdigest() != r.prompt_sha256:
+            if prompt_sha256(r.prompt) != r.prompt_sha256:
                 out.append(Problem("cases", f"{where}: prompt_sha256 does not match its prompt"))
             if case is not None and case.prompt is not None and r.prompt != case.prompt:
                 out.append(Problem("cases", f"{where}: the prompt is not the benchmark's prompt"))

@@ -16,12 +16,11 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from leaderboard.bundle import MANIFEST_NAME, RESULTS_NAME, SAMPLES_NAME, BundleError, Submitter
-from leaderboard.rows import TIERS, LeaderboardRow, MetricValue
+from leaderboard.bundle import MANIFEST_NAME, RESULTS_NAME, SAMPLES_NAME, Submitter
+from leaderboard.rows import LeaderboardRow, MetricValue, Tier
 
 ENTRY_NAME = "entry.json"
 #: The registry inside this package (the leaderboard repository's own ``leaderboard/submissions``).
@@ -37,7 +36,7 @@ class Verification(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tier: Literal["self-reported", "re-scored", "reproduced"]
+    tier: Tier
     bundle_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     passed: bool
     verifier: str = Field(min_length=1, max_length=200)
@@ -56,7 +55,7 @@ class Entry(BaseModel):
     benchmark: str
     slug: str
     submitter: Submitter
-    tier: Literal["self-reported", "re-scored", "reproduced"]
+    tier: Tier
     generated_by: str
     scored_by: str
     added: str = Field(description="date the bundle was accepted (YYYY-MM-DD)")
@@ -147,14 +146,10 @@ def add_bundle(bundle: Path, registry: Path = DEFAULT_REGISTRY, *, verification:
         for case_id, rel in sorted(report.manifest.thumbnails.items()):
             src = report.extracted / rel
             if src.is_file():
-                shutil.copyfile(src, folder / "thumbnails" / f"{entry_slug_case(case_id)}.png")
+                shutil.copyfile(src, folder / "thumbnails" / f"{slugify(case_id)}.png")
         (folder / ENTRY_NAME).write_text(json.dumps(entry.model_dump(mode="json"), indent=2, sort_keys=True,
                                                     ensure_ascii=False) + "\n", encoding="utf-8")
     return folder
-
-
-def entry_slug_case(case_id: str) -> str:
-    return slugify(case_id)
 
 
 def _metric_value(task: dict, name: str) -> MetricValue | None:
@@ -165,17 +160,15 @@ def _metric_value(task: dict, name: str) -> MetricValue | None:
     return MetricValue(float(value), low, high, std)
 
 
-def row_from_entry(folder: Path, entry: Entry) -> tuple[LeaderboardRow, dict[str, bool]]:
-    """The site row of one registry folder and its metric facts (``higher_is_better`` from results)."""
+def row_from_entry(folder: Path, entry: Entry) -> LeaderboardRow:
+    """The site row of one registry folder: every metric its results report, with its CI."""
     from mme3dr.results import load_results
 
-    if entry.tier not in TIERS:
-        raise BundleError(f"{folder}: unknown tier {entry.tier!r}")
     res = load_results(folder / RESULTS_NAME)
     bench = res.benchmark.name
     task = res.results.get(bench, {})
-    facts = dict(res.higher_is_better.get(bench, {}))
-    metrics = {name: mv for name in facts if (mv := _metric_value(task, name)) is not None}
+    reported = res.higher_is_better.get(bench, {})
+    metrics = {name: mv for name in reported if (mv := _metric_value(task, name)) is not None}
     per_category = {}
     for cat in res.benchmark.categories:
         mv = _metric_value(res.results.get(f"{bench}/{cat}", {}), "clip")
@@ -193,4 +186,4 @@ def row_from_entry(folder: Path, entry: Entry) -> tuple[LeaderboardRow, dict[str
         n_cases=res.benchmark.n_cases, n_failures=sum(res.failures.values()),
         verification=entry.verification.model_dump(mode="json") if entry.verification else {},
     )
-    return row, facts
+    return row

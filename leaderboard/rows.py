@@ -2,19 +2,21 @@
 
 Rows are plain frozen dataclasses built from a registry entry (``leaderboard.registry``); the site
 builder only formats them. Sorting reads each metric's ``higher_is_better`` from its ``MetricFact``,
-which comes from the submitted results (the evaluator writes the metric facts into ``results.json``),
-so no metric name is special-cased here.
+which the site builds from the metric classes (``mme3dr.metrics``; validation has checked that each
+submission's ``results.json`` agrees), so no metric name is special-cased here.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from leaderboard.reference_rows import REFERENCE_LABEL, ReferenceRow
 
 #: Tiers, weakest to strongest (docs/leaderboard.md explains each).
-TIERS: tuple[str, ...] = ("self-reported", "re-scored", "reproduced")
+Tier = Literal["self-reported", "re-scored", "reproduced"]
+TIERS: tuple[str, ...] = get_args(Tier)
 PAPER_TIER = "paper (not verified)"
 
 

@@ -89,12 +89,13 @@ def _benchmark_order(names: set[str]) -> list[str]:
     return known + sorted(names - set(known))
 
 
-def _facts_for(rows: list[LeaderboardRow], facts: dict[str, dict[str, bool]], bench: str) -> dict[str, bool]:
+def _facts_for(rows: list[LeaderboardRow]) -> dict[str, bool]:
     """The ranked columns of a benchmark and their direction.
 
     Columns are the leaderboard metrics (metric classes marked ``leaderboard_eligible``) that some row
     reports, or all of them when there is no row yet; diagnostics such as ``reference_clip`` are not
-    ranked. Validation has checked that submitted ``higher_is_better`` agrees with the classes.
+    ranked. Directions come from the metric classes; validation has checked that every submission's
+    ``higher_is_better`` agrees with them.
     """
     known = paper_metric_facts()
     present = {k for r in rows for k in r.metrics}
@@ -102,12 +103,11 @@ def _facts_for(rows: list[LeaderboardRow], facts: dict[str, dict[str, bool]], be
     return {k: known[k] for k in names}
 
 
-def build_site(rows: list[LeaderboardRow], out: Path, *, facts: dict[str, dict[str, bool]],
-               category_labels: dict[str, str], protocol_version: str, include_paper: bool = True,
+def build_site(rows: list[LeaderboardRow], out: Path, *, category_labels: dict[str, str],
+               protocol_version: str, include_paper: bool = True,
                schema_files: list[Path] = ()) -> list[Path]:
     """Write the site into ``out`` (created or emptied first); return the written files.
 
-    ``facts``: benchmark -> metric -> higher_is_better (from the submissions' results).
     ``category_labels``: category id -> display name, in display order.
     """
     out = Path(out)
@@ -142,7 +142,7 @@ def build_site(rows: list[LeaderboardRow], out: Path, *, facts: dict[str, dict[s
     views: list[_BenchmarkView] = []
     for bench in benches:
         bench_rows = [r for r in rows if r.benchmark == bench and not r.is_reference]
-        hib = _facts_for(bench_rows, facts, bench)
+        hib = _facts_for(bench_rows)
         ordered = sorted(hib, key=lambda k: (METRIC_ORDER.index(k) if k in METRIC_ORDER else 99, k))
         columns = [metric_fact(k, hib[k]) for k in ordered]
         primary = metric_fact(PRIMARY_METRIC, hib.get(PRIMARY_METRIC, True))
@@ -257,13 +257,9 @@ def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True
     from mme3dr.results import export_json_schemas
     from mme3dr.taxonomy import CATEGORIES
 
-    rows, facts = [], {}
-    for folder, entry in iter_entries(registry):
-        row, row_facts = row_from_entry(folder, entry)
-        rows.append(row)
-        facts.setdefault(row.benchmark, {}).update(row_facts)
+    rows = [row_from_entry(folder, entry) for folder, entry in iter_entries(registry)]
     with tempfile.TemporaryDirectory(prefix="mme3dr-schemas-") as tmp:
         schemas = export_json_schemas(tmp) + export_bundle_schemas(tmp)
         labels = {c.id: c.name for c in CATEGORIES}
-        return build_site(rows, out, facts=facts, category_labels=labels, protocol_version=PROTOCOL_VERSION,
+        return build_site(rows, out, category_labels=labels, protocol_version=PROTOCOL_VERSION,
                           include_paper=include_paper, schema_files=schemas)

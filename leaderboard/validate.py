@@ -11,8 +11,6 @@ Light module: no torch, no renderer.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,13 +114,12 @@ def check_bundle_assets(manifest: BundleManifest, samples: list, extracted: Path
 
 
 def _parse_run(extracted: Path, report: ValidationReport) -> None:
-    from mme3dr.results import VOLATILE_SAMPLE_KEYS, Results, SampleRecord, strip_volatile
+    from mme3dr.results import Results, SampleRecord, samples_digest
 
     try:
         report.results = Results.model_validate_json((extracted / RESULTS_NAME).read_bytes())
     except ValueError as exc:
         report.problems.append(Problem("schema", f"results.json does not follow the results schema: {exc}"))
-    stable = []
     for lineno, line in enumerate((extracted / SAMPLES_NAME).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -132,10 +129,7 @@ def _parse_run(extracted: Path, report: ValidationReport) -> None:
             report.problems.append(Problem("schema", f"samples.jsonl line {lineno}: {exc}"))
             continue
         report.samples.append(rec)
-        stable.append(json.dumps(strip_volatile(rec.model_dump(mode="json"), VOLATILE_SAMPLE_KEYS),
-                                 sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n")
-    digest = hashlib.sha256("".join(stable).encode("utf-8")).hexdigest()
-    if report.results is not None and report.results.samples_sha256 != digest:
+    if report.results is not None and report.results.samples_sha256 != samples_digest(report.samples):
         report.problems.append(Problem("samples", "samples.jsonl does not hash to results.samples_sha256 "
                                                   "(a sample record was changed, added or removed)"))
 

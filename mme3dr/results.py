@@ -46,6 +46,7 @@ __all__ = [
     "read_samples",
     "sample_line",
     "strip_volatile",
+    "samples_digest",
     "write_samples",
 ]
 
@@ -259,18 +260,23 @@ def sample_line(record: SampleRecord) -> str:
                       separators=(",", ":"), allow_nan=False)
 
 
-def write_samples(records: list[SampleRecord], path: str | Path) -> str:
-    """Write ``samples.jsonl``; return the sha256 of its content with volatile keys removed."""
+def samples_digest(records: list[SampleRecord]) -> str:
+    """``results.samples_sha256``: sha256 of the records' canonical JSON lines, volatile keys removed."""
     import hashlib
 
-    lines = [sample_line(r) for r in records]
-    Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     stable = "".join(
         json.dumps(strip_volatile(r.model_dump(mode="json"), VOLATILE_SAMPLE_KEYS), sort_keys=True,
                    ensure_ascii=False, separators=(",", ":")) + "\n"
         for r in records
     )
     return hashlib.sha256(stable.encode("utf-8")).hexdigest()
+
+
+def write_samples(records: list[SampleRecord], path: str | Path) -> str:
+    """Write ``samples.jsonl``; return :func:`samples_digest` of the records."""
+    lines = [sample_line(r) for r in records]
+    Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return samples_digest(records)
 
 
 def read_samples(path: str | Path) -> list[SampleRecord]:
