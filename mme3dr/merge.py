@@ -69,7 +69,7 @@ def finalize(dirs: list[Path], out: Path, *, date: str | None = None) -> dict[st
     """
     import time
 
-    from mme3dr.metrics import get_metric
+    from mme3dr.metrics import METRICS, get_metric
     from mme3dr.scoring import SetMetricMemo, score_samples
 
     t0 = time.perf_counter()
@@ -104,8 +104,8 @@ def finalize(dirs: list[Path], out: Path, *, date: str | None = None) -> dict[st
     out.mkdir(parents=True, exist_ok=True)
     records = [SampleRecord.model_validate(s) for s in samples]
     samples_sha = write_samples(records, out / "samples.jsonl")
-    metric_names = sorted({k for v in results.values() for k in v
-                           if k in _known_metrics() or k == "reference_clip"})
+    known = set(METRICS) | {"reference_clip"}
+    metric_names = sorted({k for v in results.values() for k in v if k in known})
     hib = {m: (True if m == "reference_clip" else get_metric(m).higher_is_better) for m in metric_names}
     cfg = meta["config"]
     reasons = list(meta["ineligible_reasons"])
@@ -146,9 +146,3 @@ def finalize(dirs: list[Path], out: Path, *, date: str | None = None) -> dict[st
     model = Results.model_validate(doc)
     dump_results(model, out / "results.json")
     return model.model_dump(by_alias=True, mode="json")
-
-
-def _known_metrics() -> set[str]:
-    from mme3dr.metrics import METRICS
-
-    return set(METRICS)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from mme3dr.hashing import file_sha256
 from mme3dr.run_state import atomic_write_text
 
 __all__ = ["SetMetricMemo", "ViewFeatures", "render_content_sha256", "score_samples", "suite_hash"]
@@ -36,7 +37,7 @@ def render_content_sha256(render_dir: str | os.PathLike) -> str:
     if not files:
         raise FileNotFoundError(f"{render_dir}: no NNN.png views")
     for f in files:
-        h.update(f"{f.name}:{hashlib.sha256(f.read_bytes()).hexdigest()}\n".encode())
+        h.update(f"{f.name}:{file_sha256(f)}\n".encode())
     return h.hexdigest()
 
 
@@ -79,14 +80,13 @@ class ViewFeatures:
             self._hashes_dirty = False
 
     def path(self, render_sha: str) -> Path:
-        return self.dir / f"{render_sha}.{self.suite_id}.npz"
+        return _feature_path(self.dir, render_sha, self.suite_id)
 
     def get(self, render_dir: str | os.PathLike, render_sha: str) -> dict[str, np.ndarray]:
         p = self.path(render_sha)
         if p.is_file():
             self.cached += 1
-            with np.load(p) as z:
-                return {k: z[k] for k in z.files}
+            return _read_features(p)
         from mme3dr.render import composite_on_white, load_views
 
         rgb = composite_on_white(load_views(render_dir))
@@ -140,13 +140,21 @@ class SetMetricMemo:
         atomic_write_text(self.dir / f"{key}.json", json.dumps(value, sort_keys=True))
 
 
+def _feature_path(directory: str | os.PathLike, render_sha: str, suite_id: str) -> Path:
+    return Path(directory) / f"{render_sha}.{suite_id}.npz"
+
+
+def _read_features(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
 def load_feature_file(features_dirs: Iterable[Path], render_sha: str, suite_id: str) -> dict[str, np.ndarray]:
     """Find ``<render_sha>.<suite_id>.npz`` in any of ``features_dirs`` (shards of one run)."""
     for d in features_dirs:
-        p = Path(d) / f"{render_sha}.{suite_id}.npz"
+        p = _feature_path(d, render_sha, suite_id)
         if p.is_file():
-            with np.load(p) as z:
-                return {k: z[k] for k in z.files}
+            return _read_features(p)
     raise FileNotFoundError(
         f"features for render {render_sha[:12]}… (suite {suite_id}) are missing from "
         f"{', '.join(str(d) for d in features_dirs)}; re-run `mme3dr evaluate --resume` for that shard"
@@ -183,6 +191,7 @@ def score_samples(
     """
     from mme3dr.metrics import get_metric
     from mme3dr.metrics.clip_score import aggregate_clip_scores
+    from mme3dr.metrics.definitions import SetDistanceMetric
 
     ok = [s for s in samples if s["status"] == "ok"]
     out: dict[str, dict[str, Any]] = {}
@@ -203,14 +212,16 @@ def score_samples(
             out.setdefault(f"{task}/{cat}", {"alias": cat}).update(
                 {name: _round(a["mean"]), f"{name}_ci95_low": _round(a["ci95"][0]),
                  f"{name}_ci95_high": _round(a["ci95"][1])})
-    set_metrics = [m for m in metrics if m.startswith(("kd_", "fd_"))]
+    set_metrics = [m for m in metrics if issubclass(get_metric(m), SetDistanceMetric)]
     if set_metrics and ok:
         gen = [load_feature_file(features_dirs, s["render_sha256"], suite_id) for s in ok]
         ref = [load_feature_file(features_dirs, references[k], suite_id) for k in sorted(references)]
+        # Each feature's arrays once, shared by its KD and FD (and their memo keys).
+        stacked = {f: (np.concatenate([g[f] for g in gen]), np.concatenate([r[f] for r in ref]))
+                   for f in dict.fromkeys(get_metric(m).feature for m in set_metrics)}
         for name in set_metrics:
             metric = get_metric(name)()
-            feats_gen = np.concatenate([g[metric.feature] for g in gen])
-            feats_ref = np.concatenate([r[metric.feature] for r in ref])
+            feats_gen, feats_ref = stacked[metric.feature]
             key = memo.key(name, feats_gen, feats_ref) if memo is not None else None
             value = memo.get(key) if memo is not None else None
             if value is None:

@@ -28,7 +28,7 @@ def state_dict_sha256(model) -> str:
     for name, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes() if t.dtype.is_floating_point or t.dtype.is_signed else bytes(t.numpy()))
+        h.update(t.numpy().tobytes())  # contiguous: the same bytes for every dtype, bool and uint8 included
     return h.hexdigest()
 
 
