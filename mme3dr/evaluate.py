@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mme3dr import PROTOCOL_VERSION, __version__
 from mme3dr.asset_store import AssetStore
-from mme3dr.benchmark_inputs import BenchmarkInputs, load_benchmark_inputs
+from mme3dr.benchmark_inputs import BENCHMARKS, BenchmarkInputs, load_benchmark_inputs
 from mme3dr.generation import generate_batch
 from mme3dr.models.protocol import GenerationRequest, derive_seed
 from mme3dr.run_state import RunState
@@ -76,7 +76,6 @@ class EvalSummary:
     timing: dict[str, float]
     results: dict[str, Any] | None = None
     shard_only: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def select_cases(inputs: BenchmarkInputs, cfg: EvalConfig) -> list:
@@ -97,7 +96,7 @@ def _ineligible_reasons(cfg: EvalConfig, inputs: BenchmarkInputs, profile, selec
     reasons = list(inputs.ineligible_reasons)
     if not profile.leaderboard_eligible:
         reasons.append(f"profile {profile.name!r} is never leaderboard-eligible")
-    if cfg.benchmark not in ("demo", "mme3dr-v1", "toys4k-800"):
+    if cfg.benchmark not in BENCHMARKS:
         reasons.append(f"benchmark {cfg.benchmark!r} is not a built-in benchmark")
     if cfg.limit is not None:
         reasons.append(f"--limit {cfg.limit}: a partial run is not comparable")
@@ -232,7 +231,9 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
         rig = rig.with_size(size)
     inputs = load_benchmark_inputs(cfg.benchmark, toys4k=cfg.toys4k, toys4k_kind=cfg.toys4k_kind,
                                    captions=cfg.captions, cache_dir=_cache_dir(cfg))
-    cases = select_cases(inputs, cfg)
+    # Eligibility looks at the whole run's cases, not this shard's, so every shard writes the same meta.
+    whole = select_cases(inputs, replace(cfg, num_shards=1, shard_index=0))
+    cases = whole[cfg.shard_index :: cfg.num_shards]
     loaded = load_model(cfg.model, cfg.model_args)
     run_config = _run_config(cfg, loaded, inputs, rig, profile)
     state = RunState(cfg.out)
@@ -295,8 +296,6 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     counters["features_computed"], counters["features_cached"] = vf.computed, vf.cached
     timing["features"] = time.perf_counter() - t
 
-    # Eligibility looks at the whole run's cases, not this shard's, so every shard writes the same meta.
-    whole = select_cases(inputs, replace(cfg, num_shards=1, shard_index=0))
     meta = _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, [c.case_id for c in whole])
     execution = {"workers": cfg.workers, "num_shards": cfg.num_shards, "shard_index": cfg.shard_index,
                  "resumed": resumed, "counters": counters}
@@ -335,16 +334,18 @@ def _sample_record(case, i, rec, ref_out, gen_out, ref_shas, ref_feats, vf, text
         "metrics": {}, "status": "failed", "failure": rec.get("failure"),
         "failure_detail": rec.get("detail"), "seconds": rec.get("seconds"),
     }
-    if record["failure"] is None and gen_out is None:
+    if record["failure"] is not None:  # generation already failed; recorded as is
+        return record
+    if gen_out is None:
         record.update(failure="missing_output",
                       failure_detail="the stored asset is missing; re-run with --resume")
-    elif record["failure"] is None and not gen_out.ok:
+    elif not gen_out.ok:
         record.update(failure=gen_out.reason, failure_detail=gen_out.detail or gen_out.error)
-    elif record["failure"] is None and case.case_id not in ref_feats:
+    elif case.case_id not in ref_feats:
         detail = ref_out.detail if ref_out is not None else "no reference object"
         record.update(failure="reference_missing",
                       failure_detail=f"reference could not be rendered: {detail}")
-    elif record["failure"] is None:
+    else:
         sha = vf.render_sha(gen_out.render_dir)
         feats = vf.get(gen_out.render_dir, sha)
         ref = ref_feats[case.case_id]
@@ -360,8 +361,9 @@ def _sample_record(case, i, rec, ref_out, gen_out, ref_shas, ref_feats, vf, text
 
 def _info_record(info: Any) -> dict[str, Any]:
     """The adapter's ``info`` as ``results.model_info`` (any object with ModelInfo's attributes)."""
-    names = ("name", "revision", "output_format", "license", "open_weights", "deterministic", "url")
-    return {k: getattr(info, k) for k in names if hasattr(info, k)}
+    from mme3dr.results import ModelInfoRecord
+
+    return {k: getattr(info, k) for k in ModelInfoRecord.model_fields if hasattr(info, k)}
 
 
 def _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, selected) -> dict[str, Any]:
@@ -370,12 +372,13 @@ def _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, selected
 
     manifest = inputs.manifest
     reasons = _ineligible_reasons(cfg, inputs, profile, selected)
+    renderer = renderer_info(cfg.backend, rig, profile.shading)
     card = suite.card() if suite is not None else {"profile": profile.name}
     card.update({"rig": rig.name, "rig_hash": rig.hash, "render_size": [rig.width, rig.height],
                  "n_views": rig.n_views, "shading": profile.shading,
                  "kd": {"scale": 100.0, "subsets": 100, "subset_size_max": 1000, "seed": 0},
                  "clip_bootstrap": {"resamples": 1000, "seed": 0, "level": 0.95},
-                 "renderer": renderer_info(cfg.backend, rig, profile.shading)})
+                 "renderer": renderer})
     categories = list(dict.fromkeys(c.category for c in manifest.cases))
     return {
         "protocol_version": PROTOCOL_VERSION,
@@ -388,7 +391,7 @@ def _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, selected
                       "seed_namespace": manifest.name, "n_cases": len(manifest.cases),
                       "categories": categories},
         "rig_hash": rig.hash,
-        "renderer": renderer_info(cfg.backend, rig, profile.shading),
+        "renderer": renderer,
         "metric_card": card,
         "ineligible_reasons": reasons,
         "config": run_config,

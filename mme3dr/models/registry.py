@@ -20,7 +20,6 @@ The resolved object is called with the ``--model-args key=value,...`` pairs as k
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib
 import importlib.util
 import sys
@@ -30,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mme3dr.hashing import file_sha256
 from mme3dr.models.protocol import TextTo3DModel
 
 __all__ = [
@@ -141,8 +141,7 @@ def _getattr(module: Any, attr: str, spec: str) -> Any:
 def _import_file(path: Path, attr: str, spec: str) -> tuple[Any, str]:
     if not path.is_file():
         raise ModelSpecError(f"--model {spec!r}: no such file {path}; give path/to/file.py:ClassName")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+    digest = file_sha256(path)
     # A unique module name per file content, so that two adapters named adapter.py do not collide.
     module_name = f"mme3dr_plugin_{path.stem}_{digest[:12]}"
     module = sys.modules.get(module_name)
@@ -180,7 +179,7 @@ def _source_file_sha256(obj: Any) -> str | None:
         src = inspect.getsourcefile(obj)
     except TypeError:
         return None
-    return hashlib.sha256(Path(src).read_bytes()).hexdigest() if src and Path(src).is_file() else None
+    return file_sha256(src) if src and Path(src).is_file() else None
 
 
 def load_model(spec: str, model_args: dict[str, str] | str | None = None) -> LoadedModel:
