@@ -30,6 +30,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from mme3dr.hashing import file_sha256
 from mme3dr.manifest import ManifestError
 from mme3dr.taxonomy import CATEGORY_IDS, V1_COUNTS, Case
 
@@ -218,8 +219,7 @@ def _captioned_pool(captions_csv: str | Path | None) -> dict:
     except CaptionsError as e:
         raise ManifestError(str(e)) from None
     captioned = {fid for fid, rec in table.by_identifier.items() if rec.prompt is not None}
-    sha = hashlib.sha256(Path(captions_csv).read_bytes()).hexdigest()
-    return {"captioned": captioned, "captions_sha256": sha}
+    return {"captioned": captioned, "captions_sha256": file_sha256(captions_csv)}
 
 
 def build_all(

@@ -216,7 +216,10 @@ def _flatten(scene, path: Path) -> tuple[list[MeshPart], int]:
     return parts, n_points
 
 
-def _validate(parts: list[MeshPart], n_points: int, path: Path, max_faces: int) -> int:
+def _validate(
+    parts: list[MeshPart], n_points: int, path: Path, max_faces: int
+) -> tuple[int, list[np.ndarray]]:
+    """The face count and, per part, the indices of the vertices its faces use (sorted, unique)."""
     if not parts:
         if n_points:
             raise MeshError(
@@ -230,22 +233,25 @@ def _validate(parts: list[MeshPart], n_points: int, path: Path, max_faces: int) 
             path,
             f"{n_faces:,} faces exceed the limit of {max_faces:,}; decimate the mesh or raise max_faces",
         )
+    used = []
     for part in parts:
         if part.faces.min() < 0 or part.faces.max() >= len(part.positions):
             raise MeshError(
                 MeshFailure.corrupt_file, path, "face indices point past the vertex list (truncated?)"
             )
-        if not np.isfinite(part.positions[np.unique(part.faces)]).all():
+        used.append(np.unique(part.faces))
+        if not np.isfinite(part.positions[used[-1]]).all():
             raise MeshError(
                 MeshFailure.non_finite_coordinates, path, "vertex coordinates contain NaN or inf"
             )
-    return n_faces
+    return n_faces, used
 
 
-def _used_bounds(parts: list[MeshPart]) -> np.ndarray:
-    """(2, 3) float64 bounds of the vertices that faces use (stray unused vertices do not count)."""
-    used = np.concatenate([p.positions[np.unique(p.faces)] for p in parts])
-    return np.stack([used.min(axis=0), used.max(axis=0)])
+def _used_bounds(parts: list[MeshPart], used: list[np.ndarray]) -> np.ndarray:
+    """(2, 3) float64 bounds of the vertices that faces use (stray unused vertices do not count);
+    ``used``: per part, the vertex indices its faces use."""
+    points = np.concatenate([p.positions[u] for p, u in zip(parts, used, strict=True)])
+    return np.stack([points.min(axis=0), points.max(axis=0)])
 
 
 def load_mesh(
@@ -269,13 +275,13 @@ def load_mesh(
     check_asset_file(path)
     sha = sha256 or file_sha256(path)
     parts, n_points = _flatten(_load_scene(path), path)
-    n_faces = _validate(parts, n_points, path, max_faces)
+    n_faces, used = _validate(parts, n_points, path, max_faces)
     if up_axis == "z":
         for part in parts:
             part.positions = part.positions @ Z_UP_TO_Y_UP.T
             if part.normals is not None:
                 part.normals = part.normals @ Z_UP_TO_Y_UP.T
-    bounds = _used_bounds(parts)
+    bounds = _used_bounds(parts, used)  # the Z-up rotation moves vertices, not which ones are used
     extent = float((bounds[1] - bounds[0]).max())
     if not np.isfinite(extent) or extent <= 1e-12 * max(1.0, float(np.abs(bounds).max())):
         raise MeshError(MeshFailure.zero_extent, path, "all vertices coincide: the mesh has no size")

@@ -35,7 +35,6 @@ from mme3dr.mesh import CanonicalMesh
 from mme3dr.render_scene import AMBIENT, LIGHT_INTENSITY, build_scene
 
 BACKENDS = ("egl", "osmesa")
-SHADINGS = ("protocol", "plain_white")
 __all__ = ["AMBIENT", "LIGHT_INTENSITY", "RenderResult", "Renderer", "composite_on_white", "get_renderer"]
 
 _RENDERER: Renderer | None = None

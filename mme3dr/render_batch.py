@@ -65,9 +65,13 @@ def render_batch(
     with _progress(progress) as bar:
         task = bar.add_task(description, total=len(paths), failed=0) if bar else None
 
+        n_failed = 0
+
         def advance(outcome: RenderOutcome) -> None:
+            nonlocal n_failed
+            n_failed += not outcome.ok
             if bar:
-                bar.update(task, advance=1, failed=sum(1 for r in results if r is not None and not r.ok))
+                bar.update(task, advance=1, failed=n_failed)
 
         if workers <= 1 or len(paths) <= 1:
             for i, (p, ax) in enumerate(zip(paths, axes, strict=True)):

@@ -9,6 +9,7 @@ only when something must be drawn.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -132,7 +133,10 @@ def load_views(render_dir: str | os.PathLike) -> np.ndarray:
     return np.stack([np.asarray(Image.open(render_dir / f["file_path"]).convert("RGBA")) for f in frames])
 
 
+@functools.cache
 def _library_versions() -> dict:
+    """Versions of the libraries a render depends on, looked up once per process (each lookup scans
+    ``sys.path``; this ran once per rendered asset)."""
     from importlib import metadata
 
     out = {}
@@ -205,7 +209,7 @@ def render_asset(
         "up_axis": up_axis,
         "normalise": normalise,
         "n_faces": mesh.n_faces,
-        "versions": _library_versions(),
+        "versions": dict(_library_versions()),  # a copy: the cached dict must not be changed
     }
     tmp = Path(cache_root) / "tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)

@@ -15,6 +15,8 @@ from mme3dr.mesh import CanonicalMesh, MeshPart
 LIGHT_INTENSITY = 3.0  # design.md §3
 AMBIENT = 0.3  # design.md §3
 PLAIN_WHITE = (1.0, 1.0, 1.0, 1.0)
+#: "protocol": the asset's own materials (design.md §3); "plain_white": the authors' script's override.
+SHADINGS = ("protocol", "plain_white")
 
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -110,7 +112,7 @@ def _depth_range(rig: Rig, mesh: CanonicalMesh) -> tuple[float, float]:
 
 def build_scene(pyrender, mesh: CanonicalMesh, rig: Rig, *, shading: str = "protocol"):
     """(scene, camera_node, light_node) for ``mesh`` seen through ``rig``'s intrinsics."""
-    if shading not in ("protocol", "plain_white"):
+    if shading not in SHADINGS:
         raise ValueError(f"unknown shading {shading!r}; choose 'protocol' or 'plain_white'")
     scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[AMBIENT] * 3)
     primitives = [_primitive(pyrender, part, shading) for part in mesh.parts]

@@ -61,15 +61,17 @@ def render_command(
     from rich.table import Table
 
     from mme3dr.cameras import get_rig, rig_from_transforms
+    from mme3dr.render import BACKENDS
     from mme3dr.render_batch import render_batch
     from mme3dr.render_cache import export_entry
+    from mme3dr.render_scene import SHADINGS
 
     console = Console(stderr=True)
     if up_axis not in ("y", "z"):
         raise typer.BadParameter("must be y or z", param_hint="--up-axis")
-    if shading not in ("protocol", "plain_white"):
+    if shading not in SHADINGS:
         raise typer.BadParameter("must be protocol or plain_white", param_hint="--shading")
-    if backend not in ("auto", "egl", "osmesa"):
+    if backend not in ("auto", *BACKENDS):
         raise typer.BadParameter("must be auto, egl or osmesa", param_hint="--backend")
     try:
         camera_rig = rig_from_transforms(transforms) if transforms else get_rig(rig)
