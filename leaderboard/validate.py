@@ -69,8 +69,11 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def check_files(extracted: Path, manifest: BundleManifest) -> list[Problem]:
-    """Every archive file is listed in ``bundle.json`` with its sha256 and size, and nothing else is."""
+def check_files(extracted: Path, manifest: BundleManifest,
+                digests: dict[str, str] | None = None) -> list[Problem]:
+    """Every archive file is listed in ``bundle.json`` with its sha256 and size, and nothing else is.
+    ``digests``, when given, receives every sha256 computed here (archive name -> digest), so that
+    later checks do not hash the same (possibly multi-GB) files again."""
     out = []
     present = {p.relative_to(extracted).as_posix() for p in extracted.rglob("*") if p.is_file()}
     present.discard(MANIFEST_NAME)
@@ -80,7 +83,7 @@ def check_files(extracted: Path, manifest: BundleManifest) -> list[Problem]:
         path = extracted / name
         if name not in present:
             out.append(Problem("files", f"{name} is listed in bundle.json but missing from the archive"))
-        elif path.stat().st_size != entry.size or sha256_file(path) != entry.sha256:
+        elif path.stat().st_size != entry.size or _sha256(path, name, digests) != entry.sha256:
             out.append(Problem("files", f"{name}: sha256 does not match bundle.json (the file was changed)"))
     for required in (RESULTS_NAME, SAMPLES_NAME):
         if required not in present:
@@ -88,8 +91,19 @@ def check_files(extracted: Path, manifest: BundleManifest) -> list[Problem]:
     return out
 
 
-def check_bundle_assets(manifest: BundleManifest, samples: list, extracted: Path) -> list[Problem]:
-    """``bundle.json``'s asset list is exactly the samples' assets; included files hash to their names."""
+def _sha256(path: Path, name: str, digests: dict[str, str] | None) -> str:
+    if digests is not None and name in digests:
+        return digests[name]
+    digest = sha256_file(path)
+    if digests is not None:
+        digests[name] = digest
+    return digest
+
+
+def check_bundle_assets(manifest: BundleManifest, samples: list, extracted: Path,
+                        digests: dict[str, str] | None = None) -> list[Problem]:
+    """``bundle.json``'s asset list is exactly the samples' assets; included files hash to their names.
+    ``digests``: sha256s :func:`check_files` already computed, reused instead of hashing again."""
     out = []
     listed = {a.sha256 for a in manifest.assets}
     used = {s.asset_sha256 for s in samples if s.asset_sha256}
@@ -107,7 +121,7 @@ def check_bundle_assets(manifest: BundleManifest, samples: list, extracted: Path
             path = extracted / a.path
             if not path.is_file():
                 out.append(Problem("assets", f"asset {a.sha256[:12]}… ({a.format}) is not in the bundle"))
-            elif sha256_file(path) != a.sha256:
+            elif _sha256(path, a.path, digests) != a.sha256:
                 msg = f"asset {a.sha256[:12]}…: its bytes do not hash to its name (changed after scoring)"
                 out.append(Problem("assets", msg))
     return out
@@ -141,7 +155,8 @@ def validate_extracted(extracted: Path, report: ValidationReport, *, registry: P
     except BundleError as exc:
         report.problems.append(Problem("bundle", str(exc)))
         return
-    report.problems += check_files(extracted, report.manifest)
+    digests: dict[str, str] = {}
+    report.problems += check_files(extracted, report.manifest, digests)
     if not ((extracted / RESULTS_NAME).is_file() and (extracted / SAMPLES_NAME).is_file()):
         return
     _parse_run(extracted, report)
@@ -153,7 +168,7 @@ def validate_extracted(extracted: Path, report: ValidationReport, *, registry: P
     for check in (check_cases, check_failures, check_aggregates):
         report.problems += check(res, report.samples)
     report.problems += check_duplicate_assets(report.samples)
-    report.problems += check_bundle_assets(report.manifest, report.samples, extracted)
+    report.problems += check_bundle_assets(report.manifest, report.samples, extracted, digests)
     if registry is not None:
         from leaderboard.registry import find_same_assets
 
