@@ -177,36 +177,6 @@ def _generate_stage(cfg, state, store, loaded, inputs, cases, progress: Progress
         progress("generate", done, total)
 
 
-def _render_many(items: list[tuple[Any, Path, str]], rig, cfg: EvalConfig, shading: str, counters,
-                 progress: Progress, stage: str) -> dict[Any, Any]:
-    """Render ``(key, path, up_axis)`` items through the render cache; ``key -> RenderOutcome``.
-
-    With ``--workers N > 1`` the renders go to N spawned processes (``mme3dr.render_batch``) in chunks,
-    so the stage's progress bar still moves; otherwise they run in this process.
-    """
-    from mme3dr.render import render_asset
-    from mme3dr.render_batch import render_batch
-
-    cache = _cache_dir(cfg) / "renders"
-    out: dict[Any, Any] = {}
-    chunk = max(32, 8 * cfg.workers)  # each render_batch call spawns its pool: amortise the start-up
-    for start in range(0, len(items), chunk if cfg.workers > 1 else 1):
-        part = items[start : start + (chunk if cfg.workers > 1 else 1)]
-        if cfg.workers > 1:
-            outcomes = render_batch([p for _, p, _ in part], rig, cache, workers=cfg.workers,
-                                    up_axis=[a for _, _, a in part], shading=shading, backend=cfg.backend,
-                                    progress=False)
-        else:
-            outcomes = [render_asset(p, rig, cache, up_axis=a, shading=shading, backend=cfg.backend)
-                        for _, p, a in part]
-        for (key, _, _), outcome in zip(part, outcomes, strict=True):
-            counters["renders_cached" if outcome.cached else "renders_done"] += 1
-            out[key] = outcome
-        progress(stage, start + len(part), len(items))
-    progress(stage, len(items), len(items))
-    return out
-
-
 def _cache_dir(cfg: EvalConfig) -> Path:
     return Path(cfg.cache_dir) if cfg.cache_dir else cfg.out / "cache"
 
@@ -217,6 +187,7 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     from mme3dr.features.profiles import get_profile
     from mme3dr.merge import finalize, shard_manifest
     from mme3dr.models.registry import load_model
+    from mme3dr.render_features import render_and_encode
     from mme3dr.scoring import ViewFeatures
 
     progress = progress or (lambda stage, done, total: None)
@@ -251,14 +222,10 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     _generate_stage(cfg, state, store, loaded, inputs, cases, progress, counters)
     timing["generate"] = time.perf_counter() - t
 
-    # Render: references first (the same rig and shading as the generated side), then generations.
-    t = time.perf_counter()
-    shading = profile.shading
+    # Render (references first, then the generated assets, one pool of workers) and encode each render
+    # as it finishes (mme3dr.render_features).
     ref_items = [(c.case_id, inputs.references[c.case_id].path, inputs.references[c.case_id].up_axis)
                  for c in cases if c.case_id in inputs.references and inputs.references[c.case_id].path]
-    ref_renders = _render_many(ref_items, rig, cfg, shading, counters, progress, "render references")
-    timing["render_references"] = time.perf_counter() - t
-    t = time.perf_counter()
     keys = [(c, i) for c in cases for i in range(cfg.samples_per_prompt)]
     records = {(c.case_id, i): state.get(c.case_id, i) or {} for c, i in keys}
     gen_items = []
@@ -267,42 +234,32 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
         path = store.get(rec["asset_sha256"], rec["asset_format"]) if rec.get("asset_sha256") else None
         if path is not None:
             gen_items.append(((case.case_id, i), path, rec.get("up_axis", "y")))
-    gen_renders = _render_many(gen_items, rig, cfg, shading, counters, progress, "render generated")
-    timing["render_generated"] = time.perf_counter() - t
+    vf = ViewFeatures(suite, cfg.out / "features")
+    rendered = render_and_encode(ref_items, gen_items, rig=rig, cache_root=_cache_dir(cfg) / "renders",
+                                 features=vf, workers=cfg.workers, shading=profile.shading,
+                                 backend=cfg.backend, counters=counters, progress=progress, timing=timing)
 
-    # Features and per-asset scores.
+    # Per-asset scores.
     t = time.perf_counter()
     from mme3dr.metrics import asset_clip_score, object_rbf_similarity
 
-    samples: list[dict[str, Any]] = []
-    ref_shas: dict[str, str] = {}
-    vf = ViewFeatures(suite, cfg.out / "features")
     prompts = sorted({profile.prepare_prompt(c.prompt) for c in cases if c.prompt})
     # One prompt per call: a batch's floating-point result depends on the batch's size and company, and
     # a case's score must not depend on which other cases share its run (shards, --limit, resume).
     text = {p: suite.clip.encode_texts([p])[0] for p in prompts}
-    ref_feats: dict[str, Any] = {}
-    for case in cases:
-        out = ref_renders.get(case.case_id)
-        if out is not None and out.ok:
-            ref_shas[case.case_id] = vf.render_sha(out.render_dir)
-            ref_feats[case.case_id] = vf.get(out.render_dir, ref_shas[case.case_id])
-    for n, (case, i) in enumerate(keys, start=1):
-        samples.append(_sample_record(case, i, records[(case.case_id, i)], ref_renders.get(case.case_id),
-                                      gen_renders.get((case.case_id, i)), ref_shas, ref_feats, vf, text,
-                                      profile, asset_clip_score, object_rbf_similarity))
-        progress("features", n, len(keys))
-    vf.save()
-    counters["features_computed"], counters["features_cached"] = vf.computed, vf.cached
-    timing["features"] = time.perf_counter() - t
+    ref_shas = {k: sha for (side, k), sha in rendered.render_sha256.items() if side == "references"}
+    samples = [_sample_record(case, i, records[(case.case_id, i)], rendered, text, profile,
+                              asset_clip_score, object_rbf_similarity) for case, i in keys]
+    timing["features"] += time.perf_counter() - t
 
     meta = _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, [c.case_id for c in whole])
     execution = {"workers": cfg.workers, "num_shards": cfg.num_shards, "shard_index": cfg.shard_index,
                  "resumed": resumed, "counters": counters}
-    render_dirs = {sha: str(ref_renders[k].render_dir) for k, sha in ref_shas.items()}
+    render_dirs = {sha: str(rendered.references[k].render_dir) for k, sha in ref_shas.items()}
     for s in samples:
         if s["render_sha256"]:
-            render_dirs[s["render_sha256"]] = str(gen_renders[(s["case_id"], s["sample_index"])].render_dir)
+            gen_out = rendered.generated[(s["case_id"], s["sample_index"])]
+            render_dirs[s["render_sha256"]] = str(gen_out.render_dir)
     shard_manifest(cfg.out, meta=meta, samples=samples, references=ref_shas, render_dirs=render_dirs,
                    suite_id=vf.suite_id, execution=execution, timing=timing)
     failures: dict[str, int] = {}
@@ -320,17 +277,20 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
                        timing, results)
 
 
-def _sample_record(case, i, rec, ref_out, gen_out, ref_shas, ref_feats, vf, text, profile,
-                   asset_clip_score, object_rbf_similarity) -> dict[str, Any]:
+def _sample_record(case, i, rec, rendered, text, profile, asset_clip_score,
+                   object_rbf_similarity) -> dict[str, Any]:
     from mme3dr.captions import prompt_sha256
 
     prompt = case.prompt or ""
+    ref_out, gen_out = rendered.references.get(case.case_id), rendered.generated.get((case.case_id, i))
+    ref = rendered.features.get(("references", case.case_id))
+    ref_sha = rendered.render_sha256.get(("references", case.case_id))
     record: dict[str, Any] = {
         "case_id": case.case_id, "category": case.category, "sample_index": i,
         "seed": rec.get("seed", 0), "prompt": prompt, "prompt_sha256": prompt_sha256(prompt),
         "reference_sha256": ref_out.asset_sha256 if ref_out is not None else None,
         "asset_sha256": rec.get("asset_sha256"), "asset_format": rec.get("asset_format"),
-        "render_sha256": None, "reference_render_sha256": ref_shas.get(case.case_id),
+        "render_sha256": None, "reference_render_sha256": ref_sha,
         "metrics": {}, "status": "failed", "failure": rec.get("failure"),
         "failure_detail": rec.get("detail"), "seconds": rec.get("seconds"),
     }
@@ -341,21 +301,20 @@ def _sample_record(case, i, rec, ref_out, gen_out, ref_shas, ref_feats, vf, text
                       failure_detail="the stored asset is missing; re-run with --resume")
     elif not gen_out.ok:
         record.update(failure=gen_out.reason, failure_detail=gen_out.detail or gen_out.error)
-    elif case.case_id not in ref_feats:
+    elif ref is None:
         detail = ref_out.detail if ref_out is not None else "no reference object"
         record.update(failure="reference_missing",
                       failure_detail=f"reference could not be rendered: {detail}")
     else:
-        sha = vf.render_sha(gen_out.render_dir)
-        feats = vf.get(gen_out.render_dir, sha)
-        ref = ref_feats[case.case_id]
+        feats = rendered.features[("generated", (case.case_id, i))]
         t = text[profile.prepare_prompt(prompt)]
         metrics = {"clip": asset_clip_score(feats["clip"], t),
                    "reference_clip": asset_clip_score(ref["clip"], t)}
         if "script_kd_dinov2_rbf" in profile.metrics:
             metrics["script_kd_dinov2_rbf"] = object_rbf_similarity(feats["dinov2"], ref["dinov2"])
         rounded = {k: float(f"{v:.12g}") for k, v in metrics.items()}
-        record.update(render_sha256=sha, status="ok", metrics=rounded)
+        record.update(render_sha256=rendered.render_sha256[("generated", (case.case_id, i))], status="ok",
+                      metrics=rounded)
     return record
 
 

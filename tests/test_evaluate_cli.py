@@ -142,6 +142,24 @@ def test_two_shards_merged_equal_one_run(primitives_run, tmp_path: Path, render_
     assert proc.returncode == 2 and "every shard directory exactly once" in proc.stderr
 
 
+def test_render_workers_overlapped_with_features_give_the_same_run(primitives_run, tmp_path: Path):
+    """--workers 2 renders in one pool of spawned workers while this process encodes finished renders,
+    in whatever order they finish: the results equal the in-process run's byte for byte."""
+    from evaluate_support import assert_same_run
+
+    one, _ = primitives_run
+    out = tmp_path / "run"
+    proc = run_cli(evaluate_cmd(out, "--model", "primitives", "--benchmark", "demo", "--limit", "6",
+                                "--workers", "2", "--cache-dir", str(tmp_path / "cache"), *FAST))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((out / "results.json").read_text())
+    counters = doc["execution"]["shards"][0]["counters"]
+    assert counters["renders_done"] == 12 and counters["renders_cached"] == 0  # 6 references + 6 assets
+    assert counters["features_computed"] + counters["features_cached"] == 12
+    assert {"render_references", "render_generated", "features"} <= set(doc["timing"])
+    assert_same_run(out, one)
+
+
 def read_samples_from_shard(shard: Path) -> list:
     return json.loads((shard / "shard.json").read_text())["samples"]
 

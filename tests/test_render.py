@@ -179,6 +179,20 @@ def test_composite_on_white_is_the_exact_integer_formula_for_every_value_and_alp
     assert (out == want[..., None]).all()
 
 
+def test_composite_on_white_fast_path_gives_the_formula_for_binary_and_mixed_alpha():
+    """Alpha 0/255 takes the no-arithmetic path (colour under alpha 0 need not be 0); partial alphas the
+    formula; a non-contiguous view and a render-shaped (V, H, W, 4) batch give the formula's bytes too."""
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (3, 16, 16, 4), dtype=np.uint8)
+    rgba[0, ..., 3] = rng.choice(np.array([0, 255], np.uint8), (16, 16))  # binary alpha, any colour
+    rgba[1, ..., 3] = 255
+    v = rgba[..., :3].astype(np.int64)
+    a = rgba[..., 3:4].astype(np.int64)
+    want = (v * a + 255 * (255 - a) + 127) // 255
+    assert (composite_on_white(rgba) == want).all()
+    assert (composite_on_white(rgba[:, ::2, ::3]) == want[:, ::2, ::3]).all()
+
+
 def test_unpremultiply_inverts_premultiplication():
     rgb = np.array([[200, 100, 50]], np.float64)
     for alpha in (64, 128, 191, 255):

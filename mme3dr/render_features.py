@@ -1,0 +1,103 @@
+"""The render and features stages of ``mme3dr evaluate``, overlapped on one pool of render workers.
+
+Every reference object and every generated asset is queued on one :class:`~mme3dr.render_batch.RenderPool`
+(references first); as each render finishes, this process encodes its views (:class:`ViewFeatures`, cached
+per render) while the workers draw the next ones. On a CPU-only machine rendering and encoding then
+share the cores instead of taking turns, and a run pays the workers' start-up once; with ``--device
+cuda`` the encoders run on the GPU while the CPU renders.
+
+Nothing here depends on the order in which renders finish: each render's features come from its own
+views alone, and everything downstream is keyed by case. The stage timings overlap, so each is reported
+as the wall time from the end of the previous stage to the end of its own (they add up to the phase).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mme3dr.render_batch import RenderPool
+from mme3dr.render_cache import RenderOutcome
+from mme3dr.scoring import ViewFeatures
+
+__all__ = ["RenderedRun", "render_and_encode"]
+
+#: Features kept in memory for the per-asset scores (the CLIP score, the script's DINOv2 RBF similarity);
+#: the rest (Inception, …) is read back from ``features/`` by the set metrics.
+PER_ASSET_FEATURES = ("clip", "dinov2")
+
+Item = tuple[Any, Path, str]  # (key, asset path, up axis)
+
+
+@dataclass
+class RenderedRun:
+    """What the phase produced, keyed like its inputs: case id for references, (case id, sample) for
+    generated assets. ``features`` holds the per-asset features of every render that encoded."""
+
+    references: dict[Any, RenderOutcome] = field(default_factory=dict)
+    generated: dict[Any, RenderOutcome] = field(default_factory=dict)
+    render_sha256: dict[tuple[str, Any], str] = field(default_factory=dict)
+    features: dict[tuple[str, Any], dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def render_and_encode(
+    references: list[Item],
+    generated: list[Item],
+    *,
+    rig,
+    cache_root: Path,
+    features: ViewFeatures,
+    workers: int,
+    shading: str,
+    backend: str | None,
+    counters: dict[str, int],
+    progress: Callable[[str, int, int], None],
+    timing: dict[str, float],
+) -> RenderedRun:
+    """Render ``references`` and ``generated`` through the render cache and encode every successful
+    render with ``features``; fills ``counters`` (renders and features, done or cached) and ``timing``
+    (``render_references``, ``render_generated``, ``features``)."""
+    run = RenderedRun()
+    sides = {"references": (run.references, references, "render references"),
+             "generated": (run.generated, generated, "render generated")}
+    left = {side: len(items) for side, (_, items, _) in sides.items()}
+    for _, items, stage in sides.values():
+        progress(stage, 0, len(items))
+    n_ok = sum(len(items) for _, items, _ in sides.values())
+    encoded = 0
+    progress("features", 0, n_ok)
+    t0 = time.perf_counter()
+    finished = {side: t0 for side in sides}
+    queue = [((side, key), path, axis) for side, (_, items, _) in sides.items() for key, path, axis in items]
+    with RenderPool(rig, cache_root, workers=workers, shading=shading, backend=backend) as pool:
+        for (side, key), outcome in pool.completed(queue):
+            outcomes, items, stage = sides[side]
+            outcomes[key] = outcome
+            counters["renders_cached" if outcome.cached else "renders_done"] += 1
+            left[side] -= 1
+            progress(stage, len(items) - left[side], len(items))
+            if not left[side]:
+                finished[side] = time.perf_counter()
+            if not outcome.ok:
+                n_ok -= 1
+            else:
+                sha = features.render_sha(outcome.render_dir)
+                feats = features.get(outcome.render_dir, sha)
+                run.render_sha256[(side, key)] = sha
+                run.features[(side, key)] = {k: feats[k] for k in PER_ASSET_FEATURES if k in feats}
+                encoded += 1
+            progress("features", encoded, n_ok)
+    features.save()
+    counters["features_computed"], counters["features_cached"] = features.computed, features.cached
+    end = time.perf_counter()
+    refs_end = finished["references"]
+    gens_end = max(refs_end, finished["generated"])
+    timing["render_references"] = refs_end - t0
+    timing["render_generated"] = gens_end - refs_end
+    timing["features"] = end - gens_end
+    return run
