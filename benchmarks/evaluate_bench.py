@@ -47,12 +47,12 @@ def torus_mesh(k: int, faces: int) -> trimesh.Trimesh:
 
 
 def build(work: Path, n: int, faces: int) -> tuple[Path, Path, Path]:
+    """The first ``n`` cases' meshes (made once per face count, kept across runs) and their captions CSV
+    (rewritten every time: it decides which cases the run has)."""
     from mme3dr.manifest import load_manifest
 
-    toys, gen, captions = work / "toys4k", work / "generated", work / "Toys4k.csv"
-    stamp = work / f"built-{n}-{faces}.json"
-    if stamp.is_file():
-        return toys, gen, captions
+    toys, gen = work / f"toys4k-{faces}", work / f"generated-{faces}"
+    captions = work / f"Toys4k-{n}.csv"
     gen.mkdir(parents=True, exist_ok=True)
     cases = load_manifest("mme3dr-v1").cases[:n]
     with open(captions, "w", newline="") as f:
@@ -63,12 +63,13 @@ def build(work: Path, n: int, faces: int) -> tuple[Path, Path, Path]:
             writer.writerow([hashlib.sha256(name.encode()).hexdigest(), case.file_identifier,
                              json.dumps([f"A detailed toy {case.toys4k_category}, seen from all sides.",
                                          f"A toy {case.toys4k_category}.", case.toys4k_category])])
-            ref = toys / cat / name / f"{name}.glb"
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_bytes(trimesh.exchange.gltf.export_glb(trimesh.Scene(torus_mesh(k, faces))))
-            (gen / f"{case.case_id}.glb").write_bytes(
-                trimesh.exchange.gltf.export_glb(trimesh.Scene(torus_mesh(k + 1000, faces))))
-    stamp.write_text(json.dumps({"cases": n, "faces": faces}))
+            ref, out = toys / cat / name / f"{name}.glb", gen / f"{case.case_id}.glb"
+            for path, shape in ((ref, k), (out, k + 1000)):
+                if not path.is_file():
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_bytes(trimesh.exchange.gltf.export_glb(trimesh.Scene(torus_mesh(shape, faces))))
+                    tmp.replace(path)
     return toys, gen, captions
 
 

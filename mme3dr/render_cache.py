@@ -55,6 +55,9 @@ class RenderOutcome:
     seconds: float = 0.0
     meta: dict = field(default_factory=dict)
     error: str | None = None  # an unexpected renderer error (not the asset's fault), if any
+    #: The views just drawn, (V, H, W, 4) uint8 RGBA, the same pixels as the entry's PNGs; only when
+    #: asked for (``keep_views``) and only for a fresh render, so a caller can skip decoding them again.
+    views: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -162,9 +165,11 @@ def render_asset(
     backend: str | None = None,
     normalise: bool = True,
     max_faces: int = DEFAULT_MAX_FACES,
+    keep_views: bool = False,
 ) -> RenderOutcome:
     """Render ``path`` with ``rig`` into the cache (or find it there). Asset problems come back as a
-    typed ``failure``; nothing is raised for a bad asset. Environment problems (no OpenGL) raise."""
+    typed ``failure``; nothing is raised for a bad asset. Environment problems (no OpenGL) raise.
+    ``keep_views`` returns a fresh render's RGBA views in ``outcome.views`` as well."""
     from mme3dr.render import get_renderer, resolve_backend
 
     t0 = time.perf_counter()
@@ -224,7 +229,8 @@ def render_asset(
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return RenderOutcome(str(path), sha, str(final), None, "", False, time.perf_counter() - t0, meta)
+    return RenderOutcome(str(path), sha, str(final), None, "", False, time.perf_counter() - t0, meta,
+                         views=result.rgba if keep_views else None)
 
 
 def export_entry(render_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:

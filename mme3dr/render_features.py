@@ -98,10 +98,12 @@ def render_and_encode(
     t0 = time.perf_counter()
     finished = {side: t0 for side in sides}
     queue = [((side, key), path, axis) for side, (_, items, _) in sides.items() for key, path, axis in items]
-    with RenderPool(rig, cache_root, workers=workers, shading=shading, backend=backend) as pool, \
+    with RenderPool(rig, cache_root, workers=workers, shading=shading, backend=backend,
+                    keep_views=True) as pool, \
             _encoder_threads(workers):
         for (side, key), outcome in pool.completed(queue):
             outcomes, items, stage = sides[side]
+            views, outcome.views = outcome.views, None  # 25 MB a render: held only while it is encoded
             outcomes[key] = outcome
             counters["renders_cached" if outcome.cached else "renders_done"] += 1
             left[side] -= 1
@@ -112,7 +114,7 @@ def render_and_encode(
                 n_ok -= 1
             else:
                 sha = features.render_sha(outcome.render_dir)
-                feats = features.get(outcome.render_dir, sha)
+                feats = features.get(outcome.render_dir, sha, views=views)
                 run.render_sha256[(side, key)] = sha
                 run.features[(side, key)] = {k: feats[k] for k in PER_ASSET_FEATURES if k in feats}
                 encoded += 1

@@ -82,14 +82,17 @@ class ViewFeatures:
     def path(self, render_sha: str) -> Path:
         return _feature_path(self.dir, render_sha, self.suite_id)
 
-    def get(self, render_dir: str | os.PathLike, render_sha: str) -> dict[str, np.ndarray]:
+    def get(self, render_dir: str | os.PathLike, render_sha: str, views: np.ndarray | None = None
+            ) -> dict[str, np.ndarray]:
+        """The render's features: from ``features/`` if there, else encoded from ``views`` (its
+        ``(V, H, W, 4)`` RGBA views, when the caller already holds them) or from its PNGs."""
         p = self.path(render_sha)
         if p.is_file():
             self.cached += 1
             return _read_features(p)
         from mme3dr.render import composite_on_white, load_views
 
-        rgb = composite_on_white(load_views(render_dir))
+        rgb = composite_on_white(load_views(render_dir) if views is None else views)
         feats: dict[str, np.ndarray] = {}
         for name, encoder in self.suite.encoders().items():
             fn = encoder.encode_images if name == "clip" else encoder
