@@ -187,6 +187,7 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     from mme3dr.features.profiles import get_profile
     from mme3dr.merge import finalize, shard_manifest
     from mme3dr.models.registry import load_model
+    from mme3dr.render_batch import RenderPool
     from mme3dr.render_features import render_and_encode
     from mme3dr.scoring import ViewFeatures
 
@@ -211,33 +212,36 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     resumed = state.open({**run_config, "num_shards": cfg.num_shards, "shard_index": cfg.shard_index},
                          resume=cfg.resume, overwrite=cfg.overwrite)
     store = AssetStore(cfg.out / "assets")
-    # Build the encoders before anything renders: importing torch (triton) after OSMesa/EGL is loaded
-    # into the process segfaults on these machines, so torch must come first.
-    from mme3dr.features import load_feature_suite
+    # The render workers start here, so their start-up (≈ 3 s each) overlaps building the encoders and
+    # generating; the pool lives until the last render is encoded.
+    with RenderPool(rig, _cache_dir(cfg) / "renders", workers=cfg.workers, shading=profile.shading,
+                    backend=cfg.backend, keep_views=True) as pool:
+        # Build the encoders before anything renders: importing torch (triton) after OSMesa/EGL is loaded
+        # into the process segfaults on these machines, so torch must come first.
+        from mme3dr.features import load_feature_suite
 
-    suite = load_feature_suite(profile, device=cfg.device, weights_dir=cfg.weights_dir)
-    timing["setup"] = time.perf_counter() - t0
+        suite = load_feature_suite(profile, device=cfg.device, weights_dir=cfg.weights_dir)
+        timing["setup"] = time.perf_counter() - t0
 
-    t = time.perf_counter()
-    _generate_stage(cfg, state, store, loaded, inputs, cases, progress, counters)
-    timing["generate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        _generate_stage(cfg, state, store, loaded, inputs, cases, progress, counters)
+        timing["generate"] = time.perf_counter() - t
 
-    # Render (references first, then the generated assets, one pool of workers) and encode each render
-    # as it finishes (mme3dr.render_features).
-    ref_items = [(c.case_id, inputs.references[c.case_id].path, inputs.references[c.case_id].up_axis)
-                 for c in cases if c.case_id in inputs.references and inputs.references[c.case_id].path]
-    keys = [(c, i) for c in cases for i in range(cfg.samples_per_prompt)]
-    records = {(c.case_id, i): state.get(c.case_id, i) or {} for c, i in keys}
-    gen_items = []
-    for case, i in keys:
-        rec = records[(case.case_id, i)]
-        path = store.get(rec["asset_sha256"], rec["asset_format"]) if rec.get("asset_sha256") else None
-        if path is not None:
-            gen_items.append(((case.case_id, i), path, rec.get("up_axis", "y")))
-    vf = ViewFeatures(suite, cfg.out / "features")
-    rendered = render_and_encode(ref_items, gen_items, rig=rig, cache_root=_cache_dir(cfg) / "renders",
-                                 features=vf, workers=cfg.workers, shading=profile.shading,
-                                 backend=cfg.backend, counters=counters, progress=progress, timing=timing)
+        # Render (references first, then the generated assets, one pool of workers) and encode each render
+        # as it finishes (mme3dr.render_features).
+        ref_items = [(c.case_id, inputs.references[c.case_id].path, inputs.references[c.case_id].up_axis)
+                     for c in cases if c.case_id in inputs.references and inputs.references[c.case_id].path]
+        keys = [(c, i) for c in cases for i in range(cfg.samples_per_prompt)]
+        records = {(c.case_id, i): state.get(c.case_id, i) or {} for c, i in keys}
+        gen_items = []
+        for case, i in keys:
+            rec = records[(case.case_id, i)]
+            path = store.get(rec["asset_sha256"], rec["asset_format"]) if rec.get("asset_sha256") else None
+            if path is not None:
+                gen_items.append(((case.case_id, i), path, rec.get("up_axis", "y")))
+        vf = ViewFeatures(suite, cfg.out / "features")
+        rendered = render_and_encode(pool, ref_items, gen_items, features=vf, counters=counters,
+                                     progress=progress, timing=timing)
 
     # Per-asset scores.
     t = time.perf_counter()

@@ -13,6 +13,7 @@ worker's start-up (interpreter, triton, pyrender, an OpenGL context and its firs
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +32,14 @@ def _init_worker(backend: str, gl_threads: int | None) -> None:
     os.environ["PYOPENGL_PLATFORM"] = backend
     if gl_threads is not None:
         os.environ.setdefault("LP_NUM_THREADS", str(gl_threads))
+
+
+def _warm_up(width: int, height: int, backend: str) -> None:
+    from mme3dr.render import get_renderer
+
+    # No context here is reported by the first real render, against its asset.
+    with contextlib.suppress(Exception):
+        get_renderer(width, height, backend)
 
 
 def _render_one(path: str, rig: Rig, cache_root: str, options: dict) -> RenderOutcome:
@@ -78,6 +87,10 @@ class RenderPool:
                 initializer=_init_worker,
                 initargs=(self.backend, max(1, (os.cpu_count() or 1) // workers)),
             )
+            # Start every worker now (the executor spawns on demand): interpreter, pyrender and an
+            # OpenGL context take ≈ 3 s each, which then overlap whatever the caller does next.
+            for _ in range(workers):
+                self._pool.submit(_warm_up, rig.width, rig.height, self.backend)
 
     def submit(self, path: str | os.PathLike, up_axis: str = "y") -> Future:
         """Queue one asset; the future's result is its :class:`RenderOutcome` (never an exception)."""

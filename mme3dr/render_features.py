@@ -70,22 +70,18 @@ def _encoder_threads(workers: int) -> Iterator[None]:
 
 
 def render_and_encode(
+    pool: RenderPool,
     references: list[Item],
     generated: list[Item],
     *,
-    rig,
-    cache_root: Path,
     features: ViewFeatures,
-    workers: int,
-    shading: str,
-    backend: str | None,
     counters: dict[str, int],
     progress: Callable[[str, int, int], None],
     timing: dict[str, float],
 ) -> RenderedRun:
-    """Render ``references`` and ``generated`` through the render cache and encode every successful
-    render with ``features``; fills ``counters`` (renders and features, done or cached) and ``timing``
-    (``render_references``, ``render_generated``, ``features``)."""
+    """Render ``references`` and ``generated`` on ``pool`` (made with ``keep_views=True``) and encode
+    every successful render with ``features``; fills ``counters`` (renders and features, done or
+    cached) and ``timing`` (``render_references``, ``render_generated``, ``features``)."""
     run = RenderedRun()
     sides = {"references": (run.references, references, "render references"),
              "generated": (run.generated, generated, "render generated")}
@@ -98,9 +94,7 @@ def render_and_encode(
     t0 = time.perf_counter()
     finished = {side: t0 for side in sides}
     queue = [((side, key), path, axis) for side, (_, items, _) in sides.items() for key, path, axis in items]
-    with RenderPool(rig, cache_root, workers=workers, shading=shading, backend=backend,
-                    keep_views=True) as pool, \
-            _encoder_threads(workers):
+    with _encoder_threads(pool.workers):
         for (side, key), outcome in pool.completed(queue):
             outcomes, items, stage = sides[side]
             views, outcome.views = outcome.views, None  # 25 MB a render: held only while it is encoded
