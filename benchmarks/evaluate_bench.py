@@ -73,13 +73,18 @@ def build(work: Path, n: int, faces: int) -> tuple[Path, Path, Path]:
     return toys, gen, captions
 
 
-def run(cmd: list[str]) -> float:
+def run(cmd: list[str]) -> tuple[float, float, float]:
+    """Run one evaluate; (wall seconds, user CPU seconds, system CPU seconds) of it and its workers."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the run and every worker it waited for
     if proc.returncode != 0:
         sys.exit(f"evaluate failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return wall
+    return wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
 
 
 def main() -> None:
@@ -114,19 +119,23 @@ def main() -> None:
         cmd += ["--backend", args.backend]
     rows = []
     for label, extra in (("cold", []), ("cached (--resume)", ["--resume"])):
-        wall = run(cmd + extra)
+        wall, user, system = run(cmd + extra)
         res = json.loads((out / "results.json").read_text())
-        rows.append((label, wall, res["timing"], res["execution"]["shards"][0]["counters"]))
+        rows.append((label, wall, res["timing"], res["execution"]["shards"][0]["counters"], user, system))
     stages = ["setup", "generate", "render_references", "render_generated", "features", "metrics"]
     print(f"\n{args.cases} cases, {args.workers} render workers, smoke profile, "
           f"{args.render_size or 512} px, {os.cpu_count()} CPUs")
     print("| run | " + " | ".join(stages) + " | process wall |")
     print("|---|" + "---:|" * (len(stages) + 1))
-    for label, wall, timing, _ in rows:
+    for label, wall, timing, *_ in rows:
         cells = " | ".join(f"{timing.get(s, 0):.1f} s" for s in stages)
         print(f"| {label} | {cells} | {wall:.1f} s |")
-    for label, _, _, counters in rows:
+    cores = os.cpu_count() or 1
+    for label, wall, _, counters, user, system in rows:
         print(f"{label}: {counters}")
+        # How busy the cores were: CPU seconds of the run and its workers over (cores x wall).
+        print(f"{label}: CPU {user:.1f} s user + {system:.1f} s system = "
+              f"{(user + system) / (cores * wall):.0%} of {cores} cores over the wall time")
     cold, cached = rows[0][1], rows[1][1]
     print(f"cached / cold wall time: {cached / cold:.3f}")
 

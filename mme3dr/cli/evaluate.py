@@ -159,6 +159,9 @@ def register(app: typer.Typer) -> None:
                 shard_index=shard_index, device=device, timeout=timeout or None, cache_dir=cache_dir,
                 render_size=render_size, weights_dir=weights_dir, backend=backend,
             )
+            from mme3dr.render_batch import reuse_freed_memory
+
+            reuse_freed_memory()  # this process encodes every render: see its docstring
             progress, update = _stage_progress(console)
             with progress:
                 summary = evaluate(cfg, progress=update)

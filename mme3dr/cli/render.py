@@ -62,10 +62,11 @@ def render_command(
 
     from mme3dr.cameras import get_rig, rig_from_transforms
     from mme3dr.render import BACKENDS
-    from mme3dr.render_batch import render_batch
+    from mme3dr.render_batch import render_batch, reuse_freed_memory
     from mme3dr.render_cache import export_entry
     from mme3dr.render_scene import SHADINGS
 
+    reuse_freed_memory()  # with --workers 1 this process renders every view
     console = Console(stderr=True)
     if up_axis not in ("y", "z"):
         raise typer.BadParameter("must be y or z", param_hint="--up-axis")
