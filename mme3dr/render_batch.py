@@ -18,6 +18,7 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -107,18 +108,21 @@ class RenderPool:
         Path(cache_root).mkdir(parents=True, exist_ok=True)
         self._pool: ProcessPoolExecutor | None = None
         if workers > 1:
-            import multiprocessing as mp
+            self._start()
 
-            self._pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=mp.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(self.backend, max(1, (os.cpu_count() or 1) // workers)),
-            )
-            # Start every worker now (the executor spawns on demand): interpreter, pyrender and an
-            # OpenGL context take ≈ 3 s each, which then overlap whatever the caller does next.
-            for _ in range(workers):
-                self._pool.submit(_warm_up, rig.width, rig.height, self.backend)
+    def _start(self) -> None:
+        import multiprocessing as mp
+
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.backend, max(1, (os.cpu_count() or 1) // self.workers)),
+        )
+        # Start every worker now (the executor spawns on demand): interpreter, pyrender and an OpenGL
+        # context take ≈ 3 s each, which then overlap whatever the caller does next.
+        for _ in range(self.workers):
+            self._pool.submit(_warm_up, self.rig.width, self.rig.height, self.backend)
 
     def submit(self, path: str | os.PathLike, up_axis: str = "y") -> Future:
         """Queue one asset; the future's result is its :class:`RenderOutcome` (never an exception)."""
@@ -127,7 +131,14 @@ class RenderPool:
             done: Future = Future()
             done.set_result(_render_one(str(path), self.rig, self.cache_root, options))
             return done
-        inner = self._pool.submit(_render_one, str(path), self.rig, self.cache_root, options)
+        try:
+            inner = self._pool.submit(_render_one, str(path), self.rig, self.cache_root, options)
+        except BrokenProcessPool:
+            # A worker died (killed by the OS, a crash in the GL driver): the assets it took down were
+            # reported as failed; the rest of the run gets fresh workers.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._start()
+            inner = self._pool.submit(_render_one, str(path), self.rig, self.cache_root, options)
         outer: Future = Future()
 
         def settle(fut: Future) -> None:

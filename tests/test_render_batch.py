@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -42,6 +43,30 @@ def test_pool_yields_every_item_with_its_views_then_serves_the_cache(tmp_path, w
         assert np.array_equal(outcome.views, load_views(outcome.render_dir))
         assert again[key].cached and again[key].views is None
         assert again[key].render_dir == outcome.render_dir
+
+
+def test_a_killed_worker_fails_only_what_it_held_and_the_pool_starts_fresh_ones(tmp_path):
+    """SIGKILL one worker: the pool is broken, so the next submission starts new workers and every
+    asset still gets an outcome; killed mid-batch, the lost assets come back as render errors."""
+    rig = get_rig("eval24").with_size(32)
+    items = [(i, write_uncoloured_obj(tmp_path, f"b{i}.obj", (1.0, 0.4 + 0.1 * i, 1.0)), "y")
+             for i in range(6)]
+    with RenderPool(rig, tmp_path / "cache", workers=2) as pool:
+        victim = next(iter(pool._pool._processes.values()))
+        victim.kill()
+        victim.join(10)
+        time.sleep(1.0)  # the executor's manager notices the dead worker and marks the pool broken
+        outcomes = dict(pool.completed(items))
+        assert sorted(outcomes) == list(range(6)) and all(o.ok for o in outcomes.values())
+
+        later = [(k + 10, p, a) for k, p, a in items]  # new keys, the same (now cached) assets
+        stream = pool.completed(later)
+        first_key, first = next(stream)  # the batch is in flight: kill a worker while it works
+        next(iter(pool._pool._processes.values())).kill()
+        rest = {first_key: first, **dict(stream)}
+        assert sorted(rest) == [k for k, _, _ in later]
+        lost = [o for o in rest.values() if not o.ok]
+        assert all(o.reason == "render_error" and "BrokenProcessPool" in o.error for o in lost)
 
 
 _FAULTS = """
