@@ -143,10 +143,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from rich.console import Console
 
-        from mme3dr.benchmark_inputs import BenchmarkInputError
-        from mme3dr.evaluate import EvalConfig, evaluate
+        from mme3dr.harness.evaluate import EvalConfig, evaluate
+        from mme3dr.harness.inputs import BenchmarkInputError
+        from mme3dr.harness.run_state import RunStateError
         from mme3dr.models.registry import ModelSpecError
-        from mme3dr.run_state import RunStateError
 
         console = Console(stderr=True)
         try:
@@ -159,7 +159,7 @@ def register(app: typer.Typer) -> None:
                 shard_index=shard_index, device=device, timeout=timeout or None, cache_dir=cache_dir,
                 render_size=render_size, weights_dir=weights_dir, backend=backend,
             )
-            from mme3dr.render_batch import reuse_freed_memory
+            from mme3dr.render.pool import reuse_freed_memory
 
             reuse_freed_memory()  # this process encodes every render: see its docstring
             progress, update = _stage_progress(console)
@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
         """Combine `--num-shards` runs into one results.json, identical to a single run's."""
         from rich.console import Console
 
-        from mme3dr.merge import MergeError, finalize
+        from mme3dr.harness.merge import MergeError, finalize
 
         console = Console(stderr=True)
         try:
