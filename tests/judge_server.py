@@ -103,13 +103,14 @@ def free_port() -> int:
 class ServedModel:
     """``transformers serve`` on loopback as a child process; ``url`` is its root, ``model`` its id."""
 
-    def __init__(self, model_dir: Path, log_path: Path, startup_s: float = 180.0):
+    def __init__(self, model_dir: Path, log_path: Path, startup_s: float = 180.0,
+                 extra_args: list[str] | tuple[str, ...] = ()):
         self.model, self.port = str(model_dir), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
         cmd = [sys.executable, "-c", "from transformers.cli.transformers import main; main()", "serve",
                self.model, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu",
-               "--default-seed", "0"]
+               "--default-seed", "0", *extra_args]
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (held by the child process until close())
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
