@@ -155,6 +155,7 @@ class CountingProxy:
         proxy = self
         self.counts: dict[str, int] = {}
         self.failed = 0
+        self.delay_s = 0.0  # sleep before forwarding each request (to kill a run mid-way)
         self._fail: list[int] = []
         self._lock = threading.Lock()
 
@@ -172,6 +173,8 @@ class CountingProxy:
                         proxy.failed += 1
                     else:
                         proxy.counts[self.path] = proxy.counts.get(self.path, 0) + 1
+                if proxy.delay_s and injected is None:
+                    time.sleep(proxy.delay_s)
                 if injected is not None:
                     payload = json.dumps({"error": f"injected HTTP {injected} by the test proxy"}).encode()
                     self.send_response(injected)
