@@ -116,3 +116,14 @@ def test_evaluate_judge_writes_scores_and_a_killed_judge_resumes_without_re_aski
     lines = [json.loads(x) for x in (run / "judge.jsonl").read_text().splitlines()]
     failed = [x for x in lines if x["failure"]]
     assert len(failed) == 3 and all(x["failure"].startswith("unparsed reply") and x["reply"] for x in failed)
+
+
+def test_judge_needs_a_finished_run_and_both_judge_options(tmp_path):
+    cli = evaluate_cmd(tmp_path)[:3]
+    done = run_cli([*cli, "judge", str(tmp_path / "nothing"), "--judge", "http://127.0.0.1:9/v1",
+                    "--judge-model", "m"])
+    assert done.returncode == 2 and "results.json not found" in done.stderr
+    assert "mme3dr evaluate --out" in done.stderr
+    half = run_cli(evaluate_cmd(tmp_path / "run", *ARGS, "--judge", "http://127.0.0.1:9/v1"))
+    assert half.returncode != 0 and "--judge and --judge-model go together" in half.stderr
+    assert not (tmp_path / "run").exists()
