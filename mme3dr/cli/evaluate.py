@@ -140,9 +140,20 @@ def register(app: typer.Typer) -> None:
         weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Local encoder weights."),
         backend: str | None = typer.Option(None, "--backend", help="Renderer backend: egl | osmesa."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report and plots."),
+        judge: str | None = typer.Option(None, "--judge", help="Also ask this VLM judge server (URL …/v1) "
+                                         "a checklist per sample; see `mme3dr judge --help`."),
+        judge_model: str | None = typer.Option(None, "--judge-model", help="The judge server's model id."),
+        judge_profile: str = typer.Option("openai", "--judge-profile", help="openai | transformers | vllm."),
+        judge_concurrency: int = typer.Option(4, "--judge-concurrency", help="Judge requests in flight."),
+        judge_timeout: float = typer.Option(300.0, "--judge-timeout", help="Seconds per judge request."),
+        judge_retries: int = typer.Option(3, "--judge-retries", help="Judge retries on 5xx/timeouts."),
     ) -> None:
         from rich.console import Console
 
+        from mme3dr.cli.judge import judge_config, run_judge
+
+        if (judge is None) != (judge_model is None):
+            raise typer.BadParameter("--judge and --judge-model go together")
         from mme3dr.harness.evaluate import EvalConfig, evaluate
         from mme3dr.harness.inputs import BenchmarkInputError
         from mme3dr.harness.run_state import RunStateError
@@ -174,6 +185,9 @@ def register(app: typer.Typer) -> None:
                           f"mme3dr merge SHARD_DIRS... --out DIR")
             return
         code = _report_outcome(console, summary.results, out)
+        if judge and code == 0:  # after results.json exists: the judge adds its own metric to it
+            code = run_judge(console, out, judge_config(judge, judge_model, judge_profile, judge_concurrency,
+                                                        judge_timeout, judge_retries))
         if report and code == 0:
             _write_report(console, out)
         raise typer.Exit(code)
