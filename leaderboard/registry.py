@@ -11,6 +11,8 @@ Light module: standard library + pydantic.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -33,8 +35,21 @@ def slugify(text: str) -> str:
     return slug or "unnamed"
 
 
+def _faithful(text: str) -> bool:
+    # The name is its own slug, and holds no "__" (the model/revision separator).
+    return slugify(text) == text and "__" not in text
+
+
 def entry_slug(submitter: Submitter) -> str:
-    return f"{slugify(submitter.model_name)}__{slugify(submitter.revision)}"
+    """The registry folder name ``<model>__<revision>``. Names that are already folder-safe are used as
+    they are; any other name gets the first 8 hex digits of the sha256 of the exact (model, revision)
+    pair appended, so "Tetra/X" and "Tetra X" (both "Tetra-X" once slugified) get different folders."""
+    model, revision = submitter.model_name, submitter.revision
+    slug = f"{slugify(model)}__{slugify(revision)}"
+    if not (_faithful(model) and _faithful(revision)):
+        digest = hashlib.sha256(json.dumps([model, revision]).encode("utf-8")).hexdigest()[:8]
+        slug += f"-{digest}"
+    return slug
 
 
 def iter_entries(registry: Path) -> list[tuple[Path, Entry]]:
@@ -56,6 +71,18 @@ def find_same_assets(registry: Path, benchmark: str, asset_set: str | None) -> t
         if entry.benchmark == benchmark and entry.asset_set_sha256 == asset_set:
             return entry.submitter.model_name, entry.submitter.revision
     return None
+
+
+def folder_owner(folder: Path) -> tuple[str, str] | None:
+    """(model, revision) of the entry in ``folder``, if it holds one."""
+    path = folder / ENTRY_NAME
+    if not path.is_file():
+        return None
+    try:
+        sub = Entry.model_validate_json(path.read_bytes()).submitter
+    except ValueError as exc:
+        raise RegistryError(f"{path} is not a valid registry entry: {exc}") from None
+    return sub.model_name, sub.revision
 
 
 def _metric_value(task: dict, name: str) -> MetricValue | None:
