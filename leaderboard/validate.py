@@ -1,7 +1,8 @@
 """Validate a submission bundle, failing closed: any check that cannot pass rejects the bundle.
 
 Order: safe extraction (``archive_safety``) → ``bundle.json`` schema → every file's sha256 and size →
-size caps (``results.json``, ``samples.jsonl``, every string in them) → ``results.json`` / ``samples.jsonl`` schemas (``mme3dr.results``, extra fields forbidden) →
+size caps (``results.json``, ``samples.jsonl``, every string in them) → ``results.json`` /
+``samples.jsonl`` schemas (``mme3dr.results``, extra fields forbidden) →
 ``samples_sha256`` → the content checks (``content_checks``: eligibility, metric card, manifest hash,
 protocol and rig, cases and seeds, failures, duplicates, recomputed aggregates) → bundle-level asset
 checks → (with a registry) the same asset set not already submitted under another name.

@@ -51,7 +51,8 @@ def submit(
 
     console = Console(stderr=True)
     if out.exists() and not overwrite:
-        console.print(f"[red]{escape(str(out))} already exists; pass --overwrite to replace it (or another --out)[/red]")
+        console.print(f"[red]{escape(str(out))} already exists; pass --overwrite to replace it "
+                      "(or another --out)[/red]")
         raise typer.Exit(1)
     try:
         info = load_results(Path(run_dir) / "results.json").model_info
