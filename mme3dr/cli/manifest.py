@@ -89,7 +89,7 @@ def build(
 def show(
     name: str = typer.Argument("mme3dr-v1", help=NAME_HELP),
     category: str | None = typer.Option(None, "--category", help="Only this reasoning category."),
-    limit: int = typer.Option(20, "--limit", help="Rows to print (0: all)."),
+    limit: int = typer.Option(20, "--limit", min=0, help="Rows to print (0: all)."),
     captions: Path | None = typer.Option(None, "--captions", help="Toys4k.csv, to show resolved prompts."),
 ) -> None:
     """Print the cases as a table."""
@@ -216,8 +216,8 @@ def convert_blend(
     captions: Path | None = typer.Option(
         None, "--captions", help="Toys4k.csv: verify each .blend against TRELLIS's sha256."
     ),
-    batch: int = typer.Option(16, "--batch", min=1, help="Files per Blender process."),
-    limit: int = typer.Option(0, "--limit", help="Only the first N cases (0: all)."),
+    batch: int = typer.Option(16, "--batch", min=1, max=10_000, help="Files per Blender process."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Only the first N cases (0: all)."),
     report: Path | None = typer.Option(None, "--report", help="Write one JSON line per case here."),
 ) -> None:
     """Convert a manifest's Toys4K .blend objects to .glb (Y up) through an external Blender, cached.

@@ -38,7 +38,7 @@ def score(
     out: Path = typer.Option(Path("scores.json"), "--out", "-o", help="Where to write the JSON results."),
     weights_dir: Path | None = typer.Option(None, "--weights-dir", help=_WEIGHTS_DIR_HELP),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu or cuda."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per encoder batch."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, max=4096, help="Images per encoder batch."),
 ) -> None:
     """Score already-rendered views against reference views: CLIP, KD and FD (per the profile).
 

@@ -45,17 +45,20 @@ def render_command(
         "--transforms",
         help="Cameras from a NeRF-style transforms.json instead of --rig; the asset keeps its own frame.",
     ),
-    size: int | None = typer.Option(None, "--size", help="Image size in pixels (default: the rig's, 512)."),
+    size: int | None = typer.Option(None, "--size", min=16, max=4096,
+                                    help="Image size in pixels (default: the rig's, 512)."),
     up_axis: str = typer.Option("y", "--up-axis", help="Assets' up axis: y (glTF) or z (Blender, Toys4K)."),
     shading: str = typer.Option(
         "protocol", "--shading", help="protocol (asset colours) or plain_white (the authors' script)."
     ),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes, each its own renderer."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, max=256,
+                                help="Worker processes, each its own renderer."),
     backend: str = typer.Option(
         "auto", "--backend", help="OpenGL backend: auto (EGL if it works, else OSMesa), egl or osmesa."
     ),
     cache: Path | None = typer.Option(None, "--cache", help="Render cache (default: OUT/.render-cache)."),
-    max_faces: int = typer.Option(2_000_000, "--max-faces", help="Reject assets with more faces than this."),
+    max_faces: int = typer.Option(2_000_000, "--max-faces", min=1,
+                                  help="Reject assets with more faces than this."),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
