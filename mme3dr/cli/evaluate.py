@@ -196,7 +196,8 @@ def register(app: typer.Typer) -> None:
             with progress:
                 summary = evaluate(cfg, progress=update)
         except (BenchmarkInputError, ModelSpecError, RunStateError, ValueError, KeyError) as e:
-            _error(console, str(e))
+            # str(KeyError) is the repr of its message (stray quotes): print the message itself.
+            _error(console, e.args[0] if isinstance(e, KeyError) and e.args else str(e))
         if summary.shard_only:
             console.print(f"shard {shard_index} of {num_shards} done: {summary.n_ok} scored, "
                           f"{summary.n_failed} failed. When every shard is done: "

@@ -81,7 +81,8 @@ def score(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
-    table = Table(title=f"mme3dr score · profile {result['profile']} · {result['n_assets']} objects")
+    n = result["n_assets"]
+    table = Table(title=f"mme3dr score · profile {result['profile']} · {n} object{'' if n == 1 else 's'}")
     for col in ("metric", "value", "± / 95% CI", "better"):
         table.add_column(col)
     for name, m in result["metrics"].items():
