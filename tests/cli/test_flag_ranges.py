@@ -51,3 +51,11 @@ def test_resume_and_overwrite_together_are_refused(tmp_path: Path) -> None:
                                  "--overwrite"])
     assert result.exit_code == 2
     assert "pass only one of them" in result.output and not out.exists()
+
+
+def test_unknown_profile_is_one_line_without_stray_quotes(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "--model", "primitives", "--out", str(tmp_path / "run"),
+                                 "--profile", "nope"])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("error: unknown metric profile 'nope'; choose one of: paper, smoke, "
+                                     "ar3d-r1-script")
