@@ -20,7 +20,7 @@ Light module (standard library; the adapter's own imports happen in the child).
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import contextlib
 import os
 import signal
 import time
@@ -115,10 +115,8 @@ class AdapterProcess:
         self._proc = self._conn = None
         if proc is None:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError):
             conn.send(("stop", None))
-        except (OSError, ValueError):
-            pass
         proc.join(5)
         if proc.is_alive():
             proc.kill()
@@ -162,7 +160,8 @@ class AdapterProcess:
         self._references = {k: (str(p), axis) for k, (p, axis) in references.items()}
         self._call(("bind", self._references), None)
 
-    def generate(self, requests: Sequence[GenerationRequest], timeout: float | None) -> list[GenerationOutcome]:
+    def generate(self, requests: Sequence[GenerationRequest],
+                 timeout: float | None) -> list[GenerationOutcome]:
         """One ``generate`` call in the child, classified; ``timeout`` is seconds per request."""
         requests = list(requests)
         limit = None if timeout is None else timeout * len(requests)
