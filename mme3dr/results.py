@@ -239,7 +239,7 @@ def _canonical_json(obj: Any) -> str:
 
 def dump_results(results: Results, path: str | Path) -> None:
     """Write ``results.json`` canonically (sorted keys, 2-space indent, trailing newline), atomically."""
-    from mme3dr.atomic_files import atomic_write_text
+    from mme3dr.output_files import atomic_write_text
 
     atomic_write_text(path, _canonical_json(results.model_dump(by_alias=True, mode="json")) + "\n")
 
@@ -277,7 +277,7 @@ def samples_digest(records: list[SampleRecord]) -> str:
 def write_samples(records: list[SampleRecord], path: str | Path) -> str:
     """Write ``samples.jsonl`` atomically (a full disk never leaves it cut mid-line); return
     :func:`samples_digest` of the records."""
-    from mme3dr.atomic_files import atomic_write_text
+    from mme3dr.output_files import atomic_write_text
 
     lines = [sample_line(r) for r in records]
     atomic_write_text(path, "".join(line + "\n" for line in lines))

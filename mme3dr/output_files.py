@@ -1,4 +1,9 @@
-"""Writing output files so that a reader never sees half of one, even when the disk fills up.
+"""Output folders and files: a clear error for a folder that cannot be used, and files that a reader
+never sees half-written, even when the disk fills up.
+
+:func:`prepare_output_dir` checks an ``--out`` folder before anything is written: a path naming a
+regular file, a path under a file, or one that cannot be created or written to (``/proc/...``, a
+read-only mount) raises :class:`OutputDirError` with one line saying what to pass instead.
 
 Every file mme3dr writes for a run (``run.json``, state records, ``samples.jsonl``, ``results.json``,
 ``shard.json``, feature arrays, the report) goes through :func:`atomic_path`: the bytes go to a
@@ -21,10 +26,40 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["DISK_FULL_ERRNOS", "atomic_path", "atomic_write_bytes", "atomic_write_text", "is_disk_full"]
+__all__ = ["DISK_FULL_ERRNOS", "OutputDirError", "atomic_path", "atomic_write_bytes", "atomic_write_text",
+           "is_disk_full", "prepare_output_dir"]
 
 #: errno values meaning "no room to write": device full, quota exceeded, file size limit.
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class OutputDirError(ValueError):
+    """An output folder that cannot be used; the message names the flag, the reason and the fix."""
+
+
+def prepare_output_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Create ``path`` as a folder if needed and check that files can be written in it.
+
+    Raises :class:`OutputDirError` (one line) when ``path`` is a regular file, lies under a regular
+    file, or cannot be created or written to.
+    """
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise OutputDirError(f"{flag} {p} is a file, not a folder; pass a folder path (it is created if "
+                             "missing)")
+    blocker = next((a for a in p.parents if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        raise OutputDirError(f"{flag} {p}: {blocker} is a file, so no folder can be made under it; pass "
+                             "another path")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = p / f".mme3dr-write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OutputDirError(f"{flag} {p} cannot be used ({e.strerror or e}); pass a folder you can write "
+                             "to") from None
+    return p
 
 
 def is_disk_full(exc: BaseException) -> bool:
