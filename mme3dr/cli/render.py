@@ -77,6 +77,7 @@ def render_command(
         raise typer.BadParameter("must be protocol or plain_white", param_hint="--shading")
     if backend not in ("auto", *BACKENDS):
         raise typer.BadParameter("must be auto, egl or osmesa", param_hint="--backend")
+    _usable_output_dirs(console, out, cache)
     try:
         camera_rig = rig_from_transforms(transforms) if transforms else get_rig(rig)
     except ValueError as exc:
@@ -121,9 +122,26 @@ def render_command(
         raise typer.Exit(1)
 
 
+def _usable_output_dirs(console, out: Path, cache: Path | None) -> None:
+    """``--out`` (and ``--cache``) must be folders this process can write: else one line, exit 2."""
+    from rich.markup import escape
+
+    from mme3dr.output_files import OutputDirError, prepare_output_dir
+
+    try:
+        prepare_output_dir(out, "--out")
+        if cache is not None:
+            prepare_output_dir(cache, "--cache")
+    except OutputDirError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
 def _write_report(out: Path, rig, names: list[str], outcomes) -> Path:
     """OUT/render_report.json: one record per asset (folder, sha256, cached, failure reason, detail)."""
     import json
+
+    from mme3dr.output_files import atomic_write_text
 
     records = [
         {
@@ -140,7 +158,7 @@ def _write_report(out: Path, rig, names: list[str], outcomes) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "render_report.json"
     report = {"rig": rig.name, "rig_hash": rig.hash, "assets": records}
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     return path
 
 
