@@ -96,6 +96,15 @@ def render_command(
     except RuntimeError as exc:  # no OpenGL context could be opened: an environment problem
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    except OSError as exc:
+        from mme3dr.output_files import is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        console.print(f"[red]error:[/red] no space left on the device while writing {exc.filename or out}; "
+                      "free some space and run the command again (finished renders are cached)",
+                      soft_wrap=True)
+        raise typer.Exit(2) from None
     names = _output_names(list(assets), [o.asset_sha256 for o in outcomes])
     failed = []
     for name, outcome in zip(names, outcomes, strict=True):

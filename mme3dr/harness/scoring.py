@@ -98,10 +98,10 @@ class ViewFeatures:
         for name, encoder in self.suite.encoders().items():
             fn = encoder.encode_images if name == "clip" else encoder
             feats[name] = np.asarray(fn(rgb), dtype=np.float64)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **feats)
-        tmp.replace(p)
+        from mme3dr.output_files import atomic_path
+
+        with atomic_path(p, suffix=".npz") as tmp:  # a full disk leaves no cut or stray file
+            np.savez(tmp, **feats)
         self.computed += 1
         return feats
 
