@@ -37,6 +37,22 @@ def _error(console, message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _environment_error(console, exc: OSError, out: Path) -> None:
+    """A missing weight file or a full disk: one message saying what to do (exit 2); any other OSError
+    is a bug and keeps its traceback."""
+    from mme3dr.features.weights import WeightsNotFoundError
+    from mme3dr.output_files import is_disk_full
+
+    if isinstance(exc, WeightsNotFoundError):
+        _error(console, str(exc))
+    if is_disk_full(exc):
+        where = exc.filename or out
+        _error(console, f"no space left on the device while writing {where}; every file written so far "
+                        f"is complete. Free some space, then re-run the same command with --resume "
+                        f"(--out {out})")
+    raise exc
+
+
 def _stage_progress(console):
     """A rich progress display with one bar per pipeline stage; returns (progress, callback)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -160,9 +176,18 @@ def register(app: typer.Typer) -> None:
                                          "a checklist per sample; see `mme3dr judge --help`."),
         judge_model: str | None = typer.Option(None, "--judge-model", help="The judge server's model id."),
         judge_profile: str = typer.Option("openai", "--judge-profile", help="openai | transformers | vllm."),
-        judge_concurrency: int = typer.Option(4, "--judge-concurrency", help="Judge requests in flight."),
-        judge_timeout: float = typer.Option(300.0, "--judge-timeout", help="Seconds per judge request."),
-        judge_retries: int = typer.Option(3, "--judge-retries", help="Judge retries on 5xx/timeouts."),
+        judge_concurrency: int = typer.Option(4, "--judge-concurrency", min=1, max=256,
+                                              help="Judge requests in flight."),
+        judge_timeout: float = typer.Option(300.0, "--judge-timeout", min=0.001,
+                                            help="Seconds per judge request."),
+        judge_retries: int = typer.Option(3, "--judge-retries", min=0, max=100,
+                                          help="Judge retries on 5xx/timeouts."),
+        allow_renderer_change: bool = typer.Option(
+            False, "--allow-renderer-change", help="Resume even though this machine's renderer differs from "
+            "the run's (everything is re-rendered; the results record the new renderer)."),
+        prompt_source: str = typer.Option(
+            "case", "--prompt-source", help="CLIP text: case (the prompt) | raw-captions-column (the "
+            "authors' script's quirk: the CSV's unparsed captions list; --profile ar3d-r1-script only)."),
     ) -> None:
         from rich.console import Console
 
@@ -188,6 +213,7 @@ def register(app: typer.Typer) -> None:
                 resume=resume, overwrite=overwrite, workers=workers, num_shards=num_shards,
                 shard_index=shard_index, device=device, timeout=timeout or None, cache_dir=cache_dir,
                 render_size=render_size, weights_dir=weights_dir, backend=backend,
+                allow_renderer_change=allow_renderer_change, prompt_source=prompt_source.replace("-", "_"),
             )
             from mme3dr.render.pool import reuse_freed_memory
 
@@ -198,6 +224,8 @@ def register(app: typer.Typer) -> None:
         except (BenchmarkInputError, ModelSpecError, RunStateError, ValueError, KeyError) as e:
             # str(KeyError) is the repr of its message (stray quotes): print the message itself.
             _error(console, e.args[0] if isinstance(e, KeyError) and e.args else str(e))
+        except OSError as e:  # a missing weight (its message says where to put it) or a full disk
+            _environment_error(console, e, out)
         if summary.shard_only:
             console.print(f"shard {shard_index} of {num_shards} done: {summary.n_ok} scored, "
                           f"{summary.n_failed} failed. When every shard is done: "
@@ -227,6 +255,8 @@ def register(app: typer.Typer) -> None:
             results = finalize(shards, out)
         except MergeError as e:
             _error(console, str(e))
+        except OSError as e:
+            _environment_error(console, e, out)
         code = _report_outcome(console, results, out)
         if report and code == 0:
             _write_report(console, out, shard_dirs=shards)
