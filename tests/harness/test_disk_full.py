@@ -2,7 +2,8 @@
 half-written file, no stray temporary), and ``--resume`` once space is freed completes with the same
 results as an undisturbed run.
 
-The disk is a real tmpfs of a few hundred kB, mounted in a private mount namespace (``unshare``), so
+The disk is a real tmpfs of 1 or 2 MB (full while the render workers write PNGs, or while this process
+writes feature arrays), mounted in a private mount namespace (``unshare``), so
 nothing outside the test sees it; the test is skipped where namespaces are not allowed."""
 
 from __future__ import annotations
@@ -46,14 +47,24 @@ def _check_parseable(run: Path) -> None:
             [data[k] for k in data.files]
 
 
-def test_disk_full_ends_cleanly_and_resume_completes(tmp_path: Path) -> None:
+ARGS = ["--model", "primitives", "--benchmark", "demo", "--limit", "3", "--no-report", *FAST]
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("disk-full") / "undisturbed"
+    proc = run_cli(evaluate_cmd(run, *ARGS))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["1m", "2m"], ids=["full-while-rendering", "full-while-encoding"])
+def test_disk_full_ends_cleanly_and_resume_completes(tmp_path: Path, size: str, undisturbed: Path) -> None:
     prefix = _namespace_prefix()
     if prefix is None:
         pytest.skip("cannot mount a tmpfs in a private mount namespace here (unshare not permitted)")
-    args = ["--model", "primitives", "--benchmark", "demo", "--limit", "3", "--no-report", *FAST]
-    undisturbed = tmp_path / "undisturbed"
-    proc = run_cli(evaluate_cmd(undisturbed, *args))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    args = ARGS
 
     disk, saved = tmp_path / "disk", tmp_path / "saved"
     disk.mkdir()
@@ -61,7 +72,7 @@ def test_disk_full_ends_cleanly_and_resume_completes(tmp_path: Path) -> None:
     flags = " ".join(args)
     script = f"""
         set -u
-        mount -t tmpfs -o size=400k tmpfs '{disk}'
+        mount -t tmpfs -o size={size} tmpfs '{disk}'
         {cli} evaluate --out '{disk}/run' {flags} 2> '{tmp_path}/full.err'; echo $? > '{tmp_path}/full.rc'
         cp -a '{disk}/run' '{saved}/full'
         mount -o remount,size=64m '{disk}'
