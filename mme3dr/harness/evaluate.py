@@ -211,8 +211,8 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     input, and an ``OSError`` for a full disk (``mme3dr.output_files.is_disk_full``): every file
     written until then is complete, and ``--resume`` continues once there is space.
     """
-    from mme3dr.output_files import prepare_output_dir
     from mme3dr.harness.run_guards import check_device
+    from mme3dr.output_files import prepare_output_dir
 
     prepare_output_dir(cfg.out, "--out")
     if cfg.cache_dir is not None:
@@ -223,8 +223,8 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
 
 
 def _evaluate(cfg: EvalConfig, progress: Progress) -> EvalSummary:
-    from mme3dr.harness.adapter_process import AdapterProcess
     from mme3dr.features.profiles import get_profile, with_options
+    from mme3dr.harness.adapter_process import AdapterProcess
     from mme3dr.harness.merge import finalize, shard_manifest
     from mme3dr.harness.render_features import render_and_encode
     from mme3dr.harness.run_guards import check_folder_matches

@@ -1,10 +1,11 @@
 """Calling an adapter safely and classifying what it returned.
 
 Light module. ``mme3dr evaluate`` calls the adapter in a child process
-(:class:`mme3dr.adapter_process.AdapterProcess`: a crash costs only its requests, ``adapter_crashed``);
-``generate_batch`` calls it in this process, in a worker thread with a timeout. Both classify the answer
-with :func:`classify_return` and never raise for adapter misbehaviour; every request comes back as a
-``GenerationOutcome`` with either an asset or a failure reason from ``mme3dr.results.FAILURE_REASONS``:
+(:class:`mme3dr.harness.adapter_process.AdapterProcess`: a crash costs only its requests,
+``adapter_crashed``); ``generate_batch`` calls it in this process, in a worker thread with a timeout.
+Both classify the answer with :func:`classify_return` and never raise for adapter misbehaviour; every
+request comes back as a ``GenerationOutcome`` with either an asset or a failure reason from
+``mme3dr.results.FAILURE_REASONS``:
 
 - ``adapter_error``: ``generate`` raised (the detail is ``"<ExceptionType>: <message>"``);
 - ``adapter_timeout``: no answer within ``timeout`` seconds per request of the batch. Python cannot kill

@@ -245,7 +245,7 @@ def sample_record(case, i, rec, rendered, text, profile, asset_clip_score,
                   object_rbf_similarity) -> dict[str, Any]:
     """One ``samples.jsonl`` record: the generation record ``rec`` of (``case``, sample ``i``) with its
     render outcomes and per-asset scores from ``rendered``; ``text`` maps case id -> CLIP text feature."""
-    from mme3dr.captions import prompt_sha256
+    from mme3dr.benchmark.captions import prompt_sha256
 
     prompt = case.prompt or ""
     ref_out, gen_out = rendered.references.get(case.case_id), rendered.generated.get((case.case_id, i))

@@ -78,7 +78,7 @@ def _warm_up(width: int, height: int, backend: str) -> None:
 def _identity(width: int, height: int, backend: str) -> dict[str, str | None]:
     """The renderer this process draws with: ``{"backend", "gl_renderer"}`` (``gl_renderer`` None when
     no context can be made; the first render then reports why)."""
-    from mme3dr.render import get_renderer
+    from mme3dr.render.renderer import get_renderer
 
     try:
         renderer = get_renderer(width, height, backend)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from bundle_factory import make_run, submitter
 
-from leaderboard.pack import pack_run
 from leaderboard.admission import add_bundle
+from leaderboard.pack import pack_run
 from leaderboard.registry import RegistryError, entry_slug, iter_entries
 
 

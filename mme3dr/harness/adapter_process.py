@@ -10,7 +10,7 @@ harness therefore loads and calls the adapter in a spawned child process and tal
 - no answer within ``timeout`` seconds per request: the child is killed (which a thread never could be)
   and the batch is recorded as ``adapter_timeout``;
 - an exception, a wrong count, a bad return value or a missing file: classified exactly as
-  :func:`mme3dr.generation.classify_return` does for an in-process call.
+  :func:`mme3dr.harness.generation.classify_return` does for an in-process call.
 
 The child sets ``PR_SET_PDEATHSIG`` (:func:`mme3dr.process_lifetime.die_with_parent`), so it never
 outlives the evaluate process. Returned files are checked in the parent: both see the same file system.
@@ -32,7 +32,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from mme3dr.generation import GenerationOutcome, classify_return
+from mme3dr.harness.generation import GenerationOutcome, classify_return
 from mme3dr.models.protocol import Asset, GenerationRequest
 from mme3dr.models.registry import ModelSpecError
 
