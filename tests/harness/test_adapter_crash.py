@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from evaluate_support import FAST, evaluate_cmd, run_cli, stable_bytes
 
 from mme3dr.results import load_results, read_samples
@@ -32,6 +33,7 @@ class Crashing(PrimitivesModel):
 '''
 
 
+@pytest.mark.slow
 def test_exit_and_segfault_cost_only_their_case_and_resume_completes(tmp_path: Path) -> None:
     adapters = tmp_path / "crashers.py"
     adapters.write_text(CRASHERS)

@@ -33,7 +33,8 @@ def tagged(tag: str) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="needs Linux /proc")
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["SIGKILL", "SIGTERM"])
 def test_killing_evaluate_leaves_no_process_alive(tmp_path: Path, sig) -> None:
     adapters = write_adapters(tmp_path)
     tag = uuid.uuid4().hex

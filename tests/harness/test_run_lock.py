@@ -8,9 +8,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from evaluate_support import FAST, assert_same_run, evaluate_cmd, run_cli, write_adapters
 
 
+@pytest.mark.slow
 def test_second_run_on_the_same_out_is_refused_and_the_first_is_undisturbed(tmp_path: Path) -> None:
     adapters = write_adapters(tmp_path)
     cache = tmp_path / "cache"  # shared: the undisturbed run reuses the renders
