@@ -30,3 +30,13 @@ def test_no_match_lists_the_files_found_and_the_names_expected(tmp_path: Path) -
     assert "expected names like demo-000_0.<ext>, demo-000/0.<ext>, demo-000.<ext>" in msg
     (tmp_path / "demo-001.ply").write_bytes(b"x")
     assert no_match_message(tmp_path, keys) is None  # one match is enough: the rest are per-case failures
+
+
+def test_the_harness_records_the_folders_own_reason(tmp_path: Path) -> None:
+    from mme3dr.harness.generation import classify_return
+
+    request = GenerationRequest("demo-001", "p", 2, 0, tmp_path / "w1")
+    (outcome,) = classify_return([request], items=FolderModel(tmp_path).generate([request]), share=0.0)
+    assert outcome.failure == "missing_output"
+    assert outcome.detail.startswith(f"the folder {tmp_path} has no file for case demo-001 sample 0")
+    assert "which does not exist" not in outcome.detail
