@@ -68,9 +68,11 @@ def register(app: typer.Typer) -> None:
         judge_model: str = typer.Option(..., "--judge-model", help="The model id the server serves."),
         judge_profile: str = typer.Option("openai", "--judge-profile",
                                           help="openai | transformers | vllm (which extra fields it takes)."),
-        judge_concurrency: int = typer.Option(4, "--judge-concurrency", help="Requests in flight."),
-        judge_timeout: float = typer.Option(300.0, "--judge-timeout", help="Seconds per request."),
-        judge_retries: int = typer.Option(3, "--judge-retries", help="Retries on 5xx/timeouts/refusals."),
+        judge_concurrency: int = typer.Option(4, "--judge-concurrency", min=1, max=256,
+                                              help="Requests in flight."),
+        judge_timeout: float = typer.Option(300.0, "--judge-timeout", min=0.001, help="Seconds per request."),
+        judge_retries: int = typer.Option(3, "--judge-retries", min=0, max=100,
+                                          help="Retries on 5xx/timeouts/refusals."),
     ) -> None:
         from rich.console import Console
 
