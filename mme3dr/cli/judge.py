@@ -38,7 +38,10 @@ def run_judge(console, run_dir: Path, config) -> int:
     try:
         summary = judge_run(run_dir, config)
     except (JudgeRunError, ValueError, KeyError) as e:
-        console.print(f"[red]error:[/] {e}")
+        from rich.markup import escape
+
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        console.print(f"[red]error:[/] {escape(str(message))}", soft_wrap=True, highlight=False)  # one line
         return 2
     table = Table(title=f"judge {config.model} ({summary.n_scored} scored, {summary.n_failed} failed, "
                   f"{summary.n_cached} from cache)")
