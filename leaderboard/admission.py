@@ -54,6 +54,10 @@ def add_bundle(bundle: Path, registry: Path = DEFAULT_REGISTRY, *, verification:
         folder = registry / bench / entry_slug(sub)
         owner = folder_owner(folder)
         if owner is not None and owner != (sub.model_name, sub.revision):
+            # Another model's name slugifies alike ("Tetra/X", "Tetra X"): its own, hashed folder.
+            folder = registry / bench / entry_slug(sub, disambiguate=True)
+            owner = folder_owner(folder)
+        if owner is not None and owner != (sub.model_name, sub.revision):
             raise RegistryError(f"{folder} holds another submission ({owner[0]!r} revision {owner[1]!r}), "
                                 f"not {sub.model_name!r} revision {sub.revision!r}; submit under another "
                                 "model name or revision")

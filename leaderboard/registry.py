@@ -35,20 +35,15 @@ def slugify(text: str) -> str:
     return slug or "unnamed"
 
 
-def _faithful(text: str) -> bool:
-    # The name is its own slug, and holds no "__" (the model/revision separator).
-    return slugify(text) == text and "__" not in text
-
-
-def entry_slug(submitter: Submitter) -> str:
-    """The registry folder name ``<model>__<revision>``. Names that are already folder-safe are used as
-    they are; any other name gets the first 8 hex digits of the sha256 of the exact (model, revision)
-    pair appended, so "Tetra/X" and "Tetra X" (both "Tetra-X" once slugified) get different folders."""
+def entry_slug(submitter: Submitter, *, disambiguate: bool = False) -> str:
+    """The registry folder name ``<model>__<revision>``, slugified. Slugifying can map two names to one
+    folder ("Tetra/X" and "Tetra X" both become "Tetra-X"); ``disambiguate`` appends the first 8 hex
+    digits of the sha256 of the exact (model, revision) pair, which :func:`leaderboard.admission.add_bundle`
+    uses when the plain folder already belongs to another model."""
     model, revision = submitter.model_name, submitter.revision
     slug = f"{slugify(model)}__{slugify(revision)}"
-    if not (_faithful(model) and _faithful(revision)):
-        digest = hashlib.sha256(json.dumps([model, revision]).encode("utf-8")).hexdigest()[:8]
-        slug += f"-{digest}"
+    if disambiguate:
+        slug += "-" + hashlib.sha256(json.dumps([model, revision]).encode("utf-8")).hexdigest()[:8]
     return slug
 
 

@@ -84,7 +84,9 @@ def test_the_run_lock_names_the_pid_that_holds_it(tmp_path: Path) -> None:
 
 def test_resume_on_another_renderer_is_refused_unless_allowed(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = ["--model", "primitives", "--benchmark", "demo", "--limit", "2", "--no-report", *FAST]
+    # --backend egl: pinned, so that the real renderer cannot change between the three runs.
+    args = ["--model", "primitives", "--benchmark", "demo", "--limit", "2", "--no-report", "--backend", "egl",
+            *FAST]
     proc = run_cli(evaluate_cmd(out, *args))
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((out / "run.json").read_text())
