@@ -14,7 +14,14 @@ from pathlib import Path
 
 from leaderboard.bundle import MANIFEST_NAME, RESULTS_NAME, SAMPLES_NAME
 from leaderboard.entry import Entry, Verification
-from leaderboard.registry import DEFAULT_REGISTRY, ENTRY_NAME, RegistryError, entry_slug, slugify
+from leaderboard.registry import (
+    DEFAULT_REGISTRY,
+    ENTRY_NAME,
+    RegistryError,
+    entry_slug,
+    folder_owner,
+    slugify,
+)
 from leaderboard.validate import validate_bundle
 
 
@@ -45,6 +52,15 @@ def add_bundle(bundle: Path, registry: Path = DEFAULT_REGISTRY, *, verification:
         sub = report.manifest.submitter
         bench = report.results.benchmark.name
         folder = registry / bench / entry_slug(sub)
+        owner = folder_owner(folder)
+        if owner is not None and owner != (sub.model_name, sub.revision):
+            # Another model's name slugifies alike ("Tetra/X", "Tetra X"): its own, hashed folder.
+            folder = registry / bench / entry_slug(sub, disambiguate=True)
+            owner = folder_owner(folder)
+        if owner is not None and owner != (sub.model_name, sub.revision):
+            raise RegistryError(f"{folder} holds another submission ({owner[0]!r} revision {owner[1]!r}), "
+                                f"not {sub.model_name!r} revision {sub.revision!r}; submit under another "
+                                "model name or revision")
         if folder.exists():
             if not replace:
                 raise RegistryError(f"{folder} already exists; pass --replace to update this submission")

@@ -27,9 +27,18 @@ def _default_registry() -> Path:
     return DEFAULT_REGISTRY
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 1) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+def _existing_registry(registry: Path | None) -> Path:
+    """The registry to read; a folder that does not exist is unusable input (exit 2), not an empty board."""
+    path = registry or _default_registry()
+    if not path.is_dir():
+        _fail(f"{path}: no such registry folder; pass --registry the folder that `leaderboard add` "
+              "filled (or omit it for the package's own)", code=2)
+    return path
 
 
 @app.callback()
@@ -48,6 +57,8 @@ def validate(
     from leaderboard.bundle import BundleError
     from leaderboard.validate import validate_bundle
 
+    if registry is not None:
+        registry = _existing_registry(registry)
     try:
         report = validate_bundle(bundle, registry=registry)
     except BundleError as exc:
@@ -150,7 +161,7 @@ def build(
     from leaderboard.site import build_from_registry
 
     try:
-        written = build_from_registry(registry or _default_registry(), out, include_paper=paper_rows)
+        written = build_from_registry(_existing_registry(registry), out, include_paper=paper_rows)
     except (RegistryError, ValueError) as exc:
         _fail(str(exc))
     typer.secho(f"built {len(written)} files into {out} (open {out / 'index.html'})", fg=typer.colors.GREEN)

@@ -11,6 +11,8 @@ Light module: standard library + pydantic.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -33,8 +35,16 @@ def slugify(text: str) -> str:
     return slug or "unnamed"
 
 
-def entry_slug(submitter: Submitter) -> str:
-    return f"{slugify(submitter.model_name)}__{slugify(submitter.revision)}"
+def entry_slug(submitter: Submitter, *, disambiguate: bool = False) -> str:
+    """The registry folder name ``<model>__<revision>``, slugified. Slugifying can map two names to one
+    folder ("Tetra/X" and "Tetra X" both become "Tetra-X"); ``disambiguate`` appends the first 8 hex
+    digits of the sha256 of the exact (model, revision) pair, which :func:`leaderboard.admission.add_bundle`
+    uses when the plain folder already belongs to another model."""
+    model, revision = submitter.model_name, submitter.revision
+    slug = f"{slugify(model)}__{slugify(revision)}"
+    if disambiguate:
+        slug += "-" + hashlib.sha256(json.dumps([model, revision]).encode("utf-8")).hexdigest()[:8]
+    return slug
 
 
 def iter_entries(registry: Path) -> list[tuple[Path, Entry]]:
@@ -56,6 +66,18 @@ def find_same_assets(registry: Path, benchmark: str, asset_set: str | None) -> t
         if entry.benchmark == benchmark and entry.asset_set_sha256 == asset_set:
             return entry.submitter.model_name, entry.submitter.revision
     return None
+
+
+def folder_owner(folder: Path) -> tuple[str, str] | None:
+    """(model, revision) of the entry in ``folder``, if it holds one."""
+    path = folder / ENTRY_NAME
+    if not path.is_file():
+        return None
+    try:
+        sub = Entry.model_validate_json(path.read_bytes()).submitter
+    except ValueError as exc:
+        raise RegistryError(f"{path} is not a valid registry entry: {exc}") from None
+    return sub.model_name, sub.revision
 
 
 def _metric_value(task: dict, name: str) -> MetricValue | None:

@@ -1,7 +1,8 @@
 """Validate a submission bundle, failing closed: any check that cannot pass rejects the bundle.
 
 Order: safe extraction (``archive_safety``) → ``bundle.json`` schema → every file's sha256 and size →
-``results.json`` / ``samples.jsonl`` schemas (``mme3dr.results``, extra fields forbidden) →
+size caps (``results.json``, ``samples.jsonl``, every string in them) → ``results.json`` /
+``samples.jsonl`` schemas (``mme3dr.results``, extra fields forbidden) →
 ``samples_sha256`` → the content checks (``content_checks``: eligibility, metric card, manifest hash,
 protocol and rig, cases and seeds, failures, duplicates, recomputed aggregates) → bundle-level asset
 checks → (with a registry) the same asset set not already submitted under another name.
@@ -11,6 +12,7 @@ Light module: no torch, no renderer.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,14 @@ from leaderboard.content_checks import (
     check_metric_facts,
     check_protocol,
 )
+
+#: Caps on a bundle's run files (tag ``limits``). A run's results.json is tens of kB and each
+#: samples.jsonl line about 1 kB; the caps leave ample room and stop a bundle from carrying hundreds of
+#: MB of text into the registry.
+MAX_RESULTS_BYTES = 16 * 1024**2
+MAX_SAMPLES_BYTES = 256 * 1024**2
+#: Longest string anywhere in results.json or a samples.jsonl line (names, prompts, failure details).
+MAX_STRING_CHARS = 4096
 
 
 @dataclass
@@ -127,22 +137,56 @@ def check_bundle_assets(manifest: BundleManifest, samples: list, extracted: Path
     return out
 
 
+def check_file_sizes(extracted: Path) -> list[Problem]:
+    """``results.json`` and ``samples.jsonl`` stay under their caps, checked before either is read."""
+    out = []
+    for name, cap in ((RESULTS_NAME, MAX_RESULTS_BYTES), (SAMPLES_NAME, MAX_SAMPLES_BYTES)):
+        size = (extracted / name).stat().st_size
+        if size > cap:
+            out.append(Problem("limits", f"{name} is {size:,} bytes; at most {cap:,} are accepted"))
+    return out
+
+
+def check_string_lengths(value: object, where: str, problems: list[Problem], *, limit: int = 5) -> None:
+    """Every string (and dict key) inside a parsed JSON value is at most ``MAX_STRING_CHARS`` long; the
+    first ``limit`` offenders are reported by their JSON path."""
+    stack = [(where, value)]
+    while stack and len(problems) < limit:
+        path, v = stack.pop()
+        if isinstance(v, str) and len(v) > MAX_STRING_CHARS:
+            problems.append(Problem("limits", f"{path} is a string of {len(v):,} characters; at most "
+                                              f"{MAX_STRING_CHARS:,} are accepted"))
+        elif isinstance(v, dict):
+            for key, item in v.items():
+                if len(key) > MAX_STRING_CHARS:
+                    problems.append(Problem("limits", f"{path} has a key of {len(key):,} characters"))
+                else:
+                    stack.append((f"{path}.{key}", item))
+        elif isinstance(v, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(v))
+
+
 def _parse_run(extracted: Path, report: ValidationReport) -> None:
     from mme3dr.results import Results, SampleRecord, samples_digest
 
+    too_long: list[Problem] = []
+    raw = (extracted / RESULTS_NAME).read_bytes()
     try:
-        report.results = Results.model_validate_json((extracted / RESULTS_NAME).read_bytes())
+        check_string_lengths(json.loads(raw), "results.json", too_long)
+        report.results = Results.model_validate_json(raw)
     except ValueError as exc:
         report.problems.append(Problem("schema", f"results.json does not follow the results schema: {exc}"))
     for lineno, line in enumerate((extracted / SAMPLES_NAME).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
+            check_string_lengths(json.loads(line), f"samples.jsonl line {lineno}", too_long)
             rec = SampleRecord.model_validate_json(line)
         except ValueError as exc:
             report.problems.append(Problem("schema", f"samples.jsonl line {lineno}: {exc}"))
             continue
         report.samples.append(rec)
+    report.problems += too_long
     if report.results is not None and report.results.samples_sha256 != samples_digest(report.samples):
         report.problems.append(Problem("samples", "samples.jsonl does not hash to results.samples_sha256 "
                                                   "(a sample record was changed, added or removed)"))
@@ -158,6 +202,10 @@ def validate_extracted(extracted: Path, report: ValidationReport, *, registry: P
     digests: dict[str, str] = {}
     report.problems += check_files(extracted, report.manifest, digests)
     if not ((extracted / RESULTS_NAME).is_file() and (extracted / SAMPLES_NAME).is_file()):
+        return
+    oversized = check_file_sizes(extracted)
+    if oversized:  # never read a file past its cap into memory
+        report.problems += oversized
         return
     _parse_run(extracted, report)
     res = report.results

@@ -24,8 +24,12 @@ THUMB_SIZE = 128
 TEMPLATE_FILE = Path(__file__).with_name("report_template.html.j2")
 
 
-def category_rows(results: dict[str, Any], metric: str = "clip") -> list[tuple[str, float, float, float]]:
-    """``[(category, value, ci_low, ci_high)]`` from ``results["results"]`` for the per-category tasks."""
+def category_rows(results: dict[str, Any], metric: str = "clip", *,
+                  include_empty: bool = False) -> list[tuple[str, float, float, float]]:
+    """``[(category, value, ci_low, ci_high)]`` from ``results["results"]`` for the per-category tasks.
+
+    With ``include_empty`` every benchmark category is listed, in taxonomy order, and one with nothing
+    scored gets ``nan`` values (the charts show it as an empty slot rather than dropping it)."""
     bench = results["benchmark"]["name"]
     rows = []
     # Taxonomy order (results.json itself is written with sorted keys).
@@ -34,7 +38,13 @@ def category_rows(results: dict[str, Any], metric: str = "clip") -> list[tuple[s
         if v.get(metric) is not None:
             rows.append((cat, v[metric], v.get(f"{metric}_ci95_low", v[metric]),
                          v.get(f"{metric}_ci95_high", v[metric])))
+        elif include_empty:
+            rows.append((cat, math.nan, math.nan, math.nan))
     return rows
+
+
+def _empty_categories(results: dict[str, Any], metric: str) -> set[str]:
+    return {c for c, v, _, _ in category_rows(results, metric, include_empty=True) if math.isnan(v)}
 
 
 def _pyplot():
@@ -49,11 +59,12 @@ def _pyplot():
 def plot_category_bars(results: dict[str, Any], path: Path,
                        metrics=("clip", "reference_clip")) -> Path | None:
     """Grouped bars per category with 95% CI whiskers; ``None`` when there is nothing to plot."""
-    series = {m: category_rows(results, m) for m in metrics}
-    series = {m: rows for m, rows in series.items() if rows}
+    series = {m: category_rows(results, m, include_empty=True) for m in metrics}
+    series = {m: rows for m, rows in series.items() if any(not math.isnan(v) for _, v, _, _ in rows)}
     if not series:
         return None
     plt = _pyplot()
+    empty = _empty_categories(results, metrics[0])
     cats = [c for c, *_ in next(iter(series.values()))]
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
     width = 0.8 / len(series)
@@ -63,7 +74,7 @@ def plot_category_bars(results: dict[str, Any], path: Path,
         vals = [by_cat.get(c, (math.nan,) * 3) for c in cats]
         ax.bar(xs, [v for v, _, _ in vals], width, label=m,
                yerr=[[v - lo for v, lo, _ in vals], [hi - v for v, _, hi in vals]], capsize=3)
-    ax.set_xticks(range(len(cats)), cats)
+    ax.set_xticks(range(len(cats)), [f"{c}\n(none scored)" if c in empty else c for c in cats])
     ax.set_ylabel("score (mean over assets, 95% CI)")
     ax.set_title(f"{results['model_info']['name']}: per-category scores")
     ax.legend(fontsize=8)
@@ -75,19 +86,20 @@ def plot_category_bars(results: dict[str, Any], path: Path,
 
 def plot_category_radar(results: dict[str, Any], path: Path, metric: str = "clip") -> Path | None:
     """Radar (spider) chart of one metric per category, with the reference ceiling when present."""
-    rows = category_rows(results, metric)
-    if len(rows) < 3:
+    rows = category_rows(results, metric, include_empty=True)
+    if len(rows) < 3 or all(math.isnan(v) for _, v, _, _ in rows):
         return None  # a radar of fewer than three axes is not a shape
     plt = _pyplot()
+    empty = _empty_categories(results, metric)
     cats = [c for c, *_ in rows]
     angles = [2 * math.pi * i / len(cats) for i in range(len(cats))] + [0.0]
     fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110, subplot_kw={"projection": "polar"})
     for m, style in ((metric, "-o"), (f"reference_{metric}", "--")):
         vals = {c: v for c, v, _, _ in category_rows(results, m)}
-        if vals:
-            ys = [vals.get(c, 0.0) for c in cats]
+        if vals:  # an empty category is a gap in the line (nan), not a zero
+            ys = [vals.get(c, math.nan) for c in cats]
             ax.plot(angles, ys + ys[:1], style, label=m)
-    ax.set_xticks(angles[:-1], cats)
+    ax.set_xticks(angles[:-1], [f"{c}\n(none scored)" if c in empty else c for c in cats])
     ax.set_title(f"{metric} per category", pad=18)
     ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.15, -0.1))
     fig.tight_layout()

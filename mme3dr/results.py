@@ -58,6 +58,7 @@ FAILURE_REASONS: tuple[str, ...] = (
     # the adapter
     "adapter_error",  # generate() raised
     "adapter_timeout",  # generate() did not return within --timeout
+    "adapter_crashed",  # the adapter's process died (os._exit, a signal) while generating
     "adapter_wrong_count",  # generate() returned a different number of assets than requests
     "adapter_bad_return",  # an element was not an Asset / path
     "missing_output",  # the returned path does not exist
@@ -237,9 +238,10 @@ def _canonical_json(obj: Any) -> str:
 
 
 def dump_results(results: Results, path: str | Path) -> None:
-    """Write ``results.json`` canonically (sorted keys, 2-space indent, trailing newline)."""
-    Path(path).write_text(_canonical_json(results.model_dump(by_alias=True, mode="json")) + "\n",
-                          encoding="utf-8")
+    """Write ``results.json`` canonically (sorted keys, 2-space indent, trailing newline), atomically."""
+    from mme3dr.output_files import atomic_write_text
+
+    atomic_write_text(path, _canonical_json(results.model_dump(by_alias=True, mode="json")) + "\n")
 
 
 def load_results(path: str | Path) -> Results:
@@ -273,9 +275,12 @@ def samples_digest(records: list[SampleRecord]) -> str:
 
 
 def write_samples(records: list[SampleRecord], path: str | Path) -> str:
-    """Write ``samples.jsonl``; return :func:`samples_digest` of the records."""
+    """Write ``samples.jsonl`` atomically (a full disk never leaves it cut mid-line); return
+    :func:`samples_digest` of the records."""
+    from mme3dr.output_files import atomic_write_text
+
     lines = [sample_line(r) for r in records]
-    Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
     return samples_digest(records)
 
 

@@ -63,3 +63,32 @@ def test_category_rows_follow_taxonomy_order(tmp_path: Path):
     run = _run_dir(tmp_path)
     results = json.loads((run / "results.json").read_text())
     assert [r[0] for r in report.category_rows(results)] == CATS  # not the sorted key order of the file
+
+
+def test_categories_with_nothing_scored_stay_in_the_charts(tmp_path: Path, monkeypatch):
+    run = _run_dir(tmp_path)
+    results = json.loads((run / "results.json").read_text())
+    results["benchmark"]["categories"] = [*CATS, "stylized"]  # nothing scored there
+    assert [r[0] for r in report.category_rows(results)] == CATS
+    rows = report.category_rows(results, include_empty=True)
+    assert [r[0] for r in rows] == [*CATS, "stylized"] and np.isnan(rows[-1][1])
+
+    labels = []
+    plt = report._pyplot()
+    real_close = plt.close
+
+    def close(fig):  # read each chart's category labels before the figure goes
+        labels.append([t.get_text() for t in fig.axes[0].get_xticklabels()])
+        real_close(fig)
+
+    monkeypatch.setattr(plt, "close", close)
+    assert report.plot_category_bars(results, tmp_path / "bars.png")
+    assert report.plot_category_radar(results, tmp_path / "radar.png")
+    for chart in labels:
+        assert chart[:3] == CATS and chart[3] == "stylized\n(none scored)"
+
+
+def test_cases_table_has_a_fixed_layout_that_fits_the_page(tmp_path: Path):
+    html = report.write_report(_run_dir(tmp_path)).read_text()
+    assert '<table class="cases">' in html and "table.cases{table-layout:fixed;width:100%}" in html
+    assert "max-width:1200px" in html

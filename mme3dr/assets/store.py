@@ -53,16 +53,24 @@ class AssetStore:
             # Copy the whole directory's regular files (materials/textures are referenced relatively).
             tmp_dir = target.parent.with_name(target.parent.name + ".partial")
             shutil.rmtree(tmp_dir, ignore_errors=True)
-            tmp_dir.mkdir(parents=True)
-            for sibling in src.parent.iterdir():
-                if sibling.is_file():
-                    shutil.copyfile(sibling, tmp_dir / sibling.name)
-            shutil.rmtree(target.parent, ignore_errors=True)
-            tmp_dir.replace(target.parent)
+            try:
+                tmp_dir.mkdir(parents=True)
+                for sibling in src.parent.iterdir():
+                    if sibling.is_file():
+                        shutil.copyfile(sibling, tmp_dir / sibling.name)
+                shutil.rmtree(target.parent, ignore_errors=True)
+                tmp_dir.replace(target.parent)
+            except BaseException:  # a full disk, a kill: leave no half-copied folder behind
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+                raise
         else:
             tmp = target.with_name(target.name + ".partial")
-            shutil.copyfile(src, tmp)
-            tmp.replace(target)
+            try:
+                shutil.copyfile(src, tmp)
+                tmp.replace(target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         return StoredAsset(sha, target, fmt)
 
     def get(self, sha: str, fmt: str) -> Path | None:

@@ -158,8 +158,8 @@ def write_references(out_dir: str | Path) -> dict[str, Path]:
         data = build_reference(case_id)
         path = out / f"{case_id}_{name}.glb"
         if not path.is_file() or path.read_bytes() != data:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            from mme3dr.output_files import atomic_write_bytes
+
+            atomic_write_bytes(path, data)  # a full disk leaves no cut or stray file
         paths[case_id] = path
     return paths

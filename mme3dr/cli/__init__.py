@@ -35,6 +35,18 @@ def _root(
     ),
 ) -> None:
     """MME-3DR benchmark toolkit."""
+    _one_line_warnings()
+
+
+def _one_line_warnings() -> None:
+    """Library warnings (e.g. the KD subset-size clamp) print as one yellow ``warning:`` line, not as
+    Python's ``file:line: UserWarning`` followed by the source line."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+        typer.secho(f"warning: {message}", fg="yellow", err=True)
+
+    warnings.showwarning = show
 
 
 def _register_all() -> None:

@@ -23,6 +23,35 @@ Examples:
 --captions Toys4k.csv --profile paper --out runs/mymodel
 """
 
+#: Parse-time ranges of the numeric flags (click reports a value outside them as a usage error, exit 2).
+MAX_WORKERS = 256
+MAX_SAMPLES = 1000
+MIN_SIZE, MAX_SIZE = 16, 4096
+
+
+def _error(console, message: str, code: int = 2) -> None:
+    """One line on stderr (never wrapped, ``[...]`` in the message kept as text), then exit ``code``."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/] {escape(str(message))}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _environment_error(console, exc: OSError, out: Path) -> None:
+    """A missing weight file or a full disk: one message saying what to do (exit 2); any other OSError
+    is a bug and keeps its traceback."""
+    from mme3dr.features.weights import WeightsNotFoundError
+    from mme3dr.output_files import is_disk_full
+
+    if isinstance(exc, WeightsNotFoundError):
+        _error(console, str(exc))
+    if is_disk_full(exc):
+        where = exc.filename or out
+        _error(console, f"no space left on the device while writing {where}; every file written so far "
+                        f"is complete. Free some space, then re-run the same command with --resume "
+                        f"(--out {out})")
+    raise exc
+
 
 def _stage_progress(console):
     """A rich progress display with one bar per pipeline stage; returns (progress, callback)."""
@@ -118,25 +147,28 @@ def register(app: typer.Typer) -> None:
                                                help="blend-zip | obj-zip | trellis | folder "
                                                "(default: guessed)."),
         captions: Path | None = typer.Option(None, "--captions", help="TRELLIS Toys4k.csv (prompts)."),
-        limit: int | None = typer.Option(None, "--limit", help="Only the first N cases (marks the run "
+        limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N cases (marks the run "
                                          "not comparable / leaderboard-ineligible)."),
-        samples_per_prompt: int = typer.Option(1, "--samples-per-prompt", help="Assets per prompt."),
+        samples_per_prompt: int = typer.Option(1, "--samples-per-prompt", min=1, max=MAX_SAMPLES,
+                                                help="Assets per prompt."),
         categories: str = typer.Option("", "--categories",
             help="Comma-separated category ids (partial run)."),
         resume: bool = typer.Option(False, "--resume",
             help="Continue the run in --out, skipping finished work."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Discard an earlier run in --out."),
-        workers: int = typer.Option(1, "--workers", help="Parallel workers for rendering."),
-        num_shards: int = typer.Option(1, "--num-shards",
+        workers: int = typer.Option(1, "--workers", min=1, max=MAX_WORKERS,
+                                    help="Parallel workers for rendering."),
+        num_shards: int = typer.Option(1, "--num-shards", min=1,
             help="Split the cases over K machines (then merge)."),
-        shard_index: int = typer.Option(0, "--shard-index", help="Which shard this is, 0..K-1."),
+        shard_index: int = typer.Option(0, "--shard-index", min=0, help="Which shard this is, 0..K-1."),
         device: str = typer.Option("cpu", "--device", help="Torch device for the feature encoders."),
-        timeout: float = typer.Option(600.0, "--timeout", help="Seconds per requested asset before the "
-                                      "adapter call is abandoned (0 = no limit)."),
+        timeout: float = typer.Option(600.0, "--timeout", min=0.0, help="Seconds per requested asset before "
+                                      "the adapter call is abandoned (0 = no limit)."),
         cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Render cache (default OUT/cache); "
                                               "share it between runs to reuse reference renders."),
-        render_size: int | None = typer.Option(None, "--render-size", help="Override the render size in px "
-                                               "(quick checks; marks the run ineligible)."),
+        render_size: int | None = typer.Option(None, "--render-size", min=MIN_SIZE, max=MAX_SIZE,
+                                               help="Override the render size in px (quick checks; marks "
+                                               "the run ineligible)."),
         weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Local encoder weights."),
         backend: str | None = typer.Option(None, "--backend", help="Renderer backend: egl | osmesa."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report and plots."),
@@ -144,9 +176,18 @@ def register(app: typer.Typer) -> None:
                                          "a checklist per sample; see `mme3dr judge --help`."),
         judge_model: str | None = typer.Option(None, "--judge-model", help="The judge server's model id."),
         judge_profile: str = typer.Option("openai", "--judge-profile", help="openai | transformers | vllm."),
-        judge_concurrency: int = typer.Option(4, "--judge-concurrency", help="Judge requests in flight."),
-        judge_timeout: float = typer.Option(300.0, "--judge-timeout", help="Seconds per judge request."),
-        judge_retries: int = typer.Option(3, "--judge-retries", help="Judge retries on 5xx/timeouts."),
+        judge_concurrency: int = typer.Option(4, "--judge-concurrency", min=1, max=256,
+                                              help="Judge requests in flight."),
+        judge_timeout: float = typer.Option(300.0, "--judge-timeout", min=0.001,
+                                            help="Seconds per judge request."),
+        judge_retries: int = typer.Option(3, "--judge-retries", min=0, max=100,
+                                          help="Judge retries on 5xx/timeouts."),
+        allow_renderer_change: bool = typer.Option(
+            False, "--allow-renderer-change", help="Resume even though this machine's renderer differs from "
+            "the run's (everything is re-rendered; the results record the new renderer)."),
+        prompt_source: str = typer.Option(
+            "case", "--prompt-source", help="CLIP text: case (the prompt) | raw-captions-column (the "
+            "authors' script's quirk: the CSV's unparsed captions list; --profile ar3d-r1-script only)."),
     ) -> None:
         from rich.console import Console
 
@@ -160,6 +201,9 @@ def register(app: typer.Typer) -> None:
         from mme3dr.models.registry import ModelSpecError
 
         console = Console(stderr=True)
+        if resume and overwrite:
+            _error(console, "--resume continues the run in --out and --overwrite discards it; pass only one "
+                   "of them")
         try:
             cfg = EvalConfig(
                 model=model, out=out, model_args=model_args, benchmark=benchmark, profile=profile,
@@ -169,6 +213,7 @@ def register(app: typer.Typer) -> None:
                 resume=resume, overwrite=overwrite, workers=workers, num_shards=num_shards,
                 shard_index=shard_index, device=device, timeout=timeout or None, cache_dir=cache_dir,
                 render_size=render_size, weights_dir=weights_dir, backend=backend,
+                allow_renderer_change=allow_renderer_change, prompt_source=prompt_source.replace("-", "_"),
             )
             from mme3dr.render.pool import reuse_freed_memory
 
@@ -177,8 +222,10 @@ def register(app: typer.Typer) -> None:
             with progress:
                 summary = evaluate(cfg, progress=update)
         except (BenchmarkInputError, ModelSpecError, RunStateError, ValueError, KeyError) as e:
-            console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2) from None
+            # str(KeyError) is the repr of its message (stray quotes): print the message itself.
+            _error(console, e.args[0] if isinstance(e, KeyError) and e.args else str(e))
+        except OSError as e:  # a missing weight (its message says where to put it) or a full disk
+            _environment_error(console, e, out)
         if summary.shard_only:
             console.print(f"shard {shard_index} of {num_shards} done: {summary.n_ok} scored, "
                           f"{summary.n_failed} failed. When every shard is done: "
@@ -207,8 +254,9 @@ def register(app: typer.Typer) -> None:
         try:
             results = finalize(shards, out)
         except MergeError as e:
-            console.print(f"[red]error:[/] {e}")
-            raise typer.Exit(2) from None
+            _error(console, str(e))
+        except OSError as e:
+            _environment_error(console, e, out)
         code = _report_outcome(console, results, out)
         if report and code == 0:
             _write_report(console, out, shard_dirs=shards)
@@ -223,9 +271,8 @@ def register(app: typer.Typer) -> None:
 
         console = Console(stderr=True)
         if not (run_dir / "results.json").is_file():
-            console.print(f"[red]error:[/] {run_dir / 'results.json'} not found; run `mme3dr evaluate --out "
-                          f"{run_dir}` first")
-            raise typer.Exit(2)
+            _error(console, f"{run_dir / 'results.json'} not found; run `mme3dr evaluate --out {run_dir}` "
+                   "first")
         _write_report(console, run_dir)
 
 

@@ -38,7 +38,10 @@ def run_judge(console, run_dir: Path, config) -> int:
     try:
         summary = judge_run(run_dir, config)
     except (JudgeRunError, ValueError, KeyError) as e:
-        console.print(f"[red]error:[/] {e}")
+        from rich.markup import escape
+
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        console.print(f"[red]error:[/] {escape(str(message))}", soft_wrap=True, highlight=False)  # one line
         return 2
     table = Table(title=f"judge {config.model} ({summary.n_scored} scored, {summary.n_failed} failed, "
                   f"{summary.n_cached} from cache)")
@@ -68,9 +71,11 @@ def register(app: typer.Typer) -> None:
         judge_model: str = typer.Option(..., "--judge-model", help="The model id the server serves."),
         judge_profile: str = typer.Option("openai", "--judge-profile",
                                           help="openai | transformers | vllm (which extra fields it takes)."),
-        judge_concurrency: int = typer.Option(4, "--judge-concurrency", help="Requests in flight."),
-        judge_timeout: float = typer.Option(300.0, "--judge-timeout", help="Seconds per request."),
-        judge_retries: int = typer.Option(3, "--judge-retries", help="Retries on 5xx/timeouts/refusals."),
+        judge_concurrency: int = typer.Option(4, "--judge-concurrency", min=1, max=256,
+                                              help="Requests in flight."),
+        judge_timeout: float = typer.Option(300.0, "--judge-timeout", min=0.001, help="Seconds per request."),
+        judge_retries: int = typer.Option(3, "--judge-retries", min=0, max=100,
+                                          help="Retries on 5xx/timeouts/refusals."),
     ) -> None:
         from rich.console import Console
 

@@ -38,7 +38,7 @@ def score(
     out: Path = typer.Option(Path("scores.json"), "--out", "-o", help="Where to write the JSON results."),
     weights_dir: Path | None = typer.Option(None, "--weights-dir", help=_WEIGHTS_DIR_HELP),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu or cuda."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per encoder batch."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, max=4096, help="Images per encoder batch."),
 ) -> None:
     """Score already-rendered views against reference views: CLIP, KD and FD (per the profile).
 
@@ -81,7 +81,8 @@ def score(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
-    table = Table(title=f"mme3dr score · profile {result['profile']} · {result['n_assets']} objects")
+    n = result["n_assets"]
+    table = Table(title=f"mme3dr score · profile {result['profile']} · {n} object{'' if n == 1 else 's'}")
     for col in ("metric", "value", "± / 95% CI", "better"):
         table.add_column(col)
     for name, m in result["metrics"].items():

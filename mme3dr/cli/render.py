@@ -45,17 +45,20 @@ def render_command(
         "--transforms",
         help="Cameras from a NeRF-style transforms.json instead of --rig; the asset keeps its own frame.",
     ),
-    size: int | None = typer.Option(None, "--size", help="Image size in pixels (default: the rig's, 512)."),
+    size: int | None = typer.Option(None, "--size", min=16, max=4096,
+                                    help="Image size in pixels (default: the rig's, 512)."),
     up_axis: str = typer.Option("y", "--up-axis", help="Assets' up axis: y (glTF) or z (Blender, Toys4K)."),
     shading: str = typer.Option(
         "protocol", "--shading", help="protocol (asset colours) or plain_white (the authors' script)."
     ),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Worker processes, each its own renderer."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, max=256,
+                                help="Worker processes, each its own renderer."),
     backend: str = typer.Option(
         "auto", "--backend", help="OpenGL backend: auto (EGL if it works, else OSMesa), egl or osmesa."
     ),
     cache: Path | None = typer.Option(None, "--cache", help="Render cache (default: OUT/.render-cache)."),
-    max_faces: int = typer.Option(2_000_000, "--max-faces", help="Reject assets with more faces than this."),
+    max_faces: int = typer.Option(2_000_000, "--max-faces", min=1,
+                                  help="Reject assets with more faces than this."),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -74,6 +77,7 @@ def render_command(
         raise typer.BadParameter("must be protocol or plain_white", param_hint="--shading")
     if backend not in ("auto", *BACKENDS):
         raise typer.BadParameter("must be auto, egl or osmesa", param_hint="--backend")
+    _usable_output_dirs(console, out, cache)
     try:
         camera_rig = rig_from_transforms(transforms) if transforms else get_rig(rig)
     except ValueError as exc:
@@ -91,6 +95,15 @@ def render_command(
         )
     except RuntimeError as exc:  # no OpenGL context could be opened: an environment problem
         console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        from mme3dr.output_files import is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        console.print(f"[red]error:[/red] no space left on the device while writing {exc.filename or out}; "
+                      "free some space and run the command again (finished renders are cached)",
+                      soft_wrap=True)
         raise typer.Exit(2) from None
     names = _output_names(list(assets), [o.asset_sha256 for o in outcomes])
     failed = []
@@ -118,9 +131,26 @@ def render_command(
         raise typer.Exit(1)
 
 
+def _usable_output_dirs(console, out: Path, cache: Path | None) -> None:
+    """``--out`` (and ``--cache``) must be folders this process can write: else one line, exit 2."""
+    from rich.markup import escape
+
+    from mme3dr.output_files import OutputDirError, prepare_output_dir
+
+    try:
+        prepare_output_dir(out, "--out")
+        if cache is not None:
+            prepare_output_dir(cache, "--cache")
+    except OutputDirError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
 def _write_report(out: Path, rig, names: list[str], outcomes) -> Path:
     """OUT/render_report.json: one record per asset (folder, sha256, cached, failure reason, detail)."""
     import json
+
+    from mme3dr.output_files import atomic_write_text
 
     records = [
         {
@@ -137,7 +167,7 @@ def _write_report(out: Path, rig, names: list[str], outcomes) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "render_report.json"
     report = {"rig": rig.name, "rig_hash": rig.hash, "assets": records}
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     return path
 
 

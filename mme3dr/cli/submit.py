@@ -42,6 +42,7 @@ def submit(
     """Pack results.json, samples.jsonl, the assets and thumbnails into one bundle, then validate it."""
     from pydantic import ValidationError
     from rich.console import Console
+    from rich.markup import escape
 
     from leaderboard.bundle import BundleError, Submitter
     from leaderboard.pack import pack_run
@@ -50,12 +51,13 @@ def submit(
 
     console = Console(stderr=True)
     if out.exists() and not overwrite:
-        console.print(f"[red]{out} already exists; pass --overwrite to replace it (or another --out)[/red]")
+        console.print(f"[red]{escape(str(out))} already exists; pass --overwrite to replace it "
+                      "(or another --out)[/red]")
         raise typer.Exit(1)
     try:
         info = load_results(Path(run_dir) / "results.json").model_info
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     try:
         submitter = Submitter(
@@ -65,7 +67,7 @@ def submit(
         )
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        console.print(f"[red]bad submitter metadata: {errors}[/red]")
+        console.print(f"[red]bad submitter metadata: {escape(errors)}[/red]")
         raise typer.Exit(2) from None
     try:
         with console.status("packing the bundle (hashing every file)…"):
@@ -74,12 +76,13 @@ def submit(
         with console.status("validating the bundle…"):
             report = validate_bundle(out)
     except BundleError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
     if not report.ok:
-        console.print(f"[red]{report.summary()}[/red]")
+        # escape: the summary's "[check]" tags are text, not rich markup
+        console.print(f"[red]{escape(report.summary())}[/red]", soft_wrap=True)
         if keep_invalid:
-            console.print(f"kept the invalid bundle at {out} (--keep-invalid)")
+            console.print(f"kept the invalid bundle at {escape(str(out))} (--keep-invalid)")
         else:
             out.unlink(missing_ok=True)
             console.print("no bundle written; fix the run (or pass --keep-invalid to inspect it)")

@@ -8,8 +8,11 @@ results may go on the leaderboard, instead of hard-coding profile names.
 - ``smoke``: tiny random-initialised encoders built offline from configs (seeded), for tests and demos;
   never leaderboard-eligible.
 - ``ar3d-r1-script``: the authors' released eval script's definitions (299 px, plain white material,
-  CLIP on the caption's first sentence, "KD" = mean RBF similarity of DINOv2-base CLS); never
-  leaderboard-eligible.
+  CLIP on the caption's first sentence, DINOv2 images first resized to 224×224 with PIL, "KD" = mean
+  RBF similarity of DINOv2-base CLS); never leaderboard-eligible. The script's ``main()`` also passes
+  the CSV's raw ``captions`` column (an unparsed JSON list) as the prompt, so its CLIP text begins with
+  ``["``; that is available as ``prompt_source="raw_captions_column"`` (``--prompt-source``), off by
+  default.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ class MetricProfile:
     background: str = "white"
     #: How the case prompt becomes the CLIP text: "full" or "first_sentence".
     prompt_rule: str = "full"
+    #: Where the CLIP text comes from: "case" (the case's prompt) or "raw_captions_column" (the captions
+    #: CSV's unparsed JSON-list string, as the authors' eval.py main() passes it; see PROMPT_SOURCES).
+    prompt_source: str = "case"
+    #: DINOv2 images are first resized to this square size with PIL (bicubic, PIL's default filter)
+    #: before DINOv2's own image processor, as the authors' eval.py does (None: no extra resize).
+    dinov2_pre_resize: int | None = None
     leaderboard_eligible: bool = True
     #: Seed of the tiny random-initialised encoders (smoke only).
     seed: int = 0
@@ -45,6 +54,24 @@ class MetricProfile:
     def prepare_prompt(self, text: str) -> str:
         """The CLIP text for a case prompt under this profile (truncation to 77 tokens happens later)."""
         return prepare_prompt(text, self.prompt_rule)
+
+    def clip_text(self, prompt: str, raw_captions: str | None = None) -> str:
+        """The CLIP text of a case: its prompt, or under ``prompt_source="raw_captions_column"`` the raw
+        captions column of its CSV row (``raw_captions``), each through the profile's prompt rule.
+
+        >>> p = replace(PROFILES["ar3d-r1-script"], prompt_source="raw_captions_column")
+        >>> p.clip_text("A red rose.", '["A deep red rose. It has thorns.", "A red rose."]')
+        '["A deep red rose'
+
+        Raises ``ValueError`` when the raw column is needed but missing (a benchmark without a CSV).
+        """
+        if self.prompt_source == "raw_captions_column":
+            if not raw_captions:
+                raise ValueError("prompt source 'raw_captions_column' needs the captions CSV's raw column "
+                                 "for every case; use a Toys4K benchmark with --captions, or drop "
+                                 "--prompt-source")
+            return prepare_prompt(raw_captions, self.prompt_rule)
+        return self.prepare_prompt(prompt)
 
     def to_dict(self) -> dict:
         return {
@@ -57,6 +84,8 @@ class MetricProfile:
             "shading": self.shading,
             "background": self.background,
             "prompt_rule": self.prompt_rule,
+            **({"prompt_source": self.prompt_source} if self.prompt_source != "case" else {}),
+            **({"dinov2_pre_resize": self.dinov2_pre_resize} if self.dinov2_pre_resize else {}),
             "leaderboard_eligible": self.leaderboard_eligible,
         }
 
@@ -77,6 +106,9 @@ def prepare_prompt(text: str, rule: str = "full") -> str:
         return first or text.strip()
     raise ValueError(f"unknown prompt rule {rule!r}; use 'full' or 'first_sentence'")
 
+
+#: Values of ``MetricProfile.prompt_source``.
+PROMPT_SOURCES = ("case", "raw_captions_column")
 
 _PROTOCOL_METRICS = ("clip", "kd_incep", "kd_dinov2", "fd_incep", "fd_dinov2")
 
@@ -110,11 +142,13 @@ PROFILES: dict[str, MetricProfile] = {
             render_size=299,
             shading="plain_white",
             prompt_rule="first_sentence",
+            dinov2_pre_resize=224,
             leaderboard_eligible=False,
             notes=(
                 "generated meshes scored untextured (plain white material), rendered at 299 px",
                 "both sides composited on white (the script used black for ground truth; we do not)",
                 "'KD' here is a similarity (higher = closer), not the kernel distance",
+                "DINOv2 inputs resized to 224x224 with PIL before the image processor, as the script does",
             ),
         ),
     )
@@ -131,7 +165,17 @@ def get_profile(name: str | MetricProfile) -> MetricProfile:
         raise KeyError(f"unknown metric profile {name!r}; choose one of: {', '.join(PROFILES)}") from None
 
 
-def with_options(profile: MetricProfile, clip: str | None = None, dinov2: str | None = None) -> MetricProfile:
-    """A copy of ``profile`` with another CLIP or DINOv2 model (e.g. ``clip-vit-l-14-openai``)."""
-    changes = {k: v for k, v in (("clip", clip), ("dinov2", dinov2)) if v}
+def with_options(profile: MetricProfile, clip: str | None = None, dinov2: str | None = None,
+                 prompt_source: str | None = None) -> MetricProfile:
+    """A copy of ``profile`` with another CLIP or DINOv2 model (e.g. ``clip-vit-l-14-openai``) or another
+    ``prompt_source``. Raises ``ValueError`` for an unknown prompt source, or for ``raw_captions_column``
+    under a leaderboard-eligible profile (it reproduces a script's quirk, not the protocol)."""
+    if prompt_source is not None and prompt_source != profile.prompt_source:
+        if prompt_source not in PROMPT_SOURCES:
+            raise ValueError(f"unknown prompt source {prompt_source!r}; choose one of: "
+                             f"{', '.join(PROMPT_SOURCES)}")
+        if profile.leaderboard_eligible:
+            raise ValueError(f"prompt source {prompt_source!r} reproduces the authors' script; use it with "
+                             f"--profile ar3d-r1-script, not {profile.name}")
+    changes = {k: v for k, v in (("clip", clip), ("dinov2", dinov2), ("prompt_source", prompt_source)) if v}
     return replace(profile, **changes) if changes else profile

@@ -35,12 +35,18 @@ class FeatureSuite:
             "profile": self.profile.name,
             "leaderboard_eligible": self.profile.leaderboard_eligible,
             "prompt_rule": self.profile.prompt_rule,
+            **({"prompt_source": self.profile.prompt_source} if self.profile.prompt_source != "case" else {}),
             "render_size": self.profile.render_size,
             "shading": self.profile.shading,
             "background": self.profile.background,
             "encoders": {name: enc.card() for name, enc in self.encoders().items()},
             "metrics": {name: get_metric(name).facts() for name in self.profile.metrics},
         }
+
+
+def _pre_resized(encoder, prof: MetricProfile):
+    encoder.pre_resize = prof.dinov2_pre_resize
+    return encoder
 
 
 def load_feature_suite(
@@ -73,7 +79,7 @@ def load_feature_suite(
             profile=prof,
             clip=smoke_clip(prof.seed, device, batch_size),
             inception=smoke_inception(prof.seed, device, batch_size) if prof.inception else None,
-            dinov2=smoke_dinov2(prof.seed, device, batch_size) if prof.dinov2 else None,
+            dinov2=_pre_resized(smoke_dinov2(prof.seed, device, batch_size), prof) if prof.dinov2 else None,
             device=device,
         )
     from mme3dr.features.clip import load_clip
@@ -84,6 +90,7 @@ def load_feature_suite(
         profile=prof,
         clip=load_clip(prof.clip, device, weights_dir, batch_size),
         inception=load_inception(prof.inception, device, weights_dir, batch_size) if prof.inception else None,
-        dinov2=load_dinov2(prof.dinov2, device, weights_dir, batch_size) if prof.dinov2 else None,
+        dinov2=load_dinov2(prof.dinov2, device, weights_dir, batch_size, pre_resize=prof.dinov2_pre_resize)
+        if prof.dinov2 else None,
         device=device,
     )

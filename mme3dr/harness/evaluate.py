@@ -12,6 +12,7 @@ run.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,9 +21,8 @@ from typing import Any
 
 from mme3dr import PROTOCOL_VERSION, __version__
 from mme3dr.assets.store import AssetStore
-from mme3dr.harness.generation import generate_batch
 from mme3dr.harness.inputs import BENCHMARKS, BenchmarkInputs, load_benchmark_inputs
-from mme3dr.harness.run_state import RunState
+from mme3dr.harness.run_state import RunLock, RunState
 from mme3dr.models.protocol import GenerationRequest, derive_seed
 
 __all__ = ["EvalConfig", "EvalSummary", "evaluate", "select_cases"]
@@ -54,15 +54,30 @@ class EvalConfig:
     render_size: int | None = None
     weights_dir: Path | None = None
     backend: str | None = None
+    #: Resume even though this machine's renderer differs from the one that started the run.
+    allow_renderer_change: bool = False
+    #: ``case`` or ``raw_captions_column`` (ar3d-r1-script only; see MetricProfile.prompt_source).
+    prompt_source: str = "case"
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         if self.samples_per_prompt < 1:
             raise ValueError("--samples-per-prompt must be at least 1")
+        if self.num_shards < 1:
+            raise ValueError(f"--num-shards must be at least 1, got {self.num_shards}")
         if not 0 <= self.shard_index < self.num_shards:
             raise ValueError(f"--shard-index must be in 0..{self.num_shards - 1}, got {self.shard_index}")
         if self.limit is not None and self.limit < 1:
             raise ValueError("--limit must be at least 1")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {self.workers}")
+        if self.timeout is not None and self.timeout < 0:
+            raise ValueError(f"--timeout must be 0 (no limit) or more seconds, got {self.timeout}")
+        if self.render_size is not None and not 16 <= self.render_size <= 4096:
+            raise ValueError(f"--render-size must be in 16..4096 px, got {self.render_size}")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume continues the run in --out and --overwrite discards it; pass only "
+                             "one of them")
 
 
 @dataclass
@@ -112,7 +127,9 @@ def _ineligible_reasons(cfg: EvalConfig, inputs: BenchmarkInputs, profile, selec
 
 def _run_config(cfg: EvalConfig, loaded, inputs: BenchmarkInputs, rig, profile) -> dict[str, Any]:
     """The output-determining configuration: the run fingerprint, and ``results.config``."""
+    extra = {"prompt_source": profile.prompt_source} if profile.prompt_source != "case" else {}
     return {
+        **extra,
         "model": cfg.model,
         "model_args": loaded.model_args,
         "adapter_target": loaded.target,
@@ -135,9 +152,11 @@ Progress = Callable[[str, int, int], None]
 
 
 def _generate_stage(cfg, state, store, loaded, inputs, cases, progress: Progress, counters) -> None:
-    model = loaded.model
-    if hasattr(model, "bind_references"):  # the oracle: the only adapter allowed to see references
-        model.bind_references({k: (r.path, r.up_axis) for k, r in inputs.references.items() if r.path})
+    """Generate every missing (case, sample) through the adapter process (``loaded``) and record it."""
+    from mme3dr.output_files import is_disk_full
+
+    if loaded.wants_references:  # the oracle: the only adapter allowed to see references
+        loaded.bind_references({k: (r.path, r.up_axis) for k, r in inputs.references.items() if r.path})
     pending: list[GenerationRequest] = []
     total = len(cases) * cfg.samples_per_prompt
     done = 0
@@ -156,10 +175,10 @@ def _generate_stage(cfg, state, store, loaded, inputs, cases, progress: Progress
                 pending.append(GenerationRequest(case.case_id, case.prompt, seed, i,
                                                  state.work_dir(case.case_id, i)))
     progress("generate", done, total)
-    batch_size = max(1, int(getattr(model, "max_batch_size", 1) or 1))
+    batch_size = loaded.max_batch_size
     for start in range(0, len(pending), batch_size):
         batch = pending[start : start + batch_size]
-        for outcome in generate_batch(model, batch, cfg.timeout):
+        for outcome in loaded.generate(batch, cfg.timeout):
             r = outcome.request
             record: dict[str, Any] = {"seed": r.seed, "seconds": outcome.seconds}
             if outcome.asset is None:
@@ -170,6 +189,8 @@ def _generate_stage(cfg, state, store, loaded, inputs, cases, progress: Progress
                     record.update(asset_sha256=stored.sha256, asset_format=stored.format,
                                   up_axis=outcome.asset.up_axis)
                 except OSError as e:
+                    if is_disk_full(e):  # not the adapter's fault: stop, record nothing, --resume redoes it
+                        raise
                     record.update(failure="missing_output", detail=f"could not copy the asset: {e}")
             state.put(r.case_id, r.sample_index, record)
             counters["generated"] += 1
@@ -182,21 +203,40 @@ def _cache_dir(cfg: EvalConfig) -> Path:
 
 
 def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
-    """Run the pipeline; returns a summary (``results`` is ``None`` for a shard: merge finishes it)."""
-    from mme3dr.features.profiles import get_profile
+    """Run the pipeline; returns a summary (``results`` is ``None`` for a shard: merge finishes it).
+
+    Before anything is written: ``--out`` (and ``--cache-dir``) must be usable folders, the device
+    must exist, and no other process may hold the run folder (``RunLock``, held to the end). Raises
+    ``ValueError`` / ``RunStateError`` / ``ModelSpecError`` / ``BenchmarkInputError`` for unusable
+    input, and an ``OSError`` for a full disk (``mme3dr.output_files.is_disk_full``): every file
+    written until then is complete, and ``--resume`` continues once there is space.
+    """
+    from mme3dr.harness.run_guards import check_device
+    from mme3dr.output_files import prepare_output_dir
+
+    prepare_output_dir(cfg.out, "--out")
+    if cfg.cache_dir is not None:
+        prepare_output_dir(cfg.cache_dir, "--cache-dir")
+    check_device(cfg.device)
+    with RunLock(cfg.out):
+        return _evaluate(cfg, progress or (lambda stage, done, total: None))
+
+
+def _evaluate(cfg: EvalConfig, progress: Progress) -> EvalSummary:
+    from mme3dr.features.profiles import get_profile, with_options
+    from mme3dr.harness.adapter_process import AdapterProcess
     from mme3dr.harness.merge import finalize, shard_manifest
     from mme3dr.harness.render_features import render_and_encode
-    from mme3dr.harness.scoring import ViewFeatures
-    from mme3dr.models.registry import load_model
+    from mme3dr.harness.run_guards import check_folder_matches
+    from mme3dr.harness.scoring import ViewFeatures, sample_record
     from mme3dr.render.cameras import get_rig
     from mme3dr.render.pool import RenderPool
 
-    progress = progress or (lambda stage, done, total: None)
     timing: dict[str, float] = {}
     counters = dict.fromkeys(("generated", "generation_skipped", "renders_done", "renders_cached",
                               "features_computed", "features_cached"), 0)
     t0 = time.perf_counter()
-    profile = get_profile(cfg.profile)
+    profile = with_options(get_profile(cfg.profile), prompt_source=cfg.prompt_source)
     rig = get_rig("eval24")
     size = cfg.render_size or profile.render_size
     if size and size != rig.width:
@@ -206,25 +246,31 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     # Eligibility looks at the whole run's cases, not this shard's, so every shard writes the same meta.
     whole = select_cases(inputs, replace(cfg, num_shards=1, shard_index=0))
     cases = whole[cfg.shard_index :: cfg.num_shards]
-    loaded = load_model(cfg.model, cfg.model_args)
-    run_config = _run_config(cfg, loaded, inputs, rig, profile)
-    state = RunState(cfg.out)
-    resumed = state.open({**run_config, "num_shards": cfg.num_shards, "shard_index": cfg.shard_index},
-                         resume=cfg.resume, overwrite=cfg.overwrite)
-    store = AssetStore(cfg.out / "assets")
-    # The render workers start here, so their start-up (≈ 3 s each) overlaps building the encoders and
-    # generating; the pool lives until the last render is encoded.
-    with RenderPool(rig, _cache_dir(cfg) / "renders", workers=cfg.workers, shading=profile.shading,
-                    backend=cfg.backend, keep_views=True) as pool:
+    check_folder_matches(cfg.model, [(c.case_id, i) for c in cases for i in range(cfg.samples_per_prompt)])
+    clip_texts = {c.case_id: profile.clip_text(c.prompt, inputs.raw_captions.get(c.case_id))
+                  for c in cases if c.prompt}
+    with contextlib.ExitStack() as stack:
+        loaded = stack.enter_context(AdapterProcess(cfg.model, cfg.model_args))  # the adapter's own process
+        run_config = _run_config(cfg, loaded, inputs, rig, profile)
+        state = RunState(cfg.out)
+        resumed = state.open({**run_config, "num_shards": cfg.num_shards, "shard_index": cfg.shard_index},
+                             resume=cfg.resume, overwrite=cfg.overwrite)
+        store = AssetStore(cfg.out / "assets")
+        # The render workers start here, so their start-up (≈ 3 s each) overlaps building the encoders and
+        # generating; the pool lives until the last render is encoded.
+        pool = stack.enter_context(RenderPool(rig, _cache_dir(cfg) / "renders", workers=cfg.workers,
+                                              shading=profile.shading, backend=cfg.backend, keep_views=True))
         # Build the encoders before anything renders: importing torch (triton) after OSMesa/EGL is loaded
         # into the process segfaults on these machines, so torch must come first.
         from mme3dr.features import load_feature_suite
 
         suite = load_feature_suite(profile, device=cfg.device, weights_dir=cfg.weights_dir)
+        state.check_renderer(pool.renderer_identity(), allow_change=cfg.allow_renderer_change)
         timing["setup"] = time.perf_counter() - t0
 
         t = time.perf_counter()
         _generate_stage(cfg, state, store, loaded, inputs, cases, progress, counters)
+        loaded.close()  # the adapter's memory (a GPU model) is free for the encoders from here on
         timing["generate"] = time.perf_counter() - t
 
         # Render (references first, then the generated assets, one pool of workers) and encode each render
@@ -247,13 +293,14 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     t = time.perf_counter()
     from mme3dr.metrics import asset_clip_score, object_rbf_similarity
 
-    prompts = sorted({profile.prepare_prompt(c.prompt) for c in cases if c.prompt})
+    prompts = sorted(set(clip_texts.values()))
     # One prompt per call: a batch's floating-point result depends on the batch's size and company, and
     # a case's score must not depend on which other cases share its run (shards, --limit, resume).
     text = {p: suite.clip.encode_texts([p])[0] for p in prompts}
     ref_shas = {k: sha for (side, k), sha in rendered.render_sha256.items() if side == "references"}
-    samples = [_sample_record(case, i, records[(case.case_id, i)], rendered, text, profile,
-                              asset_clip_score, object_rbf_similarity) for case, i in keys]
+    text = {case_id: text[clip_text] for case_id, clip_text in clip_texts.items()}  # case id -> feature
+    samples = [sample_record(case, i, records[(case.case_id, i)], rendered, text, profile,
+                             asset_clip_score, object_rbf_similarity) for case, i in keys]
     timing["features"] += time.perf_counter() - t
 
     meta = _results_meta(cfg, loaded, inputs, rig, profile, run_config, suite, [c.case_id for c in whole])
@@ -279,47 +326,6 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     timing["total"] = time.perf_counter() - t0
     return EvalSummary(cfg.out, cfg.out / "results.json", n_ok, len(samples) - n_ok, failures, counters,
                        timing, results)
-
-
-def _sample_record(case, i, rec, rendered, text, profile, asset_clip_score,
-                   object_rbf_similarity) -> dict[str, Any]:
-    from mme3dr.benchmark.captions import prompt_sha256
-
-    prompt = case.prompt or ""
-    ref_out, gen_out = rendered.references.get(case.case_id), rendered.generated.get((case.case_id, i))
-    ref = rendered.features.get(("references", case.case_id))
-    ref_sha = rendered.render_sha256.get(("references", case.case_id))
-    record: dict[str, Any] = {
-        "case_id": case.case_id, "category": case.category, "sample_index": i,
-        "seed": rec.get("seed", 0), "prompt": prompt, "prompt_sha256": prompt_sha256(prompt),
-        "reference_sha256": ref_out.asset_sha256 if ref_out is not None else None,
-        "asset_sha256": rec.get("asset_sha256"), "asset_format": rec.get("asset_format"),
-        "render_sha256": None, "reference_render_sha256": ref_sha,
-        "metrics": {}, "status": "failed", "failure": rec.get("failure"),
-        "failure_detail": rec.get("detail"), "seconds": rec.get("seconds"),
-    }
-    if record["failure"] is not None:  # generation already failed; recorded as is
-        return record
-    if gen_out is None:
-        record.update(failure="missing_output",
-                      failure_detail="the stored asset is missing; re-run with --resume")
-    elif not gen_out.ok:
-        record.update(failure=gen_out.reason, failure_detail=gen_out.detail or gen_out.error)
-    elif ref is None:
-        detail = ref_out.detail if ref_out is not None else "no reference object"
-        record.update(failure="reference_missing",
-                      failure_detail=f"reference could not be rendered: {detail}")
-    else:
-        feats = rendered.features[("generated", (case.case_id, i))]
-        t = text[profile.prepare_prompt(prompt)]
-        metrics = {"clip": asset_clip_score(feats["clip"], t),
-                   "reference_clip": asset_clip_score(ref["clip"], t)}
-        if "script_kd_dinov2_rbf" in profile.metrics:
-            metrics["script_kd_dinov2_rbf"] = object_rbf_similarity(feats["dinov2"], ref["dinov2"])
-        rounded = {k: float(f"{v:.12g}") for k, v in metrics.items()}
-        record.update(render_sha256=rendered.render_sha256[("generated", (case.case_id, i))], status="ok",
-                      metrics=rounded)
-    return record
 
 
 def _info_record(info: Any) -> dict[str, Any]:

@@ -1,7 +1,11 @@
-"""Calling an adapter safely: a worker thread with a timeout, exceptions and bad returns recorded.
+"""Calling an adapter safely and classifying what it returned.
 
-Light module. ``generate_batch`` never raises for adapter misbehaviour; every request comes back as a
-``GenerationOutcome`` with either an asset or a failure reason from ``mme3dr.results.FAILURE_REASONS``:
+Light module. ``mme3dr evaluate`` calls the adapter in a child process
+(:class:`mme3dr.harness.adapter_process.AdapterProcess`: a crash costs only its requests,
+``adapter_crashed``); ``generate_batch`` calls it in this process, in a worker thread with a timeout.
+Both classify the answer with :func:`classify_return` and never raise for adapter misbehaviour; every
+request comes back as a ``GenerationOutcome`` with either an asset or a failure reason from
+``mme3dr.results.FAILURE_REASONS``:
 
 - ``adapter_error``: ``generate`` raised (the detail is ``"<ExceptionType>: <message>"``);
 - ``adapter_timeout``: no answer within ``timeout`` seconds per request of the batch. Python cannot kill
@@ -10,7 +14,9 @@ Light module. ``generate_batch`` never raises for adapter misbehaviour; every re
 - ``adapter_wrong_count``: not exactly one asset per request (the whole batch fails: with a wrong count
   the harness cannot know which asset answers which request);
 - ``adapter_bad_return``: an element is not an ``Asset`` or a path;
-- ``missing_output``: the returned path does not exist.
+- ``missing_output``: the returned path does not exist (the detail is the adapter's own
+  ``Asset.meta["missing"]`` when it gives one, e.g. the folder adapter's "the folder has no file for
+  case X").
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pathlib import Path
 
 from mme3dr.models.protocol import Asset, GenerationRequest, TextTo3DModel
 
-__all__ = ["GenerationOutcome", "generate_batch"]
+__all__ = ["GenerationOutcome", "classify_return", "generate_batch"]
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,24 @@ def generate_batch(
                      f"no assets after {timeout:g} s per request; raise --timeout if the model is slow", None)
     if "error" in box:
         e = box["error"]
-        return _fail(requests, "adapter_error", f"{type(e).__name__}: {e}"[:2000], share)
-    assets = box.get("assets")
+        return classify_return(requests, error=f"{type(e).__name__}: {e}", share=share)
+    return classify_return(requests, items=box.get("assets"), share=share)
+
+
+def classify_return(requests: Sequence[GenerationRequest], *, items: object = None, error: str | None = None,
+                    share: float | None = None) -> list[GenerationOutcome]:
+    """One outcome per request from what ``generate`` did: raised (``error``, ``"Type: message"``) or
+    returned ``items``. ``share`` is the call's seconds per request (used when an asset has none).
+    Elements that are neither an ``Asset`` nor a path are ``adapter_bad_return``."""
+    requests = list(requests)
+    if error is not None:
+        return _fail(requests, "adapter_error", error[:2000], share)
     try:
-        items = list(assets)  # type: ignore[arg-type]
+        items = list(items)  # type: ignore[arg-type]
     except TypeError:
-        return _fail(requests, "adapter_bad_return",
-                     f"generate() returned {type(assets).__name__}, not a list of Asset", share)
+        name = getattr(items, "type_name", None) or type(items).__name__
+        return _fail(requests, "adapter_bad_return", f"generate() returned {name}, not a list of Asset",
+                     share)
     if len(items) != len(requests):
         return _fail(requests, "adapter_wrong_count",
                      f"generate() returned {len(items)} assets for {len(requests)} requests", share)
@@ -85,12 +102,14 @@ def generate_batch(
     for request, item in zip(requests, items, strict=True):
         asset = _as_asset(item)
         if asset is None:
+            name = getattr(item, "type_name", None) or type(item).__name__
             out.append(GenerationOutcome(request, None, "adapter_bad_return",
-                                         f"got {type(item).__name__}, expected Asset or a path", share))
+                                         f"got {name}, expected Asset or a path", share))
         elif not Path(asset.path).is_file():
-            detail = f"the adapter returned {Path(asset.path).name!r}, which does not exist"
+            detail = asset.meta.get("missing") if isinstance(asset.meta, dict) else None
+            detail = str(detail or f"the adapter returned {Path(asset.path).name!r}, which does not exist")
             seconds = asset.seconds if asset.seconds is not None else share
-            out.append(GenerationOutcome(request, None, "missing_output", detail, seconds))
+            out.append(GenerationOutcome(request, None, "missing_output", detail[:2000], seconds))
         else:
             out.append(GenerationOutcome(request, asset, None, None,
                                          asset.seconds if asset.seconds is not None else share))

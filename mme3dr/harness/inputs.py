@@ -40,6 +40,8 @@ class BenchmarkInputs:
     #: Why this benchmark can never be leaderboard-eligible (empty for mme3dr-v1 / toys4k-800).
     ineligible_reasons: tuple[str, ...] = ()
     problems: list[str] = field(default_factory=list)
+    #: case id -> the captions CSV's raw ``captions`` column (for ``prompt_source="raw_captions_column"``).
+    raw_captions: dict[str, str] = field(default_factory=dict)
 
 
 def guess_source_kind(path: Path) -> str:
@@ -115,4 +117,5 @@ def load_benchmark_inputs(
         else:
             ok = ref.ok
             refs[case.case_id] = Reference(ref.path if ok else None, ref.up_axis, None if ok else ref.error)
-    return BenchmarkInputs(manifest, refs, (), list(table.problems))
+    raw = {c.case_id: rec.row.get("captions", "") for c in manifest.cases if (rec := table.lookup(c))}
+    return BenchmarkInputs(manifest, refs, (), list(table.problems), raw)

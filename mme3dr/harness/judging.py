@@ -34,6 +34,7 @@ from mme3dr.judge.evaluation import (
     summarise,
     view_paths,
 )
+from mme3dr.output_files import atomic_write_text
 from mme3dr.results import Results, dump_results, load_results, read_samples, write_samples
 
 
@@ -105,9 +106,9 @@ def judge_run(run_dir: str | Path, config: JudgeConfig, *, decoding: Decoding = 
         if j is not None:
             rec.metrics["judge"] = None if j.score is None else round(j.score, 6)
     samples_sha = write_samples(records, run_dir / "samples.jsonl")
-    with open(run_dir / "judge.jsonl", "w", encoding="utf-8") as fh:
-        for j in sorted(judged, key=lambda j: (j.case_id, j.sample_index)):
-            fh.write(json.dumps(j.record(), ensure_ascii=False, sort_keys=True) + "\n")
+    atomic_write_text(run_dir / "judge.jsonl", "".join(  # whole or not at all, even on a full disk
+        json.dumps(j.record(), ensure_ascii=False, sort_keys=True) + "\n"
+        for j in sorted(judged, key=lambda j: (j.case_id, j.sample_index))))
 
     results = load_results(run_dir / "results.json").model_dump(by_alias=True, mode="json")
     task = results["benchmark"]["name"]

@@ -11,6 +11,12 @@ Light module. Layout of ``--out DIR``::
 
 Each record is written atomically (temp file + rename) *after* its asset is in the store, so a SIGKILL
 at any point leaves either a complete record or none; ``--resume`` regenerates only the missing ones.
+
+One run per folder: :class:`RunLock` holds an exclusive ``flock`` on ``OUT/.lock`` (with the holder's
+PID written in it) for the whole run; a second ``evaluate`` on the same ``--out`` is refused with that
+PID. The kernel drops the lock when the holder dies, even by SIGKILL. ``run.json`` also records the
+renderer (backend and GL renderer string): resuming on a machine that renders differently is refused
+unless ``allow_renderer_change``, because every render, and so every score, would change.
 """
 
 from __future__ import annotations
@@ -22,18 +28,48 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunState", "RunStateError", "atomic_write_text", "fingerprint"]
+from mme3dr.output_files import atomic_write_text
+
+__all__ = ["RunLock", "RunState", "RunStateError", "atomic_write_text", "fingerprint"]
+
+LOCK_NAME = ".lock"
 
 
 class RunStateError(RuntimeError):
     """The output directory cannot be used as asked (the message says why and which flag to use)."""
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+class RunLock:
+    """An exclusive lock on a run folder for the life of one process (``with RunLock(out): ...``).
+
+    Raises ``RunStateError`` naming the PID that holds the lock when another process has it.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike) -> None:
+        self.path = Path(out_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunStateError(f"{self.path.parent} is in use by another mme3dr evaluate (PID {holder}); "
+                                "wait for it to finish (then --resume), or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock; the file stays (unlinking it would race)
+            self._fd = None
 
 
 def fingerprint(config: dict[str, Any]) -> str:
@@ -62,7 +98,9 @@ class RunState:
         fp = fingerprint(config)
         if self.run_file.is_file():
             old = json.loads(self.run_file.read_text(encoding="utf-8"))
-            if overwrite:
+            if overwrite or not self.has_work():
+                # Nothing was generated yet (e.g. the last start stopped at a missing weight or a bad
+                # --device): nothing to lose, so any configuration may take the folder over.
                 self.clear()
             elif old.get("fingerprint") != fp:
                 changed = sorted(k for k in set(config) | set(old.get("config", {}))
@@ -83,6 +121,25 @@ class RunState:
         atomic_write_text(self.run_file, json.dumps({"fingerprint": fp, "config": config}, sort_keys=True,
                                                     indent=2) + "\n")
         return False
+
+    def has_work(self) -> bool:
+        """Whether any sample has been recorded in this folder."""
+        return self.generated_dir.is_dir() and any(self.generated_dir.glob("*.json"))
+
+    def check_renderer(self, identity: dict[str, Any], *, allow_change: bool = False) -> None:
+        """Record the renderer of this run (``{"backend", "gl_renderer"}``), or, when ``run.json``
+        already holds another one, refuse (``RunStateError`` naming both) unless ``allow_change``."""
+        doc = json.loads(self.run_file.read_text(encoding="utf-8"))
+        old = doc.get("renderer")
+        if old is not None and old != identity and not allow_change:
+            raise RunStateError(
+                f"{self.out} was rendered with {_describe(old)}, and this machine renders with "
+                f"{_describe(identity)}: every render and score would change. Resume where the run "
+                "started, or pass --allow-renderer-change to re-render everything with this renderer"
+            )
+        if old != identity:
+            doc["renderer"] = identity
+            atomic_write_text(self.run_file, json.dumps(doc, sort_keys=True, indent=2) + "\n")
 
     def clear(self) -> None:
         """Remove the run's state and outputs (never the render cache, which is keyed by content)."""
@@ -112,3 +169,8 @@ class RunState:
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
         return d
+
+
+def _describe(identity: dict[str, Any]) -> str:
+    gl = identity.get("gl_renderer")
+    return f"backend {identity.get('backend')!r}" + (f" ({gl})" if gl else "")

@@ -27,7 +27,8 @@ import numpy as np
 from mme3dr.harness.run_state import atomic_write_text
 from mme3dr.hashing import file_sha256
 
-__all__ = ["SetMetricMemo", "ViewFeatures", "render_content_sha256", "score_samples", "suite_hash"]
+__all__ = ["SetMetricMemo", "ViewFeatures", "render_content_sha256", "sample_record", "score_samples",
+           "suite_hash"]
 
 
 def render_content_sha256(render_dir: str | os.PathLike) -> str:
@@ -98,10 +99,10 @@ class ViewFeatures:
         for name, encoder in self.suite.encoders().items():
             fn = encoder.encode_images if name == "clip" else encoder
             feats[name] = np.asarray(fn(rgb), dtype=np.float64)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **feats)
-        tmp.replace(p)
+        from mme3dr.output_files import atomic_path
+
+        with atomic_path(p, suffix=".npz") as tmp:  # a full disk leaves no cut or stray file
+            np.savez(tmp, **feats)
         self.computed += 1
         return feats
 
@@ -238,3 +239,46 @@ def score_samples(
             if value["std"] is not None:
                 overall[f"{name}_std"] = _round(value["std"])
     return {task: overall, **out}
+
+
+def sample_record(case, i, rec, rendered, text, profile, asset_clip_score,
+                  object_rbf_similarity) -> dict[str, Any]:
+    """One ``samples.jsonl`` record: the generation record ``rec`` of (``case``, sample ``i``) with its
+    render outcomes and per-asset scores from ``rendered``; ``text`` maps case id -> CLIP text feature."""
+    from mme3dr.benchmark.captions import prompt_sha256
+
+    prompt = case.prompt or ""
+    ref_out, gen_out = rendered.references.get(case.case_id), rendered.generated.get((case.case_id, i))
+    ref = rendered.features.get(("references", case.case_id))
+    ref_sha = rendered.render_sha256.get(("references", case.case_id))
+    record: dict[str, Any] = {
+        "case_id": case.case_id, "category": case.category, "sample_index": i,
+        "seed": rec.get("seed", 0), "prompt": prompt, "prompt_sha256": prompt_sha256(prompt),
+        "reference_sha256": ref_out.asset_sha256 if ref_out is not None else None,
+        "asset_sha256": rec.get("asset_sha256"), "asset_format": rec.get("asset_format"),
+        "render_sha256": None, "reference_render_sha256": ref_sha,
+        "metrics": {}, "status": "failed", "failure": rec.get("failure"),
+        "failure_detail": rec.get("detail"), "seconds": rec.get("seconds"),
+    }
+    if record["failure"] is not None:  # generation already failed; recorded as is
+        return record
+    if gen_out is None:
+        record.update(failure="missing_output",
+                      failure_detail="the stored asset is missing; re-run with --resume")
+    elif not gen_out.ok:
+        record.update(failure=gen_out.reason, failure_detail=gen_out.detail or gen_out.error)
+    elif ref is None:
+        detail = ref_out.detail if ref_out is not None else "no reference object"
+        record.update(failure="reference_missing",
+                      failure_detail=f"reference could not be rendered: {detail}")
+    else:
+        feats = rendered.features[("generated", (case.case_id, i))]
+        t = text[case.case_id]
+        metrics = {"clip": asset_clip_score(feats["clip"], t),
+                   "reference_clip": asset_clip_score(ref["clip"], t)}
+        if "script_kd_dinov2_rbf" in profile.metrics:
+            metrics["script_kd_dinov2_rbf"] = object_rbf_similarity(feats["dinov2"], ref["dinov2"])
+        rounded = {k: float(f"{v:.12g}") for k, v in metrics.items()}
+        record.update(render_sha256=rendered.render_sha256[("generated", (case.case_id, i))], status="ok",
+                      metrics=rounded)
+    return record

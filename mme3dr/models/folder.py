@@ -7,8 +7,11 @@ Layout: for each request, the first of these that exists is returned (format fro
 - ``DIR/<case_id>.<ext>`` (sample 0 only: the common one-sample-per-prompt case)
 
 ``<ext>`` is tried in ``EXTENSIONS`` order. A missing file is not an exception: the asset is returned
-with its expected path, and the harness records ``missing_output`` for that case alone. Generation
-seconds are unknown (``None``) unless ``DIR/timings.json`` maps ``"<case_id>_<i>"`` to seconds.
+with its expected path and ``meta["missing"]`` saying that the folder has no file for the case, and the
+harness records ``missing_output`` for that case alone. When *no* request has a file,
+:func:`no_match_message` says which files the folder holds and which names were expected, and the
+harness stops before rendering anything. Generation seconds are unknown (``None``) unless
+``DIR/timings.json`` maps ``"<case_id>_<i>"`` to seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from mme3dr.models.protocol import Asset, GenerationRequest, ModelInfo
 
-__all__ = ["EXTENSIONS", "FolderModel"]
+__all__ = ["EXTENSIONS", "FolderModel", "no_match_message"]
 
 #: Formats mme3dr.assets.mesh reads, in lookup order.
 EXTENSIONS: tuple[str, ...] = ("glb", "gltf", "obj", "ply", "stl", "off")
@@ -62,6 +65,34 @@ class FolderModel:
         for r in requests:
             path = self.find(r.case_id, r.sample_index)
             key = f"{r.case_id}_{r.sample_index}"
+            meta = {} if path is not None else {"missing": _missing(self.root, r.case_id, r.sample_index)}
             out.append(Asset(path=path if path is not None else self.root / f"{key}.glb",
-                             seconds=self._timings.get(key), up_axis=self.up_axis))
+                             seconds=self._timings.get(key), up_axis=self.up_axis, meta=meta))
         return out
+
+
+def _names(case_id: str, sample_index: int) -> str:
+    names = [f"{case_id}_{sample_index}.<ext>", f"{case_id}/{sample_index}.<ext>"]
+    if sample_index == 0:
+        names.append(f"{case_id}.<ext>")
+    return ", ".join(names)
+
+
+def _missing(root: Path, case_id: str, sample_index: int) -> str:
+    return (f"the folder {root} has no file for case {case_id} sample {sample_index} (looked for "
+            f"{_names(case_id, sample_index)}; <ext> one of {', '.join(EXTENSIONS)})")
+
+
+def no_match_message(root: str | Path, keys: Sequence[tuple[str, int]], *, shown: int = 8) -> str | None:
+    """``None`` when at least one ``(case_id, sample_index)`` has a file in ``root``; otherwise one line
+    naming the files found there and the names expected, for the harness to stop with."""
+    model = FolderModel(root)
+    if not keys or any(model.find(c, i) is not None for c, i in keys):
+        return None
+    files = sorted(p.relative_to(model.root).as_posix() for p in model.root.rglob("*")
+                   if p.is_file() and p.name != "timings.json")
+    found = ", ".join(files[:shown]) + (f", … ({len(files)} files)" if len(files) > shown else "")
+    expected = "; ".join(_names(c, i) for c, i in keys[:3])
+    return (f"folder:{model.root} has no file for any of the {len(keys)} requested cases: it holds "
+            f"{found or 'no files'}; expected names like {expected} (<ext> one of {', '.join(EXTENSIONS)}). "
+            "Rename the files after the case ids (`mme3dr manifest show`), or check --benchmark")

@@ -189,6 +189,10 @@ def load_model(spec: str, model_args: dict[str, str] | str | None = None) -> Loa
     name, sep, rest = spec.partition(":")
 
     if name == "folder" and sep:
+        if not Path(rest).expanduser().is_dir():
+            raise ModelSpecError(f"--model {spec!r}: {Path(rest).expanduser()} is not a directory; pass "
+                                 "--model folder:DIR with the pre-generated assets named <case_id>.glb (or "
+                                 "<case_id>_<sample>.<ext>)")
         module_name, attr = BUILTIN_MODELS["folder"].split(":")
         factory = _import_attr(module_name, attr, spec)
         model = _instantiate(factory, {"root": rest, **args}, spec)

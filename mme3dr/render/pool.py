@@ -54,9 +54,13 @@ def reuse_freed_memory() -> bool:
     return all(libc.mallopt(param, value) == 1 for param, value in settings)
 
 
-def _init_worker(backend: str, gl_threads: int | None) -> None:
+def _init_worker(backend: str, gl_threads: int | None, parent_pid: int | None = None) -> None:
     # Runs before the worker imports OpenGL: fix the platform, and cap llvmpipe's rasteriser threads
     # so N workers on N cores do not each spawn N threads (oversubscription slows every worker).
+    # First of all, die with the parent: a kill -9 of `evaluate` must not leave workers behind.
+    from mme3dr.process_lifetime import die_with_parent
+
+    die_with_parent(parent_pid)
     reuse_freed_memory()
     os.environ["PYOPENGL_PLATFORM"] = backend
     if gl_threads is not None:
@@ -71,10 +75,26 @@ def _warm_up(width: int, height: int, backend: str) -> None:
         get_renderer(width, height, backend)
 
 
+def _identity(width: int, height: int, backend: str) -> dict[str, str | None]:
+    """The renderer this process draws with: ``{"backend", "gl_renderer"}`` (``gl_renderer`` None when
+    no context can be made; the first render then reports why)."""
+    from mme3dr.render.renderer import get_renderer
+
+    try:
+        renderer = get_renderer(width, height, backend)
+    except Exception:  # noqa: BLE001 - reported against the first asset instead
+        return {"backend": backend, "gl_renderer": None}
+    return {"backend": renderer.backend, "gl_renderer": renderer.gl_renderer}
+
+
 def _render_one(path: str, rig: Rig, cache_root: str, options: dict) -> RenderOutcome:
+    from mme3dr.output_files import is_disk_full
+
     try:
         return render_asset(path, rig, cache_root, **options)
     except Exception as exc:  # the environment failed in this worker; report it against this asset
+        if is_disk_full(exc):  # not the asset's fault: the run must stop, not record a failure
+            raise
         return RenderOutcome(str(path), error=f"{type(exc).__name__}: {exc}", detail=str(exc))
 
 
@@ -117,7 +137,7 @@ class RenderPool:
             max_workers=self.workers,
             mp_context=mp.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.backend, max(1, (os.cpu_count() or 1) // self.workers)),
+            initargs=(self.backend, max(1, (os.cpu_count() or 1) // self.workers), os.getpid()),
         )
         # Start every worker now (the executor spawns on demand): interpreter, pyrender and an OpenGL
         # context take ≈ 3 s each, which then overlap whatever the caller does next.
@@ -125,7 +145,8 @@ class RenderPool:
             self._pool.submit(_warm_up, self.rig.width, self.rig.height, self.backend)
 
     def submit(self, path: str | os.PathLike, up_axis: str = "y") -> Future:
-        """Queue one asset; the future's result is its :class:`RenderOutcome` (never an exception)."""
+        """Queue one asset; the future's result is its :class:`RenderOutcome`. The one exception is a
+        full disk (``OSError``, :func:`mme3dr.output_files.is_disk_full`), which ends the run."""
         options = dict(self.options, up_axis=up_axis)
         if self._pool is None:
             done: Future = Future()
@@ -142,13 +163,29 @@ class RenderPool:
         outer: Future = Future()
 
         def settle(fut: Future) -> None:
+            from mme3dr.output_files import is_disk_full
+
             try:
                 outer.set_result(fut.result())
             except Exception as exc:  # the worker died (e.g. killed by the OS): the asset's failure
-                outer.set_result(RenderOutcome(str(path), error=f"{type(exc).__name__}: {exc}"))
+                if is_disk_full(exc):  # ...but a full disk ends the run (the caller's result() raises)
+                    outer.set_exception(exc)
+                else:
+                    outer.set_result(RenderOutcome(str(path), error=f"{type(exc).__name__}: {exc}"))
 
         inner.add_done_callback(settle)
         return outer
+
+    def renderer_identity(self) -> dict[str, str | None]:
+        """``{"backend", "gl_renderer"}`` of the renderer these workers (or this process) draw with."""
+        if self._pool is None:
+            return _identity(self.rig.width, self.rig.height, self.backend)
+        try:
+            return self._pool.submit(_identity, self.rig.width, self.rig.height, self.backend).result()
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._start()
+            return self._pool.submit(_identity, self.rig.width, self.rig.height, self.backend).result()
 
     def completed(
         self, items: Iterable[tuple[Any, str | os.PathLike, str]]

@@ -121,3 +121,12 @@ def test_help_explains_the_commands(app):
 def test_show_filters_by_category(app):
     out = run(app, "manifest", "show", "mme3dr-v1", "--category", "knowledge", "--limit", "0").output
     assert "(38 of 249 cases)" in out and out.count("mme3dr-v1-") == 38
+
+
+def test_stats_knows_the_demo_benchmark_and_lists_it_among_the_built_ins(app):
+    result = CliRunner().invoke(app, ["manifest", "stats", "demo"])
+    assert result.exit_code == 0, result.output
+    assert "manifest: mme3dr-demo" in result.output and "counts:   3/3/3/3/3" in result.output
+    result = CliRunner().invoke(app, ["manifest", "stats", "demox"])
+    assert result.exit_code == 1
+    assert "the built-in names are mme3dr-v1, toys4k-800 and demo" in result.output

@@ -84,3 +84,40 @@ def test_saved_weights_load_from_a_local_dir_and_from_the_hf_cache(isolated_weig
     hub = load_dinov2(spec)
     np.testing.assert_allclose(hub(images), want, rtol=1e-6)
     assert hub.weights_sha256 == local.weights_sha256
+
+
+def test_script_profile_resizes_to_224_with_pil_before_the_processor():
+    """ar3d-r1-script: the authors' eval.py opens each view, ``.resize((224, 224))`` (PIL's default
+    filter for RGB, bicubic), then hands it to DINOv2's processor. Re-derived here with PIL and
+    transformers' own processor, independently of mme3dr's preprocessing code."""
+    from dataclasses import replace
+
+    from PIL import Image
+    from transformers.image_utils import PILImageResampling
+
+    from mme3dr.features import get_profile, load_feature_suite
+
+    try:
+        from transformers.models.bit.image_processing_pil_bit import BitImageProcessorPil as BitImageProcessor
+    except ImportError:
+        from transformers import BitImageProcessor
+
+    proc = BitImageProcessor(do_resize=True, size={"shortest_edge": 256}, resample=PILImageResampling.BICUBIC,
+                             do_center_crop=True, crop_size={"height": 224, "width": 224}, do_rescale=True,
+                             rescale_factor=1 / 255, do_normalize=True, image_mean=[0.485, 0.456, 0.406],
+                             image_std=[0.229, 0.224, 0.225], do_convert_rgb=True)
+    images = random_images(2, 299, 299, seed=3)  # the script renders at 299 px
+    script_inputs = [Image.fromarray(im).resize((224, 224)) for im in images]
+    want = proc(script_inputs, return_tensors="np")["pixel_values"]
+
+    script = get_profile("ar3d-r1-script")
+    assert script.dinov2_pre_resize == 224
+    # The suite wires the profile's pre-resize into its DINOv2 encoder (tiny weights: no download).
+    suite = load_feature_suite(replace(get_profile("smoke"), dinov2_pre_resize=script.dinov2_pre_resize))
+    got = suite.dinov2.preprocess(images).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert "PIL bicubic to 224x224, then" in suite.dinov2.card()["resize"]
+    # Without it (paper), the 299 px views go straight to the processor, and differ.
+    plain = proc([Image.fromarray(im) for im in images], return_tensors="np")["pixel_values"]
+    np.testing.assert_allclose(smoke_dinov2().preprocess(images).numpy(), plain, atol=1e-6)
+    assert np.abs(plain - want).max() > 0.05

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -52,3 +53,35 @@ def test_profiles_and_metrics_import_without_torch():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_raw_captions_column_prompt_source_reproduces_the_scripts_clip_text(tmp_path):
+    """The authors' eval.py main() reads the CSV's ``captions`` column unparsed and cuts its first
+    sentence, so the CLIP text of '["A deep red rose. …", …]' is '["A deep red rose'. Re-derived with
+    the csv module and str.split, as the script does."""
+    import csv
+
+    from mme3dr.features.profiles import with_options
+
+    raw = json.dumps(["A deep red rose with curled petals. It has thorns.", "A red rose."])
+    path = tmp_path / "Toys4k.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([["sha256", "file_identifier", "captions"],
+                                 ["0" * 64, "rose/rose_001.blend", raw]])
+    with path.open(newline="") as f:
+        column = next(csv.DictReader(f))["captions"]
+    script_text = column.split(".")[0]
+    assert script_text == '["A deep red rose with curled petals'
+
+    script = get_profile("ar3d-r1-script")
+    assert script.prompt_source == "case"  # default: the parsed prompt, not the quirk
+    assert script.clip_text("A red rose.", column) == "A red rose"
+    quirk = with_options(script, prompt_source="raw_captions_column")
+    assert quirk.clip_text("A red rose.", column) == script_text
+    assert quirk.to_dict()["prompt_source"] == "raw_captions_column"
+    with pytest.raises(ValueError, match="needs the captions CSV's raw column"):
+        quirk.clip_text("A red rose.", None)
+    with pytest.raises(ValueError, match="use it with --profile ar3d-r1-script, not paper"):
+        with_options(get_profile("paper"), prompt_source="raw_captions_column")
+    with pytest.raises(ValueError, match="unknown prompt source"):
+        with_options(script, prompt_source="raw")

@@ -91,5 +91,8 @@ def test_resume_refuses_a_different_configuration(tmp_path: Path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"fingerprint": "0" * 64, "config": {"model": "other"}}))
+    # ...which recorded a sample (a folder with nothing recorded never blocks a new start).
+    (run / "state" / "generated").mkdir(parents=True)
+    (run / "state" / "generated" / "demo-000__0.json").write_text('{"seed": 1}\n')
     proc = run_cli(evaluate_cmd(run, "--model", "primitives", "--benchmark", "demo", "--resume", *FAST))
     assert proc.returncode == 2 and "different configuration" in proc.stderr and "--overwrite" in proc.stderr

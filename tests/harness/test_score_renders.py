@@ -73,6 +73,10 @@ def test_score_cli_writes_json_and_records_failures(renders, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "kd_incep" in result.output and "not leaderboard-eligible" in result.output
+    # The KD clamp is one plain line, not a raw Python warning with its source line.
+    assert "warning: KD subset size clamped from 1000 to 12" in result.output
+    assert "UserWarning" not in result.output and "warnings.warn(" not in result.output
+    assert "3 objects" in result.output
     data = json.loads(out.read_text())
     assert data["profile"] == "smoke" and data["leaderboard_eligible"] is False
     assert data["n_assets"] == 3 and data["n_reference"] == 3
@@ -159,3 +163,15 @@ def test_script_profile_definitions_run_with_smoke_encoders(renders):
     row = next(r for r in data["per_asset"] if r["id"] == "a")
     image_feats = suite.clip.encode_images(load_object_views(gen / "a"))
     assert row["clip"] == pytest.approx(asset_clip_score(image_feats, text))
+
+
+def test_one_scored_object_is_one_object(tmp_path):
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    write_object(gen, "a", (200, 20, 20))
+    write_object(ref, "a", (200, 20, 20), seed=1)
+    prompts = tmp_path / "p.csv"
+    prompts.write_text("case_id,prompt\na,a red ball\n")
+    result = CliRunner().invoke(app, ["score", str(gen), "--reference", str(ref), "--prompts", str(prompts),
+                                      "--profile", "smoke", "--out", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    assert "1 object" in result.output and "1 objects" not in result.output

@@ -122,3 +122,26 @@ def test_verified_row_shows_tier_and_who_generated_and_scored(good_bundle: Path,
     row = json.loads((site / "leaderboard.json").read_text())["benchmarks"]["mme3dr-v1"]["submissions"][0]
     assert (row["tier"], row["generated_by"], row["scored_by"]) == ("reproduced", "Repro Lab", "Repro Lab")
     assert "tier-reproduced" in (site / "index.html").read_text()
+
+
+def test_submit_prints_the_check_tags_of_every_problem(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "smoke", profile="smoke", seed=5, with_renders=False)
+    result = runner.invoke(mme3dr_app, [
+        "submit", str(run), "--out", str(tmp_path / "s.tar.gz"), "--evaluator", "x",
+        "--relationship", "first-party", "--contact", "x@example.org", "--no-assets",
+    ])
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if line.startswith("  - ")]
+    assert problems and all(line.startswith("  - [") for line in problems), result.output
+    assert "  - [eligibility] profile 'smoke' is never leaderboard-eligible" in result.output
+
+
+def test_build_and_validate_refuse_a_registry_that_does_not_exist(good_bundle: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent"
+    for args in (["build", "--out", str(tmp_path / "site"), "--registry", str(missing)],
+                 ["validate", str(good_bundle), "--registry", str(missing)]):
+        result = runner.invoke(leaderboard_app, args)
+        assert result.exit_code == 2, result.output
+        assert f"{missing}: no such registry folder" in result.output
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "site").exists()

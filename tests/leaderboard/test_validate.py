@@ -263,3 +263,42 @@ def test_flipped_higher_is_better_is_rejected(good_bundle: Path, tmp_path: Path)
     report = validate_bundle(tamper(good_bundle, tmp_path, edit))
     assert _checks(report) == {"metric-card"}, report.summary()
     assert "higher_is_better['mme3dr-v1']['kd_incep'] is True" in _messages(report)
+
+
+def test_an_overlong_string_field_is_rejected_by_its_path(good_bundle: Path, tmp_path: Path) -> None:
+    from leaderboard.validate import MAX_STRING_CHARS
+
+    def edit(d: Path) -> None:
+        res = json.loads((d / "results.json").read_text())
+        res["model_info"]["name"] = "N" * (MAX_STRING_CHARS + 1)
+        (d / "results.json").write_text(json.dumps(res))
+        lines = (d / "samples.jsonl").read_text().splitlines()
+        rec = json.loads(lines[0])
+        rec["failure_detail"] = "x" * (MAX_STRING_CHARS + 1)
+        lines[0] = json.dumps(rec, sort_keys=True, separators=(",", ":"))
+        (d / "samples.jsonl").write_text("\n".join(lines) + "\n")
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert _checks(report) == {"limits"}
+    assert "results.json.model_info.name is a string of 4,097 characters" in _messages(report)
+    assert "samples.jsonl line 1.failure_detail" in _messages(report)
+
+
+@pytest.mark.parametrize("name", ["results.json", "samples.jsonl"])
+def test_an_oversized_run_file_is_rejected_before_it_is_read(good_bundle: Path, tmp_path: Path,
+                                                             monkeypatch, name: str) -> None:
+    import leaderboard.validate as V
+
+    def edit(d: Path) -> None:  # pad with JSON whitespace: still valid, just big
+        with (d / name).open("a") as f:
+            f.write(" " * 5000 if name == "results.json" else "\n" * 5000)
+
+    bundle = tamper(good_bundle, tmp_path, edit)
+    size = (tmp_path / "x" / name).stat().st_size
+    cap = "MAX_RESULTS_BYTES" if name == "results.json" else "MAX_SAMPLES_BYTES"
+    monkeypatch.setattr(V, cap, size - 1)
+    report = validate_bundle(bundle)
+    assert _checks(report) == {"limits"}
+    assert f"{name} is {size:,} bytes; at most {size - 1:,} are accepted" in _messages(report)
+    monkeypatch.setattr(V, cap, size)
+    assert validate_bundle(bundle).ok

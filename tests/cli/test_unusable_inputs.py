@@ -1,0 +1,58 @@
+"""Unusable input exits 2 with one line that says what to do, never a traceback, and writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mme3dr.cli import app
+
+runner = CliRunner()
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def _bad_outs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("precious")
+    return {"file": (a_file, "is a file, not a folder"),
+            "under-a-file": (a_file / "sub", f"{a_file} is a file, so no folder can be made under it"),
+            "proc": (Path("/proc/mme3dr-out"), "cannot be used")}
+
+
+@pytest.mark.parametrize("kind", ["file", "under-a-file", "proc"])
+def test_render_refuses_an_unusable_out(tmp_path: Path, kind: str) -> None:
+    import trimesh
+
+    trimesh.creation.box().export(tmp_path / "mesh.glb")
+    out, why = _bad_outs(tmp_path)[kind]
+    result = runner.invoke(app, ["render", str(tmp_path / "mesh.glb"), "--out", str(out)])
+    line = _one_line_error(result)
+    assert f"--out {out}" in line and why in line
+    assert (tmp_path / "a-file").read_text() == "precious"
+
+
+@pytest.mark.parametrize("kind", ["file", "under-a-file", "proc"])
+def test_evaluate_refuses_an_unusable_out(tmp_path: Path, kind: str) -> None:
+    out, why = _bad_outs(tmp_path)[kind]
+    result = runner.invoke(app, ["evaluate", "--model", "primitives", "--profile", "smoke",
+                                 "--out", str(out)])
+    line = _one_line_error(result)
+    assert f"--out {out}" in line and why in line
+    assert (tmp_path / "a-file").read_text() == "precious"
+
+
+def test_folder_adapter_on_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "--model", "folder:/nonexistent", "--profile", "smoke",
+                                 "--out", str(tmp_path / "run")])
+    line = _one_line_error(result)
+    assert "/nonexistent is not a directory" in line and "--model folder:DIR" in line
+    assert not (tmp_path / "run" / "run.json").exists()
