@@ -54,7 +54,8 @@ def vqvae_fit(
         raise typer.BadParameter(str(exc), param_hint="--preset") from None
     state = {"iou": float("nan"), "used": float("nan")}
     columns = (TextColumn("[bold]vqvae fit"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-               TextColumn("loss {task.fields[loss]:.4f}  val IoU {task.fields[iou]:.3f}  codes {task.fields[used]:.0%}"),
+               TextColumn("loss {task.fields[loss]:.4f}  val IoU {task.fields[iou]:.3f}  "
+                          "codes {task.fields[used]:.0%}"),
                TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("fit", total=config.steps, loss=float("nan"), **state)
@@ -62,8 +63,8 @@ def vqvae_fit(
         def progress(record: dict[str, float]) -> None:
             if "val_iou" in record:
                 state.update(iou=record["val_iou"], used=record["codes_used"])
-                bar.console.log(f"step {int(record['step'])}: val IoU {record['val_iou']:.4f}, "
-                                f"codes used {record['codes_used']:.1%}, perplexity {record['perplexity']:.1f}")
+                bar.console.log(f"step {int(record['step'])}: val IoU {record['val_iou']:.4f}, codes used "
+                                f"{record['codes_used']:.1%}, perplexity {record['perplexity']:.1f}")
             bar.update(task, completed=int(record["step"]), loss=record["loss"], **state)
 
         result = fit_vqvae(config, out, progress=progress)

@@ -187,7 +187,7 @@ class ShapeLLMOmniModel(BaseTextTo3DModel):
 
 
 class AR3DR1Model(ShapeLLMOmniModel):
-    """AR3D-R1: ShapeLLM-Omni after Hi-GRPO (``IvanTang/3DGen-R1``); ``steps=2`` runs the two-step inference."""
+    """AR3D-R1: ShapeLLM-Omni after Hi-GRPO (``IvanTang/3DGen-R1``); ``steps=2``: the two-step inference."""
 
     model_name = "ar3d-r1"
     default_checkpoint = "IvanTang/3DGen-R1"

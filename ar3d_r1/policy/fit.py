@@ -42,7 +42,7 @@ class FitConfig:
     vqvae: VQVAEConfig = field(default_factory=VQVAEConfig.tiny, metadata={"help": "model size"})
     n_train: int = field(default=512, metadata={"help": "procedural training shapes"})
     n_val: int = field(default=64, metadata={"help": "held-out shapes (another seed)"})
-    fill: bool = field(default=True, metadata={"help": "solid grids (cavities filled) instead of surface voxels"})
+    fill: bool = field(default=True, metadata={"help": "solid grids (cavities filled), not surface voxels"})
     steps: int = field(default=1500, metadata={"help": "optimiser steps (at most)"})
     max_seconds: float = field(default=540.0, metadata={"help": "wall-clock budget for training (s)"})
     batch_size: int = field(default=16, metadata={"help": "shapes per step"})
