@@ -150,8 +150,11 @@ def _solid_voxels(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> n
     t = tri[which]
     d = det[which]
     # Barycentric coordinates of the ray's (x, y) in the projected triangle.
-    w1 = ((p[:, 0] - t[:, 0, 0]) * (t[:, 2, 1] - t[:, 0, 1]) - (t[:, 2, 0] - t[:, 0, 0]) * (p[:, 1] - t[:, 0, 1])) / d
-    w2 = ((t[:, 1, 0] - t[:, 0, 0]) * (p[:, 1] - t[:, 0, 1]) - (p[:, 0] - t[:, 0, 0]) * (t[:, 1, 1] - t[:, 0, 1])) / d
+    px, py = p[:, 0] - t[:, 0, 0], p[:, 1] - t[:, 0, 1]
+    e1x, e1y = t[:, 1, 0] - t[:, 0, 0], t[:, 1, 1] - t[:, 0, 1]
+    e2x, e2y = t[:, 2, 0] - t[:, 0, 0], t[:, 2, 1] - t[:, 0, 1]
+    w1 = (px * e2y - e2x * py) / d
+    w2 = (e1x * py - px * e1y) / d
     hit = (w1 >= 0) & (w2 >= 0) & (w1 + w2 <= 1)
     z = (1 - w1 - w2) * t[:, 0, 2] + w1 * t[:, 1, 2] + w2 * t[:, 2, 2]
     # A crossing at z flips the parity of every voxel centre above it: bin it at the first such centre.

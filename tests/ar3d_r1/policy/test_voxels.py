@@ -13,7 +13,8 @@ from ar3d_r1.policy.voxels import devoxelise, normalise_vertices, voxel_iou, vox
 
 def _winding_inside(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     """Independent inside test: generalised winding number > 1/2 (Jacobson et al. 2013), per triangle
-    solid angle by Van Oosterom & Strackee (1983): tan(Omega/2) = a.(b x c) / (abc + (a.b)c + (b.c)a + (c.a)b)."""
+    solid angle by Van Oosterom & Strackee (1983):
+    tan(Omega/2) = a.(b x c) / (abc + (a.b)c + (b.c)a + (c.a)b)."""
     tri = mesh.triangles
     total = np.zeros(len(points))
     for s in range(0, len(tri), 4096):
@@ -39,8 +40,8 @@ PRIMITIVES = {
             lambda p: (np.abs(p) <= [0.5, 0.31, 0.185]).all(1)),
     "cylinder": (lambda: trimesh.creation.cylinder(radius=0.5, height=0.8, sections=96),
                  lambda p: (np.hypot(p[:, 0], p[:, 1]) <= 0.5) & (np.abs(p[:, 2]) <= 0.4)),
-    "cone": (lambda: trimesh.creation.cone(radius=0.5, height=0.8, sections=96).apply_translation((0, 0, -0.4)),
-             lambda p: (np.abs(p[:, 2]) <= 0.4) & (np.hypot(p[:, 0], p[:, 1]) <= 0.5 * (0.4 - p[:, 2]) / 0.8)),
+    "cone": (lambda: trimesh.creation.cone(0.5, 0.8, sections=96).apply_translation([0, 0, -0.4]),
+             lambda p: (np.abs(p[:, 2]) <= 0.4) & (np.hypot(p[:, 0], p[:, 1]) <= (0.4 - p[:, 2]) / 1.6)),
     "torus": (lambda: trimesh.creation.torus(major_radius=0.35, minor_radius=0.15, major_sections=96,
                                              minor_sections=48),
               lambda p: np.hypot(np.hypot(p[:, 0], p[:, 1]) - 0.35, p[:, 2]) <= 0.15),
