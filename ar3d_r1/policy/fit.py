@@ -48,6 +48,7 @@ class FitConfig:
     batch_size: int = field(default=16, metadata={"help": "shapes per step"})
     lr: float = field(default=3e-3, metadata={"help": "Adam learning rate (cosine decay to 5%)"})
     beta: float = field(default=0.25, metadata={"help": "commitment weight"})
+    warmup_steps: int = field(default=0, metadata={"help": "autoencoder steps before the codebook is seeded"})
     ema_decay: float = field(default=0.95, metadata={"help": "codebook moving-average decay"})
     restart_every: int = field(default=20, metadata={"help": "re-seed codes unused for this many steps"})
     eval_every: int = field(default=100, metadata={"help": "held-out IoU every this many steps"})
@@ -72,7 +73,7 @@ FIT_PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
     "tiny-cpu": lambda: {"vqvae": VQVAEConfig.tiny()},
     # A seconds-long run for tests: same code path, far from converged.
     "smoke": lambda: {"vqvae": VQVAEConfig.tiny(), "n_train": 32, "n_val": 8, "steps": 6, "batch_size": 4,
-                      "eval_every": 3, "restart_every": 2},
+                      "eval_every": 3, "restart_every": 2, "warmup_steps": 2},
 }
 
 
@@ -206,21 +207,23 @@ def fit_vqvae(
             group["lr"] = lr
         idx = torch.randint(len(train_t), (config.batch_size,), generator=gen)
         x = _augment(train_t[idx], gen)
-        if not seeded:  # k-means-style start: the codebook is a sample of the first encoder outputs
+        if not seeded and step >= config.warmup_steps:
+            # k-means-style start: the codebook is a sample of the warmed-up encoder's outputs.
             with torch.no_grad():
                 lat = latents_to_tokens(model.encode_latent(x), cfg.z_group).reshape(-1, cfg.code_dim)
             codebook.seed(torch.arange(cfg.codebook_size), lat)
             seeded = True
-        out = model(x)
+        out = model(x, quantize=seeded)
         recon = F.binary_cross_entropy_with_logits(out["logits"], x)
-        loss = recon + config.beta * out["commitment_loss"]
+        loss = recon + config.beta * out["commitment_loss"] if seeded else recon
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        codebook.update(out["ids"], out["latent"].detach())
         step += 1
-        last_used[torch.unique(out["ids"])] = step
-        if config.restart_every and step % config.restart_every == 0:
+        if seeded:
+            codebook.update(out["ids"], out["latent"].detach())
+            last_used[torch.unique(out["ids"])] = step
+        if seeded and config.restart_every and step % config.restart_every == 0:
             dead = torch.nonzero(step - last_used >= config.restart_every).flatten()
             codebook.seed(dead, out["latent"].detach().reshape(-1, cfg.code_dim))
             last_used[dead] = step

@@ -242,18 +242,20 @@ class VQVAE3D(nn.Module):
         """(B, N) int64 ids -> (B, 1, R, R, R) float32 occupancy logits; occupied where logit > 0."""
         return self.Decoder(self.dequantize(ids))
 
-    def forward(self, occupancy: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, occupancy: torch.Tensor, quantize: bool = True) -> dict[str, torch.Tensor]:
         """Training pass with the straight-through estimator (van den Oord et al. 2017, eq. 3).
 
         Returns ``logits`` (B, 1, R, R, R), ``ids`` (B, N) int64, ``codebook_loss`` ||sg[z_e] - e||^2 and
         ``commitment_loss`` ||z_e - sg[e]||^2 (means over elements), and ``latent`` (B, N, D) = z_e.
+        ``quantize=False`` decodes z_e itself (a plain autoencoder pass, for warming up before the
+        codebook is seeded); the losses and ids are still reported.
         """
         tokens = latents_to_tokens(self.encode_latent(occupancy), self.config.z_group)
         ids = self.vq.nearest(tokens.detach())
         quant = self.vq.lookup(ids)
         codebook_loss = F.mse_loss(quant, tokens.detach())
         commitment_loss = F.mse_loss(tokens, quant.detach())
-        straight = tokens + (quant - tokens).detach()
+        straight = tokens + (quant - tokens).detach() if quantize else tokens
         side = self.config.latent_resolution
         logits = self.Decoder(tokens_to_latents(straight, side, self.config.z_group))
         return {"logits": logits, "ids": ids, "codebook_loss": codebook_loss,
