@@ -1,4 +1,4 @@
-"""Policy loading and the tiny builders: a real Qwen2.5-VL class from a local dir; offline errors name files."""
+"""Policy loading and the tiny builders: the real Qwen2.5-VL class from a local dir; offline errors."""
 
 from __future__ import annotations
 
