@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -19,11 +21,19 @@ pytest.importorskip("transformers")
 pytest.importorskip("skimage")
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
-from evaluate_support import FAST, evaluate_cmd, run_cli  # noqa: E402
-
 from mme3dr.results import load_results, read_samples  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
+FAST = ["--profile", "smoke", "--render-size", "64"]  # as tests/harness/evaluate_support.py
+
+
+def evaluate_cmd(out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-c", "from mme3dr.cli import main; main()", "evaluate", "--out", str(out), *args]
+
+
+def run_cli(args: list[str], *, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "100", **env}
+    return subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=timeout)
 CLASSES = {"ar3d-r1": "AR3DR1Model", "shapellm-omni": "ShapeLLMOmniModel"}
 
 
@@ -70,9 +80,9 @@ def test_evaluate_ar3d_r1_two_steps_end_to_end(tmp_path, tiny_pair):
 
 
 def test_invalid_generations_are_failures_with_their_reason(tmp_path, tiny_pair):
-    """Through the harness's own adapter call (mme3dr.generation.generate_batch), in process: free sampling
-    with a 12-token budget never completes a 128-code segment."""
-    from mme3dr.generation import generate_batch
+    """Through the harness's own adapter call (mme3dr.harness.generation.generate_batch), in process:
+    free sampling with a 12-token budget never completes a 128-code segment."""
+    from mme3dr.harness.generation import generate_batch
     from mme3dr.models.protocol import GenerationRequest
     from mme3dr.models.registry import load_model
 
