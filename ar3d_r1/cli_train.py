@@ -3,8 +3,9 @@
 Both take ``--preset`` (``tiny-cpu``, ``paper``), an optional ``--config FILE.yaml`` on top of it, and then
 any field of the config as a flag, TRL style (``--learning_rate 0 --max_steps 20``; ``--help-fields``
 lists them). ``train --dry-run`` runs every code path of the chosen preset for 2 steps on tiny stand-ins:
-a tiny policy and VQVAE built offline, and, for the paper's served VLM rewards, the geometric rewards
-(no server is needed; the served rewards are tested against a real server in tests/ar3d_r1/rewards).
+a random tiny policy and VQVAE built offline, sampled through the mesh grammar so its shapes are
+well-formed, and, for the paper's served VLM rewards, the geometric rewards (no server is needed; the
+served rewards are tested against a real server in tests/ar3d_r1/rewards).
 
 :func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli.py``).
 """
@@ -53,7 +54,8 @@ def dry_run_stand_ins(config):
     accum = config.gradient_accumulation_steps * 8 if config.task == "vlm" else config.gradient_accumulation_steps
     return dataclasses.replace(config, policy=str(root / "policy"), vqvae=str(root / "vqvae"), task="geometry",
                                max_steps=2, render_size=64, max_plan_tokens=16, num_prompts=4,
-                               gradient_accumulation_steps=accum, save_steps=1, top_k=min(config.top_k, 64))
+                               gradient_accumulation_steps=accum, save_steps=1, top_k=min(config.top_k, 64),
+                               constrain=True)
 
 
 def build_trainer(config):

@@ -92,6 +92,7 @@ class HiGRPOConfig:
     top_k: int = _f(8192, "Top-k sampling (0: off).")
     top_p: float = _f(0.7, "Nucleus sampling.")
     max_plan_tokens: int = _f(256, "Most tokens of a reasoning plan before the mesh segment.")
+    constrain: bool = _f(False, "Sample through the mesh grammar (tests, dry runs; not the paper's).")
     logprob_chunk: int = _f(1024, "Positions per LM-head chunk when recomputing log-probs.")
     # --- rewards
     render_size: int = _f(512, "Pixel size of the reward6 renders.")
