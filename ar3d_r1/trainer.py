@@ -40,6 +40,7 @@ class HiGRPOTrainer:
 
     def __init__(self, config: HiGRPOConfig, model, processor, vqvae, task, *, ref_model=None) -> None:
         from accelerate import Accelerator
+
         from ar3d_r1.policy.mesh_tokens import MeshVocab
 
         self.config, self.task, self.processor = config, task, processor
@@ -116,7 +117,8 @@ class HiGRPOTrainer:
         tensors = {}
         for name, outcomes, adv, keep in steps:
             ids, att, cmask = pack_sequences([o.prompt_ids for o in outcomes],
-                                             [o.completion_ids for o in outcomes], self.tokenizer.pad_token_id)
+                                             [o.completion_ids for o in outcomes],
+                                             self.tokenizer.pad_token_id)
             tensors[name] = {"ids": ids, "att": att, "mask": cmask * keep[:, None].long(),
                              "advantages": adv.float()}
         return {"rollout": rollout, "scores": scores, "r_high": r_high, "r_low": r_low, "tensors": tensors,
@@ -156,7 +158,8 @@ class HiGRPOTrainer:
         cfg = self.config
         model = self.accelerator.unwrap_model(self.model).train()
         switches = dict(eps_low=cfg.epsilon_low, eps_high=cfg.epsilon_high, beta=cfg.beta, level=cfg.level,
-                        aggregation=cfg.aggregation, max_len=cfg.max_plan_tokens + self.vqvae.config.num_tokens + 3)
+                        aggregation=cfg.aggregation,
+                        max_len=cfg.max_plan_tokens + self.vqvae.config.num_tokens + 3)
         totals = {name: (float(t["mask"].sum()), len(t["ids"])) for name, t in batch["tensors"].items()}
         sums: dict[str, float] = {}
         for rows in self._rows(len(batch["tensors"]["step1"]["ids"])):
@@ -198,7 +201,8 @@ class HiGRPOTrainer:
         r_high, r_low, ro = batch["r_high"], batch["r_low"], batch["rollout"]
         rec = {"step": step, "seconds": round(seconds, 3), "reward/total": float(np.mean(r_high + r_low)),
                "reward/r_high": float(np.mean(r_high)), "reward/r_low": float(np.mean(r_low)),
-               "kept_groups/step1": batch["kept_groups"]["step1"], "kept_groups/step2": batch["kept_groups"]["step2"]}
+               "kept_groups/step1": batch["kept_groups"]["step1"],
+               "kept_groups/step2": batch["kept_groups"]["step2"]}
         rec.update({f"reward/{k}": v for k, v in batch["scores"].dimensions.items()})
         for name, outs in (("step1", ro.step1), ("step2", ro.step2 or [])):
             if not outs:

@@ -107,7 +107,8 @@ def main() -> None:
     ref = load_policy(policy_dir)[0].requires_grad_(False)
     tok = processor.tokenizer
     vocab = MeshVocab.from_tokenizer(tok, 256)
-    prompts, prompt_ids, completions, rewards = fixed_rollouts(tok, vocab, args.groups, args.G, args.completion)
+    rollouts = fixed_rollouts(tok, vocab, args.groups, args.G, args.completion)
+    prompts, prompt_ids, completions, rewards = rollouts
     n = len(completions)
 
     def rollout(batch_prompts, trainer):
@@ -119,7 +120,8 @@ def main() -> None:
     cfg = GRPOConfig(output_dir=str(tmp / "trl"), per_device_train_batch_size=n, num_generations=args.G,
                      max_completion_length=args.completion, use_cpu=not torch.cuda.is_available(), beta=0.01,
                      loss_type="dapo", epsilon=0.2, epsilon_high=0.28, report_to="none",
-                     gradient_accumulation_steps=1, bf16=False, use_bias_correction_kl=False, learning_rate=1e-6)
+                     gradient_accumulation_steps=1, bf16=False, use_bias_correction_kl=False,
+                     learning_rate=1e-6)
     trainer = GRPOTrainer(model=str(policy_dir), reward_funcs=reward, args=cfg, processing_class=tok,
                           train_dataset=Dataset.from_dict({"prompt": prompts * args.G}), rollout_func=rollout)
     trainer.create_optimizer()
@@ -146,8 +148,11 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats()
             with PeakRSS() as peak:
                 t0 = time.perf_counter()
-                tokens = (ours_step(model, ref, opt, prompt_ids, completions, rewards, args.G, tok.pad_token_id)
-                          if name == "ours" else trl_step())
+                if name == "ours":
+                    tokens = ours_step(model, ref, opt, prompt_ids, completions, rewards, args.G,
+                                       tok.pad_token_id)
+                else:
+                    tokens = trl_step()
                 dt = time.perf_counter() - t0
             if r:
                 times[name].append(dt)

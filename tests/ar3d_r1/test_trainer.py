@@ -27,8 +27,9 @@ def _run(root, out, **overrides):
     from ar3d_r1.cli_train import build_trainer
     from ar3d_r1.config import preset
 
-    settings = dict(policy=str(root / "policy"), vqvae=str(root / "vqvae"), output_dir=str(out), num_prompts=2,
-                    num_generations=2, per_device_train_batch_size=1, gradient_accumulation_steps=2, max_steps=2,
+    settings = dict(policy=str(root / "policy"), vqvae=str(root / "vqvae"), output_dir=str(out),
+                    num_prompts=2, num_generations=2, per_device_train_batch_size=1,
+                    gradient_accumulation_steps=2, max_steps=2,
                     max_plan_tokens=4, render_size=32, constrain=True, save_steps=1, dynamic_sampling="off",
                     temperature=1.0)
     cfg = preset("tiny-cpu", **{**settings, **overrides})
