@@ -1,7 +1,8 @@
 """The ``ar3d-r1`` command line (typer + rich): one section per command group.
 
 Heavy imports (torch, transformers) happen inside the command bodies so that ``ar3d-r1 --help`` is fast.
-Groups: ``vqvae`` (fit the 3D VQVAE on procedural shapes). The trainer adds ``sft`` / ``train`` here.
+Groups: ``vqvae`` (fit the 3D VQVAE on procedural shapes); ``sft`` and ``train`` come from
+:mod:`ar3d_r1.cli_train`.
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ def vqvae_fit(
     (out / "fit_log.json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
     console.print(f"held-out IoU {result.val_iou:.4f}, codes used {result.codes_used:.1%}, "
                   f"{result.steps} steps in {result.seconds:.0f} s -> {result.weights}")
+
+
+# --- ar3d-r1 sft / train (ar3d_r1/cli_train.py) -----------------------------------------------------
+def _register_training() -> None:
+    from ar3d_r1.cli_train import register
+
+    register(app)
+
+
+_register_training()
 
 
 def main() -> None:
