@@ -45,7 +45,7 @@ def test_every_command_runs_shortened(tmp_path):
     assert (tmp_path / "dry" / "checkpoint-1").is_dir() and (tmp_path / "dry" / "reward_curve.png").is_file()
 
 
-@pytest.mark.slow
+@pytest.mark.reference
 def test_reference_run_reward_rises_against_the_lr0_control(tmp_path):
     from ar3d_r1.reference import load_metrics, reward_rise
 

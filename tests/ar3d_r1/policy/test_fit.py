@@ -51,7 +51,7 @@ def test_short_fit_learns_and_saves_the_authors_layout(tmp_path):
         assert k == k2 and torch.equal(a, b)
 
 
-@pytest.mark.slow
+@pytest.mark.reference
 def test_tiny_cpu_fit_reaches_iou_085_on_held_out_shapes_in_ten_minutes(tmp_path):
     # One intra-op thread (the autouse fixture): measured to pass even with the 2 cores oversubscribed
     # (docs/benchmarks.md), where two threads stall on each other.
