@@ -1,0 +1,204 @@
+"""Typed configs of the SFT warm start and the Hi-GRPO trainer, in TRL's style.
+
+One dataclass is at once the Python API, the YAML file (:func:`load_config`, :func:`save_config`) and the
+command line (``ar3d-r1 train --preset tiny-cpu --learning_rate 0 --max_steps 20``): every field's
+``help`` metadata is its flag's help text (parsed by ``transformers.HfArgumentParser``, as TRL does).
+
+Presets (:data:`PRESETS`):
+
+- ``paper``: the AR3D-R1 run (Tang et al. 2025, §5 and paper-facts.md): lr 1e-6, β 0.01, G 8, batch 1
+  per device on 8 GPUs, gradient accumulation 2, 1,200 steps, λ 1, ShapeLLM-Omni policy, 1,024 mesh
+  tokens per shape. The paper gives no clip range: ε_low 0.2 / ε_high 0.28 are DAPO's (Yu et al. 2025).
+  Its rewards are the VLM ensembles served over the OpenAI API.
+- ``tiny-cpu``: the CPU reference pipeline (design.md §6): a tiny VQVAE and a tiny Qwen2.5-VL-class
+  policy built here, geometric rewards, minutes on 2 cores.
+
+Batch semantics follow trl: ``per_device_train_batch_size`` counts completions (not prompts); one
+optimizer step consumes ``per_device_train_batch_size × gradient_accumulation_steps × processes``
+completions, i.e. that divided by ``num_generations`` prompts (paper: 1 × 2 × 8 = 16 = 2 prompts × 8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _f(default: Any, help: str, **kw) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class SFTConfig:
+    """The supervised warm start: prompt → (plan, target mesh tokens), for both rollout steps."""
+
+    output_dir: str = _f("runs/tiny-cpu/sft", "Where the warm-started policy is written.")
+    policy: str = _f("", "Policy directory or hub id to start from; empty: build a tiny policy here.")
+    vqvae: str = _f("runs/tiny-cpu/vqvae", "Fitted VQVAE directory (from `ar3d-r1 vqvae fit`).")
+    num_prompts: int = _f(16, "Procedural prompts in the task's training set.")
+    prompt_seed: int = _f(0, "Seed of the procedural prompt set.")
+    hidden_size: int = _f(64, "Hidden size of a tiny policy built here.")
+    num_layers: int = _f(2, "Layers of a tiny policy built here.")
+    learning_rate: float = _f(3e-3, "AdamW learning rate.")
+    max_steps: int = _f(300, "Optimizer steps.")
+    batch_size: int = _f(16, "Sequences per step.")
+    seed: int = _f(0, "Seed of the policy initialisation and the batch order.")
+    log_every: int = _f(20, "Steps between log lines.")
+
+
+@dataclass
+class HiGRPOConfig:
+    """Everything a Hi-GRPO (or one-step GRPO / DAPO / Dr.GRPO / GSPO ablation) run reads."""
+
+    # --- inputs and outputs
+    output_dir: str = _f("runs/tiny-cpu/train", "Run directory: checkpoints, metrics.jsonl, TensorBoard, PNG.")
+    policy: str = _f("runs/tiny-cpu/sft", "Policy directory or hub id (the SFT output for tiny-cpu).")
+    vqvae: str = _f("runs/tiny-cpu/vqvae", "VQVAE directory or hub id.")
+    task: str = _f("geometry", "Reward task: 'geometry' (procedural prompts, geometric rewards) or 'vlm'.")
+    num_prompts: int = _f(16, "Procedural prompts (task 'geometry').")
+    prompt_seed: int = _f(0, "Seed of the procedural prompt set (must match the SFT's).")
+    # --- the method
+    two_step: bool = _f(True, "Hi-GRPO's two-step rollout; False trains one step (plain GRPO-family).")
+    algorithm: str = _f("hi-grpo", "Loss switches preset: hi-grpo, grpo, dapo, dr-grpo, gspo (ar3d_r1.loss).")
+    lam: float = _f(1.0, "λ: step 1 trains on R_high + λ·R_low (paper: 1.0).")
+    beta: float = _f(0.01, "KL coefficient β (k3 estimator).")
+    epsilon_low: float = _f(0.2, "Clip ε_low (DAPO's value; the paper gives none).")
+    epsilon_high: float = _f(0.28, "Clip ε_high (DAPO's value; the paper gives none).")
+    level: str = _f("token", "Importance ratio per 'token' (GRPO) or 'sequence' (GSPO).")
+    aggregation: str = _f("token-mean", "token-mean | seq-mean-token-mean | seq-sum-norm.")
+    scale_rewards: str = _f("unbiased", "Group std: unbiased | population | none (Dr.GRPO).")
+    adv_eps: float = _f(1e-4, "ε in the advantage denominator (paper: 1e-4).")
+    dynamic_sampling: str = _f("mask", "DAPO dynamic sampling: off | mask | refill.")
+    dynamic_sampling_tol: float = _f(1e-6, "Reward spread at or below which a group counts as constant.")
+    max_refill_rounds: int = _f(2, "Extra generation rounds 'refill' may spend to fill a batch.")
+    malformed_reward: str = _f("zero", "A malformed mesh segment scores 'zero' or is 'mask'ed out of the loss.")
+    num_iterations: int = _f(1, "μ: gradient steps per generated batch (>1 is off-policy).")
+    # --- optimisation
+    learning_rate: float = _f(1e-6, "AdamW learning rate.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
+    max_steps: int = _f(1200, "Optimizer steps.")
+    num_generations: int = _f(8, "G, samples per prompt.")
+    per_device_train_batch_size: int = _f(1, "Completions per device per micro-step (trl's meaning).")
+    gradient_accumulation_steps: int = _f(2, "Micro-steps per optimizer step.")
+    seed: int = _f(0, "Seed of sampling and prompt order.")
+    # --- generation
+    temperature: float = _f(0.7, "Sampling temperature (log-probs are taken at it too).")
+    top_k: int = _f(8192, "Top-k sampling (0: off).")
+    top_p: float = _f(0.7, "Nucleus sampling.")
+    max_plan_tokens: int = _f(256, "Most tokens of a reasoning plan before the mesh segment.")
+    logprob_chunk: int = _f(1024, "Positions per LM-head chunk when recomputing log-probs.")
+    # --- rewards
+    render_size: int = _f(512, "Pixel size of the reward6 renders.")
+    reward_servers: str = _f("", "YAML file of reward-model endpoints (task 'vlm').")
+    # --- logging and checkpoints
+    log_every: int = _f(1, "Steps between metric records.")
+    save_steps: int = _f(100, "Steps between checkpoints (0: only at the end).")
+    dry_run: bool = _f(False, "Run every code path of this config on tiny stand-ins for 2 steps.")
+
+    def __post_init__(self) -> None:
+        from ar3d_r1.loss import AGGREGATIONS, ALGORITHMS, LEVELS
+
+        checks = {
+            "algorithm": (self.algorithm, tuple(ALGORITHMS)), "level": (self.level, LEVELS),
+            "aggregation": (self.aggregation, AGGREGATIONS), "task": (self.task, ("geometry", "vlm")),
+            "scale_rewards": (self.scale_rewards, ("unbiased", "population", "none")),
+            "dynamic_sampling": (self.dynamic_sampling, ("off", "mask", "refill")),
+            "malformed_reward": (self.malformed_reward, ("zero", "mask")),
+        }
+        for name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.num_generations < 2:
+            raise ValueError("num_generations (G) must be at least 2: advantages compare samples of a group")
+
+    def prompts_per_step(self, num_processes: int = 1) -> int:
+        """Prompts per optimizer step over all processes; raises ValueError unless the completions
+        (``per_device_train_batch_size × gradient_accumulation_steps × processes``) split into groups."""
+        total = self.per_device_train_batch_size * self.gradient_accumulation_steps * num_processes
+        if total % self.num_generations:
+            raise ValueError(
+                f"{total} completions per step (per_device_train_batch_size × gradient_accumulation_steps × "
+                f"{num_processes} processes) is not a multiple of num_generations = {self.num_generations}"
+            )
+        return total // self.num_generations
+
+    def off_policy(self) -> bool:
+        """True when the weights move between generating a batch and scoring it (μ > 1), so the old
+        log-probs must be computed explicitly instead of taken as ``logp.detach()``."""
+        return self.num_iterations > 1
+
+    def with_algorithm(self, name: str) -> HiGRPOConfig:
+        """A copy with the loss switches of ``ar3d_r1.loss.ALGORITHMS[name]``."""
+        from ar3d_r1.loss import ALGORITHMS
+
+        s = ALGORITHMS[name]
+        return dataclasses.replace(
+            self, algorithm=name, epsilon_low=s.eps_low, epsilon_high=s.eps_high, beta=s.beta, level=s.level,
+            aggregation=s.aggregation, scale_rewards=s.std, dynamic_sampling=s.dynamic_sampling or "off",
+        )
+
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {
+        "sft": {},  # ShapeLLM-Omni is already instruction-tuned; no warm start
+        "train": dict(
+            output_dir="runs/paper/train", policy="yejunliang23/ShapeLLM-7B-omni", vqvae="yejunliang23/3DVQVAE",
+            task="vlm", learning_rate=1e-6, beta=0.01, num_generations=8, per_device_train_batch_size=1,
+            gradient_accumulation_steps=2, max_steps=1200, lam=1.0, epsilon_low=0.2, epsilon_high=0.28,
+            temperature=0.7, top_k=8192, top_p=0.7, render_size=512, save_steps=100,
+        ),
+    },
+    "tiny-cpu": {
+        "sft": dict(output_dir="runs/tiny-cpu/sft", vqvae="runs/tiny-cpu/vqvae"),
+        "train": dict(
+            output_dir="runs/tiny-cpu/train", policy="runs/tiny-cpu/sft", vqvae="runs/tiny-cpu/vqvae",
+            task="geometry", learning_rate=2e-4, beta=0.01, num_generations=8, per_device_train_batch_size=8,
+            gradient_accumulation_steps=2, max_steps=60, lam=1.0, temperature=1.0, top_k=0, top_p=1.0,
+            max_plan_tokens=24, render_size=64, save_steps=0, logprob_chunk=512,
+        ),
+    },
+}
+
+
+def preset(name: str, kind: str = "train", **overrides) -> HiGRPOConfig | SFTConfig:
+    """The ``kind`` ("train" or "sft") config of preset ``name``, with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    cls = HiGRPOConfig if kind == "train" else SFTConfig
+    return cls(**{**PRESETS[name][kind], **overrides})
+
+
+def save_config(config: HiGRPOConfig | SFTConfig, path: str | Path) -> Path:
+    """Write ``config`` as YAML (``{kind: ..., fields...}``); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kind = "train" if isinstance(config, HiGRPOConfig) else "sft"
+    path.write_text(yaml.safe_dump({"kind": kind, **dataclasses.asdict(config)}, sort_keys=False), "utf-8")
+    return path
+
+
+def load_config(path: str | Path) -> HiGRPOConfig | SFTConfig:
+    """Read a YAML written by :func:`save_config` (or by hand); unknown keys raise ValueError."""
+    data = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+    kind = data.pop("kind", "train")
+    cls = HiGRPOConfig if kind == "train" else SFTConfig
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
+    return cls(**data)
+
+
+def parse_args(cls: type, args: list[str], base: HiGRPOConfig | SFTConfig) -> HiGRPOConfig | SFTConfig:
+    """Apply ``--field value`` flags (HfArgumentParser, as trl's scripts) on top of ``base``."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(cls)
+    parser.set_defaults(**dataclasses.asdict(base))
+    (config,) = parser.parse_args_into_dataclasses(args=args)
+    return config

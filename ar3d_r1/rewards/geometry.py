@@ -1,0 +1,190 @@
+"""Geometric rewards of the ``tiny-cpu`` task: a generated shape against the shape its prompt describes.
+
+They stand in for the paper's VLM rewards on a CPU (design.md §6) and keep their split (paper §5):
+step 1 is judged on *global* agreement (R_high), step 2 on *local* structure (R_low).
+
+- :func:`global_geometry` (step 1, on M1), dimensions:
+  - ``proportions``: ``exp(−Σ_axes |log(e_gen / e_target)|)`` of the occupied bounding boxes, each
+    scaled to its longest side: 1 for equal proportions, → 0 as they diverge;
+  - ``silhouette``: mean over the 6 reward6 views of the IoU of the rendered silhouettes (alpha > 0).
+    The mean, not the paper's max over views: one lucky view should not pass a wrong shape.
+- :func:`local_geometry` (step 2, on M2), dimensions:
+  - ``part_count``: the fraction of horizontal voxel layers (occupied in either shape) whose number of
+    4-connected components equals the target's (legs under a table top, balls of a snowman);
+  - ``symmetry``: ``1 − mean_axes |IoU(g, mirror_a g) − IoU(t, mirror_a t)|`` over the x and z mirrors
+    (agreement of the left-right and front-back mirror symmetry with the target's);
+  - ``holes``: the fraction of the three axis projections whose count of enclosed background regions
+    (through-holes: the torus's, the arch's) equals the target's.
+
+Every dimension lies in [0, 1]. A reward is a plain callable ``(prompts, grids, views, *, targets) ->
+list[dict[str, float] | None]``, one entry per sample (``None``: no shape to score, e.g. a malformed
+mesh segment), and carries ``dimensions``, the names it returns; ensembles divide each reward's sum by
+its number of dimensions, as the VLM rewards (paper-facts.md, "dimension normalisation").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass
+class TargetShape:
+    """What a prompt describes: its occupancy ``grid (R, R, R) bool`` and its reward6 ``views
+    (6, H, W, 4) uint8`` rendered by the same code as the samples'."""
+
+    grid: np.ndarray
+    views: np.ndarray
+
+
+# ---------------------------------------------------------------- pure measurements on voxel grids
+def normalised_extents(grid: np.ndarray) -> np.ndarray | None:
+    """``(3,)`` extents (x, y, z) of the occupied voxels' box over its longest side; None if empty."""
+    occ = np.argwhere(grid)
+    if not len(occ):
+        return None
+    ext = (occ.max(0) - occ.min(0) + 1).astype(np.float64)
+    return ext / ext.max()
+
+
+def proportions_score(grid: np.ndarray, target: np.ndarray) -> float:
+    """``exp(−Σ |log(e_gen / e_target)|)`` over the three axes; 0 for an empty grid."""
+    e, t = normalised_extents(grid), normalised_extents(target)
+    if e is None or t is None:
+        return 0.0
+    return float(np.exp(-np.abs(np.log(e / t)).sum()))
+
+
+def silhouette_iou(views: np.ndarray, target_views: np.ndarray) -> float:
+    """Mean over views of the IoU of ``alpha > 0`` masks; ``views (V, H, W, 4) uint8``, same shape."""
+    if views.shape != target_views.shape:
+        raise ValueError(f"views {views.shape} and target views {target_views.shape} differ in shape")
+    a, b = views[..., 3] > 0, target_views[..., 3] > 0
+    inter = (a & b).sum((1, 2))
+    union = (a | b).sum((1, 2))
+    return float(np.where(union > 0, inter / np.maximum(union, 1), 1.0).mean())
+
+
+def layer_component_counts(grid: np.ndarray) -> np.ndarray:
+    """``(R,)`` int: 4-connected components in each horizontal (y) layer of ``grid (x, y, z)``."""
+    return np.array([ndimage.label(grid[:, y, :])[1] for y in range(grid.shape[1])])
+
+
+def part_count_score(grid: np.ndarray, target: np.ndarray) -> float:
+    """Fraction of layers occupied in either grid whose component counts agree (0 if ``grid`` is empty)."""
+    if not grid.any():
+        return 0.0
+    g, t = layer_component_counts(grid), layer_component_counts(target)
+    used = (g > 0) | (t > 0)
+    return float((g[used] == t[used]).mean())
+
+
+def mirror_iou(grid: np.ndarray, axis: int) -> float:
+    """IoU of ``grid`` and its mirror image along ``axis``, after centring the occupied box."""
+    occ = np.argwhere(grid)
+    if not len(occ):
+        return 0.0
+    lo, hi = occ[:, axis].min(), occ[:, axis].max()
+    box = np.take(grid, np.arange(lo, hi + 1), axis=axis)
+    flipped = np.flip(box, axis=axis)
+    return float((box & flipped).sum() / max((box | flipped).sum(), 1))
+
+
+def symmetry_score(grid: np.ndarray, target: np.ndarray) -> float:
+    """``1 − mean over x, z mirrors of |mirror_iou(grid) − mirror_iou(target)|``; 0 if ``grid`` is empty."""
+    if not grid.any():
+        return 0.0
+    return float(1.0 - np.mean([abs(mirror_iou(grid, a) - mirror_iou(target, a)) for a in (0, 2)]))
+
+
+def enclosed_holes(mask: np.ndarray) -> int:
+    """Background regions of a 2-D ``mask`` that do not touch its border (4-connectivity)."""
+    labels, n = ndimage.label(~mask)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return int(n - np.count_nonzero(border))
+
+
+def holes_score(grid: np.ndarray, target: np.ndarray) -> float:
+    """Fraction of the 3 axis projections whose hole counts agree; 0 if ``grid`` is empty."""
+    if not grid.any():
+        return 0.0
+    return float(np.mean([enclosed_holes(grid.any(a)) == enclosed_holes(target.any(a)) for a in range(3)]))
+
+
+# ---------------------------------------------------------------- the reward callables
+def global_geometry(prompts, grids, views, *, targets) -> list[dict[str, float] | None]:
+    """Step-1 reward: ``proportions`` and ``silhouette`` of each sample against its target (module doc).
+
+    ``prompts``: list of str (unused beyond the count; the targets carry the geometry); ``grids``: list
+    of ``(R, R, R) bool`` or None; ``views``: list of ``(6, H, W, 4) uint8`` or None; ``targets``: list of
+    :class:`TargetShape`. Returns one dict per sample, or None where the grid is None.
+    """
+    out: list[dict[str, float] | None] = []
+    for _, grid, v, target in zip(prompts, grids, views, targets, strict=True):
+        if grid is None or v is None:
+            out.append(None)
+            continue
+        out.append({"proportions": proportions_score(grid, target.grid), "silhouette": silhouette_iou(v, target.views)})
+    return out
+
+
+global_geometry.dimensions = ("proportions", "silhouette")
+
+
+def local_geometry(prompts, grids, views, *, targets) -> list[dict[str, float] | None]:
+    """Step-2 reward: ``part_count``, ``symmetry`` and ``holes`` against the target (module doc)."""
+    out: list[dict[str, float] | None] = []
+    for _, grid, _v, target in zip(prompts, grids, views, targets, strict=True):
+        if grid is None:
+            out.append(None)
+            continue
+        out.append({"part_count": part_count_score(grid, target.grid),
+                    "symmetry": symmetry_score(grid, target.grid), "holes": holes_score(grid, target.grid)})
+    return out
+
+
+local_geometry.dimensions = ("part_count", "symmetry", "holes")
+
+
+# ---------------------------------------------------------------- reward6 renders of voxel grids
+class Reward6Renderer:
+    """Renders occupancy grids with mme3dr's renderer and reward6 rig, remembering recent grids.
+
+    A grid becomes a closed mesh (:func:`ar3d_r1.policy.voxels.devoxelise`, marching cubes), then a
+    :class:`mme3dr.mesh.CanonicalMesh` in the grid's [-0.5, 0.5]³ frame, drawn from the 6 reward views
+    at ``size`` px. Identical grids recur once a policy settles, so the last ``cache_size`` renders are
+    kept by the grid's sha256.
+    """
+
+    def __init__(self, size: int = 512, cache_size: int = 512) -> None:
+        from mme3dr.cameras import reward6
+
+        self.rig = reward6().with_size(size)
+        self.size = size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def __call__(self, grid: np.ndarray) -> np.ndarray:
+        """``grid (R, R, R) bool`` → ``(6, size, size, 4) uint8`` RGBA; raises ValueError if empty."""
+        grid = np.ascontiguousarray(grid, dtype=bool)
+        key = hashlib.sha256(grid.tobytes() + bytes(str(grid.shape), "ascii")).hexdigest()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        from ar3d_r1.policy.voxels import devoxelise
+        from mme3dr.mesh import CanonicalMesh, MeshPart
+        from mme3dr.render import get_renderer
+
+        mesh = devoxelise(grid)
+        part = MeshPart(positions=np.asarray(mesh.vertices, np.float32), faces=np.asarray(mesh.faces, np.int64))
+        canonical = CanonicalMesh(parts=[part], source_path=f"grid:{key[:12]}", source_sha256=key,
+                                  n_faces=len(mesh.faces), bounds=np.asarray(mesh.bounds, np.float64))
+        views = get_renderer(self.size, self.size).render(canonical, self.rig, depth=False).rgba
+        self._cache[key] = views
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return views
