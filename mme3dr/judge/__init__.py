@@ -26,6 +26,7 @@ from mme3dr.judge.client import (
     JudgeResult,
     RequestFailure,
     ask_all_sync,
+    request_key,
 )
 from mme3dr.judge.images import EncodedImage, encode_image
 from mme3dr.judge.parsers import ItemScores, Parsed, ParseFailure, Scores, parse_reply
@@ -37,5 +38,6 @@ __all__ = [
     "JudgeRequestError",
     "JudgeResult", "ParseFailure", "Parsed", "Part", "PromptTemplate", "RequestFailure", "ResponseCache",
     "Scores", "ask_all_sync", "available_templates", "cache_key", "derive_checklist", "encode_image",
-    "load_template", "numbered", "parse_reply", "prompt_parts", "template_from_bytes",
+    "load_template", "numbered", "parse_reply", "prompt_parts", "request_key",
+    "template_from_bytes",
 ]

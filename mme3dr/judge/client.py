@@ -224,10 +224,9 @@ class JudgeClient:
         """Ask one question (from the cache when it holds the key). Never raises for a server problem."""
         t0 = time.perf_counter()
         template = request.template
-        text = template.render_text(request.variables)
         sampling = request.decoding.body(self.config.profile)  # ValueError here: a caller bug, raised
         hashes = tuple(im.sha256 for im in request.images)
-        key = cache_key(self.config.model, template.sha256, text, list(hashes), sampling)
+        key = request_key(self.config, request)
         reply = self.cache.get(key) if self.cache else None
         cached, failure = reply is not None, None
         if cached:
@@ -284,6 +283,12 @@ class JudgeClient:
                 self.stats["retries"] += 1
                 await asyncio.sleep(wait)
         raise JudgeRequestError(RequestFailure(reason, detail, cfg.retries + 1, tuple(history)))
+
+
+def request_key(config: JudgeConfig, request: JudgeRequest) -> str:
+    """The response-cache key of ``request`` asked of ``config``'s model (see ``mme3dr.judge.cache``)."""
+    return cache_key(config.model, request.template.sha256, request.template.render_text(request.variables),
+                     [im.sha256 for im in request.images], request.decoding.body(config.profile))
 
 
 def _retry_after(header: str | None, default: float, cap: float) -> float:

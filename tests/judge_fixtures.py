@@ -1,5 +1,6 @@
-"""Session fixtures for the judge tests: one tiny Qwen2.5-VL built offline, served once by
-``transformers serve`` (about 20 s on 2 cores), with a counting proxy per test in front of it."""
+"""Session fixtures for the judge and reward tests: one tiny Qwen2.5-VL built offline, served once by
+``transformers serve`` (about 20 s on 2 cores, only when a test asks for it), with a counting proxy
+per test in front of it. Registered for the whole suite by ``tests/conftest.py``."""
 
 from __future__ import annotations
 
