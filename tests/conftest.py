@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from judge_fixtures import proxy, served_vlm, tiny_vlm_dir  # noqa: F401  (the real judge test server)
 
 # No hub is reachable here or in CI: fail at once instead of retrying for ~45 s (design.md §5).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

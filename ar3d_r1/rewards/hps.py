@@ -1,0 +1,122 @@
+"""HPS v2.1 (Human Preference Score), in process: open_clip ViT-H-14 + the HPS v2.1 checkpoint.
+
+Source: Wu et al. 2023, "Human Preference Score v2" (github.com/tgxs002/HPSv2, ``hpsv2/img_score.py``);
+facts in shapellm-facts.md. What we reproduce:
+
+- **Model:** the open_clip ``ViT-H-14`` architecture with every weight from ``HPS_v2.1_compressed.pt``
+  (a torch pickle ``{"state_dict": ...}``, half precision; hub ``xswu/HPSv2``), loaded strictly
+  through ``mme3dr.features`` (local dir / HF cache / download; offline, the error names the file and
+  where to put it). The ``hpsv2`` package is not used: it defaults to v2.0, downloads on first use and
+  its 1.2.0 wheel lacks the tokenizer vocabulary.
+- **Preprocessing:** open_clip's eval transform with ``resize_mode="longest"``: the longer side resized
+  to the model's input size (224) with PIL bicubic, zero-padded (black) to a square, centred
+  (left/top pad = ⌊pad/2⌋), then ``(x/255 − mean)/std`` with OpenAI's statistics. Renders are RGBA
+  and are composited onto white first (the protocol's background).
+- **Score:** the cosine of the L2-normalised image and text features, no logit scale, so in [−1, 1]
+  (≈ 0.2–0.35 for real images). The text is open_clip's tokenizer output (77 tokens, truncated).
+- **Reward:** the max over a sample's views (6 reward views in the paper).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ar3d_r1.rewards.outputs import RewardBatch
+from mme3dr.features.image_preprocessing import OPENAI_MEAN, OPENAI_STD
+from mme3dr.features.weights import WeightSpec, resolve_weights
+from mme3dr.judge.images import flatten_on_white
+
+HPS_V21 = WeightSpec(
+    key="hps-v2.1",
+    kind="open_clip",
+    model_id="xswu/HPSv2:HPS_v2.1_compressed.pt (open_clip ViT-H-14)",
+    arch="ViT-H-14",
+    files=("HPS_v2.1_compressed.pt",),
+    hub_repo="xswu/HPSv2",
+    description="HPS v2.1 human-preference reward (AR3D-R1 step-1 and step-2 reward)",
+)
+
+
+class HPSReward:
+    """HPS v2.1 as a reward callable; dimension ``hps``, range [−1, 1] (cosine).
+
+    Args:
+        weights_dir: a weights directory (``<dir>/hps-v2.1/HPS_v2.1_compressed.pt``), else the usual
+            resolution order of ``mme3dr.features.weights``.
+        device: torch device.
+        spec: the weight spec (tests pass a tiny architecture with an HPS-format checkpoint).
+        batch_size: images per forward pass.
+
+    Raises:
+        WeightsNotFoundError: the checkpoint is not found (the message says where to put it).
+        ValueError: the checkpoint does not fit the architecture.
+    """
+
+    name = "hps"
+    dimensions = ("hps",)
+    ranges = {"hps": (-1.0, 1.0)}
+
+    def __init__(self, weights_dir: str | Path | None = None, device: str = "cpu",
+                 spec: WeightSpec = HPS_V21, batch_size: int = 12):
+        from open_clip.transform import image_transform
+
+        from mme3dr.features.clip import build_clip_from_weights
+
+        resolved = resolve_weights(spec, weights_dir)
+        try:
+            self.encoder = build_clip_from_weights(resolved, device=device, batch_size=batch_size)
+        except RuntimeError as exc:  # torch's shape mismatch on load_state_dict
+            raise ValueError(f"{resolved.path()} does not fit open_clip {spec.arch}: "
+                             f"{str(exc).splitlines()[0]}; is it the HPS v2.1 checkpoint?") from exc
+        self.input_size = self.encoder.input_size
+        self.transform = image_transform(self.input_size, is_train=False, mean=OPENAI_MEAN, std=OPENAI_STD,
+                                         resize_mode="longest", interpolation="bicubic", fill_color=0)
+        self.device, self.batch_size = device, batch_size
+
+    def card(self) -> dict:
+        return {**self.encoder.card(), "resize": f"longest side to {self.input_size}, PIL bicubic, "
+                f"zero-pad to square", "score": "cosine of L2-normalised features, no logit scale"}
+
+    def preprocess(self, images: np.ndarray):
+        """``(N, H, W, 3|4) uint8`` → ``(N, 3, S, S) float32`` tensor (RGBA composited onto white)."""
+        import torch
+        from PIL import Image
+
+        arr = np.asarray(images)
+        if arr.ndim != 4 or arr.shape[-1] not in (3, 4) or arr.dtype != np.uint8:
+            raise ValueError(f"expected (N, H, W, 3|4) uint8 views, got {arr.shape} {arr.dtype}")
+        if arr.shape[-1] == 4:
+            arr = flatten_on_white(arr)
+        return torch.stack([self.transform(Image.fromarray(im)) for im in arr]).to(self.device)
+
+    def image_features(self, images: np.ndarray) -> np.ndarray:
+        """``(N, H, W, 3|4) uint8`` → ``(N, D) float64`` unit rows."""
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                pixels = self.preprocess(images[start:start + self.batch_size])
+                feats = self.encoder.model.encode_image(pixels)
+                out.append(feats.to(torch.float64).cpu().numpy())
+        feats = np.concatenate(out)
+        return feats / np.linalg.norm(feats, axis=1, keepdims=True)
+
+    def scores(self, prompts: Sequence[str], views: Sequence[np.ndarray]) -> np.ndarray:
+        """Per-view HPS: ``(G,)`` prompts, ``(G, V, H, W, 3|4) uint8`` views → ``(G, V) float64`` cosines."""
+        if len(prompts) != len(views):
+            raise ValueError(f"{len(prompts)} prompts but {len(views)} view sets")
+        texts = self.encoder.encode_texts(list(prompts))  # (G, D), unit rows
+        counts = [len(v) for v in views]
+        feats = self.image_features(np.concatenate([np.asarray(v) for v in views]))
+        rows = np.split(feats, np.cumsum(counts)[:-1])
+        return np.stack([r @ t for r, t in zip(rows, texts, strict=True)])
+
+    def __call__(self, prompts: Sequence[str], views: Sequence[np.ndarray], **columns) -> RewardBatch:
+        """HPS reward per sample: the max over its views. ``views[i]`` is ``(V, H, W, 3|4) uint8``."""
+        per_view = self.scores(prompts, views)
+        return RewardBatch({"hps": per_view.max(axis=1)}, [None] * len(prompts),
+                           {"hps": self.card(), "per_view": per_view.tolist()})
