@@ -38,7 +38,7 @@ def target_codes(vqvae, prompts: list[TaskPrompt]) -> np.ndarray:
     return vqvae.encode(torch.as_tensor(grids[:, None], device=device)).cpu().numpy()
 
 
-def sft_examples(tokenizer, prompts: list[TaskPrompt], codes: np.ndarray) -> list[tuple[list[int], list[int]]]:
+def sft_examples(tokenizer, prompts: list[TaskPrompt], codes: np.ndarray) -> list[tuple[list, list]]:
     """``(prompt_ids, answer_ids)`` pairs, two per prompt (step 1 and step 2); answers end with eos."""
     examples = []
     for p, c in zip(prompts, codes, strict=True):
@@ -72,12 +72,15 @@ def run_sft(config: SFTConfig, *, console=None) -> Path:
     from ar3d_r1.policy.vqvae import load_vqvae
 
     torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     out = Path(config.output_dir)
     vqvae = load_vqvae(config.vqvae)
     source = config.policy
     if not source:
-        source = str(build_tiny_policy(out / "init", codebook_size=vqvae.config.codebook_size, seed=config.seed,
-                                       hidden_size=config.hidden_size, num_layers=config.num_layers))
+        source = str(build_tiny_policy(out / "init", codebook_size=vqvae.config.codebook_size,
+                                       seed=config.seed, hidden_size=config.hidden_size,
+                                       num_layers=config.num_layers))
     model, processor = load_policy(source)
     tok = processor.tokenizer
     prompts = geometry_prompts(config.num_prompts, config.prompt_seed)

@@ -16,10 +16,11 @@ step 1 is judged on *global* agreement (R_high), step 2 on *local* structure (R_
   - ``holes``: the fraction of the three axis projections whose count of enclosed background regions
     (through-holes: the torus's, the arch's) equals the target's.
 
-Every dimension lies in [0, 1]. A reward is a plain callable ``(prompts, grids, views, *, targets) ->
-list[dict[str, float] | None]``, one entry per sample (``None``: no shape to score, e.g. a malformed
-mesh segment), and carries ``dimensions``, the names it returns; ensembles divide each reward's sum by
-its number of dimensions, as the VLM rewards (paper-facts.md, "dimension normalisation").
+Every dimension lies in [0, 1]. A reward is a plain callable ``(prompts, views, *, grids, targets) ->
+RewardBatch``: the VLM rewards' interface (:mod:`ar3d_r1.rewards.outputs`), with the grids and targets as
+columns; a sample with no shape (a malformed mesh segment) gets NaN and its reason. Each callable
+carries ``dimensions``; the ensembles (:data:`STEP1_REWARDS`, :data:`STEP2_REWARDS`) divide each
+reward's sum by its number of dimensions, as the VLM ensembles do (paper-facts.md).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+from ar3d_r1.rewards.outputs import RewardBatch
 
 
 @dataclass
@@ -116,38 +119,52 @@ def holes_score(grid: np.ndarray, target: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- the reward callables
-def global_geometry(prompts, grids, views, *, targets) -> list[dict[str, float] | None]:
+def _score(prompts, views, grids, targets, dims, measure, needs_views=True) -> RewardBatch:
+    n = len(prompts)
+    if not (len(views) == len(grids) == len(targets) == n):
+        raise ValueError(f"{n} prompts but {len(views)} views, {len(grids)} grids, {len(targets)} targets")
+    values = {d: np.full(n, np.nan) for d in dims}
+    failures: list[str | None] = [None] * n
+    for i, (v, grid, target) in enumerate(zip(views, grids, targets, strict=True)):
+        if grid is None or (needs_views and v is None):
+            failures[i] = "no shape (malformed or empty mesh segment)"
+            continue
+        for d, value in measure(v, grid, target).items():
+            values[d][i] = value
+    return RewardBatch(values, failures, {"reward": "geometry", "dimensions": list(dims)})
+
+
+def global_geometry(prompts, views, *, grids, targets, **columns) -> RewardBatch:
     """Step-1 reward: ``proportions`` and ``silhouette`` of each sample against its target (module doc).
 
-    ``prompts``: list of str (unused beyond the count; the targets carry the geometry); ``grids``: list
-    of ``(R, R, R) bool`` or None; ``views``: list of ``(6, H, W, 4) uint8`` or None; ``targets``: list of
-    :class:`TargetShape`. Returns one dict per sample, or None where the grid is None.
+    ``prompts``: ``(N,)`` str; ``views[i]``: ``(6, H, W, 4) uint8`` reward6 renders or None; ``grids[i]``:
+    ``(R, R, R) bool`` or None; ``targets[i]``: :class:`TargetShape`. A sample without a shape gets NaN
+    and its reason in ``failures``.
     """
-    out: list[dict[str, float] | None] = []
-    for _, grid, v, target in zip(prompts, grids, views, targets, strict=True):
-        if grid is None or v is None:
-            out.append(None)
-            continue
-        out.append({"proportions": proportions_score(grid, target.grid), "silhouette": silhouette_iou(v, target.views)})
-    return out
+    return _score(prompts, views, grids, targets, global_geometry.dimensions,
+                  lambda v, g, t: {"proportions": proportions_score(g, t.grid),
+                                   "silhouette": silhouette_iou(v, t.views)})
 
 
 global_geometry.dimensions = ("proportions", "silhouette")
 
 
-def local_geometry(prompts, grids, views, *, targets) -> list[dict[str, float] | None]:
-    """Step-2 reward: ``part_count``, ``symmetry`` and ``holes`` against the target (module doc)."""
-    out: list[dict[str, float] | None] = []
-    for _, grid, _v, target in zip(prompts, grids, views, targets, strict=True):
-        if grid is None:
-            out.append(None)
-            continue
-        out.append({"part_count": part_count_score(grid, target.grid),
-                    "symmetry": symmetry_score(grid, target.grid), "holes": holes_score(grid, target.grid)})
-    return out
+def local_geometry(prompts, views, *, grids, targets, **columns) -> RewardBatch:
+    """Step-2 reward: ``part_count``, ``symmetry`` and ``holes`` against the target (module doc). They read
+    the voxels only, so ``views`` may hold None."""
+    return _score(prompts, views, grids, targets, local_geometry.dimensions,
+                  lambda v, g, t: {"part_count": part_count_score(g, t.grid),
+                                   "symmetry": symmetry_score(g, t.grid), "holes": holes_score(g, t.grid)},
+                  needs_views=False)
 
 
 local_geometry.dimensions = ("part_count", "symmetry", "holes")
+
+#: The task's ensembles, in the form of :data:`ar3d_r1.rewards.ensemble.STEP1_REWARDS`: reward name →
+#: its dimensions; R = Σ over rewards of (Σ its dimensions) / (its dimension count), so R_high, R_low
+#: ∈ [0, 1] here.
+STEP1_REWARDS: dict[str, tuple[str, ...]] = {"geometry_global": global_geometry.dimensions}
+STEP2_REWARDS: dict[str, tuple[str, ...]] = {"geometry_local": local_geometry.dimensions}
 
 
 # ---------------------------------------------------------------- reward6 renders of voxel grids
@@ -180,7 +197,8 @@ class Reward6Renderer:
         from mme3dr.render import get_renderer
 
         mesh = devoxelise(grid)
-        part = MeshPart(positions=np.asarray(mesh.vertices, np.float32), faces=np.asarray(mesh.faces, np.int64))
+        part = MeshPart(positions=np.asarray(mesh.vertices, np.float32),
+                        faces=np.asarray(mesh.faces, np.int64))
         canonical = CanonicalMesh(parts=[part], source_path=f"grid:{key[:12]}", source_sha256=key,
                                   n_faces=len(mesh.faces), bounds=np.asarray(mesh.bounds, np.float64))
         views = get_renderer(self.size, self.size).render(canonical, self.rig, depth=False).rgba

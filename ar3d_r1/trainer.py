@@ -1,0 +1,276 @@
+"""The Hi-GRPO trainer: generate → score → advantages → loss → step, under accelerate.
+
+One optimizer step (paper §5; design.md §6), read top to bottom in :meth:`HiGRPOTrainer.train`:
+
+1. **generate**: P prompts × G samples, the two-step rollout (:mod:`ar3d_r1.rollout`);
+2. **score**: R_high on M1, R_low on M2 (:mod:`ar3d_r1.tasks`), failures resolved by ``malformed_reward``;
+3. **advantages**: step 1 on R_high + λ·R_low, step 2 on R_low, group z-scores
+   (:func:`ar3d_r1.advantages.hi_grpo_advantages`), then dynamic sampling per step;
+4. **loss**: :func:`ar3d_r1.loss.policy_loss` per step on micro-batches of
+   ``per_device_train_batch_size`` rows, summed (L = L1 + L2) and scaled so the micro-batches add up to
+   the batch-level aggregate (for ``token-mean``: each micro-batch weighs its share of the batch's valid
+   tokens, as trl's ``num_items_in_batch``);
+5. **step**: clip, AdamW step. With μ = ``num_iterations`` > 1 the batch is reused μ times and the old
+   log-probs are computed once, explicitly, before the first update; with μ = 1 they are
+   ``logp.detach()`` (ρ ≡ 1, as trl does).
+
+Logs: a rich progress bar, ``metrics.jsonl`` (one record per step), TensorBoard under ``tb/``, and
+``reward_curve.png`` at the end. Checkpoints every ``save_steps`` and at the end (``final/``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ar3d_r1.advantages import dynamic_sampling, hi_grpo_advantages
+from ar3d_r1.config import HiGRPOConfig, save_config
+from ar3d_r1.logprobs import completion_logprobs, pack_sequences
+from ar3d_r1.loss import policy_loss
+from ar3d_r1.rollout import segment_shares, two_step_rollout
+from ar3d_r1.tasks import resolve_failures
+
+
+class HiGRPOTrainer:
+    """``HiGRPOTrainer(config, model, processor, vqvae, task).train()``; see the module docstring."""
+
+    def __init__(self, config: HiGRPOConfig, model, processor, vqvae, task, *, ref_model=None) -> None:
+        from accelerate import Accelerator
+        from ar3d_r1.policy.mesh_tokens import MeshVocab
+
+        self.config, self.task, self.processor = config, task, processor
+        self.tokenizer = processor.tokenizer if hasattr(processor, "tokenizer") else processor
+        self.vocab = MeshVocab.from_tokenizer(self.tokenizer, vqvae.config.codebook_size)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        self.prompts_per_step = config.prompts_per_step(self.accelerator.num_processes)
+        self.vqvae = vqvae.to(self.accelerator.device).eval()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                      weight_decay=config.weight_decay)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.ref_model = None
+        if config.beta != 0.0:
+            self.ref_model = (ref_model.to(self.accelerator.device) if ref_model is not None else None)
+            if self.ref_model is None:
+                raise ValueError("beta != 0 needs a reference model (pass ref_model: the initial policy)")
+            self.ref_model.eval().requires_grad_(False)
+        self.out = Path(config.output_dir)
+        self.rng = np.random.default_rng(config.seed)
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> Path:
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.out / "config.yaml")
+        writer = self._tensorboard()
+        step = 0
+        with self._progress() as (progress, task_id):
+            while step < cfg.max_steps:
+                t0 = time.perf_counter()
+                batch = self.generate_and_score(step)                               # 1-3
+                old = self.logprobs(batch, grad=False) if cfg.off_policy() else None  # explicit π_old
+                ref = self.logprobs(batch, grad=False, model=self.ref_model) if self.ref_model else None
+                for _ in range(cfg.num_iterations):                                 # μ updates per batch
+                    stats = self.optimise(batch, old, ref)                           # 4-5
+                    step += 1
+                    record = self.record(step, batch, stats, time.perf_counter() - t0)
+                    self._log(record, writer)
+                    progress.update(task_id, advance=1, reward=record["reward/total"])
+                    if cfg.save_steps and step % cfg.save_steps == 0:
+                        self.save(self.out / f"checkpoint-{step}", step)
+                    if step >= cfg.max_steps:
+                        break
+        final = self.save(self.out / "final", step)
+        if writer is not None:
+            writer.close()
+        self.plot_rewards(self.out / "reward_curve.png")
+        return final
+
+    # ------------------------------------------------------------------ 1-3: generate, score, advantages
+    def generate_and_score(self, step: int) -> dict:
+        cfg, G = self.config, self.config.num_generations
+        pick = self.rng.choice(len(self.task.prompts), size=min(self.prompts_per_step, len(self.task.prompts)),
+                               replace=False)
+        prompts = [self.task.prompts[i].text for i in pick for _ in range(G)]
+        policy = self.accelerator.unwrap_model(self.model).eval()
+        rollout = two_step_rollout(policy, self.tokenizer, self.vqvae, self.vocab, prompts, cfg,
+                                   seed=cfg.seed * 100_003 + step)
+        scores = self.task.score(rollout)
+        r_high, valid1 = resolve_failures(scores.r_high, G, cfg.malformed_reward)
+        r_low, valid2 = resolve_failures(scores.r_low, G, cfg.malformed_reward)
+        a1, a2 = hi_grpo_advantages(torch.as_tensor(r_high), torch.as_tensor(r_low), G, lam=cfg.lam,
+                                    eps=cfg.adv_eps, std=cfg.scale_rewards)
+        if not cfg.two_step:  # one step: M1 is scored by both ensembles; only "step 1" is trained
+            a2 = None
+        keep1 = keep2 = torch.ones(len(prompts), dtype=torch.bool)
+        if cfg.dynamic_sampling != "off":  # "refill" also masks here: a short batch keeps what it has
+            target = torch.as_tensor(r_high + cfg.lam * r_low)
+            keep1 = dynamic_sampling(target, G, mode="mask", tol=cfg.dynamic_sampling_tol)
+            keep2 = dynamic_sampling(torch.as_tensor(r_low), G, mode="mask", tol=cfg.dynamic_sampling_tol)
+        steps = [("step1", rollout.step1, a1, keep1 & torch.as_tensor(valid1))]
+        if a2 is not None:
+            steps.append(("step2", rollout.step2, a2, keep2 & torch.as_tensor(valid2)))
+        tensors = {}
+        for name, outcomes, adv, keep in steps:
+            ids, att, cmask = pack_sequences([o.prompt_ids for o in outcomes],
+                                             [o.completion_ids for o in outcomes], self.tokenizer.pad_token_id)
+            tensors[name] = {"ids": ids, "att": att, "mask": cmask * keep[:, None].long(),
+                             "advantages": adv.float()}
+        return {"rollout": rollout, "scores": scores, "r_high": r_high, "r_low": r_low, "tensors": tensors,
+                "kept_groups": {"step1": int(keep1.sum()) // G, "step2": int(keep2.sum()) // G}}
+
+    # ------------------------------------------------------------------ 4: log-probs and loss
+    def _rows(self, n: int):
+        size = self.config.per_device_train_batch_size
+        return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+    def _logp(self, model, t: dict, rows: slice) -> torch.Tensor:
+        dev = self.accelerator.device
+        width = t["mask"].shape[1]
+        return completion_logprobs(model, t["ids"][rows].to(dev), t["att"][rows].to(dev), width,
+                                   temperature=self.config.temperature, chunk=self.config.logprob_chunk)
+
+    def logprobs(self, batch: dict, *, grad: bool, model=None) -> dict[str, torch.Tensor]:
+        """Per-step ``(B, C)`` log-probs under ``model`` (the policy by default), without grad."""
+        model = self.accelerator.unwrap_model(model or self.model)
+        out = {}
+        with torch.no_grad():
+            for name, t in batch["tensors"].items():
+                out[name] = torch.cat([self._logp(model, t, r) for r in self._rows(len(t["ids"]))])
+        return out
+
+    def optimise(self, batch: dict, old: dict | None, ref: dict | None) -> dict[str, float]:
+        cfg = self.config
+        model = self.accelerator.unwrap_model(self.model).train()
+        switches = dict(eps_low=cfg.epsilon_low, eps_high=cfg.epsilon_high, beta=cfg.beta, level=cfg.level,
+                        aggregation=cfg.aggregation, max_len=cfg.max_plan_tokens + self.vqvae.config.num_tokens + 3)
+        totals = {name: (float(t["mask"].sum()), len(t["ids"])) for name, t in batch["tensors"].items()}
+        sums: dict[str, float] = {}
+        for rows in self._rows(len(batch["tensors"]["step1"]["ids"])):
+            loss = 0.0
+            for name, t in batch["tensors"].items():
+                logp = self._logp(model, t, rows)
+                mask = t["mask"][rows].to(logp.device)
+                old_logp = old[name][rows] if old is not None else logp.detach()
+                ref_logp = ref[name][rows] if ref is not None else None
+                part, stats = policy_loss(logp, old_logp, t["advantages"][rows].to(logp.device), mask,
+                                          ref_logp=ref_logp, **switches)
+                tokens, n_rows = totals[name]
+                # share of the batch-level aggregate this micro-batch carries (see module docstring)
+                share = (stats["tokens"] / max(tokens, 1.0) if cfg.aggregation == "token-mean"
+                         else (rows.stop - rows.start) / n_rows)
+                loss = loss + part * share
+                for k, v in stats.items():
+                    w = stats["tokens"] if k not in ("tokens", "sequences") else 1.0
+                    sums[f"{name}/{k}"] = sums.get(f"{name}/{k}", 0.0) + v * w
+                sums[f"{name}/loss"] = sums.get(f"{name}/loss", 0.0) + float(part.detach()) * share
+            self.accelerator.backward(loss)
+        if self.accelerator.num_processes > 1:  # logprobs ran on the unwrapped module: average by hand
+            for p in model.parameters():
+                if p.grad is not None:
+                    p.grad = self.accelerator.reduce(p.grad, reduction="mean")
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        out = {"grad_norm": float(grad_norm)}
+        for name, (tokens, _) in totals.items():
+            for k in ("clip_low", "clip_high", "clip_region", "kl", "ratio_mean"):
+                out[f"{name}/{k}"] = sums.get(f"{name}/{k}", 0.0) / max(tokens, 1.0)
+            out[f"{name}/tokens"] = sums.get(f"{name}/tokens", 0.0)
+            out[f"{name}/loss"] = sums.get(f"{name}/loss", 0.0)
+        return out
+
+    # ------------------------------------------------------------------ logging, checkpoints, plot
+    def record(self, step: int, batch: dict, stats: dict, seconds: float) -> dict:
+        r_high, r_low, ro = batch["r_high"], batch["r_low"], batch["rollout"]
+        rec = {"step": step, "seconds": round(seconds, 3), "reward/total": float(np.mean(r_high + r_low)),
+               "reward/r_high": float(np.mean(r_high)), "reward/r_low": float(np.mean(r_low)),
+               "kept_groups/step1": batch["kept_groups"]["step1"], "kept_groups/step2": batch["kept_groups"]["step2"]}
+        rec.update({f"reward/{k}": v for k, v in batch["scores"].dimensions.items()})
+        for name, outs in (("step1", ro.step1), ("step2", ro.step2 or [])):
+            if not outs:
+                continue
+            shares = [segment_shares(o.completion_ids, self.vocab) for o in outs]
+            n = max(sum(sum(s.values()) for s in shares), 1)
+            for seg in ("plan", "mesh", "tail"):
+                rec[f"{name}/share_{seg}"] = sum(s[seg] for s in shares) / n
+            rec[f"{name}/malformed"] = float(np.mean([o.failure is not None for o in outs]))
+            reasons: dict[str, int] = {}
+            for o in outs:
+                if o.failure:
+                    reasons[o.failure] = reasons.get(o.failure, 0) + 1
+            rec[f"{name}/failures"] = reasons
+        rec.update(stats)
+        self.history.append(rec)
+        return rec
+
+    def _log(self, rec: dict, writer) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        clean = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
+        with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(clean) + "\n")
+        if writer is not None:
+            for k, v in rec.items():
+                if isinstance(v, int | float) and k != "step":
+                    writer.add_scalar(k, v, rec["step"])
+
+    def _tensorboard(self):
+        if not self.accelerator.is_main_process:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(str(self.out / "tb"))
+
+    def _progress(self):
+        from contextlib import contextmanager
+
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        @contextmanager
+        def bar():
+            columns = (TextColumn("hi-grpo"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                       TextColumn("reward {task.fields[reward]:.3f}"), TimeRemainingColumn())
+            with Progress(*columns, disable=not self.accelerator.is_main_process) as progress:
+                yield progress, progress.add_task("train", total=self.config.max_steps, reward=float("nan"))
+
+        return bar()
+
+    def save(self, directory: Path, step: int) -> Path:
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.accelerator.unwrap_model(self.model).save_pretrained(directory)
+            self.processor.save_pretrained(directory)
+            torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+            (directory / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n", encoding="utf-8")
+        return directory
+
+    def plot_rewards(self, path: Path) -> Path | None:
+        if not self.accelerator.is_main_process or not self.history:
+            return None
+        return plot_reward_curves({"run": self.history}, path)
+
+
+def plot_reward_curves(runs: dict[str, list[dict]], path: Path) -> Path:
+    """Mean total reward per step of each run (``{label: metrics records}``) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for label, recs in runs.items():
+        ax.plot([r["step"] for r in recs], [r["reward/total"] for r in recs], label=label, lw=1.2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("mean total reward (R_high + R_low)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
