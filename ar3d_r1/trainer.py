@@ -277,6 +277,8 @@ class HiGRPOTrainer:
             return 0
         step = load_checkpoint(self, path)
         if acc.is_main_process:
+            print(f"hi-grpo: resumed from step {step} ({path})", flush=True)
+        if acc.is_main_process:
             self.history = truncate_metrics(self.out / "metrics.jsonl", step)
         acc.wait_for_everyone()
         return step

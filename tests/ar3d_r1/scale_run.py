@@ -85,6 +85,8 @@ def main(argv: list[str]) -> None:
         params = {k: v.detach().double().cpu() for k, v in
                   trainer.accelerator.unwrap_model(trainer.model).named_parameters()}
         torch.save(params, Path(config.output_dir) / "params.pt")
+        (Path(config.output_dir) / "distributed_type.txt").write_text(
+            f"{trainer.accelerator.distributed_type} {trainer.accelerator.num_processes}\n")
         print(dataclasses.asdict(config)["output_dir"], flush=True)
 
 
