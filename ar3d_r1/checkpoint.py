@@ -122,13 +122,14 @@ def load_checkpoint(trainer, path: str | Path) -> int:
     state = json.loads((path / "trainer_state.json").read_text("utf-8"))
     if state["num_processes"] != acc.num_processes:
         raise ValueError(f"{path} was written by {state['num_processes']} processes, this run has "
-                         f"{acc.num_processes}: launch with --num_processes {state['num_processes']} to resume it")
+                         f"{acc.num_processes}: launch with --num_processes {state['num_processes']} "
+                         "to resume it")
     saved, now = state["config"], trainer.config
     for key in ("seed", "num_generations", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "num_prompts", "prompt_seed", "task"):
         if key in saved and saved[key] != getattr(now, key):
-            raise ValueError(f"{path} was written with {key}={saved[key]!r}, this run has {getattr(now, key)!r}; "
-                             "resuming would not continue the same run")
+            raise ValueError(f"{path} was written with {key}={saved[key]!r}, this run has "
+                             f"{getattr(now, key)!r}; resuming would not continue the same run")
     acc.load_state(str(path))
     trainer.rng.bit_generator.state = state["data_rng"]
     cache = path / "reward_cache.pt"

@@ -112,5 +112,6 @@ def check_deepspeed_accumulation(accelerator, micro_batches: int) -> None:
     gas = accelerator.state.deepspeed_plugin.deepspeed_config.get("gradient_accumulation_steps")
     if gas not in (micro_batches, "auto"):
         raise ValueError(
-            f"the DeepSpeed config has gradient_accumulation_steps={gas} but the trainer takes {micro_batches} "
-            "micro-batches per optimizer step on each process; set it to 'auto' or to that number")
+            f"the DeepSpeed config has gradient_accumulation_steps={gas} but the trainer takes "
+            f"{micro_batches} micro-batches per optimizer step on each process; set it to 'auto' or to that "
+            "number")

@@ -104,7 +104,8 @@ class HFGenerateBackend:
         self.model = model  # generation runs on the policy object itself
 
     @torch.no_grad()
-    def generate(self, prompt_ids: list[list[int]], settings: SamplingSettings, seeds: list[int]) -> list[list[int]]:
+    def generate(self, prompt_ids: list[list[int]], settings: SamplingSettings,
+                 seeds: list[int]) -> list[list[int]]:
         from transformers import (
             GenerationConfig,
             LogitsProcessorList,
@@ -132,8 +133,8 @@ class HFGenerateBackend:
         gen = GenerationConfig(do_sample=False, max_new_tokens=settings.max_new_tokens,
                                eos_token_id=list(settings.stop_ids) or None, pad_token_id=self.pad_id)
         device = self.model.device
-        out = self.model.generate(input_ids=ids.to(device), attention_mask=att.to(device), generation_config=gen,
-                                  logits_processor=processors)
+        out = self.model.generate(input_ids=ids.to(device), attention_mask=att.to(device),
+                                  generation_config=gen, logits_processor=processors)
         return [cut_at_stop(row, settings.stop_ids) for row in out[:, width:].tolist()]
 
 
@@ -152,7 +153,8 @@ class CompletionsBackend:
 
     def __init__(self, config, tokenizer) -> None:
         if config.profile not in ("vllm", "transformers"):
-            raise ValueError(f"rollout server profile must be 'vllm' or 'transformers', got {config.profile!r}")
+            raise ValueError(
+                f"rollout server profile must be 'vllm' or 'transformers', got {config.profile!r}")
         self.config, self.tokenizer = config, tokenizer
         self.weight_sync = None  # a VLLMWeightSync, when the trainer should push weights to the server
         self.last_bodies: list[dict] = []  # the request bodies of the last generate() (logged, tested)
@@ -192,7 +194,8 @@ class CompletionsBackend:
         if self.config.profile == "vllm":
             ids = [int(t) for t in choice["token_ids"]]
             stop = choice.get("stop_reason")
-            if choice.get("finish_reason") == "stop" and isinstance(stop, int) and (not ids or ids[-1] != stop):
+            stopped = choice.get("finish_reason") == "stop" and isinstance(stop, int)
+            if stopped and (not ids or ids[-1] != stop):
                 ids.append(stop)
             return cut_at_stop(ids, settings.stop_ids)
         ids = list(self.tokenizer(choice["text"], add_special_tokens=False)["input_ids"])
@@ -203,7 +206,8 @@ class CompletionsBackend:
                 ids.append(specials[0])
         return cut_at_stop(ids, settings.stop_ids)
 
-    def generate(self, prompt_ids: list[list[int]], settings: SamplingSettings, seeds: list[int]) -> list[list[int]]:
+    def generate(self, prompt_ids: list[list[int]], settings: SamplingSettings,
+                 seeds: list[int]) -> list[list[int]]:
         from mme3dr.judge import JudgeClient
 
         if len(seeds) != len(prompt_ids):
@@ -270,9 +274,9 @@ def make_backend(config, model, tokenizer):
                          "(the id it serves, as GET /v1/models lists it)")
     from mme3dr.judge import JudgeConfig
 
+    serial = config.rollout_profile == "transformers"  # one global generator there: seeds need order
     backend = CompletionsBackend(JudgeConfig(config.rollout_url, config.rollout_model,
-                                             profile=config.rollout_profile,
-                                             concurrency=1 if config.rollout_profile == "transformers" else 16,
+                                             profile=config.rollout_profile, concurrency=1 if serial else 16,
                                              timeout_s=600.0), tokenizer)
     if config.rollout_weight_sync and config.rollout_profile == "vllm":
         backend.weight_sync = VLLMWeightSync(config.rollout_url)

@@ -17,5 +17,6 @@ def config_path(name: str) -> Path:
     """The path of ``zero2.json``, ``zero3.json``, ``accelerate_zero2.yaml`` or ``accelerate_zero3.yaml``."""
     path = HERE / name
     if not path.is_file():
-        raise FileNotFoundError(f"no DeepSpeed config {name!r} in {HERE}; have {sorted(p.name for p in HERE.iterdir())}")
+        have = sorted(p.name for p in HERE.iterdir())
+        raise FileNotFoundError(f"no DeepSpeed config {name!r} in {HERE}; have {have}")
     return path

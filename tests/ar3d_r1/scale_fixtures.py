@@ -38,7 +38,8 @@ def stand_ins(tmp_path_factory) -> Path:
 def reference_run(stand_ins, tmp_path_factory) -> Path:
     """One process, per-device batch 2 × 4 accumulation steps = the global batch of 8."""
     out = tmp_path_factory.mktemp("scale-reference") / "run"
-    cmd = scale_cmd(stand_ins, out, "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "4")
+    cmd = scale_cmd(stand_ins, out, "--per_device_train_batch_size", "2",
+                    "--gradient_accumulation_steps", "4")
     done = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out

@@ -78,8 +78,8 @@ def main(argv: list[str]) -> None:
     vqvae = load_vqvae(config.vqvae)
     model, processor = load_policy(config.policy)
     ref = load_policy(config.policy)[0] if config.beta != 0.0 else None
-    trainer = HiGRPOTrainer(config, model, processor, vqvae, TokenTask(config.num_prompts, config.prompt_seed),
-                            ref_model=ref)
+    task = TokenTask(config.num_prompts, config.prompt_seed)
+    trainer = HiGRPOTrainer(config, model, processor, vqvae, task, ref_model=ref)
     trainer.train()
     if trainer.accelerator.is_main_process:
         params = {k: v.detach().double().cpu() for k, v in

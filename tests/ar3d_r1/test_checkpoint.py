@@ -30,7 +30,8 @@ def test_latest_checkpoint_ignores_partial_and_incomplete_directories(tmp_path):
 
 def test_truncate_metrics_keeps_steps_up_to_the_checkpoint_and_drops_a_torn_line(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    path.write_text("".join(json.dumps({"step": s, "x": s * 0.5}) + "\n" for s in range(1, 6)) + '{"step": 6, "x')
+    records = "".join(json.dumps({"step": s, "x": s * 0.5}) + "\n" for s in range(1, 6))
+    path.write_text(records + '{"step": 6, "x')
     kept = truncate_metrics(path, 3)
     assert [r["step"] for r in kept] == [1, 2, 3]
     assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2, 3]
@@ -57,7 +58,8 @@ def test_kill_9_at_a_random_step_then_resume_equals_the_uninterrupted_run(stand_
 
     k = random.Random(int(time.time())).choice([2, 3])
     out = tmp_path / "killed"
-    cmd = scale_cmd(stand_ins, out, "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "4")
+    cmd = scale_cmd(stand_ins, out, "--per_device_train_batch_size", "2",
+                    "--gradient_accumulation_steps", "4")
     proc = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_for_records(out / "metrics.jsonl", k, proc)
@@ -68,7 +70,8 @@ def test_kill_9_at_a_random_step_then_resume_equals_the_uninterrupted_run(stand_
     ckpt = latest_checkpoint(out)
     assert ckpt is not None and int(ckpt.name.split("-")[1]) >= k - 1
     assert not (out / "params.pt").exists()  # it really died before the end
-    done = subprocess.run(cmd + ["--resume", "true"], env=run_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd + ["--resume", "true"], env=run_env(), capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"resumed from step {int(ckpt.name.split('-')[1])}" in done.stderr + done.stdout
     ref, got = torch.load(reference_run / "params.pt"), torch.load(out / "params.pt")
@@ -78,7 +81,8 @@ def test_kill_9_at_a_random_step_then_resume_equals_the_uninterrupted_run(stand_
     assert steps == [1, 2, 3, 4]
     ref_recs = [json.loads(x) for x in (reference_run / "metrics.jsonl").read_text().splitlines()]
     got_recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["reward/total"] for r in got_recs] == pytest.approx([r["reward/total"] for r in ref_recs], abs=1e-12)
+    want = [r["reward/total"] for r in ref_recs]
+    assert [r["reward/total"] for r in got_recs] == pytest.approx(want, abs=1e-12)
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["step"] == 4 and state["num_processes"] == 1
     assert (out / "checkpoint-4" / "random_states_0.pkl").is_file()

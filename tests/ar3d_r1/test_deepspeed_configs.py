@@ -24,7 +24,8 @@ def test_deepspeed_config_loads_through_accelerate_plugin(stage):
     assert plugin.hf_ds_config.is_zero3() == (stage == 3)
     ds = plugin.deepspeed_config
     assert ds["train_micro_batch_size_per_gpu"] == cfg.per_device_train_batch_size
-    assert ds["gradient_accumulation_steps"] == cfg.gradient_accumulation_steps == plugin.gradient_accumulation_steps
+    assert ds["gradient_accumulation_steps"] == cfg.gradient_accumulation_steps
+    assert plugin.gradient_accumulation_steps == cfg.gradient_accumulation_steps
     assert ds["train_batch_size"] == cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * GPUS
     assert ds["train_batch_size"] == cfg.prompts_per_step(GPUS) * cfg.num_generations  # 2 prompts x G 8
     assert ds["gradient_clipping"] == cfg.max_grad_norm

@@ -56,7 +56,8 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(stand_ins, r
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
               "--main_process_port", str(port)]
-    cmd = scale_cmd(stand_ins, out, "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "2")
+    cmd = scale_cmd(stand_ins, out, "--per_device_train_batch_size", "2",
+                    "--gradient_accumulation_steps", "2")
     done = subprocess.run(launch + cmd[1:], env=run_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "MULTI_CPU" in (out / "distributed_type.txt").read_text()
