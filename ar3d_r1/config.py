@@ -102,13 +102,13 @@ class HiGRPOConfig:
     threads: int = _f(0, "torch CPU threads (0: torch's default).")
     dry_run: bool = _f(False, "Run every code path of this config on tiny stand-ins for 2 steps.")
     # --- at scale (issue 17: ar3d_r1/distributed.py, checkpoint.py, rollout_backends.py)
-    resume: bool = _f(False, "Continue from the latest complete checkpoint in output_dir (none: start fresh).")
-    mixed_precision: str = _f("", "no | fp16 | bf16; empty: accelerate's (`accelerate launch --mixed_precision`).")
-    rollout_backend: str = _f("hf", "Rollout engine: 'hf' (generate in process) or 'server' (/v1/completions).")
+    resume: bool = _f(False, "Continue from the latest complete checkpoint in output_dir (none: fresh).")
+    mixed_precision: str = _f("", "no | fp16 | bf16; empty: `accelerate launch --mixed_precision`'s.")
+    rollout_backend: str = _f("hf", "Rollout engine: 'hf' (generate in process) or 'server' (a server).")
     rollout_url: str = _f("", "Rollout server root URL (rollout_backend 'server').")
     rollout_model: str = _f("", "Model id the rollout server serves (rollout_backend 'server').")
     rollout_profile: str = _f("vllm", "Rollout server kind: 'vllm' (token-id prompts) or 'transformers'.")
-    rollout_weight_sync: bool = _f(True, "Push the policy's weights to a vLLM rollout server before each rollout.")
+    rollout_weight_sync: bool = _f(True, "Push the policy's weights to a vLLM rollout server each rollout.")
 
     def __post_init__(self) -> None:
         from ar3d_r1.loss import AGGREGATIONS, ALGORITHMS, LEVELS

@@ -28,7 +28,13 @@ import numpy as np
 import torch
 
 from ar3d_r1.advantages import dynamic_sampling, hi_grpo_advantages
-from ar3d_r1.checkpoint import latest_checkpoint, load_checkpoint, remove_partials, save_checkpoint, truncate_metrics
+from ar3d_r1.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    remove_partials,
+    save_checkpoint,
+    truncate_metrics,
+)
 from ar3d_r1.config import HiGRPOConfig, save_config
 from ar3d_r1.distributed import (
     check_deepspeed_accumulation,
@@ -57,7 +63,8 @@ class HiGRPOTrainer:
         self.config, self.task, self.processor = config, task, processor
         self.tokenizer = processor.tokenizer if hasattr(processor, "tokenizer") else processor
         self.vocab = MeshVocab.from_tokenizer(self.tokenizer, vqvae.config.codebook_size)
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision or None)
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                                       mixed_precision=config.mixed_precision or None)
         self.prompts_per_step = config.prompts_per_step(self.accelerator.num_processes)
         self.vqvae = vqvae.to(self.accelerator.device).eval()
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
@@ -209,7 +216,7 @@ class HiGRPOTrainer:
                 sums[f"{name}/loss"] = sums.get(f"{name}/loss", 0.0) + float(part.detach()) * share
             acc.backward(loss * deepspeed_loss_scale(acc, len(micro)))
         sum_gradients(acc, model.parameters())  # log-probs ran on the unwrapped module: reduce by hand
-        # DeepSpeed clips inside its engine step (the config's gradient_clipping); its norm is not ours to read
+        # DeepSpeed clips inside its engine step (its config's gradient_clipping); no norm to read here
         grad_norm = (float("nan") if is_deepspeed(acc)
                      else torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
         self.optimizer.step()
