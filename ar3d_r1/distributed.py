@@ -110,8 +110,9 @@ def check_deepspeed_accumulation(accelerator, micro_batches: int) -> None:
     if not is_deepspeed(accelerator):
         return
     gas = accelerator.state.deepspeed_plugin.deepspeed_config.get("gradient_accumulation_steps")
-    if gas not in (micro_batches, "auto"):
+    # accelerate's accumulate() marks every gas-th backward as the boundary DeepSpeed steps at
+    if gas != micro_batches or accelerator.gradient_accumulation_steps != micro_batches:
         raise ValueError(
             f"the DeepSpeed config has gradient_accumulation_steps={gas} but the trainer takes "
-            f"{micro_batches} micro-batches per optimizer step on each process; set it to 'auto' or to that "
-            "number")
+            f"{micro_batches} micro-batches per optimizer step on each process "
+            "(gradient_accumulation_steps of the run); set the DeepSpeed value to that number")

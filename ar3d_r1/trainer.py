@@ -21,7 +21,9 @@ Logs: a rich progress bar, ``metrics.jsonl`` (one record per step), TensorBoard 
 from __future__ import annotations
 
 import json
+import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +65,9 @@ class HiGRPOTrainer:
         self.config, self.task, self.processor = config, task, processor
         self.tokenizer = processor.tokenizer if hasattr(processor, "tokenizer") else processor
         self.vocab = MeshVocab.from_tokenizer(self.tokenizer, vqvae.config.codebook_size)
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+        # `cpu=True` would override `accelerate launch --use_deepspeed` (DeepSpeed also runs on CPU)
+        deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+        self.accelerator = Accelerator(cpu=not (torch.cuda.is_available() or deepspeed),
                                        mixed_precision=config.mixed_precision or None)
         self.prompts_per_step = config.prompts_per_step(self.accelerator.num_processes)
         self.vqvae = vqvae.to(self.accelerator.device).eval()
@@ -214,15 +218,17 @@ class HiGRPOTrainer:
                     w = stats["tokens"] if k not in ("tokens", "sequences") else 1.0
                     sums[f"{name}/{k}"] = sums.get(f"{name}/{k}", 0.0) + v * w
                 sums[f"{name}/loss"] = sums.get(f"{name}/loss", 0.0) + float(part.detach()) * share
-            acc.backward(loss * deepspeed_loss_scale(acc, len(micro)))
+            # DeepSpeed steps at every backward unless accelerate's accumulate() marks the boundary
+            with acc.accumulate(self.model) if is_deepspeed(acc) else nullcontext():
+                acc.backward(loss * deepspeed_loss_scale(acc, len(micro)))
         sum_gradients(acc, model.parameters())  # log-probs ran on the unwrapped module: reduce by hand
-        # DeepSpeed clips inside its engine step (its config's gradient_clipping); no norm to read here
-        grad_norm = (float("nan") if is_deepspeed(acc)
+        # DeepSpeed clips inside its engine step (its config's gradient_clipping) and keeps the norm
+        grad_norm = (self.model.get_global_grad_norm() if is_deepspeed(acc)  # the engine's, pre-clip
                      else torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         sums = global_sums(acc, sums)
-        out = {"grad_norm": float(grad_norm)}
+        out = {"grad_norm": float("nan") if grad_norm is None else float(grad_norm)}
         for name, (tokens, _) in totals.items():
             for k in ("clip_low", "clip_high", "clip_region", "kl", "ratio_mean"):
                 out[f"{name}/{k}"] = sums.get(f"{name}/{k}", 0.0) / max(tokens, 1.0)

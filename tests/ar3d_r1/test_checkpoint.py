@@ -86,3 +86,23 @@ def test_kill_9_at_a_random_step_then_resume_equals_the_uninterrupted_run(stand_
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["step"] == 4 and state["num_processes"] == 1
     assert (out / "checkpoint-4" / "random_states_0.pkl").is_file()
+
+
+def test_resume_refuses_another_process_count_or_batch(tmp_path):
+    from types import SimpleNamespace
+
+    from ar3d_r1.checkpoint import load_checkpoint
+    from ar3d_r1.config import preset
+
+    cfg = preset("tiny-cpu", "train")
+    ckpt = tmp_path / "checkpoint-3"
+    ckpt.mkdir()
+    state = {"step": 3, "num_processes": 2, "config": {"seed": 0, "num_generations": 8}}
+    (ckpt / "trainer_state.json").write_text(json.dumps(state))
+    trainer = SimpleNamespace(accelerator=SimpleNamespace(num_processes=1), config=cfg)
+    with pytest.raises(ValueError, match="--num_processes 2"):
+        load_checkpoint(trainer, ckpt)
+    state.update(num_processes=1, config={"seed": 0, "num_generations": 4})
+    (ckpt / "trainer_state.json").write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="num_generations=4"):
+        load_checkpoint(trainer, ckpt)
