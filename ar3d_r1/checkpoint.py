@@ -6,8 +6,9 @@ What one holds, and who writes it:
   global generator, torch CPU and CUDA) of each process (``random_states_<rank>.pkl``):
   ``Accelerator.save_state`` (DeepSpeed engines save their own ZeRO partitions through it);
 - ``trainer_state.json`` (main process): the optimizer ``step``, the data cursor (the state of the
-  trainer's prompt-drawing ``numpy.random.Generator``), the run's config, and how many metric records
-  the run had written;
+  trainer's prompt-drawing ``numpy.random.Generator`` and the rest of the current epoch's prompt
+  order), the run's config, and how many metric records the run had written; with ``config.json`` and
+  the tokenizer files beside accelerate's ``model.safetensors`` the directory also loads as a policy;
 - ``reward_cache.pt``: the task's ``state_dict()`` when it has one (rewards cached in memory). The served
   rewards' response cache (``mme3dr.judge.ResponseCache``) is an append-only directory keyed by request
   content, so it is shared by all checkpoints, never rolled back: a resumed run asks nothing twice.
@@ -93,10 +94,14 @@ def save_checkpoint(trainer, step: int) -> Path:
     acc.save_state(str(tmp))  # model, optimizer, schedulers, RNG states of every process
     if acc.is_main_process:
         state = {"step": step, "data_rng": trainer.rng.bit_generator.state,
+                 "data_queue": [int(i) for i in getattr(trainer, "_queue", [])],
                  "metrics_records": len(trainer.history), "config": dataclasses.asdict(trainer.config),
                  "num_processes": acc.num_processes}
         if hasattr(trainer.task, "state_dict"):
             torch.save(trainer.task.state_dict(), tmp / "reward_cache.pt")
+        # config.json + tokenizer beside accelerate's model.safetensors: the directory loads as a policy
+        acc.unwrap_model(trainer.model).config.save_pretrained(tmp)
+        trainer.processor.save_pretrained(tmp)
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
     acc.wait_for_everyone()
     if acc.is_main_process:
@@ -132,6 +137,7 @@ def load_checkpoint(trainer, path: str | Path) -> int:
                              f"{getattr(now, key)!r}; resuming would not continue the same run")
     acc.load_state(str(path))
     trainer.rng.bit_generator.state = state["data_rng"]
+    trainer._queue = list(state.get("data_queue", []))
     cache = path / "reward_cache.pt"
     if cache.is_file() and hasattr(trainer.task, "load_state_dict"):
         trainer.task.load_state_dict(torch.load(cache, weights_only=False))

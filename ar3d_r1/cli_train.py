@@ -3,8 +3,9 @@
 Both take ``--preset`` (``tiny-cpu``, ``paper``), an optional ``--config FILE.yaml`` on top of it, and then
 any field of the config as a flag, TRL style (``--learning_rate 0 --max_steps 20``; ``--help-fields``
 lists them). ``train --dry-run`` runs every code path of the chosen preset for 2 steps on tiny stand-ins:
-a tiny policy and VQVAE built offline, and, for the paper's served VLM rewards, the geometric rewards
-(no server is needed; the served rewards are tested against a real server in tests/ar3d_r1/rewards).
+a random tiny policy and VQVAE built offline, sampled through the mesh grammar so its shapes are
+well-formed, and, for the paper's served VLM rewards, the geometric rewards (no server is needed; the
+served rewards are tested against a real server in tests/ar3d_r1/rewards).
 
 :func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli.py``).
 """
@@ -50,10 +51,12 @@ def dry_run_stand_ins(config):
     vq_cfg = VQVAEConfig.tiny()
     save_vqvae(VQVAE3D(vq_cfg), root / "vqvae")
     build_tiny_policy(root / "policy", codebook_size=vq_cfg.codebook_size, seed=config.seed)
-    accum = config.gradient_accumulation_steps * 8 if config.task == "vlm" else config.gradient_accumulation_steps
-    return dataclasses.replace(config, policy=str(root / "policy"), vqvae=str(root / "vqvae"), task="geometry",
+    accum = config.gradient_accumulation_steps * (8 if config.task == "vlm" else 1)
+    return dataclasses.replace(config, policy=str(root / "policy"), vqvae=str(root / "vqvae"),
+                               task="geometry",
                                max_steps=2, render_size=64, max_plan_tokens=16, num_prompts=4,
-                               gradient_accumulation_steps=accum, save_steps=1, top_k=min(config.top_k, 64))
+                               gradient_accumulation_steps=accum, save_steps=1, top_k=min(config.top_k, 64),
+                               constrain=True)
 
 
 def build_trainer(config):
@@ -106,7 +109,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu or paper."),
         config_file: Path | None = typer.Option(None, "--config", help="YAML config (save_config's format)."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="2 steps of every code path on tiny stand-ins."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="2 steps of every code path, tiny stand-ins."),
         help_fields: bool = typer.Option(False, "--help-fields", help="List every config flag and exit."),
     ) -> None:
         """Hi-GRPO: two-step rollouts, hierarchical rewards, token-level clipped loss + k3 KL."""

@@ -92,6 +92,7 @@ class HiGRPOConfig:
     top_k: int = _f(8192, "Top-k sampling (0: off).")
     top_p: float = _f(0.7, "Nucleus sampling.")
     max_plan_tokens: int = _f(256, "Most tokens of a reasoning plan before the mesh segment.")
+    constrain: bool = _f(False, "Sample through the mesh grammar (tests, dry runs; not the paper's).")
     logprob_chunk: int = _f(1024, "Positions per LM-head chunk when recomputing log-probs.")
     # --- rewards
     render_size: int = _f(512, "Pixel size of the reward6 renders.")
@@ -173,12 +174,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny-cpu": {
         # One torch thread: a tiny model's ops are too small to split, and on a shared 2-core machine two
         # threads thrash (measured at load 8: generation 14.9 s vs 1.4 s, an SFT step 3.0 s vs 0.6 s).
-        "sft": dict(output_dir="runs/tiny-cpu/sft", vqvae="runs/vqvae-tiny", threads=1),
+        # Five prompts: one per step, so each 10-step window is exactly two epochs of the prompt set and
+        # the first and last windows compare the same prompts.
+        "sft": dict(output_dir="runs/tiny-cpu/sft", vqvae="runs/vqvae-tiny", threads=1, num_prompts=5,
+                    prompt_seed=1, max_steps=100),
         "train": dict(
             output_dir="runs/tiny-cpu/train", policy="runs/tiny-cpu/sft", vqvae="runs/vqvae-tiny", threads=1,
-            task="geometry", learning_rate=2e-4, beta=0.01, num_generations=8, per_device_train_batch_size=8,
-            gradient_accumulation_steps=2, max_steps=60, lam=1.0, temperature=1.0, top_k=0, top_p=1.0,
-            max_plan_tokens=24, render_size=64, save_steps=0, logprob_chunk=512,
+            task="geometry", num_prompts=5, prompt_seed=1, learning_rate=1e-4, beta=0.01, num_generations=8,
+            per_device_train_batch_size=4,
+            gradient_accumulation_steps=2, max_steps=40, lam=1.0, temperature=0.7, top_k=0, top_p=1.0,
+            max_plan_tokens=32, render_size=64, save_steps=0, logprob_chunk=512,
         ),
     },
 }

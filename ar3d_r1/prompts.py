@@ -1,18 +1,13 @@
-"""The text side of the two-step rollout: instructions, chat messages, and the procedural prompt set.
+"""The ``tiny-cpu`` task's prompt set, and the plans a well-behaved policy writes (the SFT targets).
 
-Hi-GRPO (Tang et al. 2025, §5) asks each sample twice:
+The chat messages of the two steps are the evaluation adapter's (:func:`ar3d_r1.policy.generation.
+build_messages`, versioned by its ``PROMPT_VERSION``), so a policy is trained exactly as it is asked at
+evaluation: step 1 is the wrapped prompt + the semantic instruction, step 2 continues that conversation
+with the plan s and the visual instruction.
 
-1. prompt + a high-level *semantic* instruction → plan s (subcategory, layout of key parts) → mesh t;
-2. prompt + s + a low-level *visual* instruction → plan v (counts, symmetry, appearance) → mesh o.
-
-The paper does not publish its instruction wording; ours is written here, versioned by
-:data:`INSTRUCTIONS_VERSION`. The prompt wrapper is ShapeLLM-Omni's ("Please generate a 3D mesh based on
-the prompt I provided: …", shapellm-facts.md).
-
-The ``tiny-cpu`` task's prompts are descriptions of procedural shapes
-(:class:`ar3d_r1.policy.shapes.ShapeSpec`, e.g. "a tall box", "a snowman with 3 balls"); each prompt
-keeps its spec, so the geometric rewards can compare a generated shape with the described one, and the
-SFT warm start can build target plans and target mesh tokens.
+The prompts are descriptions of procedural shapes (:class:`ar3d_r1.policy.shapes.ShapeSpec`, e.g. "a
+tall sphere", "a tower with 5 tiers", "a long arch"); each keeps its spec, so the geometric rewards can
+compare a generated shape with the described one, and the SFT warm start can build its targets.
 """
 
 from __future__ import annotations
@@ -21,24 +16,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-INSTRUCTIONS_VERSION = "hi-grpo-instructions-v1"
-PROMPT_WRAPPER = "Please generate a 3D mesh based on the prompt I provided: "
-SEMANTIC_INSTRUCTION = (
-    "Think about the object's category, the layout of its parts and its proportions, then answer with a mesh."
-)
-VISUAL_INSTRUCTION = (
-    "Think about its counts, symmetry, colour, material and texture, then answer with a refined mesh."
-)
-
 
 def step1_messages(prompt: str) -> list[dict]:
-    """Chat messages of step 1: the semantic instruction and the wrapped prompt."""
-    return [{"role": "user", "content": f"{SEMANTIC_INSTRUCTION}\n{PROMPT_WRAPPER}{prompt}"}]
+    """Step 1's chat messages (the adapter's ``build_messages(prompt, 1)``)."""
+    from ar3d_r1.policy.generation import build_messages
+
+    return build_messages(prompt, 1)
 
 
 def step2_messages(prompt: str, plan: str) -> list[dict]:
-    """Chat messages of step 2: the wrapped prompt, step 1's plan s, and the visual instruction."""
-    return [{"role": "user", "content": f"{PROMPT_WRAPPER}{prompt}\n{plan}\n{VISUAL_INSTRUCTION}"}]
+    """Step 2's chat messages: step 1's turn, its plan s, the visual instruction."""
+    from ar3d_r1.policy.generation import build_messages
+
+    return build_messages(prompt, 2, plan)
 
 
 @dataclass(frozen=True)
@@ -58,8 +48,7 @@ class TaskPrompt:
 
         kind = self.spec.kind
         count = f"{self.spec.parts} {PART_NAMES[kind][0]}s" if kind in PART_NAMES else "one part"
-        hole = "a hole" if kind in ("torus", "arch") else "no hole"
-        return f"visual reasoning: {count}, symmetric left right, {hole}"
+        return f"visual reasoning: {count}"
 
 
 def geometry_prompts(n: int, seed: int = 0) -> list[TaskPrompt]:

@@ -14,6 +14,10 @@ trained on, with the reward the config's ``malformed_reward`` gives it.
 
 The plan s that step 2 sees is the text step 1 wrote before its ``<mesh-start>`` (all of it, when there
 is no segment).
+
+``config.constrain`` samples through :class:`ar3d_r1.policy.generation.MeshGrammarLogitsProcessor`, so
+every segment is well-formed. It is not the paper's behaviour (log-probs are still the unconstrained
+policy's): it exists for tests and dry runs with random tiny policies, whose free samples never are.
 """
 
 from __future__ import annotations
@@ -78,8 +82,9 @@ def stop_ids(model, tokenizer, vocab: MeshVocab) -> list[int]:
 @torch.no_grad()
 def generate_completions(model, tokenizer, prompt_ids: list[list[int]], *, max_new_tokens: int,
                          temperature: float, top_k: int, top_p: float, stops: list[int],
-                         generator_seed: int | None = None) -> list[list[int]]:
-    """Sample one completion per prompt (left-padded batch); each is cut after its first stop token."""
+                         generator_seed: int | None = None, grammar=None) -> list[list[int]]:
+    """Sample one completion per prompt (left-padded batch); each is cut after its first stop token.
+    ``grammar``: ``(vocab, n_tokens)`` to constrain sampling to well-formed segments (module docstring)."""
     pad = tokenizer.pad_token_id
     width = max(len(p) for p in prompt_ids)
     ids = torch.full((len(prompt_ids), width), pad, dtype=torch.long)
@@ -89,10 +94,19 @@ def generate_completions(model, tokenizer, prompt_ids: list[list[int]], *, max_n
         att[i, width - len(p):] = 1
     if generator_seed is not None:
         torch.manual_seed(generator_seed)
+    extra = {}
+    if grammar is not None:
+        from transformers import LogitsProcessorList
+
+        from ar3d_r1.policy.generation import MeshGrammarLogitsProcessor
+
+        vocab, n_tokens = grammar
+        extra["logits_processor"] = LogitsProcessorList(
+            [MeshGrammarLogitsProcessor(vocab, n_tokens, width, max_new_tokens, tokenizer.eos_token_id)])
     out = model.generate(
         input_ids=ids.to(model.device), attention_mask=att.to(model.device), do_sample=True,
         temperature=temperature, top_k=top_k or None, top_p=top_p, max_new_tokens=max_new_tokens,
-        eos_token_id=stops, pad_token_id=pad,
+        eos_token_id=stops, pad_token_id=pad, **extra,
     )
     completions = []
     stop_set = set(stops)
@@ -153,7 +167,8 @@ def two_step_rollout(model, tokenizer, vqvae, vocab: MeshVocab, prompts: list[st
     stops = stop_ids(model, tokenizer, vocab)
     budget = config.max_plan_tokens + n_tokens + 3  # plan, <mesh-start>, N codes, <mesh-end>, stop
     sampling = dict(max_new_tokens=budget, temperature=config.temperature, top_k=config.top_k,
-                    top_p=config.top_p, stops=stops)
+                    top_p=config.top_p, stops=stops,
+                    grammar=(vocab, n_tokens) if config.constrain else None)
 
     def run(messages: list[list[dict]], step_seed, turn: int) -> list[StepOutcome]:
         p_ids = [chat_prompt_ids(tokenizer, m) for m in messages]
@@ -161,7 +176,7 @@ def two_step_rollout(model, tokenizer, vqvae, vocab: MeshVocab, prompts: list[st
             from ar3d_r1.rollout_backends import SamplingSettings
 
             settings = SamplingSettings(budget, config.temperature, config.top_k, config.top_p, tuple(stops))
-            comps = backend.generate(p_ids, settings, sample_seeds(turn))
+            comps = backend.generate(p_ids, settings, sample_seeds(turn), grammar=sampling["grammar"])
         else:
             comps = generate_completions(model, tokenizer, p_ids, generator_seed=step_seed, **sampling)
         outs = [parse_outcome(p, c, tokenizer, vocab, n_tokens) for p, c in zip(p_ids, comps, strict=True)]

@@ -93,19 +93,22 @@ class SeededSampler:
 
 
 class HFGenerateBackend:
-    """``model.generate`` with per-row seeds; ``pad_id`` left-pads the batch."""
+    """``model.generate`` with per-row seeds; ``pad_id`` left-pads the batch; ``eos_id`` (the
+    tokenizer's) closes a grammar-constrained completion."""
 
     name = "hf"
 
-    def __init__(self, model, pad_id: int) -> None:
-        self.model, self.pad_id = model, int(pad_id)
+    def __init__(self, model, pad_id: int, eos_id: int | None = None) -> None:
+        self.model, self.pad_id, self.eos_id = model, int(pad_id), eos_id
 
     def sync_weights(self, model) -> None:
         self.model = model  # generation runs on the policy object itself
 
     @torch.no_grad()
-    def generate(self, prompt_ids: list[list[int]], settings: SamplingSettings,
-                 seeds: list[int]) -> list[list[int]]:
+    def generate(self, prompt_ids: list[list[int]], settings: SamplingSettings, seeds: list[int], *,
+                 grammar=None) -> list[list[int]]:
+        """``grammar``: ``(vocab, n_tokens)`` to sample through the mesh grammar
+        (:class:`ar3d_r1.policy.generation.MeshGrammarLogitsProcessor`, applied before the warpers)."""
         from transformers import (
             GenerationConfig,
             LogitsProcessorList,
@@ -124,7 +127,14 @@ class HFGenerateBackend:
         for i, p in enumerate(prompt_ids):
             ids[i, width - len(p):] = torch.as_tensor(p)
             att[i, width - len(p):] = 1
-        warpers = [TemperatureLogitsWarper(settings.temperature)]
+        warpers = []
+        if grammar is not None:
+            from ar3d_r1.policy.generation import MeshGrammarLogitsProcessor
+
+            vocab, n_tokens = grammar
+            eos = self.eos_id if self.eos_id is not None else min(set(settings.stop_ids) - {vocab.end_id})
+            warpers.append(MeshGrammarLogitsProcessor(vocab, n_tokens, width, settings.max_new_tokens, eos))
+        warpers.append(TemperatureLogitsWarper(settings.temperature))
         if settings.top_k:
             warpers.append(TopKLogitsWarper(settings.top_k))
         if settings.top_p < 1.0:
@@ -206,10 +216,13 @@ class CompletionsBackend:
                 ids.append(specials[0])
         return cut_at_stop(ids, settings.stop_ids)
 
-    def generate(self, prompt_ids: list[list[int]], settings: SamplingSettings,
-                 seeds: list[int]) -> list[list[int]]:
+    def generate(self, prompt_ids: list[list[int]], settings: SamplingSettings, seeds: list[int], *,
+                 grammar=None) -> list[list[int]]:
         from mme3dr.judge import JudgeClient
 
+        if grammar is not None:
+            raise ValueError("grammar-constrained sampling (config.constrain) runs in process only: use "
+                             "rollout_backend 'hf'")
         if len(seeds) != len(prompt_ids):
             raise ValueError(f"{len(prompt_ids)} prompts but {len(seeds)} seeds")
         bodies = [self.request_body(p, settings, s) for p, s in zip(prompt_ids, seeds, strict=True)]
@@ -268,7 +281,7 @@ def make_backend(config, model, tokenizer):
     policy itself) or ``"server"`` (``rollout_url``, ``rollout_model``, ``rollout_profile``; a vLLM server
     gets a :class:`VLLMWeightSync` when ``rollout_weight_sync``)."""
     if config.rollout_backend == "hf":
-        return HFGenerateBackend(model, tokenizer.pad_token_id)
+        return HFGenerateBackend(model, tokenizer.pad_token_id, tokenizer.eos_token_id)
     if not (config.rollout_url and config.rollout_model):
         raise ValueError("rollout_backend 'server' needs --rollout_url (the server root) and --rollout_model "
                          "(the id it serves, as GET /v1/models lists it)")

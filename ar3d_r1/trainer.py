@@ -60,6 +60,7 @@ class HiGRPOTrainer:
 
     def __init__(self, config: HiGRPOConfig, model, processor, vqvae, task, *, ref_model=None) -> None:
         from accelerate import Accelerator
+
         from ar3d_r1.policy.mesh_tokens import MeshVocab
 
         self.config, self.task, self.processor = config, task, processor
@@ -81,7 +82,8 @@ class HiGRPOTrainer:
                 raise ValueError("beta != 0 needs a reference model (pass ref_model: the initial policy)")
             self.ref_model.eval().requires_grad_(False)
         self.out = Path(config.output_dir)
-        self.rng = np.random.default_rng(config.seed)  # the data cursor: same draws on every process
+        self.rng = np.random.default_rng(config.seed)  # the data cursor (with _queue): same on every process
+        self._queue: list[int] = []
         self.history: list[dict] = []
         self.backend = make_backend(config, self.accelerator.unwrap_model(self.model), self.tokenizer)
 
@@ -118,9 +120,7 @@ class HiGRPOTrainer:
     # ------------------------------------------------------------------ 1-3: generate, score, advantages
     def generate_and_score(self, step: int) -> dict:
         cfg, G = self.config, self.config.num_generations
-        pick = self.rng.choice(len(self.task.prompts), size=min(self.prompts_per_step, len(self.task.prompts)),
-                               replace=False)
-        prompts = [self.task.prompts[i].text for i in pick for _ in range(G)]
+        prompts = [self.task.prompts[i].text for i in self.next_prompts() for _ in range(G)]
         acc = self.accelerator
         rows = process_rows(len(prompts), acc.num_processes, acc.process_index)  # this process's block
         policy = acc.unwrap_model(self.model).eval()
@@ -150,7 +150,8 @@ class HiGRPOTrainer:
         tensors = {}
         for name, outcomes, adv, keep in steps:
             ids, att, cmask = pack_sequences([o.prompt_ids for o in outcomes],
-                                             [o.completion_ids for o in outcomes], self.tokenizer.pad_token_id)
+                                             [o.completion_ids for o in outcomes],
+                                             self.tokenizer.pad_token_id)
             tensors[name] = {"ids": ids, "att": att, "mask": cmask * keep[:, None].long(),
                              "advantages": adv.float()}
         if acc.num_processes > 1:  # the log describes the whole batch (grids stay where they were decoded)
@@ -165,6 +166,16 @@ class HiGRPOTrainer:
                                     None if rollout.step2 is None else gather_list(acc, strip(rollout.step2)))
         return {"rollout": rollout, "scores": scores, "r_high": r_high, "r_low": r_low, "tensors": tensors,
                 "kept_groups": {"step1": int(keep1.sum()) // G, "step2": int(keep2.sum()) // G}}
+
+    def next_prompts(self) -> list[int]:
+        """The next ``prompts_per_step`` prompt indices, epoch by epoch: each epoch is a fresh permutation
+        of the prompt set (as trl's sampler), so every window of one epoch sees every prompt once."""
+        picked: list[int] = []
+        while len(picked) < self.prompts_per_step:
+            if not self._queue:
+                self._queue = list(self.rng.permutation(len(self.task.prompts)))
+            picked.append(int(self._queue.pop(0)))
+        return picked
 
     # ------------------------------------------------------------------ 4: log-probs and loss
     def _rows(self, n: int):
@@ -190,7 +201,8 @@ class HiGRPOTrainer:
         cfg = self.config
         model = self.accelerator.unwrap_model(self.model).train()
         switches = dict(eps_low=cfg.epsilon_low, eps_high=cfg.epsilon_high, beta=cfg.beta, level=cfg.level,
-                        aggregation=cfg.aggregation, max_len=cfg.max_plan_tokens + self.vqvae.config.num_tokens + 3)
+                        aggregation=cfg.aggregation,
+                        max_len=cfg.max_plan_tokens + self.vqvae.config.num_tokens + 3)
         acc = self.accelerator
         # batch-level aggregates span every process: global token and row counts (distributed.py)
         counts = global_sums(acc, {f"{name}/{k}": v for name, t in batch["tensors"].items()
@@ -241,7 +253,8 @@ class HiGRPOTrainer:
         r_high, r_low, ro = batch["r_high"], batch["r_low"], batch["rollout"]
         rec = {"step": step, "seconds": round(seconds, 3), "reward/total": float(np.mean(r_high + r_low)),
                "reward/r_high": float(np.mean(r_high)), "reward/r_low": float(np.mean(r_low)),
-               "kept_groups/step1": batch["kept_groups"]["step1"], "kept_groups/step2": batch["kept_groups"]["step2"]}
+               "kept_groups/step1": batch["kept_groups"]["step1"],
+               "kept_groups/step2": batch["kept_groups"]["step2"]}
         rec.update({f"reward/{k}": v for k, v in batch["scores"].dimensions.items()})
         for name, outs in (("step1", ro.step1), ("step2", ro.step2 or [])):
             if not outs:
@@ -291,7 +304,6 @@ class HiGRPOTrainer:
         step = load_checkpoint(self, path)
         if acc.is_main_process:
             print(f"hi-grpo: resumed from step {step} ({path})", flush=True)
-        if acc.is_main_process:
             self.history = truncate_metrics(self.out / "metrics.jsonl", step)
         acc.wait_for_everyone()
         return step

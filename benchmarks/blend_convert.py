@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mme3dr.blender_convert import convert_blend_files, find_blender
+from mme3dr.benchmark.blender_convert import convert_blend_files, find_blender
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEFAULT_BLEND = SHARED / "toys4k" / "airplane_010" / "airplane_010.blend"

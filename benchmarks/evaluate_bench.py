@@ -49,7 +49,7 @@ def torus_mesh(k: int, faces: int) -> trimesh.Trimesh:
 def build(work: Path, n: int, faces: int) -> tuple[Path, Path, Path]:
     """The first ``n`` cases' meshes (made once per face count, kept across runs) and their captions CSV
     (rewritten every time: it decides which cases the run has)."""
-    from mme3dr.manifest import load_manifest
+    from mme3dr.benchmark.manifest import load_manifest
 
     toys, gen = work / f"toys4k-{faces}", work / f"generated-{faces}"
     captions = work / f"Toys4k-{n}.csv"

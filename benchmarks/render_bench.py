@@ -77,10 +77,10 @@ def main() -> None:
     import numpy as np
     import trimesh
 
-    from mme3dr.cameras import eval24
-    from mme3dr.mesh import load_mesh
+    from mme3dr.assets.mesh import load_mesh
     from mme3dr.render import get_renderer
-    from mme3dr.render_cache import render_asset
+    from mme3dr.render.cache import render_asset
+    from mme3dr.render.cameras import eval24
 
     work = Path(tempfile.mkdtemp(prefix="render_bench_"))
     asset = make_mesh(work, seed=0)

@@ -159,27 +159,3 @@ def read_manifest(extracted: Path) -> BundleManifest:
         return BundleManifest.model_validate_json(path.read_bytes())
     except ValueError as exc:
         raise BundleError(f"{MANIFEST_NAME} does not follow the bundle schema: {exc}") from None
-
-
-def export_bundle_schemas(out_dir: str | Path) -> list[Path]:
-    """Write the published JSON Schemas of ``bundle.json`` and of a registry ``entry.json``."""
-    from leaderboard.registry import Entry
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, model in (("bundle", BundleManifest), ("entry", Entry)):
-        schema = model.model_json_schema(mode="validation")
-        schema["$id"] = f"urn:mme3dr:schema:{name}:{BUNDLE_FORMAT}"
-        path = out / f"{name}.schema.json"
-        text = json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
-
-
-if __name__ == "__main__":  # python -m leaderboard.bundle leaderboard/schemas
-    import sys
-
-    for written in export_bundle_schemas(sys.argv[1] if len(sys.argv) > 1 else "leaderboard/schemas"):
-        print(written)

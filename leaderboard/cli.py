@@ -118,8 +118,10 @@ def add(
     replace: bool = typer.Option(False, help="Replace an existing entry of the same model and revision."),
 ) -> None:
     """Validate a bundle again and file it in the registry."""
+    from leaderboard.admission import add_bundle
     from leaderboard.bundle import BundleError
-    from leaderboard.registry import RegistryError, Verification, add_bundle
+    from leaderboard.entry import Verification
+    from leaderboard.registry import RegistryError
 
     record = None
     if verification is not None:

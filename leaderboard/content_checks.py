@@ -16,7 +16,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from mme3dr.captions import prompt_sha256
+from mme3dr.benchmark.captions import prompt_sha256
 from mme3dr.results import Results, SampleRecord
 
 #: Benchmarks ranked on the leaderboard (fail closed: anything else, e.g. ``mme3dr-demo``, is refused).
@@ -146,8 +146,8 @@ def check_metric_card(res: Results) -> list[Problem]:
 def load_benchmark_manifest(name: str):
     """The manifest a results file names: a built-in benchmark, or the built-in demo (so that a demo
     run validates fully and fails only on eligibility)."""
-    from mme3dr.demo import DEMO_NAME, demo_manifest
-    from mme3dr.manifest import load_manifest
+    from mme3dr.benchmark.demo import DEMO_NAME, demo_manifest
+    from mme3dr.benchmark.manifest import load_manifest
 
     return demo_manifest() if name == DEMO_NAME else load_manifest(name)
 
@@ -190,7 +190,7 @@ def check_benchmark(res: Results) -> list[Problem]:
 def check_protocol(res: Results) -> list[Problem]:
     """Protocol version and rig (name and hash) are the current ones."""
     from mme3dr import PROTOCOL_VERSION
-    from mme3dr.cameras import get_rig
+    from mme3dr.render.cameras import get_rig
 
     out = []
     if res.protocol_version != PROTOCOL_VERSION:

@@ -29,7 +29,7 @@ from leaderboard.bundle import (
 )
 
 THUMBNAIL_PX = 160
-#: Formats stored with their side files in a folder of their own (``mme3dr.asset_store``).
+#: Formats stored with their side files in a folder of their own (``mme3dr.assets.store``).
 _WITH_SIDE_FILES = ("obj", "gltf")
 #: Case ids become file names in the archive; anything else is not given a thumbnail.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
@@ -53,11 +53,11 @@ def _load_samples(run_dir: Path) -> list[dict]:
 def asset_members(store_root: Path, sha: str, fmt: str) -> dict[str, Path] | None:
     """Archive path -> file for one stored asset (main file first), or ``None`` when it is not stored.
 
-    The run's asset store (``mme3dr.asset_store.AssetStore``) keeps ``<sha[:2]>/<sha>.<ext>``, or a folder
+    The run's asset store (``mme3dr.assets.store.AssetStore``) keeps ``<sha[:2]>/<sha>.<ext>``, or a folder
     ``<sha[:2]>/<sha>/`` with the file and its side files for OBJ/glTF; the bundle keeps the same split
     (``assets/<sha>.<ext>`` or ``assets/<sha>/<name>``). The main file must hash to ``sha``.
     """
-    from mme3dr.asset_store import AssetStore
+    from mme3dr.assets.store import AssetStore
 
     main = AssetStore(store_root).get(sha, fmt)
     if main is None or sha256_file(main) != sha:
@@ -73,7 +73,7 @@ def asset_members(store_root: Path, sha: str, fmt: str) -> dict[str, Path] | Non
 
 def find_views(render_roots: list[Path]) -> dict[str, Path]:
     """asset sha256 -> its ``eval24`` render folder, from the render cache's ``render.json`` files
-    (``mme3dr.render_cache``: ``<root>/<key[:2]>/<key>/{NNN.png, render.json}``)."""
+    (``mme3dr.render.cache``: ``<root>/<key[:2]>/<key>/{NNN.png, render.json}``)."""
     out: dict[str, Path] = {}
     for root in render_roots:
         for meta_path in sorted(Path(root).glob("*/*/render.json")):

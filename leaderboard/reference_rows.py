@@ -18,7 +18,7 @@ from dataclasses import dataclass
 REFERENCE_LABEL = "reported in paper, not verified"
 PAPER_CITATION = "Tang et al., arXiv 2512.10949, Table 4"
 
-#: Benchmark names as used by ``mme3dr.manifest.load_manifest``.
+#: Benchmark names as used by ``mme3dr.benchmark.manifest.load_manifest``.
 PAPER_BENCHMARKS: dict[str, str] = {"mme3dr-v1": "MME-3DR", "toys4k-800": "Toys4K (800 random objects)"}
 
 

@@ -251,11 +251,11 @@ def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True
     """Build the site from every entry of a submissions registry (``leaderboard build``)."""
     import tempfile
 
-    from leaderboard.bundle import export_bundle_schemas
     from leaderboard.registry import iter_entries, row_from_entry
+    from leaderboard.schema_export import export_bundle_schemas
     from mme3dr import PROTOCOL_VERSION
+    from mme3dr.benchmark.taxonomy import CATEGORIES
     from mme3dr.results import export_json_schemas
-    from mme3dr.taxonomy import CATEGORIES
 
     rows = [row_from_entry(folder, entry) for folder, entry in iter_entries(registry)]
     with tempfile.TemporaryDirectory(prefix="mme3dr-schemas-") as tmp:

@@ -1,7 +1,7 @@
 """Verification tiers beyond validation: ``re-scored`` and ``reproduced``.
 
 - ``re-scored``: the verifier re-renders and re-scores the *submitted assets* with the pinned protocol,
-  by running the real pipeline (``mme3dr.evaluate`` with the ``folder`` adapter over the bundle's
+  by running the real pipeline (``mme3dr.harness.evaluate`` with the ``folder`` adapter over the bundle's
   assets, the profile the results claim, the eval24 rig) on the verifier's machine, then compares every
   reported metric (overall, per category, per asset) with the submission within ``RESCORE_TOLERANCE``.
   This catches inflated metrics that validation cannot: KD and FD need the features.
@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from leaderboard.registry import Verification
+from leaderboard.entry import Verification
 from leaderboard.validate import validate_bundle
 
 
@@ -143,9 +143,9 @@ def stage_assets(extracted: Path, manifest, samples: list, dest: Path) -> Path:
 def rescore(report, *, profile: str, reference: Path | None, captions: Path | None, cache_dir: Path,
             weights_dir: Path | None, device: str, limit: int | None = None, progress=None):
     """Run the pinned pipeline over the submitted assets; return the verifier's ``(results, samples)``."""
-    from mme3dr.benchmark_inputs import BenchmarkInputError
-    from mme3dr.demo import DEMO_NAME
-    from mme3dr.evaluate import EvalConfig, evaluate
+    from mme3dr.benchmark.demo import DEMO_NAME
+    from mme3dr.harness.evaluate import EvalConfig, evaluate
+    from mme3dr.harness.inputs import BenchmarkInputError
     from mme3dr.results import load_results, read_samples
 
     res = report.results
@@ -190,7 +190,7 @@ def verify_bundle(bundle: Path, *, tier: str, verifier: str, reference: Path | N
                   progress=None) -> Verification:
     """Validate ``bundle``, then verify it at ``tier``; returns the record (``passed`` says the verdict).
 
-    ``progress(stage, done, total)`` is called by the re-scoring pipeline (``mme3dr.evaluate``).
+    ``progress(stage, done, total)`` is called by the re-scoring pipeline (``mme3dr.harness.evaluate``).
     """
     if tier not in ("re-scored", "reproduced"):
         raise VerificationError(f"--tier must be 're-scored' or 'reproduced', not {tier!r} "

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 PROTOCOL_VERSION = "mme3dr-protocol-v1"
 
 _LAZY = {
-    "load_manifest": ("mme3dr.manifest", "load_manifest"),
+    "load_manifest": ("mme3dr.benchmark.manifest", "load_manifest"),
 }
 
 

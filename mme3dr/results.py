@@ -52,7 +52,7 @@ __all__ = [
 
 RESULTS_SCHEMA_VERSION = "mme3dr-results-1"
 
-#: Why a (case, sample) has no score. The mesh reasons mirror ``mme3dr.mesh.MeshFailure`` (kept as
+#: Why a (case, sample) has no score. The mesh reasons mirror ``mme3dr.assets.mesh.MeshFailure`` (kept as
 #: strings here so this module stays light; a test checks the two lists agree).
 FAILURE_REASONS: tuple[str, ...] = (
     # the adapter
@@ -61,7 +61,7 @@ FAILURE_REASONS: tuple[str, ...] = (
     "adapter_wrong_count",  # generate() returned a different number of assets than requests
     "adapter_bad_return",  # an element was not an Asset / path
     "missing_output",  # the returned path does not exist
-    # the asset (mme3dr.mesh.MeshFailure)
+    # the asset (mme3dr.assets.mesh.MeshFailure)
     "missing_file",
     "empty_file",
     "unsupported_format",

@@ -103,13 +103,14 @@ def free_port() -> int:
 class ServedModel:
     """``transformers serve`` on loopback as a child process; ``url`` is its root, ``model`` its id."""
 
-    def __init__(self, model_dir: Path, log_path: Path, startup_s: float = 180.0):
+    def __init__(self, model_dir: Path, log_path: Path, startup_s: float = 180.0,
+                 extra_args: list[str] | tuple[str, ...] = ()):
         self.model, self.port = str(model_dir), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
         cmd = [sys.executable, "-c", "from transformers.cli.transformers import main; main()", "serve",
                self.model, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu",
-               "--default-seed", "0"]
+               "--default-seed", "0", *extra_args]
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (held by the child process until close())
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -154,6 +155,7 @@ class CountingProxy:
         proxy = self
         self.counts: dict[str, int] = {}
         self.failed = 0
+        self.delay_s = 0.0  # sleep before forwarding each request (to kill a run mid-way)
         self._fail: list[int] = []
         self._lock = threading.Lock()
 
@@ -171,6 +173,8 @@ class CountingProxy:
                         proxy.failed += 1
                     else:
                         proxy.counts[self.path] = proxy.counts.get(self.path, 0) + 1
+                if proxy.delay_s and injected is None:
+                    time.sleep(proxy.delay_s)
                 if injected is not None:
                     payload = json.dumps({"error": f"injected HTTP {injected} by the test proxy"}).encode()
                     self.send_response(injected)

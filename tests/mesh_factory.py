@@ -80,7 +80,7 @@ def write_subdivided_sphere(directory: Path, faces: int = 100_000, name: str = "
 
 
 def write_broken_assets(directory: Path) -> dict[str, Path]:
-    """One file per failure kind, keyed by the :class:`mme3dr.mesh.MeshFailure` value it must raise."""
+    """One file per failure kind, keyed by the :class:`mme3dr.assets.mesh.MeshFailure` value it must raise."""
     d = Path(directory)
     out: dict[str, Path] = {"missing_file": d / "does_not_exist.glb"}
     out["empty_file"] = d / "empty.obj"

@@ -124,7 +124,7 @@ def test_exported_schemas_in_docs_are_current(tmp_path: Path):
 
 
 def test_failure_reasons_cover_every_mesh_failure():
-    mesh = pytest.importorskip("mme3dr.mesh", reason="mme3dr.mesh not available yet")
+    mesh = pytest.importorskip("mme3dr.assets.mesh", reason="mme3dr.assets.mesh not available yet")
     assert {m.value for m in mesh.MeshFailure} <= set(R.FAILURE_REASONS)
 
 

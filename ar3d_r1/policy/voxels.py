@@ -15,6 +15,12 @@ In every frame the grid covers [-0.5, 0.5]^3 with voxel size 1/R; voxel (i, j, k
 (the surface voxels of Open3D's ``create_from_triangle_mesh_within_bounds``, which the authors use),
 tested with the separating-axis theorem of Akenine-Möller, "Fast 3D triangle-box overlap testing" (2001).
 ``fill=True`` also fills enclosed cavities (``scipy.ndimage.binary_fill_holes``), giving solids.
+
+The surface rule thickens a shape by about half a voxel on every side (any touching cube counts), which
+costs thin shapes volume accuracy (a cone keeps IoU ~0.897 through 64^3 and back). ``solid=True`` is the
+unbiased alternative for closed meshes: a voxel is occupied iff its centre is inside, by the even-odd
+parity of the surface crossings along +z through the voxel centres (ray casting, as in Nooruddin & Turk,
+"Simplification and repair of polygonal models using volumetric techniques", 2003).
 """
 
 from __future__ import annotations
@@ -71,22 +77,26 @@ def _triangle_box_overlap(tri: np.ndarray, centres: np.ndarray, half: float) -> 
     """(P, 3, 3) triangles vs (P, 3) cube centres of half-size ``half`` -> (P,) bool overlap (closed sets).
 
     Akenine-Möller's 13 axes: the 3 box normals, the triangle normal, and the 9 cross products of the
-    box axes with the triangle edges. Any axis with disjoint projections separates the two.
+    box axes with the triangle edges. Any axis with disjoint projections separates the two. The plane
+    test runs first and the survivors are compacted: long thin triangles have large bounding boxes whose
+    voxels mostly miss the plane.
     """
     v0, v1, v2 = (tri[:, i] - centres for i in range(3))
-    # The 3 box normals = the triangle's bounding box against the cube (the cheapest test, done first).
+    normal = np.cross(v1 - v0, v2 - v1)
+    keep = np.flatnonzero(np.abs((normal * v0).sum(1)) <= half * np.abs(normal).sum(1))
+    v0, v1, v2 = v0[keep], v1[keep], v2[keep]
+    # The 3 box normals = the triangle's bounding box against the cube.
     lo = np.minimum(np.minimum(v0, v1), v2)
     hi = np.maximum(np.maximum(v0, v1), v2)
     ok = ((lo <= half) & (hi >= -half)).all(1)
-    edges = (v1 - v0, v2 - v1, v0 - v2)
-    normal = np.cross(edges[0], edges[1])
-    ok &= np.abs((normal * v0).sum(1)) <= half * np.abs(normal).sum(1)
-    for e in edges:
+    for e in (v1 - v0, v2 - v1, v0 - v2):
         for k in range(3):
             unit = np.zeros(3)
             unit[k] = 1.0
             ok &= _axis_test(np.cross(unit, e), v0, v1, v2, half)
-    return ok
+    out = np.zeros(len(centres), dtype=bool)
+    out[keep[ok]] = True
+    return out
 
 
 def _surface_voxels(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
@@ -118,13 +128,52 @@ def _surface_voxels(vertices: np.ndarray, faces: np.ndarray, resolution: int) ->
     return grid
 
 
+def _solid_voxels(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
+    """Centre-inside occupancy by crossing parity along +z (module docstring)."""
+    r = resolution
+    tri = vertices[faces]
+    # Rays through the voxel-centre columns, nudged by irrational offsets so that none passes exactly
+    # through a vertex or an edge of a regular mesh (which would count a crossing twice or never).
+    nudge = np.array([np.sqrt(2.0), np.sqrt(3.0)]) * 1e-7
+    a, b, c = tri[:, 0, :2], tri[:, 1, :2], tri[:, 2, :2]
+    det = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+    keep = np.abs(det) > 1e-15  # triangles seen edge-on from +z add no crossing
+    tri, det = tri[keep], det[keep]
+    lo = np.clip(np.floor((tri[:, :, :2].min(1) + 0.5) * r - 0.5).astype(np.int64), 0, r - 1)
+    hi = np.clip(np.ceil((tri[:, :, :2].max(1) + 0.5) * r - 0.5).astype(np.int64), 0, r - 1)
+    ext = hi - lo + 1
+    n = ext.prod(1)
+    which = np.repeat(np.arange(len(tri)), n)
+    local = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    ij = lo[which] + np.stack([local // ext[which, 1], local % ext[which, 1]], 1)
+    p = (ij + 0.5) / r - 0.5 + nudge
+    t = tri[which]
+    d = det[which]
+    # Barycentric coordinates of the ray's (x, y) in the projected triangle.
+    px, py = p[:, 0] - t[:, 0, 0], p[:, 1] - t[:, 0, 1]
+    e1x, e1y = t[:, 1, 0] - t[:, 0, 0], t[:, 1, 1] - t[:, 0, 1]
+    e2x, e2y = t[:, 2, 0] - t[:, 0, 0], t[:, 2, 1] - t[:, 0, 1]
+    w1 = (px * e2y - e2x * py) / d
+    w2 = (e1x * py - px * e1y) / d
+    hit = (w1 >= 0) & (w2 >= 0) & (w1 + w2 <= 1)
+    z = (1 - w1 - w2) * t[:, 0, 2] + w1 * t[:, 1, 2] + w2 * t[:, 2, 2]
+    # A crossing at z flips the parity of every voxel centre above it: bin it at the first such centre.
+    k = np.clip(np.ceil((z[hit] + 0.5) * r - 0.5).astype(np.int64), 0, r)
+    counts = np.zeros((r, r, r + 1), dtype=np.int64)
+    np.add.at(counts, (ij[hit, 0], ij[hit, 1], k), 1)
+    return (np.cumsum(counts, axis=2)[:, :, :r] % 2) == 1
+
+
 def voxelise(
-    mesh: trimesh.Trimesh, resolution: int = 64, *, frame: Frame = "canonical", fill: bool = False
+    mesh: trimesh.Trimesh, resolution: int = 64, *, frame: Frame = "canonical", fill: bool = False,
+    solid: bool = False,
 ) -> np.ndarray:
     """A triangle mesh -> (R, R, R) bool occupancy in ``frame`` (module docstring).
 
     Occupied = the voxel's closed cube meets a triangle (surface voxels, as the authors' Open3D call);
-    ``fill=True`` also marks enclosed cavities. Raises ``ValueError`` on an empty or degenerate mesh.
+    ``fill=True`` also marks enclosed cavities. ``solid=True`` instead marks the voxels whose centre is
+    inside the mesh (meant for closed meshes; ``fill`` is then ignored). Raises ``ValueError`` on an
+    empty or degenerate mesh.
     """
     if isinstance(mesh, trimesh.Scene):
         mesh = mesh.to_geometry()
@@ -134,8 +183,11 @@ def voxelise(
     if frame not in FRAMES:
         raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
     vertices = normalise_vertices(mesh.vertices, frame)
-    grid = _surface_voxels(vertices, faces, int(resolution))
-    if fill:
+    if solid:
+        grid = _solid_voxels(vertices, faces, int(resolution))
+    else:
+        grid = _surface_voxels(vertices, faces, int(resolution))
+    if fill and not solid:
         from scipy.ndimage import binary_fill_holes
 
         grid = binary_fill_holes(grid)

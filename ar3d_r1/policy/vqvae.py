@@ -62,6 +62,9 @@ class VQVAEConfig:
     - ``torso_dtype``: ``"float32"``, ``"float16"`` or ``"bfloat16"``: the dtype of the convs inside
       ``blocks`` and ``middle_block`` (the authors' ``use_fp16``); input/output layers and every norm stay
       float32.
+    - ``up_axis``: the up axis of the grids the weights were trained on: ``"z"`` for the authors' (their
+      app turns Y-up meshes +90 degrees about x before voxelising), ``"y"`` for our canonical-frame fits.
+      Not architecture: decoders use it to tell the harness how to stand the mesh up.
     """
 
     resolution: int = 64
@@ -72,6 +75,7 @@ class VQVAEConfig:
     z_group: int = 4
     codebook_size: int = 8192
     torso_dtype: str = "float32"
+    up_axis: str = field(default="z", compare=False)
     name: str = field(default="paper", compare=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +85,8 @@ class VQVAEConfig:
             raise ValueError(f"resolution {self.resolution} is not divisible by {factor}")
         if self.latent_resolution % self.z_group:
             raise ValueError(f"latent side {self.latent_resolution} is not divisible by {self.z_group}")
+        if self.up_axis not in ("y", "z"):
+            raise ValueError(f"up_axis must be 'y' or 'z', got {self.up_axis!r}")
         if self.torso_dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"torso_dtype must be float32, float16 or bfloat16, got {self.torso_dtype!r}")
 
@@ -91,9 +97,13 @@ class VQVAEConfig:
 
     @classmethod
     def tiny(cls, **overrides) -> VQVAEConfig:
-        """The CPU reference size (``tiny-cpu``): 32^3 -> 8^3 x 4 -> 128 tokens, 256 x 16 codebook."""
-        base = dict(resolution=32, channels=(8, 16, 32), num_res_blocks=1, num_middle_blocks=1,
-                    latent_channels=4, z_group=4, codebook_size=256, name="tiny")
+        """The CPU reference size (``tiny-cpu``): 32^3 -> 8^3 x 4 -> 128 tokens, 256 x 16 codebook.
+
+        No residual blocks at the full-resolution stages (``num_res_blocks=0``): 3-D convolutions at 32^3
+        dominate the CPU cost, and the shapes it fits are simple.
+        """
+        base = dict(resolution=32, channels=(8, 16, 32), num_res_blocks=0, num_middle_blocks=2,
+                    latent_channels=4, z_group=4, codebook_size=256, up_axis="y", name="tiny")
         return cls(**{**base, **overrides})
 
     @property
@@ -232,18 +242,20 @@ class VQVAE3D(nn.Module):
         """(B, N) int64 ids -> (B, 1, R, R, R) float32 occupancy logits; occupied where logit > 0."""
         return self.Decoder(self.dequantize(ids))
 
-    def forward(self, occupancy: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, occupancy: torch.Tensor, quantize: bool = True) -> dict[str, torch.Tensor]:
         """Training pass with the straight-through estimator (van den Oord et al. 2017, eq. 3).
 
         Returns ``logits`` (B, 1, R, R, R), ``ids`` (B, N) int64, ``codebook_loss`` ||sg[z_e] - e||^2 and
         ``commitment_loss`` ||z_e - sg[e]||^2 (means over elements), and ``latent`` (B, N, D) = z_e.
+        ``quantize=False`` decodes z_e itself (a plain autoencoder pass, for warming up before the
+        codebook is seeded); the losses and ids are still reported.
         """
         tokens = latents_to_tokens(self.encode_latent(occupancy), self.config.z_group)
         ids = self.vq.nearest(tokens.detach())
         quant = self.vq.lookup(ids)
         codebook_loss = F.mse_loss(quant, tokens.detach())
         commitment_loss = F.mse_loss(tokens, quant.detach())
-        straight = tokens + (quant - tokens).detach()
+        straight = tokens + (quant - tokens).detach() if quantize else tokens
         side = self.config.latent_resolution
         logits = self.Decoder(tokens_to_latents(straight, side, self.config.z_group))
         return {"logits": logits, "ids": ids, "codebook_loss": codebook_loss,

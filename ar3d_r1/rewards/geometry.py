@@ -172,13 +172,13 @@ class Reward6Renderer:
     """Renders occupancy grids with mme3dr's renderer and reward6 rig, remembering recent grids.
 
     A grid becomes a closed mesh (:func:`ar3d_r1.policy.voxels.devoxelise`, marching cubes), then a
-    :class:`mme3dr.mesh.CanonicalMesh` in the grid's [-0.5, 0.5]³ frame, drawn from the 6 reward views
+    :class:`mme3dr.assets.CanonicalMesh` in the grid's [-0.5, 0.5]³ frame, drawn from the 6 reward views
     at ``size`` px. Identical grids recur once a policy settles, so the last ``cache_size`` renders are
     kept by the grid's sha256.
     """
 
     def __init__(self, size: int = 512, cache_size: int = 512) -> None:
-        from mme3dr.cameras import reward6
+        from mme3dr.render import reward6
 
         self.rig = reward6().with_size(size)
         self.size = size
@@ -193,7 +193,7 @@ class Reward6Renderer:
             self._cache.move_to_end(key)
             return self._cache[key]
         from ar3d_r1.policy.voxels import devoxelise
-        from mme3dr.mesh import CanonicalMesh, MeshPart
+        from mme3dr.assets import CanonicalMesh, MeshPart
         from mme3dr.render import get_renderer
 
         mesh = devoxelise(grid)

@@ -40,12 +40,13 @@ def _root(
 def _register_all() -> None:
     # Plain imports: each module adds its commands. Order is the order shown in --help.
     from mme3dr.cli import evaluate as _evaluate
+    from mme3dr.cli import judge as _judge
     from mme3dr.cli import manifest as _manifest
     from mme3dr.cli import metrics as _metrics
     from mme3dr.cli import render as _render
     from mme3dr.cli import submit as _submit
 
-    for module in (_evaluate, _render, _metrics, _manifest, _submit):
+    for module in (_evaluate, _judge, _render, _metrics, _manifest, _submit):
         module.register(app)
     try:
         from leaderboard.cli import app as leaderboard_app

@@ -140,13 +140,24 @@ def register(app: typer.Typer) -> None:
         weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Local encoder weights."),
         backend: str | None = typer.Option(None, "--backend", help="Renderer backend: egl | osmesa."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report and plots."),
+        judge: str | None = typer.Option(None, "--judge", help="Also ask this VLM judge server (URL …/v1) "
+                                         "a checklist per sample; see `mme3dr judge --help`."),
+        judge_model: str | None = typer.Option(None, "--judge-model", help="The judge server's model id."),
+        judge_profile: str = typer.Option("openai", "--judge-profile", help="openai | transformers | vllm."),
+        judge_concurrency: int = typer.Option(4, "--judge-concurrency", help="Judge requests in flight."),
+        judge_timeout: float = typer.Option(300.0, "--judge-timeout", help="Seconds per judge request."),
+        judge_retries: int = typer.Option(3, "--judge-retries", help="Judge retries on 5xx/timeouts."),
     ) -> None:
         from rich.console import Console
 
-        from mme3dr.benchmark_inputs import BenchmarkInputError
-        from mme3dr.evaluate import EvalConfig, evaluate
+        from mme3dr.cli.judge import judge_config, run_judge
+
+        if (judge is None) != (judge_model is None):
+            raise typer.BadParameter("--judge and --judge-model go together")
+        from mme3dr.harness.evaluate import EvalConfig, evaluate
+        from mme3dr.harness.inputs import BenchmarkInputError
+        from mme3dr.harness.run_state import RunStateError
         from mme3dr.models.registry import ModelSpecError
-        from mme3dr.run_state import RunStateError
 
         console = Console(stderr=True)
         try:
@@ -159,7 +170,7 @@ def register(app: typer.Typer) -> None:
                 shard_index=shard_index, device=device, timeout=timeout or None, cache_dir=cache_dir,
                 render_size=render_size, weights_dir=weights_dir, backend=backend,
             )
-            from mme3dr.render_batch import reuse_freed_memory
+            from mme3dr.render.pool import reuse_freed_memory
 
             reuse_freed_memory()  # this process encodes every render: see its docstring
             progress, update = _stage_progress(console)
@@ -174,6 +185,9 @@ def register(app: typer.Typer) -> None:
                           f"mme3dr merge SHARD_DIRS... --out DIR")
             return
         code = _report_outcome(console, summary.results, out)
+        if judge and code == 0:  # after results.json exists: the judge adds its own metric to it
+            code = run_judge(console, out, judge_config(judge, judge_model, judge_profile, judge_concurrency,
+                                                        judge_timeout, judge_retries))
         if report and code == 0:
             _write_report(console, out)
         raise typer.Exit(code)
@@ -187,7 +201,7 @@ def register(app: typer.Typer) -> None:
         """Combine `--num-shards` runs into one results.json, identical to a single run's."""
         from rich.console import Console
 
-        from mme3dr.merge import MergeError, finalize
+        from mme3dr.harness.merge import MergeError, finalize
 
         console = Console(stderr=True)
         try:

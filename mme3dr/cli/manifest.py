@@ -29,8 +29,8 @@ def _fail(message: str) -> None:
 
 
 def _load(name: str, captions: Path | None = None):
-    from mme3dr.captions import CaptionsError, attach_prompts, read_captions_csv
-    from mme3dr.manifest import ManifestError, load_manifest
+    from mme3dr.benchmark.captions import CaptionsError, attach_prompts, read_captions_csv
+    from mme3dr.benchmark.manifest import ManifestError, load_manifest
 
     try:
         manifest = load_manifest(name)
@@ -71,11 +71,11 @@ def build(
 ) -> None:
     """Regenerate category_map.json, cases.jsonl (MME-3DR v1) and toys4k-800.jsonl, byte for byte.
 
-    The selection rule is a seeded hash ranking, documented in mme3dr/manifest_build.py and
+    The selection rule is a seeded hash ranking, documented in mme3dr/benchmark/manifest_build.py and
     docs/benchmark.md: the same id list always gives the same bytes.
     """
-    from mme3dr.manifest import ManifestError
-    from mme3dr.manifest_build import build_all
+    from mme3dr.benchmark.manifest import ManifestError
+    from mme3dr.benchmark.manifest_build import build_all
 
     try:
         shas = build_all(toys_dict, out, category_map, captions)
@@ -128,8 +128,13 @@ def validate(
     ),
 ) -> None:
     """Check ids are unique, no object repeats, categories are known (and counts, for mme3dr-v1)."""
-    from mme3dr.manifest import ManifestError, expected_counts_for, read_category_map, validate_manifest
-    from mme3dr.manifest_build import read_toys_dict
+    from mme3dr.benchmark.manifest import (
+        ManifestError,
+        expected_counts_for,
+        read_category_map,
+        validate_manifest,
+    )
+    from mme3dr.benchmark.manifest_build import read_toys_dict
 
     manifest, _ = _load(name)
     try:
@@ -158,7 +163,7 @@ def export(
     """Export the cases: a Hugging Face dataset folder (reload with datasets.load_from_disk), JSONL or CSV."""
     import csv
 
-    from mme3dr.manifest import to_hf_dataset
+    from mme3dr.benchmark.manifest import to_hf_dataset
 
     manifest, _ = _load(name, captions)
     rows = [c.to_dict() for c in manifest.cases]
@@ -191,7 +196,7 @@ def fetch_captions_cmd(
 
     Offline, it prints exactly which file to download by hand and where to place it.
     """
-    from mme3dr.captions import CaptionsError, fetch_captions
+    from mme3dr.benchmark.captions import CaptionsError, fetch_captions
 
     try:
         path = fetch_captions(dest)
@@ -223,8 +228,8 @@ def convert_blend(
     """
     from rich.progress import Progress
 
-    from mme3dr.blender_convert import BlenderNotFound
-    from mme3dr.toys4k import Toys4KError, open_source, resolve_references
+    from mme3dr.benchmark.blender_convert import BlenderNotFound
+    from mme3dr.benchmark.toys4k import Toys4KError, open_source, resolve_references
 
     manifest, _ = _load(name, captions)
     cases = list(manifest.cases[: limit or None])

@@ -50,7 +50,7 @@ def score(
     from rich.table import Table
 
     from mme3dr.features import WeightsNotFoundError, get_profile
-    from mme3dr.features.score_renders import object_dirs, read_prompts, score_renders
+    from mme3dr.harness.score_renders import object_dirs, read_prompts, score_renders
 
     console = Console()
     try:

@@ -60,11 +60,11 @@ def render_command(
     from rich.console import Console
     from rich.table import Table
 
-    from mme3dr.cameras import get_rig, rig_from_transforms
-    from mme3dr.render import BACKENDS
-    from mme3dr.render_batch import render_batch, reuse_freed_memory
-    from mme3dr.render_cache import export_entry
-    from mme3dr.render_scene import SHADINGS
+    from mme3dr.render.cache import export_entry
+    from mme3dr.render.cameras import get_rig, rig_from_transforms
+    from mme3dr.render.pool import render_batch, reuse_freed_memory
+    from mme3dr.render.renderer import BACKENDS
+    from mme3dr.render.scene import SHADINGS
 
     reuse_freed_memory()  # with --workers 1 this process renders every view
     console = Console(stderr=True)

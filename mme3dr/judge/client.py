@@ -169,7 +169,9 @@ class JudgeResult:
 class JudgeClient:
     """Async client; use as ``async with JudgeClient(config, cache) as client: ...``.
 
-    ``stats`` counts ``sent`` (HTTP attempts), ``cache_hits`` and ``retries`` over the client's life.
+    A question already in flight is not sent again: a second ``ask`` with the same cache key waits for
+    the first one's answer. ``stats`` counts ``sent`` (HTTP attempts), ``cache_hits`` (answers that
+    needed no request: from the cache or a shared in-flight one) and ``retries``.
     ``transport`` is an optional ``httpx2`` transport (for a proxy or a socket path).
     """
 
@@ -182,6 +184,7 @@ class JudgeClient:
         self.stats = {"sent": 0, "cache_hits": 0, "retries": 0}
         self._http = None
         self._slots: asyncio.Semaphore | None = None
+        self._inflight: dict[str, asyncio.Future] = {}
 
     async def __aenter__(self) -> JudgeClient:
         import httpx2  # lazy: `import mme3dr.judge` stays cheap
@@ -207,11 +210,6 @@ class JudgeClient:
         data = await self._send("GET", "/models", None)
         return [m["id"] for m in data.get("data", [])]
 
-    async def post(self, path: str, body: dict) -> dict:
-        """POST ``body`` as JSON to ``path`` under the API root (e.g. ``"/completions"``) with this client's
-        retries; returns the decoded JSON reply, raises :class:`JudgeRequestError` on failure."""
-        return await self._send("POST", path, body)
-
     async def complete(self, body: dict) -> CachedReply:
         """POST ``/chat/completions`` with ``body`` (model added) and return the first choice's message."""
         data = await self._send("POST", "/chat/completions", {"model": self.config.model, **body})
@@ -236,12 +234,23 @@ class JudgeClient:
         cached, failure = reply is not None, None
         if cached:
             self.stats["cache_hits"] += 1
+        elif key in self._inflight:  # the same question is already being asked: share its answer
+            reply, failure = await asyncio.shield(self._inflight[key])
+            cached = reply is not None
+            self.stats["cache_hits"] += cached
         else:
+            pending = self._inflight[key] = asyncio.get_running_loop().create_future()
             body = {"messages": template.messages(list(request.images), request.variables), **sampling}
             try:
                 reply = await self.complete(body)
             except JudgeRequestError as exc:
                 failure = exc.failure
+            except BaseException:  # cancelled (or a bug): the waiters see it too
+                pending.cancel()
+                raise
+            finally:
+                del self._inflight[key]
+            pending.set_result((reply, failure))
             if reply is not None and self.cache is not None:
                 self.cache.put(key, reply, {"template": template.id, "model": self.config.model})
         parsed = parse_reply(template.parser, reply.content, request.variables) if reply else None

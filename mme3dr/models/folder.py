@@ -21,7 +21,7 @@ from mme3dr.models.protocol import Asset, GenerationRequest, ModelInfo
 
 __all__ = ["EXTENSIONS", "FolderModel"]
 
-#: Formats mme3dr.mesh reads, in lookup order.
+#: Formats mme3dr.assets.mesh reads, in lookup order.
 EXTENSIONS: tuple[str, ...] = ("glb", "gltf", "obj", "ply", "stl", "off")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trimesh
 
-from mme3dr.models import primitive_shapes as ps
+from mme3dr.assets import primitive_shapes as ps
 from mme3dr.models.protocol import BaseTextTo3DModel, GenerationRequest, ModelInfo
 
 __all__ = ["NOUN_SHAPES", "PrimitivesModel", "parse_prompt", "build_parts"]

@@ -9,7 +9,7 @@ seeds, the sample counts, the output file names, the rendering and the scoring. 
 - ``info`` describes the model (``ModelInfo``); it is copied into every result.
 - ``generate(requests)`` receives a batch of ``GenerationRequest`` and returns one ``Asset`` per
   request, **in the same order**. Each asset is a file the adapter wrote under
-  ``request.output_dir`` (GLB, OBJ, PLY, … anything ``mme3dr.mesh.load_mesh`` reads).
+  ``request.output_dir`` (GLB, OBJ, PLY, … anything ``mme3dr.assets.mesh.load_mesh`` reads).
 - Exceptions are allowed: the harness records them as failures of the batch's cases and goes on.
 
 Example (a complete adapter; see ``docs/evaluate.md`` for more)::

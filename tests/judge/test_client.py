@@ -107,6 +107,13 @@ def test_repeated_question_is_answered_from_the_cache_and_sends_nothing(served_v
     assert not any(r.cached for r in third) and proxy.count() == 4 and len(cache) == 4
 
 
+def test_the_same_question_twice_in_one_batch_is_sent_once(served_vlm, proxy, tmp_path):
+    request = category_request(views(5)[-1:])
+    results, stats = run(config(proxy.url, served_vlm.model), [request, request, request])
+    assert proxy.count() == 1 and stats["sent"] == 1 and stats["cache_hits"] == 2
+    assert len({r.reply for r in results}) == 1 and [r.cached for r in results] == [False, True, True]
+
+
 def test_timeout_is_retried_then_reported(served_vlm, proxy):
     cfg = config(proxy.url, served_vlm.model, timeout_s=0.001, retries=1)
     [result], stats = run(cfg, [category_request(views(1), decoding=Decoding(max_tokens=32))])

@@ -23,12 +23,12 @@ from leaderboard.bundle import Submitter, sha256_file
 from leaderboard.content_checks import load_benchmark_manifest
 from mme3dr import PROTOCOL_VERSION
 from mme3dr import results as R
-from mme3dr.asset_store import AssetStore
-from mme3dr.cameras import eval24
+from mme3dr.assets.store import AssetStore
 from mme3dr.features.profiles import get_profile
 from mme3dr.features.weights import CATALOGUE
 from mme3dr.metrics.clip_score import aggregate_clip_scores
 from mme3dr.models.protocol import derive_seed
+from mme3dr.render.cameras import eval24
 
 FAKE_SHA = "ab" * 32
 
@@ -84,7 +84,7 @@ def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1"
             sha = stored.sha256
             rec.update(status="ok", asset_sha256=sha, asset_format="obj",
                        metrics={"clip": round(rng.uniform(15.0, 30.0) + clip_shift, 6)})
-            if with_renders:  # a render-cache entry (mme3dr.render_cache layout) with one tiny view
+            if with_renders:  # a render-cache entry (mme3dr.render.cache layout) with one tiny view
                 key = hashlib.sha256(f"{sha}-eval24".encode()).hexdigest()
                 view_dir = root / "cache" / "renders" / key[:2] / key
                 view_dir.mkdir(parents=True)

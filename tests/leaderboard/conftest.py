@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from bundle_factory import HOSTILE, make_run, submitter
 
+from leaderboard.admission import add_bundle
 from leaderboard.pack import pack_run
-from leaderboard.registry import add_bundle
 from leaderboard.site import build_from_registry
 
 

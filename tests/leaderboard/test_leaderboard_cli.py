@@ -10,8 +10,8 @@ from pathlib import Path
 from bundle_factory import make_run
 from typer.testing import CliRunner
 
-from leaderboard.bundle import export_bundle_schemas
 from leaderboard.cli import app as leaderboard_app
+from leaderboard.schema_export import export_bundle_schemas
 from mme3dr.cli import app as mme3dr_app
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,8 +12,9 @@ import pytest
 from bundle_factory import make_run, submitter
 from pydantic import ValidationError
 
+from leaderboard.admission import add_bundle
 from leaderboard.pack import pack_run
-from leaderboard.registry import RegistryError, add_bundle, iter_entries
+from leaderboard.registry import RegistryError, iter_entries
 from leaderboard.rows import LeaderboardRow, MetricFact, MetricValue, rank_rows
 from leaderboard.site import build_from_registry
 

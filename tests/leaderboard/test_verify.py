@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from bundle_factory import make_run, submitter, tamper
 
-from leaderboard.registry import RegistryError, Verification, add_bundle
+from leaderboard.admission import add_bundle
+from leaderboard.entry import Verification
+from leaderboard.registry import RegistryError
 from leaderboard.verify import (
     RESCORE_TOLERANCE,
     OverridesForTesting,
@@ -93,7 +95,7 @@ def test_reproduced_tier_refuses_an_incomplete_regeneration(good_bundle: Path, t
 def test_rescored_reproduces_honest_metrics_and_catches_inflated_ones(tmp_path: Path) -> None:
     from leaderboard.pack import pack_run
     from leaderboard.validate import validate_bundle
-    from mme3dr.evaluate import EvalConfig, evaluate
+    from mme3dr.harness.evaluate import EvalConfig, evaluate
 
     # The submitter: a real (3-case demo, smoke-suite) evaluation, packed into a bundle.
     run = tmp_path / "run"

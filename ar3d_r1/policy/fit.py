@@ -1,0 +1,249 @@
+"""Fitting a :class:`~ar3d_r1.policy.vqvae.VQVAE3D` on procedural shapes (the ``tiny-cpu`` VQVAE).
+
+Objective (van den Oord et al., "Neural Discrete Representation Learning", 2017, eq. 3, with the
+codebook term replaced by exponential moving averages, their appendix A.1):
+``BCE(logits, occupancy) + beta * ||z_e - sg[e]||^2`` through the straight-through estimator
+(``VQVAE3D.forward``); each code moves to the decayed mean of the encoder outputs assigned to it. Two
+standard remedies for codebook collapse: the codebook starts as a random sample of encoder outputs
+(k-means-style initialisation, Łańcucki et al. 2020, "Robust training of vector quantized bottleneck
+models"), and codes unused for ``restart_every`` steps are re-seeded from current encoder outputs. All of
+this only writes ``vq.embeddings``: the saved state dict keeps the authors' layout.
+
+Data: :func:`ar3d_r1.policy.shapes.shape_grids` (primitives and compositions, voxelised) with random
+flips along x and z and x/z swaps (the up axis y is kept); the held-out set is drawn from another seed.
+The run logs reconstruction IoU (after quantisation, threshold logit > 0) and codebook use (the share of
+the K codes that held-out shapes use, and the perplexity of their frequencies).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ar3d_r1.policy.shapes import shape_grids
+from ar3d_r1.policy.voxels import voxel_iou
+from ar3d_r1.policy.vqvae import VQVAE3D, VQVAEConfig, latents_to_tokens, save_vqvae
+
+__all__ = ["FIT_PRESETS", "FitConfig", "FitResult", "codebook_usage", "evaluate_reconstruction", "fit_vqvae"]
+
+
+@dataclass
+class FitConfig:
+    """How to fit a VQVAE; ``FitConfig.preset("tiny-cpu")`` is the CPU reference run."""
+
+    vqvae: VQVAEConfig = field(default_factory=VQVAEConfig.tiny, metadata={"help": "model size"})
+    n_train: int = field(default=512, metadata={"help": "procedural training shapes"})
+    n_val: int = field(default=64, metadata={"help": "held-out shapes (another seed)"})
+    fill: bool = field(default=True, metadata={"help": "solid grids (cavities filled), not surface voxels"})
+    steps: int = field(default=1500, metadata={"help": "optimiser steps (at most)"})
+    max_seconds: float = field(default=540.0, metadata={"help": "wall-clock budget for training (s)"})
+    batch_size: int = field(default=16, metadata={"help": "shapes per step"})
+    lr: float = field(default=3e-3, metadata={"help": "Adam learning rate (cosine decay to 5%)"})
+    beta: float = field(default=0.25, metadata={"help": "commitment weight"})
+    warmup_steps: int = field(default=0, metadata={"help": "autoencoder steps before the codebook is seeded"})
+    ema_decay: float = field(default=0.95, metadata={"help": "codebook moving-average decay"})
+    restart_every: int = field(default=20, metadata={"help": "re-seed codes unused for this many steps"})
+    eval_every: int = field(default=100, metadata={"help": "held-out IoU every this many steps"})
+    target_iou: float = field(default=0.0, metadata={"help": "stop early at this held-out IoU (0: never)"})
+    seed: int = field(default=0, metadata={"help": "data and initialisation seed"})
+    threads: int = field(default=0, metadata={"help": "torch threads (0: leave torch's default)"})
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> FitConfig:
+        if name not in FIT_PRESETS:
+            raise ValueError(f"unknown fit preset {name!r}; known: {', '.join(FIT_PRESETS)}")
+        return cls(**{**FIT_PRESETS[name](), **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["vqvae"] = self.vqvae.to_dict()
+        return d
+
+
+#: Named fit set-ups (factories so each call gets fresh objects).
+FIT_PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
+    "tiny-cpu": lambda: {"vqvae": VQVAEConfig.tiny()},
+    # A seconds-long run for tests: same code path, far from converged.
+    "smoke": lambda: {"vqvae": VQVAEConfig.tiny(), "n_train": 32, "n_val": 8, "steps": 6, "batch_size": 4,
+                      "eval_every": 3, "restart_every": 2, "warmup_steps": 2},
+}
+
+
+@dataclass
+class FitResult:
+    """What a fit produced: ``model``, the held-out IoU / code use at the end, the logged ``history``."""
+
+    model: VQVAE3D
+    val_iou: float
+    codes_used: float
+    perplexity: float
+    steps: int
+    seconds: float
+    history: list[dict[str, float]]
+    weights: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"val_iou": self.val_iou, "codes_used": self.codes_used, "perplexity": self.perplexity,
+                "steps": self.steps, "seconds": self.seconds,
+                "weights": str(self.weights) if self.weights else None}
+
+
+def codebook_usage(ids: torch.Tensor, codebook_size: int) -> tuple[float, float]:
+    """(B, N) int64 ids -> (share of the K codes used at least once, perplexity exp(H(freq))).
+
+    Perplexity is the usual VQ health measure (1 = collapse onto one code, K = uniform use).
+    """
+    counts = torch.bincount(ids.reshape(-1), minlength=codebook_size).double()
+    p = counts / counts.sum().clamp_min(1)
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return float((counts > 0).double().mean()), float(entropy.exp())
+
+
+@torch.no_grad()
+def evaluate_reconstruction(model: VQVAE3D, grids: torch.Tensor, batch_size: int = 32) -> dict[str, float]:
+    """Mean IoU of ``decode(encode(x)) > 0`` against (B, 1, R, R, R) float grids ``x``, plus code use."""
+    model.eval()
+    ious, all_ids = [], []
+    for i in range(0, len(grids), batch_size):
+        x = grids[i:i + batch_size]
+        ids = model.encode(x)
+        recon = model.decode(ids) > 0
+        ious.append(voxel_iou(recon[:, 0].numpy(), x[:, 0].numpy() > 0.5))
+        all_ids.append(ids)
+    used, ppl = codebook_usage(torch.cat(all_ids), model.config.codebook_size)
+    return {"iou": float(np.mean(np.concatenate([np.atleast_1d(v) for v in ious]))), "codes_used": used,
+            "perplexity": ppl}
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random flips along x and z and a random x/z swap, per batch (y, the up axis, is kept)."""
+    flips = torch.rand(3, generator=gen)
+    if flips[0] < 0.5:
+        x = x.flip(2)
+    if flips[1] < 0.5:
+        x = x.flip(4)
+    if flips[2] < 0.5:
+        x = x.transpose(2, 4)
+    return x.contiguous()
+
+
+class _EMACodebook:
+    """Moving-average codebook state (counts and sums per code); writes ``model.vq.embeddings`` only."""
+
+    def __init__(self, model: VQVAE3D, decay: float, gen: torch.Generator) -> None:
+        self.weight = model.vq.embeddings.weight
+        self.weight.requires_grad_(False)
+        self.decay, self.gen = decay, gen
+        self.size = torch.ones(len(self.weight))
+        self.sum = self.weight.detach().clone()
+
+    @torch.no_grad()
+    def seed(self, which: torch.Tensor, latents: torch.Tensor) -> None:
+        """Codes ``which`` := random encoder outputs (M, D) plus a little noise (count reset to 1)."""
+        if not len(which) or not len(latents):
+            return
+        pick = torch.randint(len(latents), (len(which),), generator=self.gen)
+        noise = 0.01 * latents.std() * torch.randn(len(which), latents.shape[1], generator=self.gen)
+        self.sum[which] = latents[pick] + noise
+        self.size[which] = 1.0
+        self.weight[which] = self.sum[which]
+
+    @torch.no_grad()
+    def update(self, ids: torch.Tensor, latents: torch.Tensor) -> None:
+        """e_k := decayed sum / decayed count of the (M, D) latents assigned to k (Laplace-smoothed)."""
+        k, d = self.weight.shape
+        flat = ids.reshape(-1)
+        counts = torch.bincount(flat, minlength=k).float()
+        sums = torch.zeros(k, d).index_add_(0, flat, latents.reshape(-1, d).float())
+        self.size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        n = self.size.sum()
+        smoothed = (self.size + 1e-5) / (n + k * 1e-5) * n
+        self.weight.copy_(self.sum / smoothed[:, None])
+
+
+def fit_vqvae(
+    config: FitConfig,
+    out_dir: str | Path | None = None,
+    *,
+    progress: Callable[[dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Fit a VQVAE per ``config``; save it to ``out_dir`` (``3DVQVAE.bin`` + ``vqvae_config.json``) if given.
+
+    ``progress`` is called after every step with ``{"step", "loss", "seconds"}`` and, at evaluations, also
+    ``{"val_iou", "codes_used", "perplexity"}``. Training stops at ``steps``, after ``max_seconds``, or
+    when the held-out IoU reaches ``target_iou`` (> 0). Returns the final held-out evaluation.
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    t0 = time.perf_counter()
+    cfg = config.vqvae
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    _, train = shape_grids(config.n_train, cfg.resolution, seed=config.seed, fill=config.fill)
+    _, val = shape_grids(config.n_val, cfg.resolution, seed=config.seed + 1_000_003, fill=config.fill)
+    train_t = torch.from_numpy(train).float().unsqueeze(1)
+    val_t = torch.from_numpy(val).float().unsqueeze(1)
+    model = VQVAE3D(cfg)
+    codebook = _EMACodebook(model, config.ema_decay, gen)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    last_used = torch.zeros(cfg.codebook_size, dtype=torch.long)
+    history: list[dict[str, float]] = []
+    seeded = False
+    step = 0
+    evaluation: dict[str, float] = {}
+    while step < config.steps and time.perf_counter() - t0 < config.max_seconds:
+        model.train()
+        lr = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / max(1, config.steps))))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(len(train_t), (config.batch_size,), generator=gen)
+        x = _augment(train_t[idx], gen)
+        if not seeded and step >= config.warmup_steps:
+            # k-means-style start: the codebook is a sample of the warmed-up encoder's outputs.
+            with torch.no_grad():
+                lat = latents_to_tokens(model.encode_latent(x), cfg.z_group).reshape(-1, cfg.code_dim)
+            codebook.seed(torch.arange(cfg.codebook_size), lat)
+            seeded = True
+        out = model(x, quantize=seeded)
+        recon = F.binary_cross_entropy_with_logits(out["logits"], x)
+        loss = recon + config.beta * out["commitment_loss"] if seeded else recon
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if seeded:
+            codebook.update(out["ids"], out["latent"].detach())
+            last_used[torch.unique(out["ids"])] = step
+        if seeded and config.restart_every and step % config.restart_every == 0:
+            dead = torch.nonzero(step - last_used >= config.restart_every).flatten()
+            codebook.seed(dead, out["latent"].detach().reshape(-1, cfg.code_dim))
+            last_used[dead] = step
+        record = {"step": float(step), "loss": float(loss.detach()), "recon": float(recon.detach()),
+                  "seconds": time.perf_counter() - t0}
+        final = step >= config.steps or time.perf_counter() - t0 >= config.max_seconds
+        if step % config.eval_every == 0 or final:
+            evaluation = evaluate_reconstruction(model, val_t)
+            record.update({"val_iou": evaluation["iou"], "codes_used": evaluation["codes_used"],
+                           "perplexity": evaluation["perplexity"]})
+        history.append(record)
+        if progress is not None:
+            progress(record)
+        if config.target_iou > 0 and evaluation.get("iou", 0.0) >= config.target_iou and "val_iou" in record:
+            break
+    if not evaluation or "val_iou" not in history[-1]:
+        evaluation = evaluate_reconstruction(model, val_t)
+    model.eval()
+    result = FitResult(model, evaluation["iou"], evaluation["codes_used"], evaluation["perplexity"], step,
+                       time.perf_counter() - t0, history)
+    if out_dir is not None:
+        result.weights = save_vqvae(model, out_dir)
+    return result

@@ -1,0 +1,110 @@
+"""mme3dr.render.cameras: protocol v1 rigs against a direct computation, transforms.json round trip, hash."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mme3dr.render.cameras import (
+    Rig,
+    eval24,
+    get_rig,
+    look_at,
+    radical_inverse_base2,
+    reward6,
+    rig_from_transforms,
+)
+
+
+def _bit_reverse(i: int, bits: int = 32) -> float:
+    # Independent reference: reverse the 32-bit binary string of i and read it as a fraction.
+    return int(format(i, f"0{bits}b")[::-1], 2) / 2**bits
+
+
+def test_radical_inverse_is_bit_reversal():
+    assert [radical_inverse_base2(i) for i in range(4)] == [0.0, 0.5, 0.25, 0.75]
+    for i in range(100):
+        assert radical_inverse_base2(i) == _bit_reverse(i)
+
+
+def test_eval24_positions_follow_design_formula():
+    rig = eval24()
+    assert rig.n_views == 24 and rig.width == rig.height == 512 and rig.fov_y_deg == 40.0
+    for i in range(24):
+        u, v = (i + 0.5) / 24, _bit_reverse(i)
+        yaw, pitch = 2 * np.pi * v, np.arccos(1 - 2 * u) - np.pi / 2
+        # TRELLIS Blender-frame position, then Blender (x, y, z) -> Y-up (x, z, -y).
+        bx, by, bz = np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)
+        np.testing.assert_allclose(rig.c2w[i, :3, 3], 2.0 * np.array([bx, bz, -by]), atol=1e-12)
+    pitches = np.degrees(np.arcsin(rig.c2w[:, 1, 3] / 2.0))
+    assert np.abs(pitches).max() < 77  # no camera near a pole
+
+
+def test_cameras_look_at_origin_with_y_up():
+    for rig in (eval24(), reward6()):
+        for c2w in rig.c2w:
+            rot, eye = c2w[:3, :3], c2w[:3, 3]
+            np.testing.assert_allclose(rot.T @ rot, np.eye(3), atol=1e-12)
+            assert np.linalg.det(rot) == pytest.approx(1.0)
+            # OpenGL axes: the camera looks down -Z, so -Z points from the eye to the origin.
+            np.testing.assert_allclose(-rot[:, 2], -eye / np.linalg.norm(eye), atol=1e-12)
+            assert rot[1, 1] > 0  # image-up has a positive world-Y component
+            assert abs(rot[1, 0]) < 1e-12  # camera X stays horizontal (no roll)
+
+
+def test_reward6_is_six_views_at_pitch_15():
+    rig = reward6()
+    eyes = rig.c2w[:, :3, 3]
+    np.testing.assert_allclose(np.linalg.norm(eyes, axis=1), 2.0)
+    np.testing.assert_allclose(np.degrees(np.arcsin(eyes[:, 1] / 2.0)), 15.0)
+    yaws = np.degrees(np.arctan2(-eyes[:, 2], eyes[:, 0])) % 360
+    np.testing.assert_allclose(yaws, [0, 60, 120, 180, 240, 300], atol=1e-9)
+
+
+def test_transforms_round_trip_and_hash(tmp_path):
+    rig = eval24()
+    path = rig.write_transforms(tmp_path / "transforms.json")
+    data = json.loads(path.read_text())
+    assert data["frames"][5]["file_path"] == "005.png"
+    assert data["camera_angle_x"] == pytest.approx(math.radians(40))
+    back = rig_from_transforms(path)
+    np.testing.assert_allclose(back.c2w, rig.c2w)
+    assert back.hash == rig.hash and (back.width, back.height) == (512, 512)
+
+
+def test_hash_is_stable_and_sensitive():
+    assert eval24().hash == eval24().hash
+    assert eval24().hash != reward6().hash
+    assert eval24().with_size(299).hash != eval24().hash
+    moved = eval24().c2w.copy()
+    moved[0, 0, 3] += 1e-6
+    assert Rig("eval24", moved, 40.0, 512, 512).hash != eval24().hash
+
+
+def test_non_square_fov_x(tmp_path):
+    rig = Rig("wide", look_at(np.array([0, 0, 2.0]))[None], 40.0, 640, 320)
+    back = rig_from_transforms(rig.write_transforms(tmp_path / "t.json"))
+    assert back.fov_y_deg == pytest.approx(40.0) and (back.width, back.height) == (640, 320)
+
+
+def test_bad_inputs_get_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown rig"):
+        get_rig("eval25")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"frames": []}')
+    with pytest.raises(ValueError, match="transforms"):
+        rig_from_transforms(bad)
+    with pytest.raises(ValueError, match="no such"):
+        rig_from_transforms(tmp_path / "missing.json")
+
+
+@pytest.mark.shared
+def test_reads_trellis_transforms(trellis_rose):
+    path = next((trellis_rose / "renders").glob("*/transforms.json"))
+    rig = rig_from_transforms(path)
+    assert rig.n_views == 24 and (rig.width, rig.height) == (512, 512)
+    assert rig.fov_y_deg == pytest.approx(40.0)
+    np.testing.assert_allclose(np.linalg.norm(rig.c2w[:, :3, 3], axis=1), 2.0, atol=1e-5)
