@@ -127,9 +127,6 @@ class HiGRPOConfig:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-        if self.save_steps and self.num_iterations > 1 and self.save_steps % self.num_iterations:
-            raise ValueError(f"save_steps ({self.save_steps}) must be a multiple of num_iterations "
-                             f"({self.num_iterations}): a checkpoint must fall between generated batches")
         if self.num_generations < 2:
             raise ValueError("num_generations (G) must be at least 2: advantages compare samples of a group")
 

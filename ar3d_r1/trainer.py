@@ -101,16 +101,18 @@ class HiGRPOTrainer:
                 batch = self.generate_and_score(step)                               # 1-3
                 old = self.logprobs(batch, grad=False) if cfg.off_policy() else None  # explicit π_old
                 ref = self.logprobs(batch, grad=False, model=self.ref_model) if self.ref_model else None
+                due = False
                 for _ in range(cfg.num_iterations):                                 # μ updates per batch
                     stats = self.optimise(batch, old, ref)                           # 4-5
                     step += 1
                     record = self.record(step, batch, stats, time.perf_counter() - t0)
                     self._log(record, writer)
                     progress.update(task_id, advance=1, reward=record["reward/total"])
-                    if cfg.save_steps and step % cfg.save_steps == 0:
-                        save_checkpoint(self, step)
+                    due = due or bool(cfg.save_steps and step % cfg.save_steps == 0)
                     if step >= cfg.max_steps:
                         break
+                if due:  # after the batch's μ updates: a resumed run starts on a fresh batch
+                    save_checkpoint(self, step)
         final = self.save(self.out / "final", step)
         if writer is not None:
             writer.close()
