@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scale_fixtures import stand_ins  # noqa: F401 (fixture)
 
 from ar3d_r1.rollout_backends import (
     CompletionsBackend,
@@ -151,3 +152,33 @@ def test_completions_backend_against_transformers_serve(served_vlm, tiny_vlm_dir
     greedy = dict(backend.last_bodies[0], generation_config=json.dumps(
         dict(json.loads(body["generation_config"]), top_k=1)))
     assert _local_sample(tiny_vlm_dir, prompt, greedy) != want[0]
+
+
+@pytest.mark.slow
+def test_trainer_rolls_out_through_a_served_policy(stand_ins, tmp_path):  # noqa: F811
+    """One trainer step with ``--rollout_backend server`` against ``transformers serve`` serving the tiny
+    policy: every sample of both rollout turns is one /v1/completions request (8 rows × 2 turns), and
+    the step trains on the completions that came back."""
+    import subprocess
+
+    from judge_server import CountingProxy, ServedModel
+    from scale_fixtures import run_env, scale_cmd
+
+    server = ServedModel(stand_ins / "policy", tmp_path / "serve.log")
+    proxy = CountingProxy(server.url)
+    try:
+        out = tmp_path / "served"
+        cmd = scale_cmd(stand_ins, out, "--per_device_train_batch_size", "2",
+                        "--gradient_accumulation_steps", "4", "--max_steps", "1", "--save_steps", "0",
+                        "--rollout_backend", "server", "--rollout_url", proxy.url,
+                        "--rollout_model", server.model, "--rollout_profile", "transformers",
+                        "--rollout_weight_sync", "false")
+        done = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:] + server.log_tail()
+        assert proxy.count("/v1/completions") == 16
+        rec = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+        assert rec["step"] == 1 and rec["step1/tokens"] > 0 and rec["step2/tokens"] > 0
+        assert np.isfinite(rec["step1/loss"])
+    finally:
+        proxy.close()
+        server.close()
