@@ -106,3 +106,23 @@ def test_resume_refuses_another_process_count_or_batch(tmp_path):
     (ckpt / "trainer_state.json").write_text(json.dumps(state))
     with pytest.raises(ValueError, match="num_generations=4"):
         load_checkpoint(trainer, ckpt)
+
+
+def test_reward_render_cache_round_trips_through_a_checkpoint_state(tmp_path):
+    import numpy as np
+    import torch
+
+    from ar3d_r1.rewards.geometry import Reward6Renderer
+
+    grid = np.zeros((8, 8, 8), bool)
+    grid[2:6, 2:6, 1:7] = True
+    first = Reward6Renderer(32)
+    views = first(grid)
+    torch.save(first.state_dict(), tmp_path / "reward_cache.pt")
+    second = Reward6Renderer(32)
+    second.load_state_dict(torch.load(tmp_path / "reward_cache.pt", weights_only=False))
+    again = second(grid)
+    np.testing.assert_array_equal(again, views)
+    assert len(second._cache) == 1
+    with pytest.raises(ValueError, match="32 px"):
+        Reward6Renderer(64).load_state_dict(first.state_dict())
