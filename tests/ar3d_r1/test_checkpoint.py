@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from scale_fixtures import reference_run, run_env, scale_cmd, stand_ins  # noqa: F401 (fixtures)
+from scale_fixtures import run_env, scale_cmd
 
 from ar3d_r1.checkpoint import checkpoints, latest_checkpoint, remove_partials, truncate_metrics
 
@@ -50,7 +50,7 @@ def _wait_for_records(path, n, proc, timeout=600):
 
 
 @pytest.mark.slow
-def test_kill_9_at_a_random_step_then_resume_equals_the_uninterrupted_run(stand_ins, reference_run, tmp_path):  # noqa: F811
+def test_kill_9_at_a_random_step_then_resume_equals_the_uninterrupted_run(stand_ins, reference_run, tmp_path):
     """Must-show 2: SIGKILL once step k (random, 2..3 of 4) is logged; ``--resume`` continues from the
     latest complete checkpoint; the final parameters equal the uninterrupted run's within 1e-6 and
     metrics.jsonl holds steps 1..4 once each."""

@@ -6,7 +6,6 @@ import importlib.util
 import json
 
 import pytest
-from scale_fixtures import reference_run, stand_ins  # noqa: F401 (fixtures)
 
 from ar3d_r1.config import preset
 from ar3d_r1.deepspeed import config_path
@@ -65,7 +64,7 @@ def test_deepspeed_itself_accepts_the_config(stage):
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed")
-def test_zero2_smoke_run_equals_the_plain_run(stand_ins, reference_run, tmp_path):  # noqa: F811
+def test_zero2_smoke_run_equals_the_plain_run(stand_ins, reference_run, tmp_path):
     """The repository's zero2.json (fp32 here; batch fields for 1 CPU process × 2 rows × 4 accumulation
     steps) through ``accelerate launch --use_deepspeed``: DeepSpeed's engine, its ZeRO-2 optimizer and
     its accumulation boundaries give the plain run's parameters within 1e-6. (accelerate 1.15 does not

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from scale_fixtures import reference_run, run_env, scale_cmd, stand_ins  # noqa: F401 (fixtures)
+from scale_fixtures import run_env, scale_cmd
 
 from ar3d_r1.distributed import gather_rows, global_sums, process_rows
 
@@ -40,7 +40,7 @@ def _params(path):
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one_process_with_the_same_global_batch(stand_ins, reference_run, tmp_path):  # noqa: F811
+def test_two_processes_equal_one_process_with_the_same_global_batch(stand_ins, reference_run, tmp_path):
     """Must-show 1: gloo, 2 processes × (2 rows × 2 accumulation steps) vs 1 process × (2 × 4); each group
     of 8 spans both processes. Parameters after 4 steps agree within 1e-6, and training moved them."""
     import socket
@@ -77,7 +77,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(stand_ins, r
     assert torch.isfinite(torch.tensor([r["step1/loss"] for r in recs2])).all()
 
 
-def _params_initial(stand_ins):  # noqa: F811
+def _params_initial(stand_ins):
     from ar3d_r1.policy.loading import load_policy
 
     model, _ = load_policy(stand_ins / "policy")

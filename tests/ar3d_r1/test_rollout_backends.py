@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from scale_fixtures import stand_ins  # noqa: F401 (fixture)
 
 from ar3d_r1.rollout_backends import (
     CompletionsBackend,
@@ -155,7 +154,7 @@ def test_completions_backend_against_transformers_serve(served_vlm, tiny_vlm_dir
 
 
 @pytest.mark.slow
-def test_trainer_rolls_out_through_a_served_policy(stand_ins, tmp_path):  # noqa: F811
+def test_trainer_rolls_out_through_a_served_policy(stand_ins, tmp_path):
     """One trainer step with ``--rollout_backend server`` against ``transformers serve`` serving the tiny
     policy: every sample of both rollout turns is one /v1/completions request (8 rows × 2 turns), and
     the step trains on the completions that came back."""
