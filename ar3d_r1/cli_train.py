@@ -68,8 +68,9 @@ def build_trainer(config):
 
     if config.task != "geometry":
         raise typer.BadParameter(
-            "task 'vlm' trains on served reward models: start them (docs/rewards.md), pass "
-            "--reward_servers FILE.yaml, and run on the GPU machine; use --dry-run to check the code paths",
+            "task 'vlm' (the paper's served reward models, ar3d_r1.rewards, docs/rewards.md) is not "
+            "wired into the trainer yet; --dry-run runs every other code path of the paper preset with "
+            "geometric rewards",
             param_hint="--task")
     import torch
 

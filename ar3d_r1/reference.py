@@ -3,9 +3,9 @@
 ``reward_rise`` compares the mean total reward (R_high + R_low, per step, over its G samples) of the
 last ``window`` steps with that of the first ``window``: the difference, its standard error
 ``sqrt(s_first² / n + s_last² / n)`` from the per-step means' sample variances (Welch), and their ratio
-z. The ``tiny-cpu`` task visits its prompts epoch by epoch (one prompt per step, five prompts), so both
-windows hold the same prompts twice and the prompt-to-prompt spread cancels in the difference; it
-still counts in the standard error, which makes the test conservative.
+z. The trainer visits its prompts epoch by epoch, so with a prompt set whose size divides the window
+both windows hold the same prompts (``tiny-cpu`` trains on one prompt) and the prompt-to-prompt spread
+cancels in the difference.
 
     python -m ar3d_r1.reference runs/tiny-cpu/train runs/tiny-cpu/control --plot docs/img/tiny_cpu_reward.png
 """
@@ -48,15 +48,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("runs", nargs="+", type=Path, help="training output dirs (the first is the run)")
     ap.add_argument("--window", type=int, default=10)
     ap.add_argument("--plot", type=Path, default=None, help="write both reward curves to this PNG")
+    ap.add_argument("--labels", nargs="*", default=None, help="curve labels (default: the run dirs)")
     args = ap.parse_args(argv)
     curves = {}
-    for run in args.runs:
+    labels = args.labels or [str(r) for r in args.runs]
+    for run, label in zip(args.runs, labels, strict=True):
         records = load_metrics(run)
         res = reward_rise(records, args.window)
         print(f"{run}: first {args.window} {res['first']:.3f}, last {args.window} {res['last']:.3f}, "
               f"diff {res['diff']:+.3f} ± {res['se']:.3f} (z = {res['z']:.2f}), {res['steps']} steps, "
               f"{sum(r['seconds'] for r in records):.0f} s of steps")
-        curves[str(run)] = records
+        curves[label] = records
     if args.plot:
         from ar3d_r1.trainer import plot_reward_curves
 

@@ -156,13 +156,14 @@ class ShapeLLMOmniModel(BaseTextTo3DModel):
         occupancy = self._occupancy(turn.codes)
         meta["occupied_voxels"] = int(occupancy.sum())
         path = request.output_path("glb")
+        up_axis = self.vqvae.config.up_axis
         if self.texture:
             self._texture(request.prompt, occupancy, request.seed, path)
             meta["texture"] = "trellis-text-xlarge stage 2"
+            up_axis = "y"  # TRELLIS's to_glb turns its Z-up output into glTF's Y up
         else:
             devoxelise(occupancy, method=self.mesh_method).export(path)  # type: ignore[arg-type]
-        return Asset(path=path, format="glb", seconds=time.perf_counter() - t0, meta=meta,
-                     up_axis=self.vqvae.config.up_axis)
+        return Asset(path=path, format="glb", seconds=time.perf_counter() - t0, meta=meta, up_axis=up_axis)
 
     def _texture(self, prompt: str, occupancy: np.ndarray, seed: int, path: Path) -> None:
         """TRELLIS stage 2 on the decoded voxels (shapellm-facts.md: ``sample_slat`` on the occupancy coords).

@@ -1,14 +1,11 @@
 """One policy turn: chat messages for the one- and two-step prompts, HF ``generate``, the mesh segment parsed.
 
-Prompts (versioned by :data:`PROMPT_VERSION`; the paper does not publish its instructions, so the two
-step instructions are ours):
-
-- the wrapper of ShapeLLM-Omni's eval/demo (shapellm-facts.md): "Please generate a 3D mesh based on the
-  prompt I provided: {prompt}";
-- step 1 (AR3D-R1, paper §Hi-GRPO): the wrapper + :data:`SEMANTIC_INSTRUCTION` -> semantic plan s + coarse
-  mesh tokens t;
-- step 2: the same user turn, the assistant's plan s (its mesh segment removed), then
-  :data:`VISUAL_INSTRUCTION` -> visual plan v + refined mesh tokens o.
+Prompts: the wrapper of ShapeLLM-Omni's eval/demo (shapellm-facts.md), "Please generate a 3D mesh based
+on the prompt I provided: {prompt}", alone for the one-step model; for AR3D-R1's two steps the wording of
+the trainer (``ar3d_r1/prompts.py`` on the trainer's branch, ``hi-grpo-instructions-v1``; the paper does
+not publish its instructions), repeated here verbatim so that a policy is evaluated the way it was
+trained: step 1 = semantic instruction + wrapped prompt -> plan s + coarse tokens t; step 2 = wrapped
+prompt + s + visual instruction -> plan v + refined tokens o.
 
 Sampling defaults are the authors' eval settings (top_k 8192, top_p 0.7, temperature 0.7, up to 2048 new
 tokens); generation stops at eos or ``<mesh-end>``. ``constrain=True`` adds
@@ -28,6 +25,7 @@ from ar3d_r1.policy.mesh_tokens import MeshVocab, mesh_segment_span, parse_mesh_
 __all__ = [
     "MESH_PROMPT",
     "PROMPT_VERSION",
+    "PROMPT_WRAPPER",
     "SEMANTIC_INSTRUCTION",
     "VISUAL_INSTRUCTION",
     "MeshGrammarLogitsProcessor",
@@ -37,15 +35,14 @@ __all__ = [
     "generate_turn",
 ]
 
-PROMPT_VERSION = "ar3d-r1-prompts-1"
-MESH_PROMPT = "Please generate a 3D mesh based on the prompt I provided: {prompt}"
+PROMPT_VERSION = "hi-grpo-instructions-v1"
+PROMPT_WRAPPER = "Please generate a 3D mesh based on the prompt I provided: "
+MESH_PROMPT = PROMPT_WRAPPER + "{prompt}"
 SEMANTIC_INSTRUCTION = (
-    "First reason about the object's meaning: its subcategory, the spatial layout of its key parts, and "
-    "anything the prompt leaves ambiguous. Then generate a coarse 3D mesh."
+    "Think about the object's category, the layout of its parts and its proportions, then answer with a mesh."
 )
 VISUAL_INSTRUCTION = (
-    "Now reason about its visual details: textures, how the parts meet, how many there are, and their "
-    "symmetry. Then generate the refined 3D mesh."
+    "Think about its counts, symmetry, colour, material and texture, then answer with a refined mesh."
 )
 
 
@@ -54,20 +51,14 @@ def build_messages(prompt: str, step: int = 0, plan: str | None = None) -> list[
 
     Step 2 needs ``plan``, the step-1 reasoning text without its mesh segment.
     """
-    def user(text: str) -> dict[str, Any]:
-        return {"role": "user", "content": [{"type": "text", "text": text}]}
-
-    wrapped = MESH_PROMPT.format(prompt=prompt)
     if step == 0:
-        return [user(wrapped)]
-    first = user(f"{wrapped}\n{SEMANTIC_INSTRUCTION}")
+        return [{"role": "user", "content": f"{PROMPT_WRAPPER}{prompt}"}]
     if step == 1:
-        return [first]
+        return [{"role": "user", "content": f"{SEMANTIC_INSTRUCTION}\n{PROMPT_WRAPPER}{prompt}"}]
     if step == 2:
         if plan is None:
             raise ValueError("step 2 needs the step-1 plan")
-        return [first, {"role": "assistant", "content": [{"type": "text", "text": plan}]},
-                user(VISUAL_INSTRUCTION)]
+        return [{"role": "user", "content": f"{PROMPT_WRAPPER}{prompt}\n{plan}\n{VISUAL_INSTRUCTION}"}]
     raise ValueError(f"step must be 0, 1 or 2, got {step!r}")
 
 

@@ -53,7 +53,8 @@ def test_short_fit_learns_and_saves_the_authors_layout(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_cpu_fit_reaches_iou_085_on_held_out_shapes_in_ten_minutes(tmp_path):
-    torch.set_num_threads(2)
+    # One intra-op thread (the autouse fixture): measured to pass even with the 2 cores oversubscribed
+    # (docs/benchmarks.md), where two threads stall on each other.
     result = fit_vqvae(FitConfig.preset("tiny-cpu", max_seconds=600.0, target_iou=0.85), tmp_path)
     assert result.val_iou >= 0.85, result.summary()
     assert result.seconds <= 600.0 + 60.0  # the budget plus the last evaluation and saving

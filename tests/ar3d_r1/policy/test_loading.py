@@ -69,15 +69,12 @@ def test_hub_id_offline_names_the_files_and_the_fix(monkeypatch, tmp_path):
 
 
 def test_two_step_messages_carry_the_plan_and_the_instructions():
-    one = build_messages("a red chair", 0)
-    assert one == [{"role": "user", "content": [{"type": "text", "text":
-                    "Please generate a 3D mesh based on the prompt I provided: a red chair"}]}]
-    first = build_messages("a red chair", 1)
-    assert first[0]["content"][0]["text"].endswith(SEMANTIC_INSTRUCTION)
-    second = build_messages("a red chair", 2, plan="four legs, one back")
-    assert [m["role"] for m in second] == ["user", "assistant", "user"]
-    assert second[1]["content"][0]["text"] == "four legs, one back"
-    assert second[2]["content"][0]["text"] == VISUAL_INSTRUCTION
+    wrapped = "Please generate a 3D mesh based on the prompt I provided: a red chair"
+    assert build_messages("a red chair", 0) == [{"role": "user", "content": wrapped}]
+    (first,) = build_messages("a red chair", 1)
+    assert first["content"] == f"{SEMANTIC_INSTRUCTION}\n{wrapped}"
+    (second,) = build_messages("a red chair", 2, plan="four legs, one back")
+    assert second["content"] == f"{wrapped}\nfour legs, one back\n{VISUAL_INSTRUCTION}"
     with pytest.raises(ValueError, match="plan"):
         build_messages("x", 2)
 
