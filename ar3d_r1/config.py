@@ -102,6 +102,14 @@ class HiGRPOConfig:
     save_steps: int = _f(100, "Steps between checkpoints (0: only at the end).")
     threads: int = _f(0, "torch CPU threads (0: torch's default).")
     dry_run: bool = _f(False, "Run every code path of this config on tiny stand-ins for 2 steps.")
+    # --- at scale (issue 17: ar3d_r1/distributed.py, checkpoint.py, rollout_backends.py)
+    resume: bool = _f(False, "Continue from the latest complete checkpoint in output_dir (none: fresh).")
+    mixed_precision: str = _f("", "no | fp16 | bf16; empty: `accelerate launch --mixed_precision`'s.")
+    rollout_backend: str = _f("hf", "Rollout engine: 'hf' (generate in process) or 'server' (a server).")
+    rollout_url: str = _f("", "Rollout server root URL (rollout_backend 'server').")
+    rollout_model: str = _f("", "Model id the rollout server serves (rollout_backend 'server').")
+    rollout_profile: str = _f("vllm", "Rollout server kind: 'vllm' (token-id prompts) or 'transformers'.")
+    rollout_weight_sync: bool = _f(True, "Push the policy's weights to a vLLM rollout server each rollout.")
 
     def __post_init__(self) -> None:
         from ar3d_r1.loss import AGGREGATIONS, ALGORITHMS, LEVELS
@@ -112,6 +120,9 @@ class HiGRPOConfig:
             "scale_rewards": (self.scale_rewards, ("unbiased", "population", "none")),
             "dynamic_sampling": (self.dynamic_sampling, ("off", "mask", "refill")),
             "malformed_reward": (self.malformed_reward, ("zero", "mask")),
+            "mixed_precision": (self.mixed_precision, ("", "no", "fp16", "bf16")),
+            "rollout_backend": (self.rollout_backend, ("hf", "server")),
+            "rollout_profile": (self.rollout_profile, ("vllm", "transformers")),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:

@@ -156,9 +156,13 @@ class Rollout:
 
 
 def two_step_rollout(model, tokenizer, vqvae, vocab: MeshVocab, prompts: list[str], config, *,
-                     seed: int | None = None) -> Rollout:
+                     seed: int | None = None, backend=None, sample_seeds=None) -> Rollout:
     """Run both steps for ``prompts`` (already repeated G times, grouped); step 2 only if
-    ``config.two_step``. ``config``: a :class:`ar3d_r1.config.HiGRPOConfig`."""
+    ``config.two_step``. ``config``: a :class:`ar3d_r1.config.HiGRPOConfig`.
+
+    ``backend`` (an :mod:`ar3d_r1.rollout_backends` backend) with ``sample_seeds`` (``turn -> seeds``,
+    one per prompt, for turn 1 and 2) draws every sample from its own seed; without them, HF ``generate``
+    samples the batch from the global generator seeded with ``seed``."""
     n_tokens = vqvae.config.num_tokens
     stops = stop_ids(model, tokenizer, vocab)
     budget = config.max_plan_tokens + n_tokens + 3  # plan, <mesh-start>, N codes, <mesh-end>, stop
@@ -166,16 +170,22 @@ def two_step_rollout(model, tokenizer, vqvae, vocab: MeshVocab, prompts: list[st
                     top_p=config.top_p, stops=stops,
                     grammar=(vocab, n_tokens) if config.constrain else None)
 
-    def run(messages: list[list[dict]], step_seed) -> list[StepOutcome]:
+    def run(messages: list[list[dict]], step_seed, turn: int) -> list[StepOutcome]:
         p_ids = [chat_prompt_ids(tokenizer, m) for m in messages]
-        comps = generate_completions(model, tokenizer, p_ids, generator_seed=step_seed, **sampling)
+        if backend is not None:  # issue 17: per-sample seeds, any engine
+            from ar3d_r1.rollout_backends import SamplingSettings
+
+            settings = SamplingSettings(budget, config.temperature, config.top_k, config.top_p, tuple(stops))
+            comps = backend.generate(p_ids, settings, sample_seeds(turn), grammar=sampling["grammar"])
+        else:
+            comps = generate_completions(model, tokenizer, p_ids, generator_seed=step_seed, **sampling)
         outs = [parse_outcome(p, c, tokenizer, vocab, n_tokens) for p, c in zip(p_ids, comps, strict=True)]
         decode_grids(vqvae, outs)
         return outs
 
-    step1 = run([step1_messages(p) for p in prompts], seed)
+    step1 = run([step1_messages(p) for p in prompts], seed, 1)
     step2 = None
     if config.two_step:
         step2 = run([step2_messages(p, o.plan) for p, o in zip(prompts, step1, strict=True)],
-                    None if seed is None else seed + 1)
+                    None if seed is None else seed + 1, 2)
     return Rollout(prompts=list(prompts), step1=step1, step2=step2)

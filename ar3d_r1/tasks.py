@@ -52,6 +52,13 @@ class GeometryTask:
             grid = voxelise_shape(p.spec, resolution, fill=True)
             self.targets[p.text] = TargetShape(grid=grid, views=self.render(grid))
 
+    def state_dict(self) -> dict:
+        """The reward cache a checkpoint keeps: the reward6 renders of recent grids."""
+        return {"render": self.render.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.render.load_state_dict(state["render"])
+
     def score(self, rollout) -> Scores:
         from ar3d_r1.rewards.geometry import STEP1_REWARDS, STEP2_REWARDS, global_geometry, local_geometry
 

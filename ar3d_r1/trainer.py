@@ -21,17 +21,37 @@ Logs: a rich progress bar, ``metrics.jsonl`` (one record per step), TensorBoard 
 from __future__ import annotations
 
 import json
+import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ar3d_r1.advantages import dynamic_sampling, hi_grpo_advantages
+from ar3d_r1.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    remove_partials,
+    save_checkpoint,
+    truncate_metrics,
+)
 from ar3d_r1.config import HiGRPOConfig, save_config
+from ar3d_r1.distributed import (
+    check_deepspeed_accumulation,
+    deepspeed_loss_scale,
+    gather_list,
+    gather_rows,
+    global_sums,
+    is_deepspeed,
+    process_rows,
+    sum_gradients,
+)
 from ar3d_r1.logprobs import completion_logprobs, pack_sequences
 from ar3d_r1.loss import policy_loss
 from ar3d_r1.rollout import segment_shares, two_step_rollout
+from ar3d_r1.rollout_backends import make_backend, sample_seed
 from ar3d_r1.tasks import resolve_failures
 
 
@@ -46,7 +66,10 @@ class HiGRPOTrainer:
         self.config, self.task, self.processor = config, task, processor
         self.tokenizer = processor.tokenizer if hasattr(processor, "tokenizer") else processor
         self.vocab = MeshVocab.from_tokenizer(self.tokenizer, vqvae.config.codebook_size)
-        self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+        # `cpu=True` would override `accelerate launch --use_deepspeed` (DeepSpeed also runs on CPU)
+        deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+        self.accelerator = Accelerator(cpu=not (torch.cuda.is_available() or deepspeed),
+                                       mixed_precision=config.mixed_precision or None)
         self.prompts_per_step = config.prompts_per_step(self.accelerator.num_processes)
         self.vqvae = vqvae.to(self.accelerator.device).eval()
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
@@ -59,33 +82,37 @@ class HiGRPOTrainer:
                 raise ValueError("beta != 0 needs a reference model (pass ref_model: the initial policy)")
             self.ref_model.eval().requires_grad_(False)
         self.out = Path(config.output_dir)
-        self.rng = np.random.default_rng(config.seed)
+        self.rng = np.random.default_rng(config.seed)  # the data cursor (with _queue): same on every process
         self._queue: list[int] = []
         self.history: list[dict] = []
+        self.backend = make_backend(config, self.accelerator.unwrap_model(self.model), self.tokenizer)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> Path:
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.out / "config.yaml")
-        writer = self._tensorboard()
-        step = 0
+        step = self.resume() if cfg.resume else 0
+        writer = self._tensorboard(purge_step=step + 1 if step else None)
         with self._progress() as (progress, task_id):
+            progress.update(task_id, completed=step)
             while step < cfg.max_steps:
                 t0 = time.perf_counter()
                 batch = self.generate_and_score(step)                               # 1-3
                 old = self.logprobs(batch, grad=False) if cfg.off_policy() else None  # explicit π_old
                 ref = self.logprobs(batch, grad=False, model=self.ref_model) if self.ref_model else None
+                due = False
                 for _ in range(cfg.num_iterations):                                 # μ updates per batch
                     stats = self.optimise(batch, old, ref)                           # 4-5
                     step += 1
                     record = self.record(step, batch, stats, time.perf_counter() - t0)
                     self._log(record, writer)
                     progress.update(task_id, advance=1, reward=record["reward/total"])
-                    if cfg.save_steps and step % cfg.save_steps == 0:
-                        self.save(self.out / f"checkpoint-{step}", step)
+                    due = due or bool(cfg.save_steps and step % cfg.save_steps == 0)
                     if step >= cfg.max_steps:
                         break
+                if due:  # after the batch's μ updates: a resumed run starts on a fresh batch
+                    save_checkpoint(self, step)
         final = self.save(self.out / "final", step)
         if writer is not None:
             writer.close()
@@ -96,10 +123,18 @@ class HiGRPOTrainer:
     def generate_and_score(self, step: int) -> dict:
         cfg, G = self.config, self.config.num_generations
         prompts = [self.task.prompts[i].text for i in self.next_prompts() for _ in range(G)]
-        policy = self.accelerator.unwrap_model(self.model).eval()
-        rollout = two_step_rollout(policy, self.tokenizer, self.vqvae, self.vocab, prompts, cfg,
-                                   seed=cfg.seed * 100_003 + step)
+        acc = self.accelerator
+        rows = process_rows(len(prompts), acc.num_processes, acc.process_index)  # this process's block
+        policy = acc.unwrap_model(self.model).eval()
+        if cfg.rollout_backend != "hf" and cfg.rollout_weight_sync and acc.is_main_process:
+            self.backend.sync_weights(policy)
+        rollout = two_step_rollout(policy, self.tokenizer, self.vqvae, self.vocab, prompts[rows], cfg,
+                                   seed=cfg.seed * 100_003 + step, backend=self.backend,
+                                   sample_seeds=lambda turn: [sample_seed(cfg.seed, step, turn, r)
+                                                              for r in range(rows.start, rows.stop)])
         scores = self.task.score(rollout)
+        # a group may span processes: gather every reward before the group statistics (distributed.py)
+        scores.r_high, scores.r_low = gather_rows(acc, scores.r_high), gather_rows(acc, scores.r_low)
         r_high, valid1 = resolve_failures(scores.r_high, G, cfg.malformed_reward)
         r_low, valid2 = resolve_failures(scores.r_low, G, cfg.malformed_reward)
         a1, a2 = hi_grpo_advantages(torch.as_tensor(r_high), torch.as_tensor(r_low), G, lam=cfg.lam,
@@ -111,9 +146,9 @@ class HiGRPOTrainer:
             target = torch.as_tensor(r_high + cfg.lam * r_low)
             keep1 = dynamic_sampling(target, G, mode="mask", tol=cfg.dynamic_sampling_tol)
             keep2 = dynamic_sampling(torch.as_tensor(r_low), G, mode="mask", tol=cfg.dynamic_sampling_tol)
-        steps = [("step1", rollout.step1, a1, keep1 & torch.as_tensor(valid1))]
+        steps = [("step1", rollout.step1, a1[rows], (keep1 & torch.as_tensor(valid1))[rows])]
         if a2 is not None:
-            steps.append(("step2", rollout.step2, a2, keep2 & torch.as_tensor(valid2)))
+            steps.append(("step2", rollout.step2, a2[rows], (keep2 & torch.as_tensor(valid2))[rows]))
         tensors = {}
         for name, outcomes, adv, keep in steps:
             ids, att, cmask = pack_sequences([o.prompt_ids for o in outcomes],
@@ -121,6 +156,16 @@ class HiGRPOTrainer:
                                              self.tokenizer.pad_token_id)
             tensors[name] = {"ids": ids, "att": att, "mask": cmask * keep[:, None].long(),
                              "advantages": adv.float()}
+        if acc.num_processes > 1:  # the log describes the whole batch (grids stay where they were decoded)
+            from dataclasses import replace
+
+            def strip(outs):
+                return [replace(o, grid=None) for o in outs]
+
+            dims = gather_list(acc, [scores.dimensions])
+            scores.dimensions = {k: float(np.nanmean([d[k] for d in dims])) for k in dims[0]}
+            rollout = type(rollout)(prompts, gather_list(acc, strip(rollout.step1)),
+                                    None if rollout.step2 is None else gather_list(acc, strip(rollout.step2)))
         return {"rollout": rollout, "scores": scores, "r_high": r_high, "r_low": r_low, "tensors": tensors,
                 "kept_groups": {"step1": int(keep1.sum()) // G, "step2": int(keep2.sum()) // G}}
 
@@ -160,12 +205,19 @@ class HiGRPOTrainer:
         switches = dict(eps_low=cfg.epsilon_low, eps_high=cfg.epsilon_high, beta=cfg.beta, level=cfg.level,
                         aggregation=cfg.aggregation,
                         max_len=cfg.max_plan_tokens + self.vqvae.config.num_tokens + 3)
-        totals = {name: (float(t["mask"].sum()), len(t["ids"])) for name, t in batch["tensors"].items()}
+        acc = self.accelerator
+        # batch-level aggregates span every process: global token and row counts (distributed.py)
+        counts = global_sums(acc, {f"{name}/{k}": v for name, t in batch["tensors"].items()
+                                   for k, v in (("tokens", float(t["mask"].sum())), ("rows", len(t["ids"])))})
+        totals = {name: (counts[f"{name}/tokens"], counts[f"{name}/rows"]) for name in batch["tensors"]}
+        micro = self._rows(len(batch["tensors"]["step1"]["ids"]))
+        check_deepspeed_accumulation(acc, len(micro))
         sums: dict[str, float] = {}
-        for rows in self._rows(len(batch["tensors"]["step1"]["ids"])):
+        for rows in micro:
             loss = 0.0
             for name, t in batch["tensors"].items():
-                logp = self._logp(model, t, rows)
+                with acc.autocast():  # the mixed-precision flag (log-probs bypass model.forward's wrapper)
+                    logp = self._logp(model, t, rows)
                 mask = t["mask"][rows].to(logp.device)
                 old_logp = old[name][rows] if old is not None else logp.detach()
                 ref_logp = ref[name][rows] if ref is not None else None
@@ -180,15 +232,17 @@ class HiGRPOTrainer:
                     w = stats["tokens"] if k not in ("tokens", "sequences") else 1.0
                     sums[f"{name}/{k}"] = sums.get(f"{name}/{k}", 0.0) + v * w
                 sums[f"{name}/loss"] = sums.get(f"{name}/loss", 0.0) + float(part.detach()) * share
-            self.accelerator.backward(loss)
-        if self.accelerator.num_processes > 1:  # logprobs ran on the unwrapped module: average by hand
-            for p in model.parameters():
-                if p.grad is not None:
-                    p.grad = self.accelerator.reduce(p.grad, reduction="mean")
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            # DeepSpeed steps at every backward unless accelerate's accumulate() marks the boundary
+            with acc.accumulate(self.model) if is_deepspeed(acc) else nullcontext():
+                acc.backward(loss * deepspeed_loss_scale(acc, len(micro)))
+        sum_gradients(acc, model.parameters())  # log-probs ran on the unwrapped module: reduce by hand
+        # DeepSpeed clips inside its engine step (its config's gradient_clipping) and keeps the norm
+        grad_norm = (self.model.get_global_grad_norm() if is_deepspeed(acc)  # the engine's, pre-clip
+                     else torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        out = {"grad_norm": float(grad_norm)}
+        sums = global_sums(acc, sums)
+        out = {"grad_norm": float("nan") if grad_norm is None else float(grad_norm)}
         for name, (tokens, _) in totals.items():
             for k in ("clip_low", "clip_high", "clip_region", "kl", "ratio_mean"):
                 out[f"{name}/{k}"] = sums.get(f"{name}/{k}", 0.0) / max(tokens, 1.0)
@@ -232,12 +286,29 @@ class HiGRPOTrainer:
                 if isinstance(v, int | float) and k != "step":
                     writer.add_scalar(k, v, rec["step"])
 
-    def _tensorboard(self):
+    def _tensorboard(self, purge_step: int | None = None):
         if not self.accelerator.is_main_process:
             return None
         from torch.utils.tensorboard import SummaryWriter
 
-        return SummaryWriter(str(self.out / "tb"))
+        return SummaryWriter(str(self.out / "tb"), purge_step=purge_step)
+
+    def resume(self) -> int:
+        """Restore the latest complete checkpoint of ``output_dir`` (ar3d_r1/checkpoint.py) and cut
+        ``metrics.jsonl`` back to its step; returns that step (0, starting fresh, when there is none)."""
+        acc = self.accelerator
+        if acc.is_main_process:
+            remove_partials(self.out)
+        acc.wait_for_everyone()
+        path = latest_checkpoint(self.out)
+        if path is None:
+            return 0
+        step = load_checkpoint(self, path)
+        if acc.is_main_process:
+            print(f"hi-grpo: resumed from step {step} ({path})", flush=True)
+            self.history = truncate_metrics(self.out / "metrics.jsonl", step)
+        acc.wait_for_everyone()
+        return step
 
     def _progress(self):
         from contextlib import contextmanager

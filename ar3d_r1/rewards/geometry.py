@@ -206,3 +206,13 @@ class Reward6Renderer:
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return views
+
+    def state_dict(self) -> dict:
+        """The render cache, oldest first (a checkpoint's reward cache, ar3d_r1/checkpoint.py)."""
+        return {"size": self.size, "cache": list(self._cache.items())}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s cache; raises ValueError if it was rendered at another size."""
+        if state["size"] != self.size:
+            raise ValueError(f"render cache of {state['size']} px views, this renderer draws {self.size} px")
+        self._cache = OrderedDict(state["cache"])

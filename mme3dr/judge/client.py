@@ -210,6 +210,11 @@ class JudgeClient:
         data = await self._send("GET", "/models", None)
         return [m["id"] for m in data.get("data", [])]
 
+    async def post(self, path: str, body: dict) -> dict:
+        """POST ``body`` as JSON to ``path`` under the API root (e.g. ``"/completions"``) with this client's
+        retries; returns the decoded JSON reply, raises :class:`JudgeRequestError` on failure."""
+        return await self._send("POST", path, body)
+
     async def complete(self, body: dict) -> CachedReply:
         """POST ``/chat/completions`` with ``body`` (model added) and return the first choice's message."""
         data = await self._send("POST", "/chat/completions", {"model": self.config.model, **body})
