@@ -211,6 +211,13 @@ class Renderer:
                 ctx.disable(mgl.BLEND)
                 ctx.depth_mask = True
             self._set_material(mat, texture, coloured, has_normal)
+            if mat.alpha_mode == "BLEND" and mat.double_sided:
+                # Back faces first, then front faces: a closed transparent surface composites its far
+                # side under its near side whatever the triangle order in the file.
+                ctx.enable(mgl.CULL_FACE)
+                ctx.cull_face = "front"
+                vao.render(mgl.TRIANGLES)
+                ctx.cull_face = "back"
             vao.render(mgl.TRIANGLES)
         ctx.depth_mask = True
         ctx.disable(mgl.BLEND)

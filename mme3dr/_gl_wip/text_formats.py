@@ -61,10 +61,11 @@ def declared_faces(path: Path, data: bytes, max_faces: int) -> None:
         if len(counts) >= 2:
             _too_many(path, int(counts[1]), max_faces, "declared by the OFF header")
     elif suffix == ".stl":
-        if len(data) >= 84 and 84 + 50 * struct.unpack_from("<I", data, 80)[0] == len(data):
-            _too_many(path, struct.unpack_from("<I", data, 80)[0], max_faces, "declared by the STL header")
-        elif data[:5].lower() == b"solid":
+        binary_size = 84 + 50 * struct.unpack_from("<I", data, 80)[0] if len(data) >= 84 else -1
+        if data[:5].lower() == b"solid" and binary_size != len(data):
             _too_many(path, data.count(b"facet normal"), max_faces, "ASCII STL facets")
+        elif binary_size >= 0:
+            _too_many(path, (binary_size - 84) // 50, max_faces, "declared by the binary STL header")
     elif suffix == ".obj":
         _too_many(path, data.count(b"\nf ") + data.startswith(b"f "), max_faces, "OBJ face records")
 
