@@ -99,9 +99,7 @@ class Renderer:
                 "libegl-mesa0 libgl1-mesa-dri) and `pip install moderngl glcontext`."
             ) from exc
         self.gl_renderer = f"{self.ctx.info['GL_RENDERER']} / {self.ctx.info['GL_VERSION']}"
-        self.program = self.ctx.program(vertex_shader=shader.VERTEX, fragment_shader=shader.FRAGMENT)
-        self.program["u_ambient"].value = shader.AMBIENT
-        self.program["u_light"].value = shader.LIGHT
+        self._programs: dict[tuple, object] = {}
         self.samples = int(samples)
         self.size: tuple[int, int] | None = None
         self.set_size(width, height)
@@ -122,6 +120,19 @@ class Renderer:
                                             depth_attachment=ctx.depth_renderbuffer(size))
         self.size = size
 
+    def program(self, normal: bool, texture: bool, color: bool, unlit: bool):
+        """The compiled protocol shader variant for these inputs (compiled once per process)."""
+        key = (normal, texture, color, unlit)
+        if key not in self._programs:
+            flags = dict(normal=normal, texture=texture, color=color, unlit=unlit)
+            prog = self.ctx.program(vertex_shader=shader.source("vertex", **flags),
+                                    fragment_shader=shader.source("fragment", **flags))
+            for name, value in (("u_ambient", shader.AMBIENT), ("u_light", shader.LIGHT)):
+                if name in prog:  # unlit variants have no lighting uniforms
+                    prog[name].value = value
+            self._programs[key] = prog
+        return self._programs[key]
+
     def upload(self, mesh, shading: str = "protocol") -> list:
         """GPU objects of every part: (vao, material, textured, buffers) per part, opaque first."""
         from mme3dr._gl_wip.materials import Material
@@ -133,20 +144,21 @@ class Renderer:
             mat = part.material
             if shading == "plain_white":
                 mat = Material(double_sided=mat.double_sided)
-            buffers = [(ctx.buffer(np.ascontiguousarray(part.positions, np.float32)), "3f", "in_position")]
-            if part.normals is not None:
-                buffers.append((ctx.buffer(np.ascontiguousarray(part.normals, np.float32)), "3f", "in_normal"))
             textured = shading == "protocol" and mat.texture is not None and part.uv is not None
+            coloured = shading == "protocol" and part.colors is not None
+            has_normal = part.normals is not None and not mat.unlit
+            prog = self.program(has_normal, textured, coloured, bool(mat.unlit))
+            buffers = [(ctx.buffer(np.ascontiguousarray(part.positions, np.float32)), "3f", "in_position")]
+            if has_normal:
+                buffers.append((ctx.buffer(np.ascontiguousarray(part.normals, np.float32)), "3f", "in_normal"))
             if textured:
                 buffers.append((ctx.buffer(np.ascontiguousarray(part.uv, np.float32)), "2f", "in_uv"))
-            coloured = shading == "protocol" and part.colors is not None
             if coloured:
                 buffers.append((ctx.buffer(np.ascontiguousarray(part.colors, np.float32)), "4f", "in_color"))
             index = ctx.buffer(np.ascontiguousarray(part.faces, np.uint32))
-            vao = ctx.vertex_array(self.program, [(b, f, n) for b, f, n in buffers], index_buffer=index,
-                                   index_element_size=4)
+            vao = ctx.vertex_array(prog, buffers, index_buffer=index, index_element_size=4)
             texture = self._texture(mat.texture) if textured else None
-            drawn.append((vao, mat, texture, coloured, part.normals is not None, [b for b, _, _ in buffers] + [index]))
+            drawn.append((vao, mat, texture, prog, [b for b, _, _ in buffers] + [index]))
         # BLEND parts after every opaque/mask part (glTF 2.0 §3.9.4 implementation note), in file order.
         return [d for d in drawn if d[1].alpha_mode != "BLEND"] + [d for d in drawn if d[1].alpha_mode == "BLEND"]
 
@@ -172,19 +184,15 @@ class Renderer:
             _set_mirrored_repeat(gl_tex, tex.wrap_s == _GL_MIRROR, tex.wrap_t == _GL_MIRROR)
         return gl_tex
 
-    def _set_material(self, mat, texture, coloured: bool, has_normal: bool) -> None:
-        p = self.program
-        p["u_factor"].value = tuple(float(v) for v in mat.base_color_factor)
-        p["u_has_texture"].value = texture is not None
-        p["u_has_color"].value = coloured
-        p["u_has_normal"].value = has_normal
-        p["u_unlit"].value = bool(mat.unlit)
-        p["u_alpha_mode"].value = shader.ALPHA_MODE_CODES[mat.alpha_mode]
-        p["u_alpha_cutoff"].value = float(mat.alpha_cutoff)
-        p["u_uv_transform"].write(np.ascontiguousarray(mat.uv_transform.T, np.float32).tobytes())
+    @staticmethod
+    def _set_material(prog, mat, texture) -> None:
+        prog["u_factor"].value = tuple(float(v) for v in mat.base_color_factor)
+        prog["u_alpha_mode"].value = shader.ALPHA_MODE_CODES[mat.alpha_mode]
+        prog["u_alpha_cutoff"].value = float(mat.alpha_cutoff)
         if texture is not None:
+            prog["u_uv_transform"].write(np.ascontiguousarray(mat.uv_transform.T, np.float32).tobytes())
             texture.use(0)
-            p["u_texture"].value = 0
+            prog["u_texture"].value = 0
 
     def draw_view(self, drawn, clip_from_world: np.ndarray, eye_from_world: np.ndarray, out: np.ndarray,
                   depth: np.ndarray | None = None, znear: float = 0.1, zfar: float = 10.0) -> None:
@@ -195,9 +203,12 @@ class Renderer:
         ctx.enable(mgl.DEPTH_TEST)
         # The projection flips Y (image row 0 first), which mirrors screen-space winding: CW is front.
         ctx.front_face = "cw"
-        self.program["u_clip_from_world"].write(np.ascontiguousarray(clip_from_world.T, np.float32).tobytes())
-        self.program["u_eye_from_world"].write(np.ascontiguousarray(eye_from_world.T, np.float32).tobytes())
-        for vao, mat, texture, coloured, has_normal, _ in drawn:
+        clip = np.ascontiguousarray(clip_from_world.T, np.float32).tobytes()
+        eye = np.ascontiguousarray(eye_from_world.T, np.float32).tobytes()
+        for vao, mat, texture, prog, _ in drawn:
+            prog["u_clip_from_world"].write(clip)
+            if "u_eye_from_world" in prog:  # unlit variants do not use it
+                prog["u_eye_from_world"].write(eye)
             if mat.double_sided:
                 ctx.disable(mgl.CULL_FACE)
             else:
@@ -210,7 +221,7 @@ class Renderer:
             else:
                 ctx.disable(mgl.BLEND)
                 ctx.depth_mask = True
-            self._set_material(mat, texture, coloured, has_normal)
+            self._set_material(prog, mat, texture)
             if mat.alpha_mode == "BLEND" and mat.double_sided:
                 # Back faces first, then front faces: a closed transparent surface composites its far
                 # side under its near side whatever the triangle order in the file.
@@ -266,7 +277,7 @@ def _set_mirrored_repeat(gl_tex, s: bool, t: bool) -> None:
 
 def release(drawn) -> None:
     """Free the GPU objects :meth:`Renderer.upload` made."""
-    for vao, _, texture, _, _, buffers in drawn:
+    for vao, _, texture, _, buffers in drawn:
         vao.release()
         if texture is not None:
             texture.release()
