@@ -63,12 +63,12 @@ def pyrender_child(asset: Path, aa: int, repeats: int, work: Path) -> dict:
     """(c): the last release's per-asset path, timed in this (child) process."""
     os.environ["PYOPENGL_PLATFORM"] = "egl" if aa else "osmesa"
     sys.path.insert(0, str(HERE))
+    from mme3dr.render.cache import write_views
     from pyrender_baseline.mesh import load_mesh
     from pyrender_baseline.renderer import get_renderer
 
     from mme3dr.hashing import file_sha256
     from mme3dr.render import eval24
-    from mme3dr.render.cache import write_views
 
     rig = eval24()
     renderer = get_renderer(rig.width, rig.height, os.environ["PYOPENGL_PLATFORM"])
@@ -98,7 +98,8 @@ def pyrender_child(asset: Path, aa: int, repeats: int, work: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="repetitions per measurement (median)")
     parser.add_argument("--aa", type=int, default=0, choices=[0, 4], help="MSAA samples for (a)-(c)")
     parser.add_argument("--gl-threads", default="1", help="LP_NUM_THREADS for llvmpipe ('' = its default)")
@@ -113,11 +114,11 @@ def main() -> None:
 
     import numpy as np
     import trimesh
-
     from mme3dr.assets import load_mesh
+    from mme3dr.render.renderer import Renderer, depth_range, projection
+
     from mme3dr.render import eval24, render_asset
     from mme3dr.render import renderer as renderer_module
-    from mme3dr.render.renderer import Renderer, depth_range, projection
 
     asset = make_mesh(work, seed=0)
     n_faces = len(trimesh.load(asset, process=False).faces)
@@ -129,8 +130,8 @@ def main() -> None:
           f"MSAA {args.aa or 'none'}; LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS', 'default')}; "
           f"cpus {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}", flush=True)
 
-    child = [sys.executable, str(Path(__file__).resolve()), "--pyrender-child", str(asset), "--aa", str(args.aa),
-             "--repeats", str(args.repeats), "--gl-threads", args.gl_threads]
+    child = [sys.executable, str(Path(__file__).resolve()), "--pyrender-child", str(asset),
+             "--aa", str(args.aa), "--repeats", str(args.repeats), "--gl-threads", args.gl_threads]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run(child, capture_output=True, text=True, env=env)
     old = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None

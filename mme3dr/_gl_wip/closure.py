@@ -93,7 +93,7 @@ def asset_closure(path: str | os.PathLike) -> list[tuple[str, Path]]:
     while queue:
         name = queue.pop()
         for ref in _references(found[name]):
-            rel = os.path.normpath(str((Path(name).parent / ref)))
+            rel = os.path.normpath(str(Path(name).parent / ref))
             if rel in found:
                 continue
             candidate = root / rel

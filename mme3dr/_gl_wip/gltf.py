@@ -77,7 +77,9 @@ def _triangles(indices: np.ndarray, mode: int) -> np.ndarray:
     i = np.arange(len(idx) - 2)
     if mode == 5:  # strip: every other triangle reversed to keep the winding
         even = i % 2 == 0
-        return np.stack([idx[i], np.where(even, idx[i + 1], idx[i + 2]), np.where(even, idx[i + 2], idx[i + 1])], 1)
+        second = np.where(even, idx[i + 1], idx[i + 2])
+        third = np.where(even, idx[i + 2], idx[i + 1])
+        return np.stack([idx[i], second, third], 1)
     return np.stack([np.full(len(i), idx[0]), idx[i + 1], idx[i + 2]], 1)  # fan
 
 
@@ -91,7 +93,7 @@ class _Reader:
     def _check_extensions(self) -> None:
         for name in self.doc.get("extensionsRequired", []) or []:
             if name not in SUPPORTED_EXTENSIONS or name == "KHR_texture_basisu":
-                raise _unsupported(self.path, f"{name} (required by the file; not implemented by the renderer)")
+                raise _unsupported(self.path, f"{name} (required by the file; not implemented here)")
 
     def scene_nodes(self) -> list[int]:
         scenes = self.gf._list("scenes")
@@ -107,7 +109,7 @@ class _Reader:
         while stack:
             index, parent = stack.pop()
             if index in seen:
-                raise MeshError(MeshFailure.corrupt_file, self.path, f"node {index} appears twice in the node tree")
+                raise MeshError(MeshFailure.corrupt_file, self.path, f"node {index} is in the tree twice")
             seen.add(index)
             node = self.gf.get("nodes", index, "node")
             world = parent @ _local(node)
@@ -120,7 +122,8 @@ class _Reader:
         if not ext:
             return [world]
         attrs = ext.get("attributes", {})
-        arrays = {k: self.gf.accessor(v) for k, v in attrs.items() if k in ("TRANSLATION", "ROTATION", "SCALE")}
+        keys = ("TRANSLATION", "ROTATION", "SCALE")
+        arrays = {k: self.gf.accessor(v) for k, v in attrs.items() if k in keys}
         n = max((len(a) for a in arrays.values()), default=0)
         t = arrays.get("TRANSLATION", np.zeros((n, 3)))
         r = arrays.get("ROTATION", np.tile([0.0, 0, 0, 1], (n, 1)))
@@ -138,13 +141,13 @@ class _Reader:
             inst = node.get("extensions", {}).get("EXT_mesh_gpu_instancing")
             if inst:
                 acc = next(iter(inst.get("attributes", {}).values()), None)
-                copies = int(self.gf.get("accessors", acc, "accessor").get("count", 0)) if acc is not None else 0
+                copies = 0 if acc is None else int(self.gf.get("accessors", acc, "accessor").get("count", 0))
             for prim in self.gf.get("meshes", node["mesh"], "mesh").get("primitives", []):
                 mode = prim.get("mode", 4)
                 if mode not in _TRIANGLE_MODES:
                     continue
                 src = prim.get("indices", prim.get("attributes", {}).get("POSITION"))
-                count = int(self.gf.get("accessors", src, "accessor").get("count", 0)) if src is not None else 0
+                count = 0 if src is None else int(self.gf.get("accessors", src, "accessor").get("count", 0))
                 total += copies * (count // 3 if mode == 4 else max(count - 2, 0))
         return total
 
@@ -194,7 +197,8 @@ class _Reader:
             return None
         attrs = dict(prim.get("attributes", {}))
         ext = prim.get("extensions", {})
-        draco = self.gf.decode_draco(prim, ext["KHR_draco_mesh_compression"]) if "KHR_draco_mesh_compression" in ext else {}
+        draco_ext = ext.get("KHR_draco_mesh_compression")
+        draco = self.gf.decode_draco(prim, draco_ext) if draco_ext is not None else {}
 
         def attr(name):
             if name in draco:
@@ -218,7 +222,8 @@ class _Reader:
         uv = attr(f"TEXCOORD_{material.tex_coord}") if material.texture is not None else None
         if material.texture is not None and uv is None:
             raise MeshError(MeshFailure.corrupt_file, self.path,
-                            f"material {material.name!r} samples TEXCOORD_{material.tex_coord}, which the primitive lacks")
+                            f"material {material.name!r} samples TEXCOORD_{material.tex_coord}, which "
+                            "the primitive lacks")
         colors = attr("COLOR_0")
         if colors is not None:
             colors = np.asarray(colors, np.float32)

@@ -94,7 +94,9 @@ class GltfFile:
         if uri.startswith("data:"):
             head, _, payload = uri.partition(",")
             try:
-                return base64.b64decode(payload) if head.endswith(";base64") else urllib.parse.unquote_to_bytes(payload)
+                if head.endswith(";base64"):
+                    return base64.b64decode(payload)
+                return urllib.parse.unquote_to_bytes(payload)
             except ValueError as exc:
                 raise _corrupt(self.path, f"{what}: bad data URI ({exc})") from exc
         target = self.resolve_uri(uri)
@@ -131,7 +133,8 @@ class GltfFile:
         data = self.buffer(view.get("buffer", -1))
         start, length = int(view.get("byteOffset", 0)), view.get("byteLength")
         if not isinstance(length, int) or start < 0 or start + length > len(data):
-            raise _corrupt(self.path, f"bufferView {index} (offset {start:,}, length {length!r}) reaches past "
+            raise _corrupt(self.path, f"bufferView {index} (offset {start:,}, length {length!r}) reaches "
+                                      "past "
                                       f"its {len(data):,}-byte buffer")
         return memoryview(data)[start:start + length], view.get("byteStride")
 
@@ -182,8 +185,9 @@ class GltfFile:
                 raise _corrupt(self.path, f"accessor {index}: sparse {what} reach past their bufferView")
         raw_i, _ = self.view_bytes(idx_spec["bufferView"])
         raw_v, _ = self.view_bytes(val_spec["bufferView"])
-        ids = np.frombuffer(raw_i, np.dtype(idx_dtype).newbyteorder("<"), k, int(idx_spec.get("byteOffset", 0)))
-        vals = np.frombuffer(raw_v, np.dtype(dtype).newbyteorder("<"), k * n, int(val_spec.get("byteOffset", 0)))
+        little_i, little_v = np.dtype(idx_dtype).newbyteorder("<"), np.dtype(dtype).newbyteorder("<")
+        ids = np.frombuffer(raw_i, little_i, k, int(idx_spec.get("byteOffset", 0)))
+        vals = np.frombuffer(raw_v, little_v, k * n, int(val_spec.get("byteOffset", 0)))
         if k and ids.max() >= len(out):
             raise _corrupt(self.path, f"accessor {index}: sparse index {int(ids.max())} >= count {len(out)}")
         out = out.copy()
@@ -202,7 +206,8 @@ class GltfFile:
         try:
             mesh = DracoPy.decode(bytes(raw))
         except Exception as exc:
-            raise _corrupt(self.path, f"Draco data could not be decoded ({type(exc).__name__}: {exc})") from exc
+            raise _corrupt(self.path, f"Draco data could not be decoded ({type(exc).__name__}: {exc})") \
+                from exc
         out: dict[str, np.ndarray] = {}
         if mesh.faces is not None and len(mesh.faces):
             out["indices"] = np.asarray(mesh.faces, np.int64).reshape(-1, 3)
@@ -213,9 +218,7 @@ class GltfFile:
             data = np.asarray(attr["data"])
             data = data.reshape(len(data), -1)
             acc = self.get("accessors", prim.get("attributes", {}).get(name, -1), f"{name} accessor")
-            if acc.get("normalized") and data.dtype.kind in "iu":
-                data = _dequantize(data)
-            elif data.dtype.kind in "iu" and name.startswith("COLOR"):
+            if data.dtype.kind in "iu" and (acc.get("normalized") or name.startswith("COLOR")):
                 data = _dequantize(data)
             out[name] = data
         return out

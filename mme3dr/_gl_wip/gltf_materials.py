@@ -68,7 +68,8 @@ class MaterialReader:
             name=name,
         ) if spec.get("alphaMode", "OPAQUE") in ("OPAQUE", "MASK", "BLEND") else None
         if mat is None:
-            raise MeshError(MeshFailure.corrupt_file, self.path, f"{name}: alphaMode {spec.get('alphaMode')!r}")
+            raise MeshError(MeshFailure.corrupt_file, self.path,
+                            f"{name}: alphaMode {spec.get('alphaMode')!r}")
         if tex_info is not None:
             self._attach_texture(mat, tex_info, name)
         return mat
@@ -111,7 +112,8 @@ class MaterialReader:
         if "source" in tex:
             return int(tex["source"])
         if "KHR_texture_basisu" in ext:
-            raise _unsupported(self.path, f"KHR_texture_basisu ({name}: KTX2 texture with no PNG/JPEG fallback)")
+            raise _unsupported(self.path,
+                               f"KHR_texture_basisu ({name}: KTX2 texture with no PNG/JPEG fallback)")
         raise MeshError(MeshFailure.corrupt_file, self.path, f"{name}: texture has no image source")
 
     def _image(self, index: int) -> np.ndarray:
@@ -122,9 +124,11 @@ class MaterialReader:
             elif "bufferView" in spec:
                 data, where = bytes(self.gf.view_bytes(spec["bufferView"])[0]), f"image {index} (embedded)"
             else:
-                raise MeshError(MeshFailure.corrupt_file, self.path, f"image {index} has neither uri nor bufferView")
+                raise MeshError(MeshFailure.corrupt_file, self.path,
+                                f"image {index} has neither uri nor bufferView")
             if spec.get("mimeType") == "image/ktx2" or data[:12] == b"\xabKTX 20\xbb\r\n\x1a\n":
-                raise _unsupported(self.path, f"KTX2 image {index} (KHR_texture_basisu); re-export with PNG/JPEG")
+                raise _unsupported(self.path,
+                                   f"KTX2 image {index} (KHR_texture_basisu); re-export with PNG/JPEG")
             try:
                 self._images[index] = decode_image(data, where)
             except ValueError as exc:

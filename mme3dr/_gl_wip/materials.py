@@ -157,4 +157,5 @@ def decode_image(data: bytes, source: str = "") -> np.ndarray:
                 im = im.convert("RGB").convert("RGBA")  # CMYK, YCbCr, RGB, RGBa, ...
             return np.ascontiguousarray(np.asarray(im, np.uint8))
     except Exception as exc:
-        raise ValueError(f"image {source or '(embedded)'} could not be decoded ({type(exc).__name__}: {exc})") from exc
+        where = source or "(embedded)"
+        raise ValueError(f"image {where} could not be decoded ({type(exc).__name__}: {exc})") from exc

@@ -127,8 +127,8 @@ class _MtlLibrary:
             except ValueError as exc:
                 raise MeshError(MeshFailure.corrupt_file, self.path, str(exc)) from exc
             clamp = options.get("-clamp", ["off"])[0] == "on"
-            mat.texture = Texture(rgba=rgba, source=file_name,
-                                  wrap_s=CLAMP_TO_EDGE if clamp else 10497, wrap_t=CLAMP_TO_EDGE if clamp else 10497)
+            wrap = CLAMP_TO_EDGE if clamp else 10497
+            mat.texture = Texture(rgba=rgba, source=file_name, wrap_s=wrap, wrap_t=wrap)
             o = [float(v) for v in options.get("-o", [])] + [0.0, 0.0]
             s = [float(v) for v in options.get("-s", [])] + [1.0, 1.0]
             scale_offset = np.array([[s[0], 0, o[0]], [0, s[1], o[1]], [0, 0, 1]], np.float32)

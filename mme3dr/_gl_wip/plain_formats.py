@@ -60,7 +60,8 @@ def read_plain(path: Path, data: bytes) -> tuple[list[MeshPart], int]:
         header = decode_text(data[: end if end >= 0 else 4096])
         if re.search(r"^comment\s+TextureFile", header, re.MULTILINE | re.IGNORECASE):
             raise MeshError(MeshFailure.unsupported_feature, path,
-                            "unsupported_feature: PLY texture image (comment TextureFile); convert to glTF/OBJ")
+                            "unsupported_feature: PLY texture image (comment TextureFile); "
+                            "convert to glTF/OBJ")
     scene = parse_with_trimesh(path, _clean_text_header(suffix, data), suffix.lstrip("."))
     geometries, n_points = scene_geometries(scene)
     parts = []
@@ -78,6 +79,7 @@ def read_plain(path: Path, data: bytes) -> tuple[list[MeshPart], int]:
             vcolors = None
         positions = positions @ transform[:3, :3].T + transform[:3, 3]
         material = Material() if vcolors is not None else Material.grey()
-        parts.append(MeshPart(positions=positions, faces=faces, material=material,
-                              normals=None if normals is None else normals.astype(np.float32), colors=vcolors))
+        normals = None if normals is None else normals.astype(np.float32)
+        parts.append(MeshPart(positions=positions, faces=faces, material=material, normals=normals,
+                              colors=vcolors))
     return parts, n_points

@@ -150,7 +150,8 @@ class Renderer:
             prog = self.program(has_normal, textured, coloured, bool(mat.unlit))
             buffers = [(ctx.buffer(np.ascontiguousarray(part.positions, np.float32)), "3f", "in_position")]
             if has_normal:
-                buffers.append((ctx.buffer(np.ascontiguousarray(part.normals, np.float32)), "3f", "in_normal"))
+                normals = ctx.buffer(np.ascontiguousarray(part.normals, np.float32))
+                buffers.append((normals, "3f", "in_normal"))
             if textured:
                 buffers.append((ctx.buffer(np.ascontiguousarray(part.uv, np.float32)), "2f", "in_uv"))
             if coloured:
@@ -160,7 +161,8 @@ class Renderer:
             texture = self._texture(mat.texture) if textured else None
             drawn.append((vao, mat, texture, prog, [b for b, _, _ in buffers] + [index]))
         # BLEND parts after every opaque/mask part (glTF 2.0 §3.9.4 implementation note), in file order.
-        return [d for d in drawn if d[1].alpha_mode != "BLEND"] + [d for d in drawn if d[1].alpha_mode == "BLEND"]
+        blend = [d for d in drawn if d[1].alpha_mode == "BLEND"]
+        return [d for d in drawn if d[1].alpha_mode != "BLEND"] + blend
 
     def _texture(self, tex):
         """An sRGB8_ALPHA8 texture (sampling returns linear values, filtered after decoding, as glTF
@@ -238,7 +240,8 @@ class Renderer:
             src = self.resolved
         src.read_into(out, components=4, alignment=1)
         if depth is not None:
-            d = np.frombuffer(src.read(components=1, attachment=-1, dtype="f4", alignment=1), np.float32).reshape(out.shape[:2])
+            raw = src.read(components=1, attachment=-1, dtype="f4", alignment=1)
+            d = np.frombuffer(raw, np.float32).reshape(out.shape[:2])
             ndc = 2.0 * d - 1.0
             lin = 2.0 * zfar * znear / ((zfar + znear) - ndc * (zfar - znear))
             depth[...] = np.where(d < 1.0, lin, 0.0)

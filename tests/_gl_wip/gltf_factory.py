@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 FLOAT, UBYTE, USHORT, UINT, BYTE, SHORT = 5126, 5121, 5123, 5125, 5120, 5122
-_DTYPES = {FLOAT: np.float32, UBYTE: np.uint8, USHORT: np.uint16, UINT: np.uint32, BYTE: np.int8, SHORT: np.int16}
+_DTYPES = {FLOAT: np.float32, UBYTE: np.uint8, USHORT: np.uint16, UINT: np.uint32, BYTE: np.int8,
+           SHORT: np.int16}
 _TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4", 16: "MAT4"}
 
 
@@ -146,7 +147,8 @@ class GltfBuilder:
             for i, image in enumerate(doc.get("images", [])):
                 view = doc["bufferViews"][image.pop("bufferView")]
                 name = f"{image_dir}/image{i}.png"
-                (path.parent / name).write_bytes(bytes(self.bin[view["byteOffset"]:view["byteOffset"] + view["byteLength"]]))
+                start = view["byteOffset"]
+                (path.parent / name).write_bytes(bytes(self.bin[start:start + view["byteLength"]]))
                 image["uri"] = name
                 image.pop("mimeType", None)
         doc["buffers"] = [{"byteLength": len(self.bin), "uri": bin_name}]

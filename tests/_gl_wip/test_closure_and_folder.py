@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -33,11 +34,12 @@ def test_obj_closure_holds_mtl_and_sub_folder_texture(tmp_path):
 def test_gltf_closure_holds_bin_and_textures(tmp_path):
     b = GltfBuilder()
     tex = b.texture(b.image(png_bytes(np.zeros((2, 2, 3), np.uint8))))
-    b.node(mesh=b.mesh(b.box_primitive(b.material(pbrMetallicRoughness={"baseColorTexture": {"index": tex}}))))
+    mat = b.material(pbrMetallicRoughness={"baseColorTexture": {"index": tex}})
+    b.node(mesh=b.mesh(b.box_primitive(mat)))
     path = b.write_gltf(tmp_path / "scene.gltf", image_dir="textures")
     assert [n for n, _ in asset_closure(path)] == ["scene.gltf", "scene.bin", "textures/image0.png"]
     single = b.write_glb(tmp_path / "one.glb")
-    assert closure_sha256(asset_closure(single)) == __import__("hashlib").sha256(single.read_bytes()).hexdigest()
+    assert closure_sha256(asset_closure(single)) == hashlib.sha256(single.read_bytes()).hexdigest()
 
 
 def test_closure_hash_changes_with_a_texture(tmp_path):

@@ -124,8 +124,9 @@ def test_texture_transform_scale_shows_only_the_left_half(tmp_path):
     plain = render(textured_box(tmp_path, rgba, "plain.glb",
                                 sampler={"magFilter": 9728, "minFilter": 9728}))
     assert centre(plain, dx=-12)[0] > 250 and centre(plain, dx=12)[2] > 250
+    transform = {"extensions": {"KHR_texture_transform": {"scale": [0.5, 1]}}}
     scaled = render(textured_box(tmp_path, rgba, "scaled.glb", sampler={"magFilter": 9728, "minFilter": 9728},
-                                 texture_info_extra={"extensions": {"KHR_texture_transform": {"scale": [0.5, 1]}}}))
+                                 texture_info_extra=transform))
     face = scaled[8:-8, 8:-8]
     assert (face[..., 3] == 255).all() and (face[..., 2] < 5).all() and (face[..., 0] > 250).all()
 
@@ -134,7 +135,8 @@ def test_draco_glb_renders_like_the_uncompressed_one(tmp_path):
     DracoPy = pytest.importorskip("DracoPy")
     pos, _, _, idx = box_arrays()
     b = GltfBuilder()
-    buf = DracoPy.encode(pos.astype(np.float64), idx.reshape(-1, 3), quantization_bits=16, preserve_order=True)
+    buf = DracoPy.encode(pos.astype(np.float64), idx.reshape(-1, 3), quantization_bits=16,
+                         preserve_order=True)
     view = b.view(buf)
     mat = b.material(pbrMetallicRoughness={"baseColorFactor": [0.2, 0.4, 0.9, 1]})
     pos_acc = b._add("accessors", {"componentType": FLOAT, "count": len(pos), "type": "VEC3",

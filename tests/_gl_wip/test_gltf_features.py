@@ -100,9 +100,10 @@ def test_sparse_accessor_overrides_values(tmp_path):
     n = len(box_arrays()[0])
     colours = b.accessor(np.tile([0.0, 0.0, 1.0], (n, 1)), FLOAT)
     acc = b.doc["accessors"][colours]
+    red = np.tile([1.0, 0, 0], (4, 1)).astype(np.float32).tobytes()
     acc["sparse"] = {"count": 4, "indices": {"bufferView": b.view(np.arange(4, dtype=np.uint8).tobytes()),
                                              "componentType": UBYTE},
-                     "values": {"bufferView": b.view(np.tile([1.0, 0, 0], (4, 1)).astype(np.float32).tobytes())}}
+                     "values": {"bufferView": b.view(red)}}
     _box(b, None, uv=False, colors=colours)
     img = render(b.write_glb(tmp_path / "s.glb"))
     assert centre(img)[0] > 250 and centre(img)[2] < 5  # the +Z face (vertices 0-3) turned red
@@ -175,7 +176,8 @@ def test_spec_gloss_diffuse_and_webp_texture(tmp_path):
     b.use("KHR_materials_pbrSpecularGlossiness")
     image = b.image(buf.getvalue(), "image/webp")
     tex = b._add("textures", {"extensions": {"EXT_texture_webp": {"source": image}}})
-    _box(b, b.material(extensions={"KHR_materials_pbrSpecularGlossiness": {"diffuseTexture": {"index": tex}}}))
+    spec_gloss = {"KHR_materials_pbrSpecularGlossiness": {"diffuseTexture": {"index": tex}}}
+    _box(b, b.material(extensions=spec_gloss))
     np.testing.assert_allclose(centre(render(b.write_glb(tmp_path / "w.glb")))[:3], (30, 90, 220), atol=1.0)
 
 

@@ -64,7 +64,8 @@ def test_obj_mtl_options_and_dissolve(tmp_path):
 
 def test_obj_with_a_non_utf8_comment_loads(tmp_path):
     path = tmp_path / "latin.obj"
-    path.write_bytes(b"# modelo dise\xf1ado en Espa\xf1a \xff\xfe\n" + QUAD_OBJ.encode() + b"f 1 2 3\nf 1 3 4\n")
+    comment = b"# modelo dise\xf1ado en Espa\xf1a \xff\xfe\n"
+    path.write_bytes(comment + QUAD_OBJ.encode() + b"f 1 2 3\nf 1 3 4\n")
     assert load_mesh(path).n_faces == 2
 
 
@@ -148,7 +149,8 @@ def test_unhonoured_features_fail_with_a_reason_naming_them(tmp_path, material, 
 
 def test_ktx2_only_texture_and_ply_texture_file_are_refused(tmp_path):
     b = GltfBuilder()
-    img = b._add("images", {"bufferView": b.view(b"\xabKTX 20\xbb\r\n\x1a\n" + b"\0" * 20), "mimeType": "image/ktx2"})
+    ktx = b.view(b"\xabKTX 20\xbb\r\n\x1a\n" + b"\0" * 20)
+    img = b._add("images", {"bufferView": ktx, "mimeType": "image/ktx2"})
     tex = b._add("textures", {"extensions": {"KHR_texture_basisu": {"source": img}}})
     mat = b.material(pbrMetallicRoughness={"baseColorTexture": {"index": tex}})
     b.node(mesh=b.mesh(b.box_primitive(mat)))
@@ -156,7 +158,8 @@ def test_ktx2_only_texture_and_ply_texture_file_are_refused(tmp_path):
         load_mesh(b.write_glb(tmp_path / "ktx.glb"))
     ply = tmp_path / "tex.ply"
     ply.write_text("ply\nformat ascii 1.0\ncomment TextureFile t.png\nelement vertex 3\nproperty float x\n"
-                   "property float y\nproperty float z\nelement face 1\nproperty list uchar int vertex_indices\n"
+                   "property float y\nproperty float z\nelement face 1\n"
+                   "property list uchar int vertex_indices\n"
                    "end_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
     with pytest.raises(MeshError, match="unsupported_feature: PLY texture"):
         load_mesh(ply)

@@ -72,8 +72,8 @@ def _sphere_glb(tmp_path, base, with_normals: bool):
     attrs = {"POSITION": b.accessor(np.asarray(sphere.vertices, np.float32))}
     if with_normals:
         attrs["NORMAL"] = b.accessor(np.asarray(sphere.vertex_normals, np.float32))
-    b.node(mesh=b.mesh({"attributes": attrs, "indices": b.accessor(np.asarray(sphere.faces).reshape(-1), UINT),
-                        "material": mat}))
+    indices = b.accessor(np.asarray(sphere.faces).reshape(-1), UINT)
+    b.node(mesh=b.mesh({"attributes": attrs, "indices": indices, "material": mat}))
     return b.write_glb(tmp_path / f"sphere_{with_normals}.glb")
 
 
