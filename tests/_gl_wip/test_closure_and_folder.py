@@ -87,3 +87,25 @@ def test_folder_adapter_refuses_ambiguity_and_symlinks_leaving_it(tmp_path):
     got = FolderModel(root).generate([_req(tmp_path, "c1"), _req(tmp_path, "c2")])
     assert "ambiguous" in got[0].meta["refused"] and "c1.obj" in got[0].meta["refused"]
     assert "symlink" in got[1].meta["refused"] and str(outside) in got[1].meta["refused"]
+
+
+def test_store_keeps_each_closure_and_nothing_else(tmp_path):
+    from mme3dr._gl_wip.store import AssetStore
+
+    root = tmp_path / "gen"
+    a = _obj_with_subfolder_texture(root, "demo-000")
+    b = _obj_with_subfolder_texture(root, "demo-001")
+    (root / "demo-002.obj").write_bytes(b"")  # an empty OBJ beside them
+    store = AssetStore(tmp_path / "store")
+    sa, sb = store.put(a), store.put(b)
+    assert sa.sha256 != sb.sha256 and sa.path.name == "demo-000.obj" and sb.path.name == "demo-001.obj"
+    entry = sa.path.parent
+    stored = sorted(p.relative_to(entry).as_posix() for p in entry.rglob("*") if p.is_file())
+    assert stored == ["closure.json", "demo-000.mtl", "demo-000.obj", "tex/red.png"]
+    assert store.get(sa.sha256, "obj") == sa.path and store.get(sb.sha256, "obj") == sb.path
+    assert store.put(a) == sa  # idempotent
+    single = tmp_path / "one.ply"
+    single.write_bytes(b"ply\n")
+    s = store.put(single)
+    assert s.path == tmp_path / "store" / s.sha256[:2] / f"{s.sha256}.ply"
+    assert store.get(s.sha256, "ply") == s.path
