@@ -124,8 +124,8 @@ class BenchmarkInfo(_Strict):
 
 
 class RendererInfo(_Strict):
-    backend: str = Field(description="'osmesa' or 'egl'")
-    versions: dict[str, str] = Field(description="library versions (pyrender, PyOpenGL, trimesh, numpy)")
+    backend: str = Field(description="'egl' (moderngl on headless EGL); 'osmesa' in results made before issue 12")
+    versions: dict[str, str] = Field(description="library versions (moderngl, glcontext, trimesh, DracoPy, numpy)")
     rig: str
     rig_hash: str = Field(pattern=_SHA256)
     width: int

@@ -260,7 +260,7 @@ def _evaluate(cfg: EvalConfig, progress: Progress) -> EvalSummary:
         # generating; the pool lives until the last render is encoded.
         pool = stack.enter_context(RenderPool(rig, _cache_dir(cfg) / "renders", workers=cfg.workers,
                                               shading=profile.shading, backend=cfg.backend, keep_views=True))
-        # Build the encoders before anything renders: importing torch (triton) after OSMesa/EGL is loaded
+        # Build the encoders before anything renders: importing torch (triton) after Mesa's EGL is loaded
         # into the process segfaults on these machines, so torch must come first.
         from mme3dr.features import load_feature_suite
 

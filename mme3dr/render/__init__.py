@@ -12,13 +12,13 @@ from mme3dr.render.pool import RenderPool, render_batch, reuse_freed_memory
 from mme3dr.render.renderer import (
     BACKENDS,
     Renderer,
+    SHADINGS,
     RenderResult,
     composite_on_white,
     get_renderer,
     resolve_backend,
     unpremultiply,
 )
-from mme3dr.render.scene import SHADINGS
 
 __all__ = [
     "BACKENDS",

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mme3dr._gl_wip.geometry import MeshError, MeshFailure, MeshPart
-from mme3dr._gl_wip.materials import Material, srgb_to_linear
-from mme3dr._gl_wip.text_formats import decode_text, parse_with_trimesh, scene_geometries, trimesh_normals
+from mme3dr.assets.geometry import MeshError, MeshFailure, MeshPart
+from mme3dr.assets.materials import Material, srgb_to_linear
+from mme3dr.assets.text_formats import decode_text, parse_with_trimesh, scene_geometries, trimesh_normals
 
 __all__ = ["read_plain"]
 

@@ -13,9 +13,9 @@ import pytest
 import trimesh
 from gltf_factory import UINT, GltfBuilder
 
-from mme3dr._gl_wip.mesh import load_mesh
-from mme3dr._gl_wip.renderer import get_renderer
-from mme3dr.cameras import eval24
+from mme3dr.assets.mesh import load_mesh
+from mme3dr.render.renderer import get_renderer
+from mme3dr.render.cameras import eval24
 
 SIZE = 80
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mme3dr._gl_wip.geometry import MeshError, MeshFailure
+from mme3dr.assets.geometry import MeshError, MeshFailure
 
 __all__ = ["declared_faces", "decode_text", "parse_with_trimesh", "trimesh_normals"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gltf_factory import GltfBuilder, png_bytes
 
-from mme3dr._gl_wip.closure import ClosureError, asset_closure, closure_sha256
+from mme3dr.assets.closure import ClosureError, asset_closure, closure_sha256
 from mme3dr.models.folder import FolderModel
 from mme3dr.models.protocol import GenerationRequest
 
@@ -90,7 +90,7 @@ def test_folder_adapter_refuses_ambiguity_and_symlinks_leaving_it(tmp_path):
 
 
 def test_store_keeps_each_closure_and_nothing_else(tmp_path):
-    from mme3dr._gl_wip.store import AssetStore
+    from mme3dr.assets.store import AssetStore
 
     root = tmp_path / "gen"
     a = _obj_with_subfolder_texture(root, "demo-000")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from gltf_factory import FLOAT, SHORT, UBYTE, UINT, USHORT, GltfBuilder, box_arrays, png_bytes, textured_box
 from PIL import Image
-from test_failing_inputs import SIZE, centre, front_rig, render
+from render_checks import RENDER_SIZE, centre, front_rig, render
 
-from mme3dr._gl_wip.mesh import load_mesh
+from mme3dr.assets.mesh import load_mesh
 
 RED_BLUE = np.zeros((8, 8, 3), np.uint8)
 RED_BLUE[:, :4] = (255, 0, 0)
@@ -186,4 +186,4 @@ def test_gltf_colour_0_vec3_ushort_normalized(tmp_path):
     cols = b.accessor(np.tile([0, 65535, 0], (24, 1)), USHORT, normalized=True)
     _box(b, None, uv=False, colors=cols)
     np.testing.assert_allclose(centre(render(b.write_glb(tmp_path / "c.glb")))[:3], (0, 255, 0), atol=1.0)
-    assert SIZE == 64
+    assert RENDER_SIZE == 64

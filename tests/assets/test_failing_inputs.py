@@ -5,27 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gltf_factory import FLOAT, UBYTE, GltfBuilder, box_arrays, png_bytes, textured_box
+from render_checks import centre, front_rig, render
 
-from mme3dr._gl_wip.mesh import load_mesh
-from mme3dr._gl_wip.renderer import get_renderer
-from mme3dr.cameras import Rig, look_at
-
-SIZE = 64
-
-
-def front_rig(eye=(0.0, 0.0, 2.0), size=SIZE) -> Rig:
-    return Rig("front", look_at(np.array(eye, np.float64))[None], 40.0, size, size)
-
-
-def render(path, rig=None, **kw) -> np.ndarray:
-    return get_renderer(SIZE, SIZE).render(load_mesh(path, **kw), rig or front_rig(), depth=False).rgba[0]
-
-
-def centre(img, dx=0, dy=0, r=3) -> np.ndarray:
-    h, w = img.shape[:2]
-    y, x = h // 2 + dy, w // 2 + dx
-    return img[y - r: y + r, x - r: x + r].reshape(-1, 4).astype(np.float64).mean(0)
-
+from mme3dr.assets.mesh import load_mesh
+from mme3dr.render.renderer import get_renderer
+from mme3dr.render.cameras import Rig, look_at
 
 @pytest.mark.parametrize("channels", ["RGB", "RGBA"])
 def test_odd_width_texture_renders_its_colour_the_same_every_time(tmp_path, channels):

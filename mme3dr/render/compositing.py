@@ -15,7 +15,7 @@ def unpremultiply(color: np.ndarray) -> np.ndarray:
 
     rgb_straight = round(rgb * 255 / a) for 0 < a < 255, clipped to 255; a = 0 gives rgb 0.
     """
-    # Fast path (every OSMesa view): alpha only 0 or 255. (a - 1) wraps 0 -> 255 and 255 -> 254, so
+    # Fast path (every view without BLEND surfaces): alpha only 0 or 255. (a - 1) wraps 0 -> 255 and 255 -> 254, so
     # partial alphas 1..254 are exactly the values below 254. Uncovered pixels hold the clear colour 0.
     if not ((color[..., 3] - np.uint8(1)) < 254).any():
         return np.ascontiguousarray(color)
@@ -33,7 +33,7 @@ def composite_on_white(rgba: np.ndarray) -> np.ndarray:
     rgba = np.asarray(rgba)
     if rgba.dtype != np.uint8 or rgba.shape[-1] != 4:
         raise ValueError(f"expected (..., H, W, 4) uint8 RGBA, got {rgba.shape} {rgba.dtype}")
-    # Alpha 0 or 255 (every OSMesa pixel, all but edge pixels under MSAA) needs no arithmetic: the
+    # Alpha 0 or 255 (every pixel not on a BLEND surface) needs no arithmetic: the
     # formula gives rgb at 255 and white at 0. OR-ing 0x00FFFFFF into the little-endian RGBA word of
     # each transparent pixel makes it white; the partial-alpha pixels, if any, then get the formula.
     # ~2.5x faster than the formula everywhere on a 24-view render; same bytes (tested).

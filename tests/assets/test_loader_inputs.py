@@ -8,9 +8,9 @@ import struct
 import numpy as np
 import pytest
 from gltf_factory import UINT, GltfBuilder, box_arrays, png_bytes, textured_box
-from test_failing_inputs import centre, render
+from render_checks import centre, render
 
-from mme3dr._gl_wip.mesh import MeshError, MeshFailure, load_mesh
+from mme3dr.assets.mesh import MeshError, MeshFailure, load_mesh
 
 QUAD_OBJ = "v -0.5 -0.5 0\nv 0.5 -0.5 0\nv 0.5 0.5 0\nv -0.5 0.5 0\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\n"
 

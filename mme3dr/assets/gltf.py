@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mme3dr._gl_wip.geometry import MeshError, MeshFailure, MeshPart, flip_winding_if_mirrored
-from mme3dr._gl_wip.gltf_data import GltfFile, read_gltf_json
-from mme3dr._gl_wip.gltf_materials import MaterialReader
+from mme3dr.assets.geometry import MeshError, MeshFailure, MeshPart, flip_winding_if_mirrored
+from mme3dr.assets.gltf_data import GltfFile, read_gltf_json
+from mme3dr.assets.gltf_materials import MaterialReader
 
 __all__ = ["SUPPORTED_EXTENSIONS", "read_gltf"]
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mme3dr._gl_wip.geometry import MeshError, MeshFailure
-from mme3dr._gl_wip.gltf_data import GltfFile
-from mme3dr._gl_wip.materials import Material, Texture, decode_image, uv_transform_matrix
+from mme3dr.assets.geometry import MeshError, MeshFailure
+from mme3dr.assets.gltf_data import GltfFile
+from mme3dr.assets.materials import Material, Texture, decode_image, uv_transform_matrix
 
 __all__ = ["MaterialReader"]
 

@@ -13,7 +13,7 @@ from enum import Enum
 
 import numpy as np
 
-from mme3dr._gl_wip.materials import Material
+from mme3dr.assets.materials import Material
 
 __all__ = ["MeshError", "MeshFailure", "MeshPart", "flip_winding_if_mirrored"]
 

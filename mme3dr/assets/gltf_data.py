@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mme3dr._gl_wip.geometry import MeshError, MeshFailure
+from mme3dr.assets.geometry import MeshError, MeshFailure
 
 __all__ = ["GltfFile", "read_gltf_json"]
 
