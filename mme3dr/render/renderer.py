@@ -95,8 +95,8 @@ class Renderer:
         except Exception as exc:
             raise RuntimeError(
                 f"could not open a headless EGL OpenGL 3.3 context ({type(exc).__name__}: {exc}). Install "
-                "the system libraries (Debian/Ubuntu: apt-get install libegl1 libgl1 libgles2 "
-                "libegl-mesa0 libgl1-mesa-dri) and `pip install moderngl glcontext`."
+                "the system libraries (Debian/Ubuntu: apt-get install libegl1 libgl1 libgl1-mesa-dri; "
+                "libegl1 brings libegl-mesa0) and `pip install moderngl glcontext`."
             ) from exc
         self.gl_renderer = f"{self.ctx.info['GL_RENDERER']} / {self.ctx.info['GL_VERSION']}"
         self._programs: dict[tuple, object] = {}

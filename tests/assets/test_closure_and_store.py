@@ -1,4 +1,4 @@
-"""File closures (what an asset references), their content address, and the folder adapter's rules."""
+"""File closures (what an asset references), their content address, and the closure-based store."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import pytest
 from gltf_factory import GltfBuilder, png_bytes
 
 from mme3dr.assets.closure import ClosureError, asset_closure, closure_sha256
-from mme3dr.models.folder import FolderModel
-from mme3dr.models.protocol import GenerationRequest
+from mme3dr.assets.store import AssetStore
 
 
-def _obj_with_subfolder_texture(d: Path, name="demo-000") -> Path:
+def obj_with_subfolder_texture(d: Path, name="demo-000") -> Path:
     (d / "tex").mkdir(parents=True, exist_ok=True)
     (d / "tex" / "red.png").write_bytes(png_bytes(np.full((4, 4, 3), (200, 30, 30), np.uint8)))
     (d / f"{name}.mtl").write_text("newmtl skin\nKd 1 1 1\nmap_Kd -s 1 1 1 tex/red.png\n")
@@ -25,7 +24,7 @@ def _obj_with_subfolder_texture(d: Path, name="demo-000") -> Path:
 
 
 def test_obj_closure_holds_mtl_and_sub_folder_texture(tmp_path):
-    path = _obj_with_subfolder_texture(tmp_path)
+    path = obj_with_subfolder_texture(tmp_path)
     (tmp_path / "unrelated.png").write_bytes(b"x")
     names = [name for name, _ in asset_closure(path)]
     assert names == ["demo-000.obj", "demo-000.mtl", "tex/red.png"]
@@ -43,7 +42,7 @@ def test_gltf_closure_holds_bin_and_textures(tmp_path):
 
 
 def test_closure_hash_changes_with_a_texture(tmp_path):
-    path = _obj_with_subfolder_texture(tmp_path)
+    path = obj_with_subfolder_texture(tmp_path)
     before = closure_sha256(asset_closure(path))
     (tmp_path / "tex" / "red.png").write_bytes(png_bytes(np.full((4, 4, 3), 9, np.uint8)))
     assert closure_sha256(asset_closure(path)) != before
@@ -63,38 +62,10 @@ def test_references_leaving_the_folder_are_refused(tmp_path):
         asset_closure(inner / "a.obj")
 
 
-def _req(tmp_path, case_id, i=0):
-    return GenerationRequest(case_id, "a prompt", 0, i, tmp_path / "work")
-
-
-def test_flat_folder_of_objs_gives_each_case_its_own_file(tmp_path):
-    root = tmp_path / "gen"
-    a = _obj_with_subfolder_texture(root, "demo-000")
-    b = _obj_with_subfolder_texture(root, "demo-001")
-    got = FolderModel(root).generate([_req(tmp_path, "demo-000"), _req(tmp_path, "demo-001")])
-    assert [g.path for g in got] == [a, b] and not any(g.meta for g in got)
-    assert closure_sha256(asset_closure(a)) != closure_sha256(asset_closure(b))
-
-
-def test_folder_adapter_refuses_ambiguity_and_symlinks_leaving_it(tmp_path):
-    root = tmp_path / "gen"
-    root.mkdir()
-    (root / "c1.glb").write_bytes(b"x")
-    (root / "c1.obj").write_text("v 0 0 0\n")
-    outside = tmp_path / "elsewhere.glb"
-    outside.write_bytes(b"y")
-    os.symlink(outside, root / "c2.glb")
-    got = FolderModel(root).generate([_req(tmp_path, "c1"), _req(tmp_path, "c2")])
-    assert "ambiguous" in got[0].meta["refused"] and "c1.obj" in got[0].meta["refused"]
-    assert "symlink" in got[1].meta["refused"] and str(outside) in got[1].meta["refused"]
-
-
 def test_store_keeps_each_closure_and_nothing_else(tmp_path):
-    from mme3dr.assets.store import AssetStore
-
     root = tmp_path / "gen"
-    a = _obj_with_subfolder_texture(root, "demo-000")
-    b = _obj_with_subfolder_texture(root, "demo-001")
+    a = obj_with_subfolder_texture(root, "demo-000")
+    b = obj_with_subfolder_texture(root, "demo-001")
     (root / "demo-002.obj").write_bytes(b"")  # an empty OBJ beside them
     store = AssetStore(tmp_path / "store")
     sa, sb = store.put(a), store.put(b)
