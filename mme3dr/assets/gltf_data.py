@@ -36,9 +36,11 @@ def read_gltf_json(path: Path, data: bytes) -> tuple[dict, bytes | None]:
         if len(data) < 20:
             raise _corrupt(path, f"GLB header is cut off ({len(data)} bytes)")
         magic, version, length = struct.unpack_from("<III", data, 0)
-        if version != 2:
+        if version == 1:
             raise MeshError(MeshFailure.unsupported_feature, path,
-                            f"unsupported_feature: GLB container version {version} (only glTF 2.0 is read)")
+                            "unsupported_feature: GLB version 1 (glTF 1.0; only glTF 2.0 is read, convert it)")
+        if version != 2:
+            raise _corrupt(path, f"GLB header version {version} is not 2 (not a GLB file?)")
         if length > len(data):
             raise _corrupt(path, f"GLB header declares {length:,} bytes but the file holds {len(data):,} "
                                  "(truncated download?)")
