@@ -63,12 +63,12 @@ def pyrender_child(asset: Path, aa: int, repeats: int, work: Path) -> dict:
     """(c): the last release's per-asset path, timed in this (child) process."""
     os.environ["PYOPENGL_PLATFORM"] = "egl" if aa else "osmesa"
     sys.path.insert(0, str(HERE))
-    from mme3dr.render.cache import write_views
     from pyrender_baseline.mesh import load_mesh
     from pyrender_baseline.renderer import get_renderer
 
     from mme3dr.hashing import file_sha256
     from mme3dr.render import eval24
+    from mme3dr.render.cache import write_views
 
     rig = eval24()
     renderer = get_renderer(rig.width, rig.height, os.environ["PYOPENGL_PLATFORM"])
@@ -114,11 +114,11 @@ def main() -> None:
 
     import numpy as np
     import trimesh
-    from mme3dr.assets import load_mesh
-    from mme3dr.render.renderer import Renderer, depth_range, projection
 
+    from mme3dr.assets import load_mesh
     from mme3dr.render import eval24, render_asset
     from mme3dr.render import renderer as renderer_module
+    from mme3dr.render.renderer import Renderer, depth_range, projection
 
     asset = make_mesh(work, seed=0)
     n_faces = len(trimesh.load(asset, process=False).faces)

@@ -126,8 +126,8 @@ class BenchmarkInfo(_Strict):
 
 
 class RendererInfo(_Strict):
-    backend: str = Field(description="'egl' (moderngl on headless EGL); 'osmesa' in results made before issue 12")
-    versions: dict[str, str] = Field(description="library versions (moderngl, glcontext, trimesh, DracoPy, numpy)")
+    backend: str = Field(description="'egl' (moderngl, headless EGL); 'osmesa' before issue 12")
+    versions: dict[str, str] = Field(description="library versions (moderngl, glcontext, trimesh, numpy)")
     rig: str
     rig_hash: str = Field(pattern=_SHA256)
     width: int

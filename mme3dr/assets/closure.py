@@ -115,8 +115,10 @@ def _file_sha256(path: Path) -> str:
 
 def closure_sha256(closure: list[tuple[str, Path]]) -> str:
     """The content address of a closure: the file's own sha256 for a single file (so single-file
-    assets keep their plain file hash), else sha256 of the JSON list [[name, sha256], ...] (asset first)."""
+    assets keep their plain file hash), else sha256 of the JSON list [[name, sha256], ...], the asset
+    first with the name "" (what it references is named in its bytes; its own name is not content, so
+    a renamed copy, as the leaderboard's verifier stages it, keeps its address)."""
     if len(closure) == 1:
         return _file_sha256(closure[0][1])
-    listing = [[name, _file_sha256(real)] for name, real in closure]
+    listing = [["" if i == 0 else name, _file_sha256(real)] for i, (name, real) in enumerate(closure)]
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()

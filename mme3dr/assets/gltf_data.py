@@ -38,7 +38,7 @@ def read_gltf_json(path: Path, data: bytes) -> tuple[dict, bytes | None]:
         magic, version, length = struct.unpack_from("<III", data, 0)
         if version == 1:
             raise MeshError(MeshFailure.unsupported_feature, path,
-                            "unsupported_feature: GLB version 1 (glTF 1.0; only glTF 2.0 is read, convert it)")
+                            "unsupported_feature: GLB version 1 (glTF 1.0; only glTF 2.0 is read)")
         if version != 2:
             raise _corrupt(path, f"GLB header version {version} is not 2 (not a GLB file?)")
         if length > len(data):

@@ -5,7 +5,6 @@ Light module (standard library only; versions are read from installed metadata, 
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 import sys

@@ -11,8 +11,8 @@ from mme3dr.render.cameras import RIGS, Rig, eval24, get_rig, reward6, rig_from_
 from mme3dr.render.pool import RenderPool, render_batch, reuse_freed_memory
 from mme3dr.render.renderer import (
     BACKENDS,
-    Renderer,
     SHADINGS,
+    Renderer,
     RenderResult,
     composite_on_white,
     get_renderer,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mme3dr.assets.closure import ClosureError, asset_closure, closure_sha256
 from mme3dr.assets.mesh import (
     DEFAULT_MAX_FACES,
     MeshError,
@@ -30,7 +31,6 @@ from mme3dr.assets.mesh import (
     check_asset_file,
     load_mesh,
 )
-from mme3dr.assets.closure import ClosureError, asset_closure, closure_sha256
 from mme3dr.render.cameras import Rig
 
 # Bump when anything that changes rendered pixels changes (shading, lights, materials, PNG encoding).

@@ -15,8 +15,9 @@ def unpremultiply(color: np.ndarray) -> np.ndarray:
 
     rgb_straight = round(rgb * 255 / a) for 0 < a < 255, clipped to 255; a = 0 gives rgb 0.
     """
-    # Fast path (every view without BLEND surfaces): alpha only 0 or 255. (a - 1) wraps 0 -> 255 and 255 -> 254, so
-    # partial alphas 1..254 are exactly the values below 254. Uncovered pixels hold the clear colour 0.
+    # Fast path (views without BLEND surfaces): alpha only 0 or 255. (a - 1) wraps 0 -> 255 and
+    # 255 -> 254, so partial alphas 1..254 are exactly the values below 254. Uncovered pixels hold the
+    # clear colour 0.
     if not ((color[..., 3] - np.uint8(1)) < 254).any():
         return np.ascontiguousarray(color)
     alpha = color[..., 3:4].astype(np.uint32)

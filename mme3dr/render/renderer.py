@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mme3dr.render import shader
-from mme3dr.render.compositing import composite_on_white, unpremultiply
 from mme3dr.render.cameras import Rig
+from mme3dr.render.compositing import composite_on_white, unpremultiply
 
 __all__ = ["BACKENDS", "RenderResult", "Renderer", "composite_on_white", "get_renderer", "resolve_backend",
            "unpremultiply"]

@@ -48,6 +48,16 @@ def test_closure_hash_changes_with_a_texture(tmp_path):
     assert closure_sha256(asset_closure(path)) != before
 
 
+def test_a_renamed_main_file_keeps_its_address(tmp_path):
+    import shutil
+
+    path = obj_with_subfolder_texture(tmp_path / "a")
+    copy = tmp_path / "b"
+    shutil.copytree(tmp_path / "a", copy)
+    (copy / "demo-000.obj").rename(copy / "0.obj")  # how the leaderboard verifier stages assets
+    assert closure_sha256(asset_closure(copy / "0.obj")) == closure_sha256(asset_closure(path))
+
+
 def test_references_leaving_the_folder_are_refused(tmp_path):
     inner = tmp_path / "asset"
     inner.mkdir()

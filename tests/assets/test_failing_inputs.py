@@ -7,9 +7,6 @@ import pytest
 from gltf_factory import FLOAT, UBYTE, GltfBuilder, box_arrays, png_bytes, textured_box
 from render_checks import centre, front_rig, render
 
-from mme3dr.assets.mesh import load_mesh
-from mme3dr.render.renderer import get_renderer
-from mme3dr.render.cameras import Rig, look_at
 
 @pytest.mark.parametrize("channels", ["RGB", "RGBA"])
 def test_odd_width_texture_renders_its_colour_the_same_every_time(tmp_path, channels):

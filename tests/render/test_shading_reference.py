@@ -14,8 +14,8 @@ import trimesh
 from gltf_factory import UINT, GltfBuilder
 
 from mme3dr.assets.mesh import load_mesh
-from mme3dr.render.renderer import get_renderer
 from mme3dr.render.cameras import eval24
+from mme3dr.render.renderer import get_renderer
 
 SIZE = 80
 
