@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,14 @@ def test_textured_box_factory_is_a_unit_box(tmp_path):
     mesh = load_mesh(textured_box(tmp_path, np.zeros((2, 2, 3), np.uint8)), normalise=False)
     np.testing.assert_allclose(mesh.bounds, [[-0.5] * 3, [0.5] * 3])
     assert mesh.n_faces == 12
+
+
+def test_missing_mtl_note_reaches_the_render_metadata(tmp_path):
+    from mme3dr.render import render_asset
+    from mme3dr.render.cameras import reward6
+
+    path = write_obj(tmp_path, None, name="missing.obj")
+    outcome = render_asset(path, reward6().with_size(32), tmp_path / "cache")
+    assert outcome.ok, outcome
+    meta = json.loads((Path(outcome.render_dir) / "render.json").read_text())
+    assert any("missing MTL file 'quad.mtl'" in note for note in meta["notes"])
