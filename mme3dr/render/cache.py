@@ -36,10 +36,12 @@ from mme3dr.render.cameras import Rig
 # Bump when anything that changes rendered pixels changes (shading, lights, materials, PNG encoding).
 # v1.1: the moderngl renderer and its shader, the material model (issue 12); v1 entries are not reused.
 RENDER_PROTOCOL = "mme3dr-render-v1.1"
-# Our own minimal PNG writer (filter type 0, one IDAT, zlib level 3): ~3 ms a 512^2 RGBA view against
-# ~11 ms for Pillow at any level (its per-row filtering dominates), and the files stay small since
-# most pixels are transparent background. Bytes are deterministic for one zlib build.
-PNG_COMPRESS_LEVEL = 3
+# Our own minimal PNG writer (filter type 0, one IDAT, zlib level 1): ~3 ms a 512^2 RGBA view of a small
+# object against ~11 ms for Pillow at any level (its per-row filtering dominates). Level 1 against 3: 7
+# against 11 ms a view of a 100k-face object filling the view, for 8 % more bytes (benchmarks/
+# render_bench.py: the encoder was a third of the per-asset path's cost above the bare draw). Bytes are
+# deterministic for one zlib build.
+PNG_COMPRESS_LEVEL = 1
 ENTRY_META = "render.json"
 
 
