@@ -31,7 +31,7 @@ def silhouette_agreement(ours: np.ndarray, ref: np.ndarray, tolerance_px: int = 
 def project(points: np.ndarray, c2w: np.ndarray, fov_y_deg: float, width: int, height: int) -> np.ndarray:
     """(n, 3) world points -> (n, 2) pixel coordinates (x right, y down; pixel centres at +0.5).
 
-    Written from the pinhole model, independent of pyrender: world -> camera by the inverse of the
+    Written from the pinhole model, independent of the renderer: world -> camera by the inverse of the
     OpenGL camera-to-world (camera looks down -Z, +Y up), then x_pix = W/2 + f x / (-z),
     y_pix = H/2 - f y / (-z) with f = (H/2) / tan(fov_y / 2).
     """
