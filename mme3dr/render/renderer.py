@@ -134,7 +134,8 @@ class Renderer:
         return self._programs[key]
 
     def upload(self, mesh, shading: str = "protocol") -> list:
-        """GPU objects of every part: (vao, material, textured, buffers) per part, opaque first."""
+        """GPU objects of every part, (vao, material, texture | None, program, buffers), the BLEND parts
+        last; free them with :func:`release`."""
         from mme3dr.assets.materials import Material
 
         if shading not in SHADINGS:
