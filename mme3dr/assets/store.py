@@ -52,19 +52,27 @@ class AssetStore:
             if not target.is_file():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}.partial")
-                shutil.copyfile(closure[0][1], tmp)
-                tmp.replace(target)
+                try:
+                    shutil.copyfile(closure[0][1], tmp)
+                    tmp.replace(target)
+                except BaseException:  # a full disk, a kill: leave no half-copied file behind
+                    tmp.unlink(missing_ok=True)
+                    raise
             return StoredAsset(sha, target, fmt)
         directory = self.root / sha[:2] / sha
         main = directory / closure[0][0]
         if (directory / _MANIFEST).is_file():
             return StoredAsset(sha, main, fmt)
         tmp_dir = directory.with_name(f"{sha}.{uuid.uuid4().hex[:8]}.partial")
-        for name, real in closure:
-            (tmp_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(real, tmp_dir / name)
-        manifest = {"main": closure[0][0], "files": [n for n, _ in closure]}
-        (tmp_dir / _MANIFEST).write_text(json.dumps(manifest))
+        try:
+            for name, real in closure:
+                (tmp_dir / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(real, tmp_dir / name)
+            manifest = {"main": closure[0][0], "files": [n for n, _ in closure]}
+            (tmp_dir / _MANIFEST).write_text(json.dumps(manifest))
+        except BaseException:  # a full disk, a kill: leave no half-copied folder behind
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
         try:
             shutil.rmtree(directory, ignore_errors=True)  # a legacy or half-written entry
             tmp_dir.replace(directory)
