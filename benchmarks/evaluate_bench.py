@@ -93,8 +93,8 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=50_000, help="triangles per mesh (default 50,000)")
     ap.add_argument("--workers", type=int, default=2, help="render worker processes (default 2)")
     ap.add_argument("--render-size", type=int, default=None, help="override the 512 px render size")
-    ap.add_argument("--backend", choices=["auto", "egl", "osmesa"], default="auto",
-                    help="renderer backend (osmesa is ~4x cheaper than EGL's llvmpipe on CPU-only machines)")
+    ap.add_argument("--backend", choices=["auto", "egl"], default="auto",
+                    help="renderer backend (moderngl on headless EGL, the only one)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/mme3dr-bench/evaluate"), help="scratch directory")
     args = ap.parse_args()
 
@@ -118,11 +118,13 @@ def main() -> None:
     if args.backend != "auto":
         cmd += ["--backend", args.backend]
     rows = []
+    load0 = os.getloadavg()[0]
     for label, extra in (("cold", []), ("cached (--resume)", ["--resume"])):
         wall, user, system = run(cmd + extra)
         res = json.loads((out / "results.json").read_text())
         rows.append((label, wall, res["timing"], res["execution"]["shards"][0]["counters"], user, system))
     stages = ["setup", "generate", "render_references", "render_generated", "features", "metrics"]
+    print(f"load average (1 min) before the runs {load0:.1f}, after {os.getloadavg()[0]:.1f}")
     print(f"\n{args.cases} cases, {args.workers} render workers, smoke profile, "
           f"{args.render_size or 512} px, {os.cpu_count()} CPUs")
     print("| run | " + " | ".join(stages) + " | process wall |")

@@ -1,23 +1,24 @@
-"""Rendering speed: our per-asset path against the bare-pyrender floor and the authors' pattern.
+"""Rendering speed: our per-asset path against the bare moderngl floor and the pyrender path it replaced.
 
-Measures, in one process run, on a ~100k-face mesh at 512x512 (issue 2, "Must show 6"):
-  (a) floor: a bare pyrender draw + readback of an already-built scene, per view;
-  (b) ours: the whole per-asset path (hash, load, validate, normalise, build the scene, render the 24
-      eval24 views, un-premultiply, encode + write the PNGs and transforms.json, cache entry), per view;
-  (c) the authors' eval-script pattern: a new scene per view (mesh re-uploaded), 299 px, plain white
-      material, per view;
-  (d) assets per second through ``render_batch`` with 2 worker processes against 1.
-Targets: (b) <= 1.25 x (a); (d) >= 1.8 x; 24 views of the 100k-face mesh < 2 s per asset on one core.
+Measures, in one run, on a ~100k-face mesh at 512x512 with the 24 eval24 views (issue 12, Must show 4):
+  (a) floor: bare moderngl draw + read-back of the already-uploaded protocol scene, per view;
+  (b) ours: the whole per-asset path (hash, load, validate, normalise, upload, render 24 views, encode +
+      write the PNGs, transforms.json and render.json into a fresh cache entry), per view;
+  (c) the pyrender per-asset path it replaces (the last release's loader, scene and renderer, kept in
+      benchmarks/pyrender_baseline/, with the same PNG/cache writing), at the same anti-aliasing:
+      ``--aa 0`` compares with pyrender on OSMesa (no AA), ``--aa 4`` with pyrender on EGL (4x MSAA, and
+      ours with 4x MSAA too). (c) runs in a child process: pyrender's PyOpenGL and moderngl's EGL context
+      are kept apart. pyrender is not a dependency: ``pip install pyrender PyOpenGL==3.1.10`` for (c).
+Targets: (b) <= 1.25 x (a); (c) / (b) >= 2.5 x. Also: seconds per asset on one core (LP_NUM_THREADS=1,
+process CPU time, so other load on the machine does not count).
 
-llvmpipe rasterises with one thread per core by default; ``--gl-threads 1`` (the default here) pins
-it to one thread so that "per asset on one core" and the worker scaling are measured honestly.
-
-    python benchmarks/render_bench.py --backend osmesa --repeats 3 --assets 6
+    python benchmarks/render_bench.py --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -25,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
 
 
 def make_mesh(directory: Path, seed: int, count: int = 160) -> Path:
@@ -43,13 +46,8 @@ def make_mesh(directory: Path, seed: int, count: int = 160) -> Path:
 
 
 def interleaved_medians(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
-    """name -> (median wall seconds, median process CPU seconds) of ``fn()``.
-
-    The measures run interleaved, one call of each per round, so that a slow drift of the (virtual)
-    machine's speed, which shifts per-view times by up to ~30 % over minutes here, hits every measure
-    alike instead of biasing the ratios. CPU time counts every thread of this process (llvmpipe's
-    rasteriser threads too), so it is robust when other work shares the cores.
-    """
+    """name -> (median wall seconds, median process CPU seconds) of ``fn()``, the measures run
+    interleaved (one call of each per round) so a drift of the shared machine's speed hits all alike."""
     walls: dict[str, list[float]] = {k: [] for k in fns}
     cpus: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
@@ -61,118 +59,134 @@ def interleaved_medians(fns: dict, repeats: int) -> dict[str, tuple[float, float
     return {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in fns}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--backend", default="osmesa", choices=["osmesa", "egl"])
-    parser.add_argument("--repeats", type=int, default=3, help="repetitions per measurement (median)")
-    parser.add_argument("--assets", type=int, default=6, help="distinct assets for the workers comparison")
-    parser.add_argument("--gl-threads", default="1", help="LP_NUM_THREADS for llvmpipe ('' = its default)")
-    args = parser.parse_args()
-    if args.gl_threads:
-        os.environ["LP_NUM_THREADS"] = args.gl_threads  # before OpenGL loads, here and in workers
-    os.environ["PYOPENGL_PLATFORM"] = args.backend
+def pyrender_child(asset: Path, aa: int, repeats: int, work: Path) -> dict:
+    """(c): the last release's per-asset path, timed in this (child) process."""
+    os.environ["PYOPENGL_PLATFORM"] = "egl" if aa else "osmesa"
+    sys.path.insert(0, str(HERE))
+    from pyrender_baseline.mesh import load_mesh
+    from pyrender_baseline.renderer import get_renderer
 
-    import numpy as np
-    import trimesh
+    from mme3dr.hashing import file_sha256
+    from mme3dr.render import eval24
+    from mme3dr.render.cache import write_views
 
-    from mme3dr.assets.mesh import load_mesh
-    from mme3dr.render import get_renderer
-    from mme3dr.render.cache import render_asset
-    from mme3dr.render.cameras import eval24
-
-    work = Path(tempfile.mkdtemp(prefix="render_bench_"))
-    asset = make_mesh(work, seed=0)
-    tm = trimesh.load(asset, process=False)
     rig = eval24()
-    n = rig.n_views
-    renderer = get_renderer(rig.width, rig.height, args.backend)
-    pr = renderer._pyrender
-    threads = os.environ.get("LP_NUM_THREADS", "default")
-    print(f"backend {renderer.backend} ({renderer.gl_renderer}); mesh {len(tm.faces):,} faces; "
-          f"{n} views at {rig.width}x{rig.height}; LP_NUM_THREADS={threads}; cpus {os.cpu_count()}; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    renderer = get_renderer(rig.width, rig.height, os.environ["PYOPENGL_PLATFORM"])
+    caches = iter(range(10_000))
 
-    # (a) floor: the already-built scene our path draws (protocol materials, two-sided faces); only
-    # the camera pose is set, then pyrender draws and the colour is read back (like (b): no depth).
-    renderer.set_size(rig.width, rig.height)
+    def per_asset():
+        out = work / f"pyrender{next(caches)}"
+        out.mkdir(parents=True)
+        sha = file_sha256(asset)
+        mesh = load_mesh(asset, sha256=sha)
+        result = renderer.render(mesh, rig, depth=False)
+        write_views(out, result.rgba, rig)
+        (out / "render.json").write_text(json.dumps({"asset_sha256": sha, "n_faces": mesh.n_faces}))
+
     scene, cam, light = renderer.build_scene(load_mesh(asset), rig)
 
-    def floor(scene=scene, cam=cam, light=light):
+    def floor():
         for c2w in rig.c2w:
             scene.set_pose(cam, c2w)
             scene.set_pose(light, c2w)
             renderer.draw(scene, depth=False)
 
-    floor()  # warm-up: upload buffers, compile shaders
-    # For reference: pyrender's own single-sided default scene (Mesh.from_trimesh) of the same mesh.
-    plain = pr.Scene(bg_color=[0, 0, 0, 0], ambient_light=[0.3] * 3)
-    plain.add(pr.Mesh.from_trimesh(tm))
-    p_cam = plain.add(pr.PerspectiveCamera(yfov=np.radians(40.0), znear=0.5, zfar=5.0), pose=rig.c2w[0])
-    p_light = plain.add(pr.DirectionalLight(color=np.ones(3), intensity=3.0), pose=rig.c2w[0])
-    floor(plain, p_cam, p_light)
+    per_asset()
+    floor()
+    timed = interleaved_medians({"c": per_asset, "c_floor": floor}, repeats)
+    return {"backend": renderer.backend, "gl": renderer.gl_renderer, **{k: list(v) for k, v in timed.items()}}
 
-    # (b) ours: the whole per-asset path into a fresh cache each time (never a cache hit).
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions per measurement (median)")
+    parser.add_argument("--aa", type=int, default=0, choices=[0, 4], help="MSAA samples for (a)-(c)")
+    parser.add_argument("--gl-threads", default="1", help="LP_NUM_THREADS for llvmpipe ('' = its default)")
+    parser.add_argument("--pyrender-child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.gl_threads:
+        os.environ["LP_NUM_THREADS"] = args.gl_threads  # before any OpenGL library loads
+    work = Path(tempfile.mkdtemp(prefix="render_bench_"))
+    if args.pyrender_child:
+        print(json.dumps(pyrender_child(Path(args.pyrender_child), args.aa, args.repeats, work)))
+        return
+
+    import numpy as np
+    import trimesh
+
+    from mme3dr.assets import load_mesh
+    from mme3dr.render import eval24, render_asset
+    from mme3dr.render import renderer as renderer_module
+    from mme3dr.render.renderer import Renderer, depth_range, projection
+
+    asset = make_mesh(work, seed=0)
+    n_faces = len(trimesh.load(asset, process=False).faces)
+    rig = eval24()
+    n = rig.n_views
+    renderer = Renderer(rig.width, rig.height, samples=args.aa)
+    renderer_module._RENDERER = renderer  # render_asset draws with this one (same AA as the floor)
+    print(f"moderngl {renderer.gl_renderer}; mesh {n_faces:,} faces; {n} views at {rig.width}x{rig.height}; "
+          f"MSAA {args.aa or 'none'}; LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS', 'default')}; "
+          f"cpus {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    child = [sys.executable, str(Path(__file__).resolve()), "--pyrender-child", str(asset),
+             "--aa", str(args.aa), "--repeats", str(args.repeats), "--gl-threads", args.gl_threads]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+
+    def run_child() -> dict | None:
+        done = subprocess.run(child, capture_output=True, text=True, env=env)
+        if done.returncode == 0:
+            return json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"(c) skipped: the pyrender child failed ({done.stderr.strip().splitlines()[-1:]}); "
+              "pip install pyrender PyOpenGL==3.1.10 (and apt-get install libosmesa6 for --aa 0)")
+        return None
+
+    # (c) runs in a child before and after (a)/(b); the two medians are averaged, so a drift of the
+    # shared machine's speed during the run hits (c) about as much as (a) and (b).
+    old_runs = [run_child()]
+
+    # (a) floor: the protocol scene already uploaded; per view only the camera uniforms, draw, read-back.
+    mesh = load_mesh(asset)
+    drawn = renderer.upload(mesh)
+    znear, zfar = depth_range(rig.c2w, mesh.bounds)
+    proj = projection(rig.fov_y_deg, rig.width / rig.height, znear, zfar)
+    views = [(proj @ np.linalg.inv(c), np.linalg.inv(c)) for c in rig.c2w]
+    out = np.empty((rig.height, rig.width, 4), np.uint8)
+
+    def floor():
+        for clip, eye in views:
+            renderer.draw_view(drawn, clip, eye, out)
+
     caches = iter(range(10_000))
-    render_asset(asset, rig, work / "warm")
 
     def ours():
         outcome = render_asset(asset, rig, work / f"cache{next(caches)}")
         assert outcome.ok and not outcome.cached, outcome
 
-
-    # (c) the authors' pattern: a new scene and mesh per view, 299 px, plain white material.
-    white = pr.MetallicRoughnessMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0])
-
-    def authors(size=299):
-        renderer.set_size(size, size)
-        for c2w in rig.c2w:
-            s = pr.Scene(bg_color=[1.0, 1.0, 1.0, 1.0], ambient_light=[0.3] * 3)
-            s.add(pr.Mesh.from_trimesh(tm, material=white))
-            s.add(pr.PerspectiveCamera(yfov=np.radians(40.0)), pose=c2w)
-            s.add(pr.DirectionalLight(color=np.ones(3), intensity=3.0), pose=c2w)
-            renderer.draw(s, depth=False)
-        renderer.set_size(rig.width, rig.height)
-
-    authors()
-    timed = interleaved_medians({
-        "a": floor, "plain": lambda: floor(plain, p_cam, p_light), "b": ours,
-        "c": authors, "c512": lambda: authors(512),
-    }, args.repeats)
-    (t_a, c_a), (t_p, c_p), (t_b, c_b), (t_c, c_c), (t_c5, c_c5) = (
-        (w / n, c / n) for w, c in timed.values())
-    t_asset, c_asset = timed["b"]
-
-    # (d) workers: `mme3dr render --workers 1` against `--workers 2`, each a fresh CLI process (so
-    # both pay their start-up: imports, GL context, shader compilation), on distinct assets (distinct
-    # sha256, so no cache hits).
-    assets = [make_mesh(work, seed=s) for s in range(1, args.assets + 1)]
-
-    def cli(workers: int) -> float:
-        cmd = [sys.executable, "-c", "from mme3dr.cli import main; main()", "render", *map(str, assets),
-               "--out", str(work / f"cli{workers}"), "--workers", str(workers), "--backend", args.backend]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        return time.perf_counter() - t0
-
-    t_w1, t_w2 = cli(1), cli(2)
-    aps1, aps2 = len(assets) / t_w1, len(assets) / t_w2
-
+    floor()
+    ours()
+    timed = interleaved_medians({"a": floor, "b": ours}, args.repeats)
+    if old_runs[0] is not None:
+        old_runs.append(run_child())
+    old = None
+    if all(r is not None for r in old_runs):
+        old = dict(old_runs[0])
+        for key in ("c", "c_floor"):
+            old[key] = [sum(r[key][i] for r in old_runs) / len(old_runs) for i in range(2)]
+    (t_a, c_a), (t_b, c_b) = ((w / n, c / n) for w, c in timed.values())
     print("                                              wall ms/view   CPU ms/view   ratio wall / CPU")
-    print(f"(a) floor: bare pyrender draw + readback     {t_a * 1e3:9.1f}   {c_a * 1e3:11.1f}")
-    print(f"    (pyrender default single-sided scene)    {t_p * 1e3:9.1f}   {c_p * 1e3:11.1f}")
+    print(f"(a) floor: bare moderngl draw + read-back    {t_a * 1e3:9.1f}   {c_a * 1e3:11.1f}")
     print(f"(b) ours: whole per-asset path               {t_b * 1e3:9.1f}   {c_b * 1e3:11.1f}"
           f"   {t_b / t_a:.2f} / {c_b / c_a:.2f} x (a)  [target <= 1.25]")
-    print(f"    per asset (24 views): {t_asset:.2f} s wall, {c_asset:.2f} s CPU   [target < 2 s on one core]")
-    print(f"(c) authors' pattern (new scene per view,    {t_c * 1e3:9.1f}   {c_c * 1e3:11.1f}"
-          f"   {t_c / t_b:.2f} / {c_c / c_b:.2f} x (b)")
-    print("    299 px, plain white)")
-    print(f"    the same pattern at 512 px               {t_c5 * 1e3:9.1f}   {c_c5 * 1e3:11.1f}"
-          f"   {t_c5 / t_b:.2f} / {c_c5 / c_b:.2f} x (b)")
-    print(f"(d) workers 1: {aps1:.3f} assets/s; workers 2: {aps2:.3f} assets/s = {aps2 / aps1:.2f} x"
-          f"   [target >= 1.8]  ({len(assets)} assets, whole CLI runs)")
-    sys.stdout.flush()
+    print(f"    per asset (24 views): {timed['b'][0]:.2f} s wall, {timed['b'][1]:.2f} s CPU on one core")
+    if old is not None:
+        (t_c, c_c), (t_f, c_f) = ((w / n, c / n) for w, c in (old["c"], old["c_floor"]))
+        print(f"(c) pyrender per-asset path ({old['backend']})  {t_c * 1e3:9.1f}   {c_c * 1e3:11.1f}"
+              f"   {t_c / t_b:.2f} / {c_c / c_b:.2f} x (b)  [target >= 2.5]")
+        print(f"    pyrender's own bare floor                {t_f * 1e3:9.1f}   {c_f * 1e3:11.1f}"
+              f"   {t_f / t_a:.2f} / {c_f / c_a:.2f} x (a)")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

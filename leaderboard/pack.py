@@ -24,13 +24,10 @@ from leaderboard.bundle import (
     AssetEntry,
     BundleError,
     Submitter,
-    sha256_file,
     write_bundle,
 )
 
 THUMBNAIL_PX = 160
-#: Formats stored with their side files in a folder of their own (``mme3dr.assets.store``).
-_WITH_SIDE_FILES = ("obj", "gltf")
 #: Case ids become file names in the archive; anything else is not given a thumbnail.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _RUN_HINT = "point `mme3dr submit` at a finished `mme3dr evaluate --out` folder"
@@ -54,21 +51,25 @@ def asset_members(store_root: Path, sha: str, fmt: str) -> dict[str, Path] | Non
     """Archive path -> file for one stored asset (main file first), or ``None`` when it is not stored.
 
     The run's asset store (``mme3dr.assets.store.AssetStore``) keeps ``<sha[:2]>/<sha>.<ext>``, or a folder
-    ``<sha[:2]>/<sha>/`` with the file and its side files for OBJ/glTF; the bundle keeps the same split
-    (``assets/<sha>.<ext>`` or ``assets/<sha>/<name>``). The main file must hash to ``sha``.
+    ``<sha[:2]>/<sha>/`` with the file and the files it references (its closure: MTL, textures, buffers,
+    sub-folders included); the bundle keeps the same split (``assets/<sha>.<ext>`` or
+    ``assets/<sha>/<relative name>``). The closure must hash to ``sha`` (``mme3dr.assets.closure``).
     """
+    from mme3dr.assets.closure import ClosureError, asset_closure, closure_sha256
     from mme3dr.assets.store import AssetStore
 
     main = AssetStore(store_root).get(sha, fmt)
-    if main is None or sha256_file(main) != sha:
+    if main is None:
         return None
-    if fmt not in _WITH_SIDE_FILES:
+    try:
+        closure = asset_closure(main)
+    except ClosureError:
+        return None
+    if closure_sha256(closure) != sha:
+        return None
+    if len(closure) == 1:
         return {f"{ASSETS_DIR}/{sha}.{fmt}": main}
-    members = {f"{ASSETS_DIR}/{sha}/{main.name}": main}
-    for side in sorted(main.parent.iterdir()):
-        if side.is_file() and not side.is_symlink() and side != main:
-            members[f"{ASSETS_DIR}/{sha}/{side.name}"] = side
-    return members
+    return {f"{ASSETS_DIR}/{sha}/{name}": real for name, real in closure}
 
 
 def find_views(render_roots: list[Path]) -> dict[str, Path]:

@@ -131,7 +131,7 @@ def check_bundle_assets(manifest: BundleManifest, samples: list, extracted: Path
             path = extracted / a.path
             if not path.is_file():
                 out.append(Problem("assets", f"asset {a.sha256[:12]}… ({a.format}) is not in the bundle"))
-            elif _sha256(path, a.path, digests) != a.sha256:
+            elif _asset_sha256(path, a.path, digests) != a.sha256:
                 msg = f"asset {a.sha256[:12]}…: its bytes do not hash to its name (changed after scoring)"
                 out.append(Problem("assets", msg))
     return out
@@ -164,6 +164,18 @@ def check_string_lengths(value: object, where: str, problems: list[Problem], *, 
                     stack.append((f"{path}.{key}", item))
         elif isinstance(v, list):
             stack.extend((f"{path}[{i}]", item) for i, item in enumerate(v))
+
+
+def _asset_sha256(path: Path, name: str, digests: dict[str, str] | None) -> str:
+    """The asset's content address: its file's sha256, or for a file with side files (an OBJ with its
+    MTL and textures, a .gltf with its .bin) the hash of its closure (``mme3dr.assets.closure``)."""
+    from mme3dr.assets.closure import ClosureError, asset_closure, closure_sha256
+
+    try:
+        closure = asset_closure(path)
+    except ClosureError:
+        return ""  # a reference leaving the asset's folder: never a valid address
+    return _sha256(path, name, digests) if len(closure) == 1 else closure_sha256(closure)
 
 
 def _parse_run(extracted: Path, report: ValidationReport) -> None:

@@ -132,9 +132,11 @@ def stage_assets(extracted: Path, manifest, samples: list, dest: Path) -> Path:
         main = extracted / a.path
         case_dir = dest / s.case_id
         case_dir.mkdir(parents=True, exist_ok=True)
-        if main.parent.name == a.sha256:  # a folder with side files
+        if main.parent.name == a.sha256:  # a folder with the files it references (sub-folders too)
             for side in main.parent.iterdir():
-                if side != main:
+                if side.is_dir():
+                    shutil.copytree(side, case_dir / side.name, dirs_exist_ok=True)
+                elif side != main:
                     shutil.copyfile(side, case_dir / side.name)
         shutil.copyfile(main, case_dir / f"{s.sample_index}.{a.format}")
     return dest

@@ -62,6 +62,7 @@ FAILURE_REASONS: tuple[str, ...] = (
     "adapter_wrong_count",  # generate() returned a different number of assets than requests
     "adapter_bad_return",  # an element was not an Asset / path
     "missing_output",  # the returned path does not exist
+    "asset_refused",  # ambiguous, or a file/reference leaving the adapter's or asset's folder
     # the asset (mme3dr.assets.mesh.MeshFailure)
     "missing_file",
     "empty_file",
@@ -72,6 +73,7 @@ FAILURE_REASONS: tuple[str, ...] = (
     "non_finite_coordinates",
     "zero_extent",
     "too_many_faces",
+    "unsupported_feature",  # the file uses something the renderer cannot honour (named in the detail)
     # later stages
     "render_error",
     "reference_missing",  # the case's ground-truth object could not be loaded or rendered
@@ -124,8 +126,8 @@ class BenchmarkInfo(_Strict):
 
 
 class RendererInfo(_Strict):
-    backend: str = Field(description="'osmesa' or 'egl'")
-    versions: dict[str, str] = Field(description="library versions (pyrender, PyOpenGL, trimesh, numpy)")
+    backend: str = Field(description="'egl' (moderngl, headless EGL); 'osmesa' before issue 12")
+    versions: dict[str, str] = Field(description="library versions (moderngl, glcontext, trimesh, numpy)")
     rig: str
     rig_hash: str = Field(pattern=_SHA256)
     width: int

@@ -6,6 +6,8 @@ caller owns (usually pytest's ``tmp_path``) and returns its path.
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +102,15 @@ def write_broken_assets(directory: Path) -> dict[str, Path]:
     out["zero_extent"].write_text("v 0.3 0.3 0.3\nv 0.3 0.3 0.3\nv 0.3 0.3 0.3\nf 1 2 3\n")
     out["too_many_faces"] = d / "dense.ply"  # paired with a small max_faces by the caller
     trimesh.creation.icosphere(subdivisions=2).export(out["too_many_faces"])
+    out["unsupported_feature"] = d / "emissive.gltf"  # emission: the protocol shading cannot show it
+    out["unsupported_feature"].write_text(json.dumps({
+        "asset": {"version": "2.0"}, "materials": [{"emissiveFactor": [1.0, 0.5, 0.0]}],
+        "meshes": [{"primitives": [{"attributes": {"POSITION": 0}, "material": 0}]}],
+        "nodes": [{"mesh": 0}], "scenes": [{"nodes": [0]}],
+        "accessors": [{"bufferView": 0, "componentType": 5126, "count": 3, "type": "VEC3"}],
+        "bufferViews": [{"buffer": 0, "byteLength": 36}],
+        "buffers": [{"byteLength": 36, "uri": "data:application/octet-stream;base64,"
+                     + base64.b64encode(np.eye(3, dtype=np.float32).tobytes()).decode()}]}))
     return out
 
 

@@ -1,6 +1,6 @@
 """CLI commands of the evaluate stage: ``mme3dr evaluate``, ``mme3dr merge``, ``mme3dr report``.
 
-Heavy imports (torch, pyrender, matplotlib) happen inside the command bodies so ``mme3dr --help`` is fast.
+Heavy imports (torch, moderngl, matplotlib) happen inside the command bodies so ``mme3dr --help`` is fast.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
                                                help="Override the render size in px (quick checks; marks "
                                                "the run ineligible)."),
         weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Local encoder weights."),
-        backend: str | None = typer.Option(None, "--backend", help="Renderer backend: egl | osmesa."),
+        backend: str | None = typer.Option(None, "--backend", help="Renderer backend: egl (the only one)."),
         report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report and plots."),
         judge: str | None = typer.Option(None, "--judge", help="Also ask this VLM judge server (URL …/v1) "
                                          "a checklist per sample; see `mme3dr judge --help`."),

@@ -54,7 +54,7 @@ def render_command(
     workers: int = typer.Option(1, "--workers", "-j", min=1, max=256,
                                 help="Worker processes, each its own renderer."),
     backend: str = typer.Option(
-        "auto", "--backend", help="OpenGL backend: auto (EGL if it works, else OSMesa), egl or osmesa."
+        "auto", "--backend", help="OpenGL backend: auto or egl (moderngl on headless EGL; the only one)."
     ),
     cache: Path | None = typer.Option(None, "--cache", help="Render cache (default: OUT/.render-cache)."),
     max_faces: int = typer.Option(2_000_000, "--max-faces", min=1,
@@ -66,8 +66,7 @@ def render_command(
     from mme3dr.render.cache import export_entry
     from mme3dr.render.cameras import get_rig, rig_from_transforms
     from mme3dr.render.pool import render_batch, reuse_freed_memory
-    from mme3dr.render.renderer import BACKENDS
-    from mme3dr.render.scene import SHADINGS
+    from mme3dr.render.renderer import BACKENDS, SHADINGS
 
     reuse_freed_memory()  # with --workers 1 this process renders every view
     console = Console(stderr=True)
@@ -76,7 +75,7 @@ def render_command(
     if shading not in SHADINGS:
         raise typer.BadParameter("must be protocol or plain_white", param_hint="--shading")
     if backend not in ("auto", *BACKENDS):
-        raise typer.BadParameter("must be auto, egl or osmesa", param_hint="--backend")
+        raise typer.BadParameter("must be auto or egl", param_hint="--backend")
     _usable_output_dirs(console, out, cache)
     try:
         camera_rig = rig_from_transforms(transforms) if transforms else get_rig(rig)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mme3dr import PROTOCOL_VERSION, __version__
-from mme3dr.assets.store import AssetStore
+from mme3dr.assets.store import AssetStore, ClosureError
 from mme3dr.harness.inputs import BENCHMARKS, BenchmarkInputs, load_benchmark_inputs
 from mme3dr.harness.run_state import RunLock, RunState
 from mme3dr.models.protocol import GenerationRequest, derive_seed
@@ -188,6 +188,8 @@ def _generate_stage(cfg, state, store, loaded, inputs, cases, progress: Progress
                     stored = store.put(outcome.asset.path, outcome.asset.resolved_format)
                     record.update(asset_sha256=stored.sha256, asset_format=stored.format,
                                   up_axis=outcome.asset.up_axis)
+                except ClosureError as e:  # it references a file outside its folder
+                    record.update(failure="asset_refused", detail=str(e))
                 except OSError as e:
                     if is_disk_full(e):  # not the adapter's fault: stop, record nothing, --resume redoes it
                         raise
@@ -260,7 +262,7 @@ def _evaluate(cfg: EvalConfig, progress: Progress) -> EvalSummary:
         # generating; the pool lives until the last render is encoded.
         pool = stack.enter_context(RenderPool(rig, _cache_dir(cfg) / "renders", workers=cfg.workers,
                                               shading=profile.shading, backend=cfg.backend, keep_views=True))
-        # Build the encoders before anything renders: importing torch (triton) after OSMesa/EGL is loaded
+        # Build the encoders before anything renders: importing torch (triton) after Mesa's EGL is loaded
         # into the process segfaults on these machines, so torch must come first.
         from mme3dr.features import load_feature_suite
 

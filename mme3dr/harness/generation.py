@@ -16,7 +16,9 @@ request comes back as a ``GenerationOutcome`` with either an asset or a failure 
 - ``adapter_bad_return``: an element is not an ``Asset`` or a path;
 - ``missing_output``: the returned path does not exist (the detail is the adapter's own
   ``Asset.meta["missing"]`` when it gives one, e.g. the folder adapter's "the folder has no file for
-  case X").
+  case X");
+- ``asset_refused``: the adapter refused the file it found (``Asset.meta["refused"]`` says why: two
+  files match the case, or a symlink leaves the adapter's folder).
 """
 
 from __future__ import annotations
@@ -105,6 +107,9 @@ def classify_return(requests: Sequence[GenerationRequest], *, items: object = No
             name = getattr(item, "type_name", None) or type(item).__name__
             out.append(GenerationOutcome(request, None, "adapter_bad_return",
                                          f"got {name}, expected Asset or a path", share))
+        elif isinstance(asset.meta, dict) and asset.meta.get("refused"):
+            seconds = asset.seconds if asset.seconds is not None else share
+            out.append(GenerationOutcome(request, None, "asset_refused", str(asset.meta["refused"]), seconds))
         elif not Path(asset.path).is_file():
             detail = asset.meta.get("missing") if isinstance(asset.meta, dict) else None
             detail = str(detail or f"the adapter returned {Path(asset.path).name!r}, which does not exist")

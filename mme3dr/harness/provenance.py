@@ -5,7 +5,6 @@ Light module (standard library only; versions are read from installed metadata, 
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 import sys
@@ -17,8 +16,8 @@ __all__ = ["environment_info", "git_hash", "package_versions", "renderer_info"]
 
 #: Distributions whose versions can change a score (recorded in every result).
 TRACKED_PACKAGES = ("mme3dr", "numpy", "scipy", "torch", "torchvision", "open_clip_torch", "transformers",
-                    "torch-fidelity", "trimesh", "pyrender", "PyOpenGL", "pillow", "pydantic")
-RENDER_PACKAGES = ("pyrender", "PyOpenGL", "trimesh", "numpy", "pillow")
+                    "torch-fidelity", "trimesh", "moderngl", "glcontext", "DracoPy", "pillow", "pydantic")
+RENDER_PACKAGES = ("moderngl", "glcontext", "trimesh", "DracoPy", "numpy", "pillow")
 
 
 def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
@@ -62,7 +61,7 @@ def renderer_info(backend: str | None, rig: Any, shading: str) -> dict[str, Any]
 
         resolved = resolve_backend(backend)
     except Exception:  # noqa: BLE001 - no usable backend: record what was asked, the render stage says why
-        resolved = backend or os.environ.get("PYOPENGL_PLATFORM") or "unavailable"
+        resolved = backend or "unavailable"
     return {
         "backend": resolved,
         "versions": package_versions(RENDER_PACKAGES),

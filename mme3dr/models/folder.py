@@ -1,12 +1,16 @@
 """``folder:DIR``: pre-generated assets on disk, named by case id (the path for closed or remote models).
 
-Layout: for each request, the first of these that exists is returned (format from the suffix):
+Layout: each request resolves to exactly one file (format from the suffix), among
 
 - ``DIR/<case_id>_<sample_index>.<ext>``
 - ``DIR/<case_id>/<sample_index>.<ext>``
 - ``DIR/<case_id>.<ext>`` (sample 0 only: the common one-sample-per-prompt case)
 
-``<ext>`` is tried in ``EXTENSIONS`` order. A missing file is not an exception: the asset is returned
+for ``<ext>`` in ``EXTENSIONS``. Several matches (``c1.glb`` and ``c1.obj``) are ambiguous and refused
+(``Asset.meta["refused"]``, recorded as ``asset_refused``), as is a symlink that leaves ``DIR``. The
+harness stores each asset with its file closure (an OBJ's MTL and textures, a glTF's buffers and
+images; sub-folders included), never the whole folder, so ``DIR/demo-000.obj`` and
+``DIR/demo-001.obj`` side by side stay two assets. A missing file is not an exception: the asset is returned
 with its expected path and ``meta["missing"]`` saying that the folder has no file for the case, and the
 harness records ``missing_output`` for that case alone. When *no* request has a file,
 :func:`no_match_message` says which files the folder holds and which names were expected, and the
@@ -49,23 +53,38 @@ class FolderModel:
         timings = self.root / "timings.json"
         self._timings: dict[str, float] = json.loads(timings.read_text()) if timings.is_file() else {}
 
-    def find(self, case_id: str, sample_index: int) -> Path | None:
+    def candidates(self, case_id: str, sample_index: int) -> list[Path]:
+        """Every file the layout allows for this request (normally none or one)."""
         stems = [self.root / f"{case_id}_{sample_index}", self.root / case_id / str(sample_index)]
         if sample_index == 0:
             stems.append(self.root / case_id)
-        for stem in stems:
-            for ext in EXTENSIONS:
-                candidate = stem.with_name(f"{stem.name}.{ext}")
-                if candidate.is_file():
-                    return candidate
+        return [stem.with_name(f"{stem.name}.{ext}") for stem in stems for ext in EXTENSIONS
+                if stem.with_name(f"{stem.name}.{ext}").is_file()]
+
+    def refusal(self, path: Path, others: list[Path]) -> str | None:
+        """Why ``path`` must not be used: ambiguous, or a symlink that leaves the folder (else None)."""
+        if others:
+            names = ", ".join(p.relative_to(self.root).as_posix() for p in [path, *others])
+            return f"ambiguous: several files match this case ({names}); keep exactly one"
+        real, root = path.resolve(), self.root.resolve()
+        if root not in real.parents:
+            return f"refused: {path.relative_to(self.root).as_posix()} is a symlink to {real}, outside {root}"
         return None
+
+    def find(self, case_id: str, sample_index: int) -> Path | None:
+        found = self.candidates(case_id, sample_index)
+        return found[0] if found else None
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Asset]:
         out = []
         for r in requests:
-            path = self.find(r.case_id, r.sample_index)
+            found = self.candidates(r.case_id, r.sample_index)
+            path = found[0] if found else None
             key = f"{r.case_id}_{r.sample_index}"
             meta = {} if path is not None else {"missing": _missing(self.root, r.case_id, r.sample_index)}
+            refused = self.refusal(path, found[1:]) if path is not None else None
+            if refused:
+                meta = {"refused": refused}
             out.append(Asset(path=path if path is not None else self.root / f"{key}.glb",
                              seconds=self._timings.get(key), up_axis=self.up_axis, meta=meta))
         return out

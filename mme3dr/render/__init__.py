@@ -11,6 +11,7 @@ from mme3dr.render.cameras import RIGS, Rig, eval24, get_rig, reward6, rig_from_
 from mme3dr.render.pool import RenderPool, render_batch, reuse_freed_memory
 from mme3dr.render.renderer import (
     BACKENDS,
+    SHADINGS,
     Renderer,
     RenderResult,
     composite_on_white,
@@ -18,7 +19,6 @@ from mme3dr.render.renderer import (
     resolve_backend,
     unpremultiply,
 )
-from mme3dr.render.scene import SHADINGS
 
 __all__ = [
     "BACKENDS",

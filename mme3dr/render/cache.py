@@ -23,22 +23,25 @@ from pathlib import Path
 
 import numpy as np
 
+from mme3dr.assets.closure import ClosureError, asset_closure, closure_sha256
 from mme3dr.assets.mesh import (
     DEFAULT_MAX_FACES,
     MeshError,
     MeshFailure,
     check_asset_file,
-    file_sha256,
     load_mesh,
 )
 from mme3dr.render.cameras import Rig
 
 # Bump when anything that changes rendered pixels changes (shading, lights, materials, PNG encoding).
-RENDER_PROTOCOL = "mme3dr-render-v1"
-# Our own minimal PNG writer (filter type 0, one IDAT, zlib level 3): ~3 ms a 512^2 RGBA view against
-# ~11 ms for Pillow at any level (its per-row filtering dominates), and the files stay small since
-# most pixels are transparent background. Bytes are deterministic for one zlib build.
-PNG_COMPRESS_LEVEL = 3
+# v1.1: the moderngl renderer and its shader, the material model (issue 12); v1 entries are not reused.
+RENDER_PROTOCOL = "mme3dr-render-v1.1"
+# Our own minimal PNG writer (filter type 0, one IDAT, zlib level 1): ~3 ms a 512^2 RGBA view of a small
+# object against ~11 ms for Pillow at any level (its per-row filtering dominates). Level 1 against 3: 7
+# against 11 ms a view of a 100k-face object filling the view, for 8 % more bytes (benchmarks/
+# render_bench.py: the encoder was a third of the per-asset path's cost above the bare draw). Bytes are
+# deterministic for one zlib build.
+PNG_COMPRESS_LEVEL = 1
 ENTRY_META = "render.json"
 
 
@@ -143,7 +146,7 @@ def _library_versions() -> dict:
     from importlib import metadata
 
     out = {}
-    for name in ("pyrender", "PyOpenGL", "trimesh", "numpy", "pillow"):
+    for name in ("moderngl", "glcontext", "trimesh", "DracoPy", "numpy", "pillow"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -176,7 +179,10 @@ def render_asset(
     path = Path(path)
     try:
         check_asset_file(path)
-        sha = file_sha256(path)
+        sha = closure_sha256(asset_closure(path))  # the file and what it references (textures, .bin)
+    except ClosureError as exc:
+        error = str(exc)
+        return RenderOutcome(str(path), None, None, None, error, False, time.perf_counter() - t0, error=error)
     except MeshError as exc:
         return _failure(path, None, exc, t0)
     backend = resolve_backend(backend)
@@ -214,6 +220,7 @@ def render_asset(
         "up_axis": up_axis,
         "normalise": normalise,
         "n_faces": mesh.n_faces,
+        "notes": list(mesh.notes),  # what the loader left out (a missing MTL or texture)
         "versions": dict(_library_versions()),  # a copy: the cached dict must not be changed
     }
     tmp = Path(cache_root) / "tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,7 @@
 """Camera rigs of protocol v1 (``eval24``, ``reward6``) and NeRF-style ``transforms.json`` I/O.
 
 Light module: numpy only. Poses are 4x4 camera-to-world matrices with OpenGL camera axes (the camera
-looks down its -Z axis, +Y is up in the image), the convention of pyrender, Blender and the TRELLIS
+looks down its -Z axis, +Y is up in the image), the convention of OpenGL, Blender and the TRELLIS
 ``transforms.json`` files. Rig positions are in the canonical Y-up frame (design.md §3).
 """
 

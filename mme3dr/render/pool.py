@@ -7,7 +7,7 @@ calling process. Outcomes come back in input order; a bad asset never stops the 
 
 :class:`RenderPool` keeps one set of workers for a whole run (``mme3dr evaluate`` renders the references
 and the generated assets through one pool, and encodes each finished render while the others draw): a
-worker's start-up (interpreter, triton, pyrender, an OpenGL context and its first shader compile) costs
+worker's start-up (interpreter, triton, moderngl, an OpenGL context and its first shader compile) costs
 ≈ 3 s, which a pool per batch of 32 assets paid 16 times in a 249-case run.
 """
 
@@ -55,14 +55,13 @@ def reuse_freed_memory() -> bool:
 
 
 def _init_worker(backend: str, gl_threads: int | None, parent_pid: int | None = None) -> None:
-    # Runs before the worker imports OpenGL: fix the platform, and cap llvmpipe's rasteriser threads
+    # Runs before the worker loads OpenGL: cap llvmpipe's rasteriser threads
     # so N workers on N cores do not each spawn N threads (oversubscription slows every worker).
     # First of all, die with the parent: a kill -9 of `evaluate` must not leave workers behind.
     from mme3dr.process_lifetime import die_with_parent
 
     die_with_parent(parent_pid)
     reuse_freed_memory()
-    os.environ["PYOPENGL_PLATFORM"] = backend
     if gl_threads is not None:
         os.environ.setdefault("LP_NUM_THREADS", str(gl_threads))
 
@@ -139,7 +138,7 @@ class RenderPool:
             initializer=_init_worker,
             initargs=(self.backend, max(1, (os.cpu_count() or 1) // self.workers), os.getpid()),
         )
-        # Start every worker now (the executor spawns on demand): interpreter, pyrender and an OpenGL
+        # Start every worker now (the executor spawns on demand): interpreter, moderngl and an OpenGL
         # context take ≈ 3 s each, which then overlap whatever the caller does next.
         for _ in range(self.workers):
             self._pool.submit(_warm_up, self.rig.width, self.rig.height, self.backend)

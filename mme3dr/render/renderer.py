@@ -1,45 +1,38 @@
-"""Canonical multi-view rendering with pyrender (protocol v1 shading), one renderer per process.
+"""Canonical multi-view rendering with moderngl and the protocol shader, one context per process.
 
-pyrender and PyOpenGL are imported lazily, after the backend has been chosen: PyOpenGL picks its
-platform (EGL or OSMesa) from ``PYOPENGL_PLATFORM`` at first import and cannot switch afterwards, so
-one process renders with one backend. Under EGL, deleting one ``OffscreenRenderer`` invalidates the
-display for every other renderer in the process (``EGL_BAD_DISPLAY``), so the renderer is created once
-(:func:`get_renderer`) and never deleted.
+One headless EGL context per process (:func:`get_renderer`): Mesa's llvmpipe on a CPU machine, the
+vendor driver where there is a GPU (``moderngl.create_context(standalone=True, backend="egl")``). The
+shader is :mod:`shader` (one pass, two-sided lighting through ``gl_FrontFacing``, MASK by discard,
+BLEND drawn last with "over" blending). Anti-aliasing: none (``samples=0``): a pixel is covered when
+its centre is inside a triangle, so silhouettes are exact, alpha is 0 or 255 except where BLEND
+surfaces are, and a view costs about half of what 4x MSAA costs on llvmpipe (docs/rendering.md).
 
-Shading (design.md §3): a white directional light at the camera (intensity 3.0) plus ambient 0.3;
-every face double-sided; the asset's base colour, base-colour texture and vertex colours kept; an
-uncoloured asset gets base colour 0.8 grey. Materials are dielectric (metallic 0, roughness 1) so a
-metallic glTF does not render black under a single light with no environment map, and opaque (alpha
-is coverage). ``shading="plain_white"`` is the authors' eval-script profile: a plain white material
-instead of the asset's own.
-
-The batch entry points (``render_asset``, ``render_batch``, ``load_views``) live in
-:mod:`mme3dr.render.cache` and :mod:`mme3dr.render.pool` and are re-exported here.
+The batch entry points (``render_asset``, ``render_batch``, ``load_views``) live in the cache and pool
+modules.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes.util
 import importlib.util
-import os
-import re
-import subprocess
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from mme3dr.assets.mesh import CanonicalMesh
+from mme3dr.render import shader
 from mme3dr.render.cameras import Rig
-from mme3dr.render.scene import AMBIENT, LIGHT_INTENSITY, build_scene
+from mme3dr.render.compositing import composite_on_white, unpremultiply
 
-BACKENDS = ("egl", "osmesa")
-__all__ = ["AMBIENT", "LIGHT_INTENSITY", "RenderResult", "Renderer", "composite_on_white", "get_renderer"]
+__all__ = ["BACKENDS", "RenderResult", "Renderer", "composite_on_white", "get_renderer", "resolve_backend",
+           "unpremultiply"]
 
+BACKENDS = ("egl",)
+SHADINGS = ("protocol", "plain_white")
 _RENDERER: Renderer | None = None
-_BACKEND: str | None = None
-_PROBED: str | None = None
+_GL_NEAREST, _GL_LINEAR = 9728, 9729
+_GL_CLAMP, _GL_MIRROR, _GL_REPEAT = 33071, 33648, 10497
+_SRGB8_ALPHA8 = 0x8C43
 
 
 @dataclass
@@ -51,300 +44,256 @@ class RenderResult:
     depth: np.ndarray | None
 
 
-# GL_RENDERER strings of Mesa's CPU rasterisers. EGL on these is 4-5x dearer than OSMesa for the
-# protocol scene (docs/benchmarks.md: framebuffer + 4x MSAA resolve on the CPU), so `auto` skips them.
-_SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "lavapipe")
-
-
-def _probe_egl() -> str | None:
-    """The GL_RENDERER string of an EGL context here, or None if pyrender cannot open one. Probed in a
-    child process because a failed EGL import would pin this process's PyOpenGL to a broken platform."""
-    code = (
-        "import numpy as np; np.infty = np.inf\n"
-        "import pyrender\n"
-        "r = pyrender.OffscreenRenderer(8, 8)\n"
-        "s = pyrender.Scene()\n"
-        "s.add(pyrender.PerspectiveCamera(yfov=1.0))\n"
-        "r.render(s, flags=pyrender.RenderFlags.RGBA)\n"
-        "from OpenGL import GL\n"
-        "print('GL_RENDERER=' + GL.glGetString(GL.GL_RENDERER).decode())\n"
-    )
-    env = dict(os.environ, PYOPENGL_PLATFORM="egl")
-    try:
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    for line in done.stdout.decode(errors="replace").splitlines():
-        if line.startswith("GL_RENDERER="):
-            return line.removeprefix("GL_RENDERER=")
-    return "unknown"
-
-
-def _pyopengl_has_osmesa(version: str) -> bool:
-    """PyOpenGL gained ``OSMesaCreateContextAttribs`` (which pyrender's OSMesa platform imports) in
-    3.1.5; pyrender pins 3.1.0, so OSMesa needs ``pip install PyOpenGL==3.1.10`` after it."""
-    parts = [int(p) for p in re.findall(r"\d+", version)[:3]]
-    return tuple(parts + [0] * (3 - len(parts))) >= (3, 1, 5)
-
-
-def _osmesa_available() -> bool:
-    """Whether OSMesa can work here: libOSMesa is found (``apt-get install libosmesa6``) and PyOpenGL is
-    new enough to drive it. Cheap, opens no context and imports no OpenGL."""
-    from importlib import metadata
-
-    try:
-        pyopengl = metadata.version("PyOpenGL")
-    except metadata.PackageNotFoundError:
-        return False
-    return _pyopengl_has_osmesa(pyopengl) and ctypes.util.find_library("OSMesa") is not None
-
-
-def _gpu_device_present() -> bool:
-    """Whether a GPU device node exists (NVIDIA's, or a DRM render node): hardware EGL needs one."""
-    import glob
-
-    return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/dri/renderD*"))
-
-
-def choose_auto_backend(egl_renderer: str | None, osmesa_available: bool) -> str:
-    """``auto``'s rule: EGL when it runs on real hardware (a GPU); OSMesa when EGL is missing or is
-    only Mesa's software rasteriser and OSMesa is installed; otherwise whichever exists."""
-    if egl_renderer is None:
-        return "osmesa"
-    software = any(name in egl_renderer.lower() for name in _SOFTWARE_GL)
-    return "osmesa" if software and osmesa_available else "egl"
-
-
 def resolve_backend(backend: str | None = None) -> str:
-    """The backend this process renders with: ``backend`` if given, else the one already chosen in
-    this process, else ``$PYOPENGL_PLATFORM``, else :func:`choose_auto_backend` on a probe."""
-    global _PROBED
-    if backend in (None, "auto"):
-        if _BACKEND is not None:
-            return _BACKEND
-        env = os.environ.get("PYOPENGL_PLATFORM", "").lower()
-        if env in BACKENDS:
-            return env
-        if _PROBED is None:  # once per process: the probe takes seconds
-            osmesa = _osmesa_available()
-            # Without a GPU device node EGL can only be llvmpipe, so the probe can be skipped.
-            egl = _probe_egl() if _gpu_device_present() or not osmesa else "llvmpipe (no GPU device node)"
-            _PROBED = choose_auto_backend(egl, osmesa)
-        return _PROBED
-    backend = backend.lower()
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
-    return backend
+    """The backend name: ``egl`` (the only one; ``auto``/None mean it)."""
+    if backend in (None, "auto", "egl"):
+        return "egl"
+    raise ValueError(f"unknown backend {backend!r}; mme3dr renders with headless EGL (choose auto or egl)")
 
 
 def _load_triton_before_mesa() -> None:
-    """Load triton's native library first, when it is installed.
-
-    Mesa's llvmpipe (the CPU rasteriser behind OSMesa and EGL) and triton (which ``import torch`` pulls
-    in) each carry their own LLVM. Loading triton's after Mesa's segfaults inside triton's module init,
-    so a process that rendered and *then* imported torch (render, then score) crashed; loaded in the
-    other order both work. Costs one import, once per rendering process, and nothing where triton is
-    absent.
-    """
+    """Load triton's native library first, when it is installed: Mesa's llvmpipe and triton (pulled in by
+    ``import torch``) each carry an LLVM, and loading triton's after Mesa's segfaults in triton's module
+    init (render, then score). Loaded in this order both work."""
     if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
         return
-    # A broken triton install must not stop rendering; torch reports it itself when it needs triton.
     with contextlib.suppress(Exception):
         import triton  # noqa: F401
 
 
-def _import_pyrender(backend: str):
-    """Import pyrender with PyOpenGL bound to ``backend``; fail if this process already uses another."""
-    current = os.environ.get("PYOPENGL_PLATFORM")
-    if "OpenGL" in sys.modules and current != backend:
-        raise RuntimeError(
-            f"this process already loaded PyOpenGL for {current or 'the default platform'!r}; it cannot "
-            f"switch to {backend!r}. Use one backend per process (or render in a fresh process)."
-        )
-    os.environ["PYOPENGL_PLATFORM"] = backend
-    _load_triton_before_mesa()
-    if not hasattr(np, "infty"):  # pyrender (unmaintained) still uses np.infty, removed in numpy 2
-        np.infty = np.inf
-    import pyrender
+def projection(fov_y_deg: float, aspect: float, znear: float, zfar: float) -> np.ndarray:
+    """OpenGL perspective matrix (gluPerspective) with the Y row negated, so that the framebuffer's
+    first row in memory is the image's top row (PNG order) and no flip is needed on read-back."""
+    f = 1.0 / np.tan(np.radians(fov_y_deg) / 2.0)
+    p = np.zeros((4, 4))
+    p[0, 0], p[1, 1] = f / aspect, -f
+    p[2, 2], p[2, 3] = (zfar + znear) / (znear - zfar), 2.0 * zfar * znear / (znear - zfar)
+    p[3, 2] = -1.0
+    return p
 
-    return pyrender
+
+def depth_range(c2w: np.ndarray, bounds: np.ndarray) -> tuple[float, float]:
+    """Near/far planes that enclose the asset's bounding sphere from every camera."""
+    centre = bounds.mean(axis=0)
+    radius = float(np.linalg.norm(bounds[1] - bounds[0])) / 2.0
+    dist = np.linalg.norm(c2w[:, :3, 3] - centre, axis=1)
+    return max(1e-3, float(dist.min() - radius) * 0.5), float(dist.max() + radius) * 2.0 + 1.0
 
 
 class Renderer:
-    """One pyrender offscreen context. Build it with :func:`get_renderer`, never directly."""
+    """The process's EGL context, framebuffer and compiled protocol program. Use :func:`get_renderer`."""
 
-    def __init__(self, width: int, height: int, backend: str) -> None:
-        self.backend = backend
-        self._pyrender = _import_pyrender(backend)
+    backend = "egl"
+
+    def __init__(self, width: int, height: int, samples: int = 0) -> None:
+        _load_triton_before_mesa()
+        import moderngl
+
+        self._mgl = moderngl
         try:
-            self._offscreen = self._pyrender.OffscreenRenderer(width, height)
+            self.ctx = moderngl.create_context(standalone=True, backend="egl")
         except Exception as exc:
-            other = "osmesa" if backend == "egl" else "egl"
             raise RuntimeError(
-                f"could not open a {backend} rendering context ({type(exc).__name__}: {exc}). Install the "
-                f"system library (apt-get install libegl1 libgl1 libosmesa6"
-                f"{'; and pip install PyOpenGL==3.1.10' if backend == 'osmesa' else ''}) "
-                f"or try --backend {other}."
+                f"could not open a headless EGL OpenGL 3.3 context ({type(exc).__name__}: {exc}). Install "
+                "the system libraries (Debian/Ubuntu: apt-get install libegl1 libgl1 libgl1-mesa-dri; "
+                "libegl1 brings libegl-mesa0) and `pip install moderngl glcontext`."
             ) from exc
-        if backend == "osmesa":
-            _stabilise_program_cache(self._offscreen._renderer)
-        self.gl_renderer = self._gl_string()
-
-    def _gl_string(self) -> str:
-        from OpenGL import GL
-
-        self._offscreen._platform.make_current()
-        try:
-            return " / ".join(GL.glGetString(x).decode() for x in (GL.GL_RENDERER, GL.GL_VERSION))
-        except Exception:  # informational only
-            return "unknown"
+        self.gl_renderer = f"{self.ctx.info['GL_RENDERER']} / {self.ctx.info['GL_VERSION']}"
+        self._programs: dict[tuple, object] = {}
+        self.samples = int(samples)
+        self.size: tuple[int, int] | None = None
+        self.set_size(width, height)
 
     def set_size(self, width: int, height: int) -> None:
-        width, height = int(width), int(height)
-        self._offscreen.viewport_width = width
-        self._offscreen.viewport_height = height
-        platform = self._offscreen._platform
-        size = (platform.viewport_width, platform.viewport_height)
-        if self.backend == "osmesa" and size != (width, height):
-            # OSMesa draws into a client buffer of the context's size. pyrender resizes by deleting and
-            # re-creating the context inside OffscreenRenderer.render, which our RGBA path bypasses;
-            # binding a new buffer of the new size to the same context is enough (OSMesaMakeCurrent
-            # accepts any size) and keeps the compiled shaders.
-            from OpenGL import arrays
+        size = (int(width), int(height))
+        if size == self.size:
+            return
+        for name in ("fbo", "resolved"):
+            if getattr(self, name, None) is not None:
+                getattr(self, name).release()
+        ctx = self.ctx
+        self.fbo = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4, samples=self.samples)],
+                                   depth_attachment=ctx.depth_renderbuffer(size, samples=self.samples))
+        self.resolved = None
+        if self.samples:
+            self.resolved = ctx.framebuffer(color_attachments=[ctx.renderbuffer(size, 4)],
+                                            depth_attachment=ctx.depth_renderbuffer(size))
+        self.size = size
 
-            platform.viewport_width, platform.viewport_height = width, height
-            platform._buffer = arrays.GLubyteArray.zeros((height, width, 4))
+    def program(self, normal: bool, texture: bool, color: bool, unlit: bool):
+        """The compiled protocol shader variant for these inputs (compiled once per process)."""
+        key = (normal, texture, color, unlit)
+        if key not in self._programs:
+            flags = dict(normal=normal, texture=texture, color=color, unlit=unlit)
+            prog = self.ctx.program(vertex_shader=shader.source("vertex", **flags),
+                                    fragment_shader=shader.source("fragment", **flags))
+            for name, value in (("u_ambient", shader.AMBIENT), ("u_light", shader.LIGHT)):
+                if name in prog:  # unlit variants have no lighting uniforms
+                    prog[name].value = value
+            self._programs[key] = prog
+        return self._programs[key]
 
-    def build_scene(self, mesh: CanonicalMesh, rig: Rig, *, shading: str = "protocol"):
-        """One pyrender scene for the asset: its primitives, a camera and a headlight (poses set per view)."""
-        return build_scene(self._pyrender, mesh, rig, shading=shading)
+    def upload(self, mesh, shading: str = "protocol") -> list:
+        """GPU objects of every part, (vao, material, texture | None, program, buffers), the BLEND parts
+        last; free them with :func:`release`."""
+        from mme3dr.assets.materials import Material
 
-    def draw(self, scene, depth: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Rasterise the scene from its current camera pose: (H, W, 4) uint8 premultiplied and
-        (H, W) float32 depth (None when ``depth`` is False and the backend can skip reading it)."""
-        pr = self._pyrender
-        if self.backend == "osmesa":
-            # pyrender's OSMesa path reads back RGB only; the context's buffer is RGBA, so draw through
-            # the inner renderer and read RGBA ourselves (same steps as OffscreenRenderer.render).
-            from OpenGL import GL
+        if shading not in SHADINGS:
+            raise ValueError(f"unknown shading {shading!r}; choose 'protocol' or 'plain_white'")
+        ctx, drawn = self.ctx, []
+        for part in mesh.parts:
+            mat = part.material
+            if shading == "plain_white":
+                mat = Material(double_sided=mat.double_sided)
+            textured = shading == "protocol" and mat.texture is not None and part.uv is not None
+            coloured = shading == "protocol" and part.colors is not None
+            has_normal = part.normals is not None and not mat.unlit
+            prog = self.program(has_normal, textured, coloured, bool(mat.unlit))
+            buffers = [(ctx.buffer(np.ascontiguousarray(part.positions, np.float32)), "3f", "in_position")]
+            if has_normal:
+                normals = ctx.buffer(np.ascontiguousarray(part.normals, np.float32))
+                buffers.append((normals, "3f", "in_normal"))
+            if textured:
+                buffers.append((ctx.buffer(np.ascontiguousarray(part.uv, np.float32)), "2f", "in_uv"))
+            if coloured:
+                buffers.append((ctx.buffer(np.ascontiguousarray(part.colors, np.float32)), "4f", "in_color"))
+            index = ctx.buffer(np.ascontiguousarray(part.faces, np.uint32))
+            vao = ctx.vertex_array(prog, buffers, index_buffer=index, index_element_size=4)
+            texture = self._texture(mat.texture) if textured else None
+            drawn.append((vao, mat, texture, prog, [b for b, _, _ in buffers] + [index]))
+        # BLEND parts after every opaque/mask part (glTF 2.0 §3.9.4 implementation note), in file order.
+        blend = [d for d in drawn if d[1].alpha_mode == "BLEND"]
+        return [d for d in drawn if d[1].alpha_mode != "BLEND"] + blend
 
-            off = self._offscreen
-            off._platform.make_current()
-            off._renderer.viewport_width = off.viewport_width
-            off._renderer.viewport_height = off.viewport_height
-            off._renderer.render(scene, pr.RenderFlags.RGBA)
-            depth_im = off._renderer.read_depth_buf() if depth else None
-            GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, 0)
-            GL.glReadBuffer(GL.GL_FRONT)
-            w, h = off.viewport_width, off.viewport_height
-            buf = GL.glReadPixels(0, 0, w, h, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE)
-            color = np.frombuffer(buf, np.uint8).reshape(h, w, 4)[::-1]
-            return color, depth_im
-        return self._offscreen.render(scene, flags=pr.RenderFlags.RGBA)
+    def _texture(self, tex):
+        """An sRGB8_ALPHA8 texture (sampling returns linear values, filtered after decoding, as glTF
+        2.0 §3.8.4 requires) from (h, w, 4) uint8 rows; row 0 = UV v = 0 (glTF's top-left origin)."""
+        mgl = self._mgl
+        rgba = np.ascontiguousarray(tex.rgba, np.uint8)
+        h, w = rgba.shape[:2]
+        # Rows of 4-byte texels are always 4-byte aligned; alignment=1 also covers any future format.
+        gl_tex = self.ctx.texture((w, h), 4, rgba.tobytes(), alignment=1, internal_format=_SRGB8_ALPHA8)
+        mipmapped = tex.min_filter in (9984, 9985, 9986, 9987)
+        if mipmapped:
+            gl_tex.build_mipmaps()
+        mag = mgl.NEAREST if tex.mag_filter == _GL_NEAREST else mgl.LINEAR
+        minf = {9728: mgl.NEAREST, 9729: mgl.LINEAR, 9984: mgl.NEAREST_MIPMAP_NEAREST,
+                9985: mgl.LINEAR_MIPMAP_NEAREST, 9986: mgl.NEAREST_MIPMAP_LINEAR,
+                9987: mgl.LINEAR_MIPMAP_LINEAR}.get(tex.min_filter, mgl.LINEAR_MIPMAP_LINEAR)
+        gl_tex.filter = (minf, mag)
+        gl_tex.repeat_x = tex.wrap_s != _GL_CLAMP
+        gl_tex.repeat_y = tex.wrap_t != _GL_CLAMP
+        if _GL_MIRROR in (tex.wrap_s, tex.wrap_t):
+            _set_mirrored_repeat(gl_tex, tex.wrap_s == _GL_MIRROR, tex.wrap_t == _GL_MIRROR)
+        return gl_tex
 
-    def render(
-        self, mesh: CanonicalMesh, rig: Rig, *, shading: str = "protocol", depth: bool = True
-    ) -> RenderResult:
-        """Render every view of ``rig``: one scene, the camera and its headlight moved per view.
-        ``depth=False`` skips reading depth back where the backend allows (``result.depth`` is None)."""
+    @staticmethod
+    def _set_material(prog, mat, texture) -> None:
+        prog["u_factor"].value = tuple(float(v) for v in mat.base_color_factor)
+        prog["u_alpha_mode"].value = shader.ALPHA_MODE_CODES[mat.alpha_mode]
+        prog["u_alpha_cutoff"].value = float(mat.alpha_cutoff)
+        if texture is not None:
+            prog["u_uv_transform"].write(np.ascontiguousarray(mat.uv_transform.T, np.float32).tobytes())
+            texture.use(0)
+            prog["u_texture"].value = 0
+
+    def draw_view(self, drawn, clip_from_world: np.ndarray, eye_from_world: np.ndarray, out: np.ndarray,
+                  depth: np.ndarray | None = None, znear: float = 0.1, zfar: float = 10.0) -> None:
+        """Draw prepared parts from one camera into ``out`` (H, W, 4) uint8 (premultiplied at BLEND)."""
+        mgl, ctx = self._mgl, self.ctx
+        self.fbo.use()
+        ctx.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        ctx.enable(mgl.DEPTH_TEST)
+        # The projection flips Y (image row 0 first), which mirrors screen-space winding: CW is front.
+        ctx.front_face = "cw"
+        clip = np.ascontiguousarray(clip_from_world.T, np.float32).tobytes()
+        eye = np.ascontiguousarray(eye_from_world.T, np.float32).tobytes()
+        for vao, mat, texture, prog, _ in drawn:
+            prog["u_clip_from_world"].write(clip)
+            if "u_eye_from_world" in prog:  # unlit variants do not use it
+                prog["u_eye_from_world"].write(eye)
+            if mat.double_sided:
+                ctx.disable(mgl.CULL_FACE)
+            else:
+                ctx.enable(mgl.CULL_FACE)
+                ctx.cull_face = "back"
+            if mat.alpha_mode == "BLEND":
+                ctx.enable(mgl.BLEND)
+                ctx.blend_func = (mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA, mgl.ONE, mgl.ONE_MINUS_SRC_ALPHA)
+                ctx.depth_mask = False
+            else:
+                ctx.disable(mgl.BLEND)
+                ctx.depth_mask = True
+            self._set_material(prog, mat, texture)
+            if mat.alpha_mode == "BLEND" and mat.double_sided:
+                # Back faces first, then front faces: a closed transparent surface composites its far
+                # side under its near side whatever the triangle order in the file.
+                ctx.enable(mgl.CULL_FACE)
+                ctx.cull_face = "front"
+                vao.render(mgl.TRIANGLES)
+                ctx.cull_face = "back"
+            vao.render(mgl.TRIANGLES)
+        ctx.depth_mask = True
+        ctx.disable(mgl.BLEND)
+        src = self.fbo
+        if self.resolved is not None:
+            ctx.copy_framebuffer(self.resolved, self.fbo)
+            src = self.resolved
+        src.read_into(out, components=4, alignment=1)
+        if depth is not None:
+            raw = src.read(components=1, attachment=-1, dtype="f4", alignment=1)
+            d = np.frombuffer(raw, np.float32).reshape(out.shape[:2])
+            ndc = 2.0 * d - 1.0
+            lin = 2.0 * zfar * znear / ((zfar + znear) - ndc * (zfar - znear))
+            depth[...] = np.where(d < 1.0, lin, 0.0)
+
+    def render(self, mesh, rig: Rig, *, shading: str = "protocol", depth: bool = True) -> RenderResult:
+        """Render every view of ``rig``; parts are uploaded once and released afterwards."""
         self.set_size(rig.width, rig.height)
-        scene, camera_node, light_node = self.build_scene(mesh, rig, shading=shading)
+        drawn = self.upload(mesh, shading)
+        znear, zfar = depth_range(rig.c2w, mesh.bounds)
+        proj = projection(rig.fov_y_deg, rig.width / rig.height, znear, zfar)
         rgba = np.empty((rig.n_views, rig.height, rig.width, 4), np.uint8)
         depths = np.empty((rig.n_views, rig.height, rig.width), np.float32) if depth else None
-        for i, c2w in enumerate(rig.c2w):
-            scene.set_pose(camera_node, c2w)
-            scene.set_pose(light_node, c2w)
-            color, d = self.draw(scene, depth=depth)
-            rgba[i] = unpremultiply(color)
-            if depths is not None:
-                depths[i] = d
+        try:
+            for i, c2w in enumerate(rig.c2w):
+                view = np.linalg.inv(c2w)
+                self.draw_view(drawn, proj @ view, view, rgba[i], None if depths is None else depths[i],
+                               znear, zfar)
+        finally:
+            release(drawn)
+        if any(d[1].alpha_mode == "BLEND" for d in drawn):
+            rgba = unpremultiply(rgba)
         return RenderResult(rgba=rgba, depth=depths)
 
 
-def _stabilise_program_cache(renderer) -> None:
-    """Make pyrender reuse compiled shaders under OSMesa.
+def _set_mirrored_repeat(gl_tex, s: bool, t: bool) -> None:
+    """GL_MIRRORED_REPEAT, which moderngl's Texture does not expose: set through libGL on the bound
+    texture (GLVND dispatches to the current EGL context)."""
+    import ctypes
 
-    pyrender keys its shader cache by ``OpenGL.contextdata.getContext()``; under OSMesa that returns a
-    fresh ctypes pointer object on every call, which never compares equal, so every draw recompiled
-    all three shader programs (~25 ms a view here) and leaked the old ones. One renderer per process
-    means one context, so the key can drop the context id.
-    """
-    cache = renderer._program_cache
-    original = cache.get_program
-    programs: dict = {}
+    gl = ctypes.CDLL("libGL.so.1")
+    gl_tex.use(0)
+    for on, pname in ((s, 0x2802), (t, 0x2803)):  # GL_TEXTURE_WRAP_S, GL_TEXTURE_WRAP_T
+        if on:
+            gl.glTexParameteri(0x0DE1, pname, _GL_MIRROR)  # GL_TEXTURE_2D
 
-    def get_program(vertex_shader, fragment_shader, geometry_shader=None, defines=None):
-        key = (vertex_shader, fragment_shader, geometry_shader, tuple(sorted((defines or {}).items())))
-        if key not in programs:
-            programs[key] = original(vertex_shader, fragment_shader, geometry_shader, defines)
-        return programs[key]
 
-    cache.get_program = get_program
+def release(drawn) -> None:
+    """Free the GPU objects :meth:`Renderer.upload` made."""
+    for vao, _, texture, _, buffers in drawn:
+        vao.release()
+        if texture is not None:
+            texture.release()
+        for b in buffers:
+            b.release()
 
 
 def get_renderer(width: int = 512, height: int = 512, backend: str | None = None) -> Renderer:
-    """The process-wide renderer, created on first use and resized as needed (never deleted)."""
-    global _RENDERER, _BACKEND
+    """The process-wide renderer (one EGL context per process), created on first use, resized as needed."""
+    global _RENDERER
+    resolve_backend(backend)
     if _RENDERER is None:
-        chosen = resolve_backend(backend)
-        _RENDERER = Renderer(width, height, chosen)
-        _BACKEND = chosen
-    elif backend not in (None, "auto") and backend.lower() != _RENDERER.backend:
-        raise RuntimeError(
-            f"this process already renders with {_RENDERER.backend!r}; it cannot also use {backend!r} "
-            "(one OpenGL platform per process). Render with the other backend in a separate process."
-        )
+        _RENDERER = Renderer(width, height)
     _RENDERER.set_size(width, height)
     return _RENDERER
-
-
-def unpremultiply(color: np.ndarray) -> np.ndarray:
-    """(..., 4) uint8 premultiplied RGBA (what multisample resolve yields at edges) -> straight alpha.
-
-    rgb_straight = round(rgb * 255 / a) for 0 < a < 255, clipped to 255; a = 0 gives rgb 0.
-    """
-    # Fast path (every OSMesa view): alpha only 0 or 255. (a - 1) wraps 0 -> 255 and 255 -> 254, so
-    # partial alphas 1..254 are exactly the values below 254. Uncovered pixels hold the clear colour 0.
-    if not ((color[..., 3] - np.uint8(1)) < 254).any():
-        return np.ascontiguousarray(color)
-    alpha = color[..., 3:4].astype(np.uint32)
-    rgb = color[..., :3].astype(np.uint32)
-    straight = np.where(alpha > 0, (rgb * 255 + alpha // 2) // np.maximum(alpha, 1), 0)
-    return np.concatenate([np.minimum(straight, 255), alpha], axis=-1).astype(np.uint8)
-
-
-def composite_on_white(rgba: np.ndarray) -> np.ndarray:
-    """(..., H, W, 4) uint8 straight-alpha RGBA -> (..., H, W, 3) uint8 over a white background.
-
-    out = round((rgb * a + 255 * (255 - a)) / 255), in integers so it is exact and platform-free.
-    """
-    rgba = np.asarray(rgba)
-    if rgba.dtype != np.uint8 or rgba.shape[-1] != 4:
-        raise ValueError(f"expected (..., H, W, 4) uint8 RGBA, got {rgba.shape} {rgba.dtype}")
-    # Alpha 0 or 255 (every OSMesa pixel, all but edge pixels under MSAA) needs no arithmetic: the
-    # formula gives rgb at 255 and white at 0. OR-ing 0x00FFFFFF into the little-endian RGBA word of
-    # each transparent pixel makes it white; the partial-alpha pixels, if any, then get the formula.
-    # ~2.5x faster than the formula everywhere on a 24-view render; same bytes (tested).
-    rgba = np.ascontiguousarray(rgba)
-    words = rgba.view("<u4")[..., 0]
-    alpha = rgba[..., 3]
-    whitened = (words | np.where(alpha == 0, np.uint32(0x00FFFFFF), np.uint32(0))).astype("<u4", copy=False)
-    out = np.ascontiguousarray(whitened.view(np.uint8).reshape(rgba.shape)[..., :3])
-    partial = (alpha - np.uint8(1)) < 254  # 1..254; uint8 wrap-around sends 0 to 255
-    if partial.any():
-        out[partial] = _composite_formula(rgba[partial])
-    return out
-
-
-def _composite_formula(rgba: np.ndarray) -> np.ndarray:
-    """(..., 4) uint8 -> (..., 3): round((rgb * a + 255 * (255 - a)) / 255) in integers."""
-    rgb = rgba[..., :3].astype(np.uint16)
-    a = rgba[..., 3:4].astype(np.uint16)
-    # x = rgb*a + 255*(255-a) + 127 <= 65,152 fits uint16, and for 0 <= x < 65,535 the exact floor(x / 255)
-    # is (x + 1 + (x >> 8)) >> 8 (<= 65,407, no overflow): ~2.5x faster here than numpy's uint32 division,
-    # same bytes (checked over all 65,536 (value, alpha) pairs in the tests).
-    x = rgb * a + 255 * (255 - a) + 127
-    return ((x + 1 + (x >> 8)) >> 8).astype(np.uint8)
-

@@ -72,28 +72,40 @@ def test_z_up_source_is_rotated_into_y_up(tmp_path):
 def test_scene_nodes_are_flattened_with_their_transforms(tmp_path):
     mesh = load_mesh(write_marker_glb(tmp_path), normalise=False)
     assert len(mesh.parts) == 3 and mesh.n_faces == 36
-    red = next(p for p in mesh.parts if tuple(p.vertex_colors[0][:3]) == (255, 0, 0))
-    green = next(p for p in mesh.parts if tuple(p.vertex_colors[0][:3]) == (0, 255, 0))
+    red = next(p for p in mesh.parts if tuple(p.colors[0][:3]) == (1.0, 0.0, 0.0))
+    green = next(p for p in mesh.parts if tuple(p.colors[0][:3]) == (0.0, 1.0, 0.0))
     np.testing.assert_allclose(red.positions.mean(0), [0.7, 0.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(green.positions.mean(0), [0.0, 0.7, 0.0], atol=1e-6)
 
 
 def test_colour_sources_are_kept(tmp_path):
     grey = load_mesh(write_uncoloured_obj(tmp_path)).parts[0]
-    assert grey.texture is None and grey.vertex_colors is None
-    np.testing.assert_allclose(grey.base_color, UNCOLOURED_BASE_COLOR)
+    assert grey.material.texture is None and grey.colors is None and grey.material.uncoloured
+    np.testing.assert_allclose(grey.material.base_color_factor, UNCOLOURED_BASE_COLOR)
     red = load_mesh(write_vertex_coloured_ply(tmp_path)).parts[0]
-    assert (red.vertex_colors[:, :3] == (255, 0, 0)).all() and not red.vertex_colors_linear
+    # PLY colours are sRGB-encoded: decoded to linear (255 -> 1.0); the base colour is white, not grey.
+    assert (red.colors[:, :3] == (1.0, 0.0, 0.0)).all() and not red.material.uncoloured
+    np.testing.assert_allclose(red.material.base_color_factor, 1.0)
     tex = load_mesh(write_textured_glb(tmp_path, rgb=(0, 0, 255))).parts[0]
-    assert tex.texture.shape[:2] == (8, 8) and (tex.texture[..., :3] == (0, 0, 255)).all()
+    rgba = tex.material.texture.rgba
+    assert rgba.shape == (8, 8, 4) and (rgba[..., :3] == (0, 0, 255)).all() and (rgba[..., 3] == 255).all()
     assert tex.uv.shape == (4, 2) and tex.uv.dtype == np.float32
 
 
 def test_normals_are_unit_length_and_finite(tmp_path):
-    mesh = load_mesh(write_vertex_coloured_ply(tmp_path))
-    n = mesh.parts[0].normals
-    assert n.shape == mesh.parts[0].positions.shape
+    from gltf_factory import GltfBuilder, box_arrays
+
+    pos, nor, _, idx = box_arrays()
+    nor = nor * 3.0
+    nor[0] = 0.0  # a zero normal (degenerate in the file) must still shade finitely
+    b = GltfBuilder()
+    b.node(mesh=b.mesh({"attributes": {"POSITION": b.accessor(pos), "NORMAL": b.accessor(nor)},
+                        "indices": b.accessor(idx, 5125)}))
+    n = load_mesh(b.write_glb(tmp_path / "n.glb")).parts[0].normals
+    assert n.shape == (24, 3) and np.isfinite(n).all()
     np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1.0, atol=1e-5)
+    # A file without normals keeps none: the renderer shades its triangles flat (glTF 2.0 §3.7.2.1).
+    assert load_mesh(write_vertex_coloured_ply(tmp_path)).parts[0].normals is None
 
 
 def test_file_sha256_matches_hashlib(tmp_path):
@@ -123,17 +135,15 @@ def test_real_rose_loads_z_up(trellis_rose):
 
 
 def test_rotated_scene_node_moves_points_and_normals(tmp_path):
-    import trimesh
+    from gltf_factory import GltfBuilder
 
-    scene = trimesh.Scene()
-    quad = trimesh.Trimesh(
-        [[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]], [[0, 1, 2], [0, 2, 3]]
-    )
-    # +90 deg about +Y maps +Z to +X, then shift by +2 along X.
-    transform = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
-    transform[:3, 3] = (2.0, 0.0, 0.0)
-    scene.add_geometry(quad, node_name="q", transform=transform)
-    scene.export(tmp_path / "rot.gltf")
-    part = load_mesh(tmp_path / "rot.gltf", normalise=False).parts[0]
+    quad = np.array([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]], np.float32)
+    b = GltfBuilder()
+    prim = {"attributes": {"POSITION": b.accessor(quad), "NORMAL": b.accessor(np.tile([0, 0, 1.0], (4, 1)))},
+            "indices": b.accessor([0, 1, 2, 0, 2, 3], 5125)}
+    # +90 deg about +Y (quaternion (0, sin 45, 0, cos 45)) maps +Z to +X, then a shift by +2 along X.
+    b.node(mesh=b.mesh(prim), rotation=[0.0, float(np.sin(np.pi / 4)), 0.0, float(np.cos(np.pi / 4))],
+           translation=[2.0, 0.0, 0.0])
+    part = load_mesh(b.write_gltf(tmp_path / "rot.gltf"), normalise=False).parts[0]
     np.testing.assert_allclose(part.positions[:, 0], 2.0, atol=1e-6)
     np.testing.assert_allclose(part.normals, np.tile([1.0, 0.0, 0.0], (4, 1)), atol=1e-6)

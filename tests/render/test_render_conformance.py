@@ -3,7 +3,7 @@
 ``mme3dr render mesh.ply --transforms transforms.json`` must reproduce the silhouettes of the 24
 Blender (Cycles) ground-truth views. Axis conventions this relies on (docs/rendering.md): the
 TRELLIS mesh.ply and its transforms.json share Blender's Z-up world frame, the matrices are
-camera-to-world with OpenGL camera axes (look down -Z, +Y up) like pyrender's, and image row 0 is the
+camera-to-world with OpenGL camera axes (look down -Z, +Y up) like the renderer's, and image row 0 is the
 top in both. So no axis conversion is applied in --transforms mode: mesh and cameras stay in their
 own frame. Paired synthetic test: tests/test_render.py::test_silhouette_matches_independent_projection.
 """

@@ -7,10 +7,13 @@ view with ``scene.set_pose``; nothing else is rebuilt.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from mme3dr.assets.mesh import CanonicalMesh, MeshPart
-from mme3dr.render.cameras import Rig
+if TYPE_CHECKING:
+    from mme3dr.render.cameras import Rig
+from pyrender_baseline.mesh import CanonicalMesh, MeshPart
 
 LIGHT_INTENSITY = 3.0  # design.md §3
 AMBIENT = 0.3  # design.md §3

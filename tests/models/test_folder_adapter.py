@@ -1,0 +1,59 @@
+"""The folder adapter resolves exactly one file per case and refuses symlinks that leave its folder."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from mme3dr.assets.closure import asset_closure, closure_sha256
+from mme3dr.harness.generation import generate_batch
+from mme3dr.models.folder import FolderModel
+from mme3dr.models.protocol import GenerationRequest
+
+
+def obj_with_subfolder_texture(d, name):
+    from gltf_factory import png_bytes
+
+    (d / "tex").mkdir(parents=True, exist_ok=True)
+    (d / "tex" / "red.png").write_bytes(png_bytes(np.full((4, 4, 3), (200, 30, 30), np.uint8)))
+    (d / f"{name}.mtl").write_text("newmtl skin\nKd 1 1 1\nmap_Kd tex/red.png\n")
+    (d / f"{name}.obj").write_text(f"mtllib {name}.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+                                   "usemtl skin\nf 1/1 2/2 3/3\n")
+    return d / f"{name}.obj"
+
+
+def _req(tmp_path, case_id, i=0):
+    return GenerationRequest(case_id, "a prompt", 0, i, tmp_path / "work")
+
+
+def test_flat_folder_of_objs_gives_each_case_its_own_file(tmp_path):
+    root = tmp_path / "gen"
+    a = obj_with_subfolder_texture(root, "demo-000")
+    b = obj_with_subfolder_texture(root, "demo-001")
+    got = FolderModel(root).generate([_req(tmp_path, "demo-000"), _req(tmp_path, "demo-001")])
+    assert [g.path for g in got] == [a, b] and not any(g.meta for g in got)
+    assert closure_sha256(asset_closure(a)) != closure_sha256(asset_closure(b))
+
+
+def test_folder_adapter_refuses_ambiguity_and_symlinks_leaving_it(tmp_path):
+    root = tmp_path / "gen"
+    root.mkdir()
+    (root / "c1.glb").write_bytes(b"x")
+    (root / "c1.obj").write_text("v 0 0 0\n")
+    outside = tmp_path / "elsewhere.glb"
+    outside.write_bytes(b"y")
+    os.symlink(outside, root / "c2.glb")
+    got = FolderModel(root).generate([_req(tmp_path, "c1"), _req(tmp_path, "c2")])
+    assert "ambiguous" in got[0].meta["refused"] and "c1.obj" in got[0].meta["refused"]
+    assert "symlink" in got[1].meta["refused"] and str(outside) in got[1].meta["refused"]
+
+
+def test_refused_assets_are_recorded_with_their_reason(tmp_path):
+    root = tmp_path / "gen"
+    root.mkdir()
+    outside = tmp_path / "elsewhere.glb"
+    outside.write_bytes(b"y")
+    os.symlink(outside, root / "c2.glb")
+    (outcome,) = generate_batch(FolderModel(root), [_req(tmp_path, "c2")], None)
+    assert outcome.failure == "asset_refused" and "outside" in outcome.detail
