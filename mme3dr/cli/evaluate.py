@@ -44,7 +44,10 @@ def _environment_error(console, exc: OSError, out: Path) -> None:
     from mme3dr.output_files import is_disk_full
 
     if isinstance(exc, WeightsNotFoundError):
-        _error(console, str(exc))
+        # The weights module's message is a short list ("To fix:" and one bullet per way out); the
+        # command prints it as one line, so the run ends with exactly one line that names the fix.
+        parts = [line.strip().lstrip("- ").strip() for line in str(exc).splitlines() if line.strip()]
+        _error(console, " ".join(parts))
     if is_disk_full(exc):
         where = exc.filename or out
         _error(console, f"no space left on the device while writing {where}; every file written so far "

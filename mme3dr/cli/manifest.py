@@ -23,9 +23,10 @@ NAME_HELP = "A built-in manifest (mme3dr-v1, toys4k-800, demo) or the path of a 
 
 
 def _fail(message: str) -> None:
-    """One red line on stderr and exit 1: the user-facing error style of this CLI."""
+    """One red line on stderr and exit 2 (unusable input, as every mme3dr command): the user-facing
+    error style of this CLI."""
     typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(2)
 
 
 def _load(name: str, captions: Path | None = None):

@@ -69,7 +69,7 @@ def test_build_cli_from_real_id_list_gives_the_shipped_manifest(app, shared_data
 
 def test_build_cli_missing_id_list_is_one_clear_line(app, tmp_path):
     result = run(app, "manifest", "build", "--toys-dict", str(tmp_path / "nope.json"), ok=False)
-    assert result.exit_code == 1 and "Toys4K id list not found at" in result.output
+    assert result.exit_code == 2 and "Toys4K id list not found at" in result.output
 
 
 def test_hf_export_round_trips_through_load_from_disk(app, tmp_path):
@@ -100,14 +100,14 @@ def test_convert_blend_wrong_zip_is_one_clear_line(app, tmp_path):
     z = tmp_path / "toys4k_blend_files.zip"
     z.write_bytes(b"not a zip")
     result = run(app, "data", "convert-blend", "--blend-zip", str(z), "--limit", "2", ok=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "is not a zip file; expected the official toys4k_blend_files.zip" in result.output
 
 
 def test_fetch_captions_offline_prints_what_to_place_where(app, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = run(app, "data", "fetch-captions", "--dest", str(tmp_path), ok=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "Toys4k.csv" in result.output and str(tmp_path / "Toys4k.csv") in result.output.replace("\n", "")
 
 
@@ -128,5 +128,5 @@ def test_stats_knows_the_demo_benchmark_and_lists_it_among_the_built_ins(app):
     assert result.exit_code == 0, result.output
     assert "manifest: mme3dr-demo" in result.output and "counts:   3/3/3/3/3" in result.output
     result = CliRunner().invoke(app, ["manifest", "stats", "demox"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "the built-in names are mme3dr-v1, toys4k-800 and demo" in result.output

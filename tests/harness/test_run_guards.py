@@ -61,7 +61,9 @@ def test_missing_weight_is_the_weights_message_without_a_traceback(tmp_path: Pat
     result = runner.invoke(app, ["evaluate", "--model", "primitives", "--profile", "paper", "--limit", "1",
                                  "--out", str(out)])
     message = _one_line_error(result)
-    assert message.startswith("error: Weights for") and "To fix:" in message
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith("error: Weights for") and "To fix: put " in message
+    assert "mme3dr weights download" in message  # it names the fix
     assert "Traceback" not in message and "│" not in message  # no rich traceback box either
 
 
