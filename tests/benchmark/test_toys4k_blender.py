@@ -93,13 +93,12 @@ def test_second_resolve_comes_from_the_cache(converted):
 
 
 def test_converted_airplane_renders(converted):
-    from mme3dr.render import cameras
-    from mme3dr.render import renderer as render
+    from mme3dr.render import load_views, render_asset, reward6
 
     (ref, _), _ = converted
-    out = render.render_asset(ref.path, cameras.reward6(), ref.path.parent / "renders", up_axis=ref.up_axis)
+    out = render_asset(ref.path, reward6(), ref.path.parent / "renders", up_axis=ref.up_axis)
     assert out.failure is None, out.detail
-    views = render.load_views(out.render_dir)
+    views = load_views(out.render_dir)
     assert views.shape[0] == 6 and (views[..., 3] > 0).mean() > 0.01  # the object covers the frame
     # Declared frame is right: upright, the plane is ~2x wider than tall from every side at pitch 15°
     # (measured 1.5-2.1); read in the wrong frame (Z up) it stands on its tail (0.6-1.2).
