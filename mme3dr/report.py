@@ -8,11 +8,11 @@ thumbs/*.png}``. The HTML is rendered with autoescaping, so a prompt can never i
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from mme3dr.harness.merge import shard_render_dirs
 from mme3dr.results import load_results, read_samples
 
 __all__ = ["category_rows", "plot_category_bars", "plot_category_radar", "write_report"]
@@ -131,15 +131,6 @@ def _thumbnail(render_dir: Path, out: Path) -> bool:
     return True
 
 
-def _render_dirs(dirs: list[Path]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for d in dirs:
-        shard = d / "shard.json"
-        if shard.is_file():
-            found.update(json.loads(shard.read_text(encoding="utf-8")).get("render_dirs", {}))
-    return found
-
-
 def write_report(run_dir: str | Path, *, shard_dirs: list[Path] | None = None) -> Path:
     """Write ``RUN_DIR/report/`` and return the path of ``index.html``."""
     from jinja2 import Environment
@@ -151,7 +142,7 @@ def write_report(run_dir: str | Path, *, shard_dirs: list[Path] | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     charts = [p.name for p in (plot_category_bars(results, out / "category_bars.png"),
                                plot_category_radar(results, out / "category_radar.png")) if p]
-    render_dirs = _render_dirs([run_dir, *(shard_dirs or [])])
+    render_dirs = shard_render_dirs([run_dir, *(shard_dirs or [])])
     for s in samples:
         for key, sha_key in (("gen_thumb", "render_sha256"), ("ref_thumb", "reference_render_sha256")):
             sha = s.get(sha_key)

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mme3dr.harness.merge import shard_render_dirs
 from mme3dr.judge import Decoding, JudgeConfig, ResponseCache, load_template
 from mme3dr.judge.evaluation import (
     JUDGE_DECODING,
@@ -54,19 +55,10 @@ class JudgeRunSummary:
     judgements: list[CaseJudgement]
 
 
-def _render_dirs(dirs: list[Path]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for d in dirs:
-        shard = d / "shard.json"
-        if shard.is_file():
-            found.update(json.loads(shard.read_text(encoding="utf-8")).get("render_dirs", {}))
-    return found
-
-
 def run_cases(run_dir: Path, shard_dirs: list[Path] | None = None, views: tuple[int, ...] = JUDGE_VIEWS
               ) -> tuple[list[JudgeCase], list[CaseJudgement]]:
     """The run's judgeable samples, and judgements for scored samples whose views are missing."""
-    render_dirs = _render_dirs([run_dir, *(shard_dirs or [])])
+    render_dirs = shard_render_dirs([run_dir, *(shard_dirs or [])])
     cases, missing = [], []
     for s in read_samples(run_dir / "samples.jsonl"):
         if s.status != "ok":

@@ -28,6 +28,17 @@ class MergeError(ValueError):
     """Shards that cannot be combined; the message says which and what to do."""
 
 
+def shard_render_dirs(dirs: list[Path]) -> dict[str, str]:
+    """``{asset sha256: render dir}`` from the ``shard.json`` of each run folder in ``dirs`` (later folders
+    win; a folder without one adds nothing). Read by the report's thumbnails and by ``mme3dr judge``."""
+    found: dict[str, str] = {}
+    for d in dirs:
+        shard = d / SHARD_FILE
+        if shard.is_file():
+            found.update(json.loads(shard.read_text(encoding="utf-8")).get("render_dirs", {}))
+    return found
+
+
 def shard_manifest(out: Path, *, meta: dict[str, Any], samples: list[dict[str, Any]],
                    references: dict[str, str], suite_id: str | None, execution: dict[str, Any],
                    timing: dict[str, float], render_dirs: dict[str, str] | None = None) -> Path:
