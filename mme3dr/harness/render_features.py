@@ -2,9 +2,9 @@
 
 Every reference object and every generated asset is queued on one :class:`~mme3dr.render.pool.RenderPool`
 (references first); as each render finishes, this process encodes its views (:class:`ViewFeatures`, cached
-per render) while the workers draw the next ones. On a CPU-only machine rendering and encoding then
-share the cores instead of taking turns, and a run pays the workers' start-up once; with ``--device
-cuda`` the encoders run on the GPU while the CPU renders.
+per render, on one or more threads: :func:`encoder_plan`) while the workers draw the next ones. On a
+CPU-only machine rendering and encoding then share the cores instead of taking turns, and a run pays
+the workers' start-up once; with ``--device cuda`` the encoders run on the GPU while the CPU renders.
 
 Nothing here depends on the order in which renders finish: each render's features come from its own
 views alone, and everything downstream is keyed by case. The stage timings overlap, so each is reported
@@ -17,6 +17,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,22 +48,39 @@ class RenderedRun:
     features: dict[tuple[str, Any], dict[str, np.ndarray]] = field(default_factory=dict)
 
 
-@contextlib.contextmanager
-def _encoder_threads(workers: int) -> Iterator[None]:
-    """While ``workers`` render processes draw, encode with the cores they leave (at least one).
+def encoder_plan(workers: int, device: str, cores: int | None = None) -> tuple[int, int | None]:
+    """How this process encodes while ``workers`` render processes draw: ``(encoder threads, torch
+    intra-op threads or None to leave torch alone)``.
 
     torch's intra-op threads spin-wait between operations; next to busy render workers they steal the
-    CPU the rasteriser needs. Measured on 2 cores, 2 workers, 40 cases: 1.67 s a render with torch's
-    default 2 threads, 1.34 s with 1 (docs/benchmarks.md). The count is fixed for the whole phase, never
-    changed with timing, so a run's features do not depend on when renders finished.
+    CPU the rasteriser needs (measured on 2 cores, 2 workers, 40 cases: 1.67 s a render with torch's
+    default 2 threads, 1.34 s with 1). So when the workers leave at least two cores, one encoder uses
+    those cores' worth of torch threads. When they leave fewer (2 cores, 2 workers), torch runs on one
+    thread and ``workers`` renders are encoded at once, each wholly on its own Python thread (torch,
+    numpy and PIL release the GIL): with a single encoder thread, encoding (≈ 0.6 s a 24-view render on
+    the smoke profile) was slower than two workers drawing (≈ 0.4 s each), so the encoder was the
+    bottleneck and a core sat idle a fifth of the time (docs/benchmarks.md). On a GPU, one encoder.
+
+    Every render's features are computed by one thread with fixed torch settings, so they do not depend
+    on how many renders are encoded at once or when they finished.
     """
-    if workers <= 1:
+    cores = cores or os.cpu_count() or 1
+    if workers <= 1 or device != "cpu":
+        return 1, None
+    if cores - workers >= 2:
+        return 1, cores - workers
+    return workers, 1
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    if n is None:
         yield
         return
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    torch.set_num_threads(n)
     try:
         yield
     finally:
@@ -80,8 +98,9 @@ def render_and_encode(
     timing: dict[str, float],
 ) -> RenderedRun:
     """Render ``references`` and ``generated`` on ``pool`` (made with ``keep_views=True``) and encode
-    every successful render with ``features``; fills ``counters`` (renders and features, done or
-    cached) and ``timing`` (``render_references``, ``render_generated``, ``features``)."""
+    every successful render with ``features`` (on :func:`encoder_plan`'s threads); fills ``counters``
+    (renders and features, done or cached) and ``timing`` (``render_references``, ``render_generated``,
+    ``features``)."""
     run = RenderedRun()
     sides = {"references": (run.references, references, "render references"),
              "generated": (run.generated, generated, "render generated")}
@@ -94,7 +113,29 @@ def render_and_encode(
     t0 = time.perf_counter()
     finished = {side: t0 for side in sides}
     queue = [((side, key), path, axis) for side, (_, items, _) in sides.items() for key, path, axis in items]
-    with _encoder_threads(pool.workers):
+    n_threads, torch_threads = encoder_plan(pool.workers, getattr(features.suite, "device", "cpu"))
+    encoding: dict[Future, tuple[str, Any]] = {}
+
+    def encode(render_dir: str, views: np.ndarray | None) -> tuple[str, dict[str, np.ndarray]]:
+        sha = features.render_sha(render_dir)
+        return sha, features.get(render_dir, sha, views=views)
+
+    def collect(until: int) -> None:
+        # Wait until at most ``until`` renders are being encoded; record the ones that finished. At most
+        # ``n_threads`` renders' views (≈ 25 MB each) wait here, so a slow encoder holds back the pool
+        # (its own window is bounded too) instead of piling views up in memory.
+        nonlocal encoded
+        while len(encoding) > until:
+            done, _ = wait(encoding, return_when=FIRST_COMPLETED)
+            for fut in done:
+                side_key = encoding.pop(fut)
+                sha, feats = fut.result()
+                run.render_sha256[side_key] = sha
+                run.features[side_key] = {k: feats[k] for k in PER_ASSET_FEATURES if k in feats}
+                encoded += 1
+                progress("features", encoded, n_ok)
+
+    with _torch_threads(torch_threads), ThreadPoolExecutor(n_threads, "encode") as encoders:
         for (side, key), outcome in pool.completed(queue):
             outcomes, items, stage = sides[side]
             views, outcome.views = outcome.views, None  # 25 MB a render: held only while it is encoded
@@ -106,13 +147,12 @@ def render_and_encode(
                 finished[side] = time.perf_counter()
             if not outcome.ok:
                 n_ok -= 1
-            else:
-                sha = features.render_sha(outcome.render_dir)
-                feats = features.get(outcome.render_dir, sha, views=views)
-                run.render_sha256[(side, key)] = sha
-                run.features[(side, key)] = {k: feats[k] for k in PER_ASSET_FEATURES if k in feats}
-                encoded += 1
-            progress("features", encoded, n_ok)
+                progress("features", encoded, n_ok)
+                continue
+            collect(n_threads - 1)
+            encoding[encoders.submit(encode, outcome.render_dir, views)] = (side, key)
+            del views
+        collect(0)
     features.save()
     counters["features_computed"], counters["features_cached"] = features.computed, features.cached
     end = time.perf_counter()

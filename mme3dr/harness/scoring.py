@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,13 @@ def suite_hash(card: dict[str, Any]) -> str:
 
 
 class ViewFeatures:
-    """Per-render feature arrays of a ``FeatureSuite``, cached as ``<dir>/<render_sha>.<suite>.npz``."""
+    """Per-render feature arrays of a ``FeatureSuite``, cached as ``<dir>/<render_sha>.<suite>.npz``.
+
+    Safe to call from several threads at once (the encoder threads of ``render_and_encode``)."""
 
     def __init__(self, suite: Any, features_dir: str | os.PathLike) -> None:
         self.suite = suite
+        self._lock = threading.Lock()
         self.dir = Path(features_dir)
         self.suite_id = suite_hash(suite.card())[:16]
         self.computed = 0
@@ -70,13 +74,17 @@ class ViewFeatures:
         """``render_content_sha256`` of a render cache entry, memoised by the entry's name."""
         key = Path(render_dir).name
         if key not in self._hashes:
-            self._hashes[key] = render_content_sha256(render_dir)
-            self._hashes_dirty = True
+            sha = render_content_sha256(render_dir)
+            with self._lock:
+                self._hashes[key] = sha
+                self._hashes_dirty = True
         return self._hashes[key]
 
     def save(self) -> None:
         """Persist the memo of render hashes (atomically)."""
-        if self._hashes_dirty:
+        with self._lock:
+            if not self._hashes_dirty:
+                return
             atomic_write_text(self._hash_file, json.dumps(self._hashes, sort_keys=True))
             self._hashes_dirty = False
 
@@ -89,7 +97,8 @@ class ViewFeatures:
         ``(V, H, W, 4)`` RGBA views, when the caller already holds them) or from its PNGs."""
         p = self.path(render_sha)
         if p.is_file():
-            self.cached += 1
+            with self._lock:
+                self.cached += 1
             return _read_features(p)
         from mme3dr.render.cache import load_views
         from mme3dr.render.renderer import composite_on_white
@@ -103,7 +112,8 @@ class ViewFeatures:
 
         with atomic_path(p, suffix=".npz") as tmp:  # a full disk leaves no cut or stray file
             np.savez(tmp, **feats)
-        self.computed += 1
+        with self._lock:
+            self.computed += 1
         return feats
 
 
