@@ -4,12 +4,13 @@ Both take ``--preset`` (``tiny-cpu``, ``paper``), an optional ``--config FILE.ya
 any field of the config as a flag, TRL style (``--learning_rate 0 --max_steps 20``; ``--help-fields``
 lists them). ``train --dry-run`` runs every code path of the chosen preset for 2 steps on tiny stand-ins:
 a random tiny policy and VQVAE built offline, sampled through the mesh grammar so its shapes are
-well-formed. For the paper preset (``task vlm``) the served rewards keep their real path: a tiny random
+well-formed. For the paper preset (``task vlm``) the served rewards keep their real path: a tiny
 Qwen2.5-VL built offline is served by a ``transformers serve`` process the dry run starts and stops,
-every reward request goes through the real client to it, HPS runs in process on a tiny random open_clip,
-and the captions are a few built-in ones (:mod:`ar3d_r1.rewards.stand_ins`). A random model's replies do
-not parse, so every served reward is a recorded failure and ``malformed_reward`` scores it; the summary
-printed at the end says so, with the request counts.
+every reward request goes through the real client and parsers, HPS runs in process on a tiny random
+open_clip, and the captions are a few built-in ones (:mod:`ar3d_r1.rewards.stand_ins`). The served
+model's weights are set so that it writes one fixed reply that parses under every template: the served
+rewards are constants and only HPS tells the samples apart. The summary printed at the end says so,
+with the request counts.
 
 :func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli.py``).
 """
@@ -88,14 +89,16 @@ def dry_run_summary(config, history: list[dict]) -> str:
     rows = config.per_device_train_batch_size * config.gradient_accumulation_steps * len(history)
     for step in ("step1", "step2"):
         sent, cached = total(f"requests/{step}/sent"), total(f"requests/{step}/cached")
-        lines.append(f"  {step}: {sent + cached} reward requests ({sent} sent to the served tiny Qwen2.5-VL, "
-                     f"{cached} from the response cache): {total(f'requests/{step}/unparsed')} replies did "
-                     f"not parse, {total(f'requests/{step}/failed')} got no reply; "
+        unparsed, failed = total(f"requests/{step}/unparsed"), total(f"requests/{step}/failed")
+        lines.append(f"  {step}: {sent + cached} reward requests ({sent} sent to the served stand-in judge, "
+                     f"{cached} answered from the response cache): {sent + cached - unparsed - failed} "
+                     f"parsed, {unparsed} did not parse, {failed} got no reply; "
                      f"{total(f'samples/{step}/failed')} of {rows} samples failed a reward")
-    lines.append("  a random tiny VLM writes random text, so its replies do not parse: each failed sample is "
-                 "NaN with its reason (reward_failures.jsonl) and malformed_reward="
-                 f"{config.malformed_reward!r} scored it; HPS ran in process on a tiny random open_clip. "
-                 "Parsing real replies into R_high / R_low is tested in tests/ar3d_r1/test_vlm_task.py.")
+    lines.append("  the served judge is a tiny Qwen2.5-VL whose weights make greedy decoding write one fixed "
+                 "reply that parses under every reward template (ar3d_r1.rewards.stand_ins): its scores are "
+                 "constants that say nothing about the shapes, and the samples of a group differ only by HPS "
+                 "(a tiny random open_clip). A failed reward would be NaN with its reason in "
+                 f"reward_failures.jsonl, scored by malformed_reward={config.malformed_reward!r}.")
     return "\n".join(lines)
 
 

@@ -44,7 +44,6 @@ JUDGE_CORPUS = ["Alignment Score (1-5): 4", "Coherence Score (1-5): 3.5", "Categ
 #: parser accepts (each reads its own labels; UnifiedReward-Think reads the ``<answer>`` block; part
 #: completeness reads numbered lines 1..n for a caption naming n ≤ 8 parts).
 STAND_IN_REPLY = (
-    "<think>A fixed stand-in reply: these scores do not describe the shape.</think>\n"
     "Alignment Score (1-5): 3\nCoherence Score (1-5): 3\nStyle Score (1-5): 3\n"
     "Category Match: yes\n"
     "Colour Consistency: 0.5\nMaterial Consistency: 0.5\nTexture Consistency: 0.5\n"

@@ -198,7 +198,8 @@ def test_trainer_steps_with_task_vlm_against_the_served_tiny_vlm(served_vlm, pro
     cfg = preset("paper", policy=str(tmp_path / "policy"), vqvae=str(tmp_path / "vqvae"), output_dir=str(out),
                  reward_servers=str(servers), prompts_file=str(tmp_path / "captions.txt"), num_generations=2,
                  per_device_train_batch_size=1, gradient_accumulation_steps=2, max_steps=1, max_plan_tokens=4,
-                 render_size=32, constrain=True, top_k=64, save_steps=0, threads=1)
+                 render_size=32, constrain=True, top_k=64, save_steps=0, threads=1,
+                 dynamic_sampling="off")  # all-zero groups would leave no tokens to train on
     trainer = build_trainer(cfg)
     assert proxy.count("/v1/models") == 3  # each endpoint checked once, before the policy loaded
     trainer.train()
