@@ -190,6 +190,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(_fields_help("train"))
             raise typer.Exit()
         from ar3d_r1.vlm_task import RewardServerError
+        from mme3dr.features.weights import WeightsNotFoundError
 
         config = _config("train", preset, config_file, ctx.args)
         try:
@@ -201,6 +202,6 @@ def register(app: typer.Typer) -> None:
                 final = trainer.train()
             typer.echo(dry_run_summary(stand_in, trainer.history), err=True)
             typer.echo(str(final))
-        except RewardServerError as exc:
+        except (RewardServerError, WeightsNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

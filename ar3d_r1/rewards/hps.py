@@ -124,6 +124,15 @@ class HPSReward:
                            {"hps": self.card(), "per_view": per_view.tolist()})
 
 
+def process_device(device: str | None) -> str:
+    """``"cuda"`` → ``"cuda:<LOCAL_RANK>"`` when a launcher (accelerate, torchrun) set ``LOCAL_RANK``, so
+    every process puts its copy on its own GPU; anything else unchanged (None → ``"cpu"``)."""
+    device = str(device or "cpu")
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
+
+
 def hps_from_options(options: dict) -> HPSReward:
     """The HPS reward an endpoints file's ``hps`` block describes (keys ``weights_dir``, ``device``,
     ``batch_size``, ``arch``; all optional).
@@ -133,9 +142,7 @@ def hps_from_options(options: dict) -> HPSReward:
     checkpoint of that open_clip architecture (the dry run's tiny stand-in, ``mme3dr-tiny-clip``).
     """
     opts = dict(options)
-    device = str(opts.pop("device", "cpu") or "cpu")
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    device = process_device(opts.pop("device", "cpu"))
     spec = HPS_V21
     arch = opts.pop("arch", None)
     if arch and arch != HPS_V21.arch:

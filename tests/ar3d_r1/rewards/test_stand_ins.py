@@ -64,3 +64,13 @@ def test_the_tiny_hps_loads_from_endpoint_options(tmp_path, monkeypatch):
     views = np.random.default_rng(1).integers(0, 256, (2, 6, 40, 40, 4), dtype=np.uint8)
     batch = reward(["a frog", "a chair"], list(views))
     assert batch.failures == [None, None] and np.all(np.abs(batch.values["hps"]) <= 1)
+
+
+def test_cuda_means_each_processs_own_gpu(monkeypatch):
+    from ar3d_r1.rewards.hps import process_device
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert process_device("cuda") == "cuda" and process_device(None) == "cpu"
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert process_device("cuda") == "cuda:3" and process_device("cuda:1") == "cuda:1"
+    assert process_device("cpu") == "cpu"
