@@ -131,7 +131,7 @@ def load_checkpoint(trainer, path: str | Path) -> int:
                          "to resume it")
     saved, now = state["config"], trainer.config
     for key in ("seed", "num_generations", "per_device_train_batch_size", "gradient_accumulation_steps",
-                "num_prompts", "prompt_seed", "task"):
+                "num_prompts", "prompt_seed", "task", "prompts_file"):
         if key in saved and saved[key] != getattr(now, key):
             raise ValueError(f"{path} was written with {key}={saved[key]!r}, this run has "
                              f"{getattr(now, key)!r}; resuming would not continue the same run")

@@ -4,8 +4,13 @@ Both take ``--preset`` (``tiny-cpu``, ``paper``), an optional ``--config FILE.ya
 any field of the config as a flag, TRL style (``--learning_rate 0 --max_steps 20``; ``--help-fields``
 lists them). ``train --dry-run`` runs every code path of the chosen preset for 2 steps on tiny stand-ins:
 a random tiny policy and VQVAE built offline, sampled through the mesh grammar so its shapes are
-well-formed, and, for the paper's served VLM rewards, the geometric rewards (no server is needed; the
-served rewards are tested against a real server in tests/ar3d_r1/rewards).
+well-formed. For the paper preset (``task vlm``) the served rewards keep their real path: a tiny
+Qwen2.5-VL built offline is served by a ``transformers serve`` process the dry run starts and stops,
+every reward request goes through the real client and parsers, HPS runs in process on a tiny random
+open_clip, and the captions are a few built-in ones (:mod:`ar3d_r1.rewards.stand_ins`). The served
+model's weights are set so that it writes one fixed reply that parses under every template: the served
+rewards are constants and only HPS tells the samples apart. The summary printed at the end says so,
+with the request counts.
 
 :func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli.py``).
 """
@@ -13,6 +18,8 @@ served rewards are tested against a real server in tests/ar3d_r1/rewards).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -37,10 +44,12 @@ def _fields_help(kind: str) -> str:
     return "\n".join(f"--{f.name} ({f.type}): {f.metadata.get('help', '')}" for f in dataclasses.fields(cls))
 
 
-def dry_run_stand_ins(config):
-    """The config with the tiny stand-ins of a dry run (module docstring): 2 steps, a tiny VQVAE and
-    policy under ``output_dir/stand-ins``, geometric rewards, one process holding the whole global batch
-    (gradient accumulation × 8 so per-device batch and G stay the preset's)."""
+@contextmanager
+def dry_run_stand_ins(config) -> Iterator:
+    """Yield the config with the tiny stand-ins of a dry run (module docstring): 2 steps, a tiny VQVAE and
+    policy under ``output_dir/stand-ins``, one process holding the whole global batch (gradient
+    accumulation × 8 so per-device batch and G stay the preset's). For ``task vlm`` the tiny reward VLM
+    is served until the block exits, and ``reward_servers`` / ``prompts_file`` point at the stand-ins'."""
     import torch
 
     from ar3d_r1.policy.tiny import build_tiny_policy
@@ -52,34 +61,97 @@ def dry_run_stand_ins(config):
     save_vqvae(VQVAE3D(vq_cfg), root / "vqvae")
     build_tiny_policy(root / "policy", codebook_size=vq_cfg.codebook_size, seed=config.seed)
     accum = config.gradient_accumulation_steps * (8 if config.task == "vlm" else 1)
-    return dataclasses.replace(config, policy=str(root / "policy"), vqvae=str(root / "vqvae"),
-                               task="geometry",
-                               max_steps=2, render_size=64, max_plan_tokens=16, num_prompts=4,
-                               gradient_accumulation_steps=accum, save_steps=1, top_k=min(config.top_k, 64),
-                               constrain=True)
+    config = dataclasses.replace(config, policy=str(root / "policy"), vqvae=str(root / "vqvae"),
+                                 max_steps=2, render_size=64, max_plan_tokens=16, num_prompts=4,
+                                 gradient_accumulation_steps=accum, save_steps=1, top_k=min(config.top_k, 64),
+                                 constrain=True)
+    if config.task != "vlm":
+        yield config
+        return
+    from ar3d_r1.rewards.stand_ins import reward_stand_ins
+
+    with reward_stand_ins(root / "rewards", seed=config.seed) as served:
+        yield dataclasses.replace(config, reward_servers=str(served.reward_servers),
+                                  prompts_file=str(served.prompts_file))
+
+
+def dry_run_summary(config, history: list[dict]) -> str:
+    """What a dry run exercised, from its metric records: for ``task vlm``, the reward requests the served
+    stand-in answered and how the failures were scored."""
+    lines = [f"dry run: {len(history)} optimizer steps of the {config.task!r} task on tiny stand-ins "
+             f"({config.output_dir})"]
+    if config.task != "vlm":
+        return lines[0]
+
+    def total(key: str) -> int:
+        return int(sum(r.get(key) or 0 for r in history))
+
+    rows = config.per_device_train_batch_size * config.gradient_accumulation_steps * len(history)
+    for step in ("step1", "step2"):
+        sent, cached = total(f"requests/{step}/sent"), total(f"requests/{step}/cached")
+        unparsed, failed = total(f"requests/{step}/unparsed"), total(f"requests/{step}/failed")
+        lines.append(f"  {step}: {sent + cached} reward requests ({sent} sent to the served stand-in judge, "
+                     f"{cached} answered from the response cache): {sent + cached - unparsed - failed} "
+                     f"parsed, {unparsed} did not parse, {failed} got no reply; "
+                     f"{total(f'samples/{step}/failed')} of {rows} samples failed a reward")
+    lines.append("  the served judge is a tiny Qwen2.5-VL whose weights make greedy decoding write one fixed "
+                 "reply that parses under every reward template (ar3d_r1.rewards.stand_ins): its scores are "
+                 "constants that say nothing about the shapes, and the samples of a group differ only by HPS "
+                 "(a tiny random open_clip). A failed reward would be NaN with its reason in "
+                 f"reward_failures.jsonl, scored by malformed_reward={config.malformed_reward!r}.")
+    return "\n".join(lines)
+
+
+def build_vlm_task(config):
+    """The ``task vlm`` scorer from ``reward_servers`` and ``prompts_file``; the servers are checked once.
+
+    Raises:
+        typer.BadParameter: a field is empty, or its file is missing or invalid (the message says which).
+        ar3d_r1.vlm_task.RewardServerError: a server is down or does not serve its model (named).
+    """
+    from ar3d_r1.rewards.endpoints import EndpointsError, load_endpoints
+    from ar3d_r1.vlm_task import VLMTask, load_captions
+
+    needs = {"reward_servers": "the reward-model endpoints YAML (ar3d_r1/rewards/reward_endpoints.yaml is "
+                               "the paper set-up; docs/rewards.md serves it)",
+             "prompts_file": "the training captions: .txt one a line, .jsonl or .csv with a 'caption' column "
+                             "(the paper's ~8,400 captions are not released)"}
+    for name, what in needs.items():
+        if not getattr(config, name):
+            raise typer.BadParameter(f"task 'vlm' needs --{name}: {what}", param_hint=f"--{name}")
+    try:
+        endpoints = load_endpoints(config.reward_servers)
+    except (OSError, EndpointsError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--reward_servers") from None
+    try:
+        captions = load_captions(config.prompts_file)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--prompts_file") from None
+    try:
+        return VLMTask(endpoints, captions, config.render_size)
+    except EndpointsError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--reward_servers") from None
 
 
 def build_trainer(config):
-    """Load the policy (and its frozen copy as the reference when β ≠ 0), the VQVAE and the task."""
+    """Load the policy (and its frozen copy as the reference when β ≠ 0), the VQVAE and the task
+    (``task vlm``: :func:`build_vlm_task`, first, so a down reward server fails before the policy loads)."""
+    import torch
+
     from ar3d_r1.policy.loading import load_policy
     from ar3d_r1.policy.vqvae import load_vqvae
     from ar3d_r1.tasks import GeometryTask
     from ar3d_r1.trainer import HiGRPOTrainer
 
-    if config.task != "geometry":
-        raise typer.BadParameter(
-            "task 'vlm' (the paper's served reward models, ar3d_r1.rewards, docs/rewards.md) is not "
-            "wired into the trainer yet; --dry-run runs every other code path of the paper preset with "
-            "geometric rewards",
-            param_hint="--task")
-    import torch
-
     if config.threads:
         torch.set_num_threads(config.threads)
+    task = build_vlm_task(config) if config.task == "vlm" else None
     vqvae = load_vqvae(config.vqvae)
     model, processor = load_policy(config.policy)
     ref = load_policy(config.policy)[0] if config.beta != 0.0 else None
-    task = GeometryTask(config.num_prompts, config.prompt_seed, vqvae.config.resolution, config.render_size)
+    if task is None:
+        task = GeometryTask(config.num_prompts, config.prompt_seed, vqvae.config.resolution,
+                            config.render_size)
     return HiGRPOTrainer(config, model, processor, vqvae, task, ref_model=ref)
 
 
@@ -117,8 +189,19 @@ def register(app: typer.Typer) -> None:
         if help_fields:
             typer.echo(_fields_help("train"))
             raise typer.Exit()
+        from ar3d_r1.vlm_task import RewardServerError
+        from mme3dr.features.weights import WeightsNotFoundError
+
         config = _config("train", preset, config_file, ctx.args)
-        if dry_run or config.dry_run:
-            config = dry_run_stand_ins(config)
-        final = build_trainer(config).train()
-        typer.echo(str(final))
+        try:
+            if not (dry_run or config.dry_run):
+                typer.echo(str(build_trainer(config).train()))
+                return
+            with dry_run_stand_ins(config) as stand_in:
+                trainer = build_trainer(stand_in)
+                final = trainer.train()
+            typer.echo(dry_run_summary(stand_in, trainer.history), err=True)
+            typer.echo(str(final))
+        except (RewardServerError, WeightsNotFoundError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None

@@ -9,7 +9,8 @@ Presets (:data:`PRESETS`):
 - ``paper``: the AR3D-R1 run (Tang et al. 2025, §5 and paper-facts.md): lr 1e-6, β 0.01, G 8, batch 1
   per device on 8 GPUs, gradient accumulation 2, 1,200 steps, λ 1, ShapeLLM-Omni policy, 1,024 mesh
   tokens per shape. The paper gives no clip range: ε_low 0.2 / ε_high 0.28 are DAPO's (Yu et al. 2025).
-  Its rewards are the VLM ensembles served over the OpenAI API.
+  Its rewards are the VLM ensembles served over the OpenAI API (``--reward_servers FILE.yaml``) on
+  captions the user gives (``--prompts_file``; the paper's ~8,400 training captions are not released).
 - ``tiny-cpu``: the CPU reference pipeline (design.md §6): a tiny VQVAE and a tiny Qwen2.5-VL-class
   policy built here, geometric rewards, minutes on 2 cores.
 
@@ -61,6 +62,7 @@ class HiGRPOConfig:
     vqvae: str = _f("runs/vqvae-tiny", "VQVAE directory or hub id.")
     task: str = _f("geometry", "Reward task: 'geometry' (procedural prompts, geometric rewards) or 'vlm'.")
     num_prompts: int = _f(16, "Procedural prompts (task 'geometry').")
+    prompts_file: str = _f("", "Captions file (task 'vlm'): .txt one a line, .jsonl or .csv ('caption').")
     prompt_seed: int = _f(0, "Seed of the procedural prompt set (must match the SFT's).")
     # --- the method
     two_step: bool = _f(True, "Hi-GRPO's two-step rollout; False trains one step (plain GRPO-family).")

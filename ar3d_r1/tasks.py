@@ -4,7 +4,8 @@
 and voxels, :mod:`ar3d_r1.rewards.geometry`). Both ensembles use the dimension normalisation of
 :func:`ar3d_r1.rewards.ensemble.dimension_normalised`: each reward's dimensions are summed and divided
 by their count, then rewards are summed (paper §5). Step 1's rewards score M1 (global), step 2's score
-M2 (local); in one-step mode both score M1.
+M2 (local); in one-step mode both score M1. The paper's task, the served VLM rewards on captions from a
+file, is :class:`ar3d_r1.vlm_task.VLMTask` (``task vlm``), with the same interface.
 
 A sample without a shape has NaN in its rewards; :func:`resolve_failures` applies the config's
 ``malformed_reward`` rule ("zero": it scores 0; "mask": it drops out of the loss).
@@ -12,7 +13,7 @@ A sample without a shape has NaN in its rewards; :func:`resolve_failures` applie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,13 +29,15 @@ def ensemble(values: dict[str, np.ndarray], rewards: dict[str, tuple[str, ...]])
 @dataclass
 class Scores:
     """Rewards of one generation batch (B samples): ``r_high``, ``r_low`` ``(B,) float64`` (NaN for a
-    failed sample), per-dimension means for the log, and failure reasons per step."""
+    failed sample), per-dimension means for the log, failure reasons per step, and ``stats``: counts
+    for the log that add up over processes (the served rewards' requests, :mod:`ar3d_r1.vlm_task`)."""
 
     r_high: np.ndarray
     r_low: np.ndarray
     dimensions: dict[str, float]
     failures1: list[str | None]
     failures2: list[str | None]
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 class GeometryTask:

@@ -14,8 +14,9 @@ One optimizer step (paper §5; design.md §6), read top to bottom in :meth:`HiGR
    log-probs are computed once, explicitly, before the first update; with μ = 1 they are
    ``logp.detach()`` (ρ ≡ 1, as trl does).
 
-Logs: a rich progress bar, ``metrics.jsonl`` (one record per step), TensorBoard under ``tb/``, and
-``reward_curve.png`` at the end. Checkpoints every ``save_steps`` and at the end (``final/``).
+Logs: a rich progress bar, ``metrics.jsonl`` (one record per step), ``reward_failures.jsonl`` (the reason
+of every sample whose reward failed), TensorBoard under ``tb/``, and ``reward_curve.png`` at the end.
+Checkpoints every ``save_steps`` and at the end (``final/``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class HiGRPOTrainer:
             while step < cfg.max_steps:
                 t0 = time.perf_counter()
                 batch = self.generate_and_score(step)                               # 1-3
+                self._log_reward_failures(step + 1, batch["scores"])
                 old = self.logprobs(batch, grad=False) if cfg.off_policy() else None  # explicit π_old
                 ref = self.logprobs(batch, grad=False, model=self.ref_model) if self.ref_model else None
                 due = False
@@ -164,6 +166,10 @@ class HiGRPOTrainer:
 
             dims = gather_list(acc, [scores.dimensions])
             scores.dimensions = {k: float(np.nanmean([d[k] for d in dims])) for k in dims[0]}
+            stats = gather_list(acc, [scores.stats])
+            scores.stats = {k: float(sum(s[k] for s in stats)) for k in stats[0]}
+            scores.failures1 = gather_list(acc, scores.failures1)
+            scores.failures2 = gather_list(acc, scores.failures2)
             rollout = type(rollout)(prompts, gather_list(acc, strip(rollout.step1)),
                                     None if rollout.step2 is None else gather_list(acc, strip(rollout.step2)))
         return {"rollout": rollout, "scores": scores, "r_high": r_high, "r_low": r_low, "tensors": tensors,
@@ -258,6 +264,7 @@ class HiGRPOTrainer:
                "kept_groups/step1": batch["kept_groups"]["step1"],
                "kept_groups/step2": batch["kept_groups"]["step2"]}
         rec.update({f"reward/{k}": v for k, v in batch["scores"].dimensions.items()})
+        rec.update(batch["scores"].stats)
         for name, outs in (("step1", ro.step1), ("step2", ro.step2 or [])):
             if not outs:
                 continue
@@ -286,6 +293,16 @@ class HiGRPOTrainer:
                 if isinstance(v, int | float) and k != "step":
                     writer.add_scalar(k, v, rec["step"])
 
+    def _log_reward_failures(self, step: int, scores) -> None:
+        """Append each failed sample's reward failure reasons to ``reward_failures.jsonl`` (one record per
+        generated batch, keyed by the first optimizer step that trains on it; rows are batch rows)."""
+        failed = {name: {i: r for i, r in enumerate(reasons) if r is not None}
+                  for name, reasons in (("step1", scores.failures1), ("step2", scores.failures2))}
+        if not self.accelerator.is_main_process or not any(failed.values()):
+            return
+        with (self.out / "reward_failures.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, **failed}) + "\n")
+
     def _tensorboard(self, purge_step: int | None = None):
         if not self.accelerator.is_main_process:
             return None
@@ -307,6 +324,7 @@ class HiGRPOTrainer:
         if acc.is_main_process:
             print(f"hi-grpo: resumed from step {step} ({path})", flush=True)
             self.history = truncate_metrics(self.out / "metrics.jsonl", step)
+            truncate_metrics(self.out / "reward_failures.jsonl", step)
         acc.wait_for_everyone()
         return step
 

@@ -1,6 +1,6 @@
 """Judge client throughput: requests/s at concurrency 1 (baseline) and 8 against the test server.
 
-Builds the tests' tiny random Qwen2.5-VL (tests/judge_server.py), serves it with ``transformers serve
+Builds the tests' tiny random Qwen2.5-VL (ar3d_r1.rewards.stand_ins), serves it with ``transformers serve
 --device cpu`` on loopback, and sends the same N distinct requests (one 64 px PNG view each, the
 category-match template, 8 new tokens; no response cache) at each concurrency in this run. Prints
 seconds, requests/s and the ratio to concurrency 1; then the same requests again through a warm
@@ -12,18 +12,14 @@ response cache (what a resumed run pays per question).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from judge_server import ServedModel, build_tiny_vlm  # noqa: E402
-
-from mme3dr.judge import Decoding, JudgeConfig, JudgeRequest, ResponseCache, ask_all_sync, load_template  # noqa: E402
+from ar3d_r1.rewards.stand_ins import ServedModel, build_tiny_vlm
+from mme3dr.judge import Decoding, JudgeConfig, JudgeRequest, ResponseCache, ask_all_sync, load_template
 
 
 def requests(n: int, seed: int) -> list[JudgeRequest]:

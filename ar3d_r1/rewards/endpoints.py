@@ -5,7 +5,7 @@ commands that serve it)::
 
     version: 1
     cache_dir: ~/.cache/ar3d_r1/reward-replies   # response cache; null: no cache
-    hps: {weights_dir: null, device: cuda}        # HPS v2.1 runs in process
+    hps: {weights_dir: null, device: cuda}        # HPS v2.1 runs in process (keys: HPS_OPTIONS)
     endpoints:
       unifiedreward_think:                        # names: unifiedreward_think, unifiedreward2, qwen_vl
         base_url: http://127.0.0.1:8001/v1
@@ -35,6 +35,10 @@ from mme3dr.judge import PROFILES, Decoding, JudgeClient, JudgeConfig, JudgeRequ
 from mme3dr.judge.images import FORMATS
 
 ENDPOINT_NAMES = ("unifiedreward_think", "unifiedreward2", "qwen_vl")
+#: Keys of the ``hps`` block (:func:`ar3d_r1.rewards.hps.hps_from_options`): ``weights_dir``, ``device``
+#: (``cuda`` means each process's own GPU), ``batch_size`` and ``arch`` (the open_clip architecture of the
+#: checkpoint; ``ViT-H-14`` unless a tiny stand-in is meant).
+HPS_OPTIONS = ("weights_dir", "device", "batch_size", "arch")
 _JUDGE_KEYS = {f.name for f in fields(JudgeConfig)}
 _DECODING_KEYS = {f.name for f in fields(Decoding)} - {"extra"}
 
@@ -118,7 +122,11 @@ def endpoints_from_dict(data: dict, source: str = "<dict>") -> RewardEndpoints:
     endpoints = {name: _endpoint(name, body, source) for name, body in raw.items()}
     cache = data.get("cache_dir")
     cache_dir = Path(cache).expanduser() if cache else None
-    return RewardEndpoints(endpoints, cache_dir, dict(data.get("hps") or {}), source)
+    hps = data.get("hps") or {}
+    if not isinstance(hps, dict) or set(hps) - set(HPS_OPTIONS):
+        bad = sorted(set(hps) - set(HPS_OPTIONS)) if isinstance(hps, dict) else hps
+        raise EndpointsError(f"{source}: hps must be a mapping with keys from {list(HPS_OPTIONS)}; got {bad}")
+    return RewardEndpoints(endpoints, cache_dir, dict(hps), source)
 
 
 def load_endpoints(path: str | Path) -> RewardEndpoints:

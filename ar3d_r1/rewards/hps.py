@@ -19,6 +19,8 @@ facts in shapellm-facts.md. What we reproduce:
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -120,3 +122,34 @@ class HPSReward:
         per_view = self.scores(prompts, views)
         return RewardBatch({"hps": per_view.max(axis=1)}, [None] * len(prompts),
                            {"hps": self.card(), "per_view": per_view.tolist()})
+
+
+def process_device(device: str | None) -> str:
+    """``"cuda"`` → ``"cuda:<LOCAL_RANK>"`` when a launcher (accelerate, torchrun) set ``LOCAL_RANK``, so
+    every process puts its copy on its own GPU; anything else unchanged (None → ``"cpu"``)."""
+    device = str(device or "cpu")
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
+
+
+def hps_from_options(options: dict) -> HPSReward:
+    """The HPS reward an endpoints file's ``hps`` block describes (keys ``weights_dir``, ``device``,
+    ``batch_size``, ``arch``; all optional).
+
+    ``device: cuda`` becomes ``cuda:<LOCAL_RANK>`` under a multi-process launcher, so each process keeps its
+    copy on its own GPU. ``arch`` other than ``ViT-H-14`` loads an ``HPS_v2.1_compressed.pt``-format
+    checkpoint of that open_clip architecture (the dry run's tiny stand-in, ``mme3dr-tiny-clip``).
+    """
+    opts = dict(options)
+    device = process_device(opts.pop("device", "cpu"))
+    spec = HPS_V21
+    arch = opts.pop("arch", None)
+    if arch and arch != HPS_V21.arch:
+        from mme3dr.features.smoke import TINY_CLIP_ARCH, register_tiny_clip_config
+
+        if arch == TINY_CLIP_ARCH:
+            register_tiny_clip_config()
+        spec = dataclasses.replace(HPS_V21, arch=arch)
+    return HPSReward(weights_dir=opts.pop("weights_dir", None), device=device, spec=spec,
+                     batch_size=int(opts.pop("batch_size", 12)))

@@ -93,7 +93,10 @@ class VLMReward:
         return self.collect(per_sample, grouped)
 
     def collect(self, requests: list[list[JudgeRequest]], results: list[list[JudgeResult]]) -> RewardBatch:
-        """Turn each sample's results into its dimensions (max over views per dimension) or a failure."""
+        """Turn each sample's results into its dimensions (max over views per dimension) or a failure.
+
+        ``meta[name]["counts"]``: requests asked, answered from the response cache, answered but not
+        parsed, and failed (no reply after the retries)."""
         values = {d: np.full(len(results), np.nan) for d in self.dimensions}
         failures: list[str | None] = []
         for i, (reqs, res) in enumerate(zip(requests, results, strict=True)):
@@ -107,7 +110,12 @@ class VLMReward:
                 values[d][i] = max(v[d] for v in per_view)
             failures.append(None)
         keys = [[r.key for r in res] for res in results]
-        return RewardBatch(values, failures, {self.name: {**self.card(), "cache_keys": keys}})
+        flat = [r for res in results for r in res]
+        counts = {"requests": len(flat), "cached": sum(r.cached for r in flat),
+                  "unparsed": sum(r.failure is None and not r.ok for r in flat),
+                  "failed": sum(r.failure is not None for r in flat)}
+        meta = {**self.card(), "cache_keys": keys, "counts": counts}
+        return RewardBatch(values, failures, {self.name: meta})
 
 
 def _reason(result: JudgeResult) -> str:

@@ -39,10 +39,39 @@ def test_every_command_runs_shortened(tmp_path):
     records = [json.loads(x) for x in (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
     assert (tmp_path / "train" / "final" / "model.safetensors").is_file()
-    ar3d_r1("train", "--preset", "paper", "--dry-run", "--output_dir", str(tmp_path / "dry"), timeout=900)
-    dry = [json.loads(x) for x in (tmp_path / "dry" / "metrics.jsonl").read_text().splitlines()]
-    assert len(dry) == 2 and dry[0]["step1/tokens"] > 0 and dry[0]["step2/tokens"] > 0
-    assert (tmp_path / "dry" / "checkpoint-1").is_dir() and (tmp_path / "dry" / "reward_curve.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_paper_dry_run_takes_the_served_reward_path(tmp_path):
+    """``train --preset paper --dry-run`` keeps task vlm: every reward request of both steps reaches the
+    stand-in judge that the run serves (and stops), every reply parses, and the step trains on them."""
+    import urllib.request
+
+    import yaml
+
+    dry = tmp_path / "dry"
+    proc = ar3d_r1("train", "--preset", "paper", "--dry-run", "--output_dir", str(dry), timeout=900)
+    records = [json.loads(x) for x in (dry / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2
+    for rec in records:
+        assert rec["step1/tokens"] > 0 and rec["step2/tokens"] > 0
+        for step, per_sample in (("step1", 7), ("step2", 8)):  # 6 per-view + joint requests per sample
+            asked = rec[f"requests/{step}/sent"] + rec[f"requests/{step}/cached"]
+            assert asked == per_sample * 16 * (1 - rec[f"{step}/malformed"])
+            assert rec[f"requests/{step}/sent"] > 0
+            assert rec[f"requests/{step}/unparsed"] == 0 and rec[f"requests/{step}/failed"] == 0
+        # the stand-in judge's fixed reply, parsed by the real parsers; HPS from the tiny open_clip
+        assert rec["reward/step1/geometric_alignment"] == 3.0 and rec["reward/step1/category_match"] == 1.0
+        assert rec["reward/step2/part_completeness"] == 0.5 and -1 <= rec["reward/step1/hps"] <= 1
+        assert rec["reward/r_high"] == pytest.approx(rec["reward/step1/hps"] + 4.0)
+    assert "reward requests" in proc.stderr and "fixed reply" in proc.stderr
+    assert (dry / "checkpoint-1").is_dir() and (dry / "reward_curve.png").is_file()
+    config = yaml.safe_load((dry / "config.yaml").read_text())
+    assert config["task"] == "vlm" and config["prompts_file"].endswith("captions.txt")
+    servers = yaml.safe_load(Path(config["reward_servers"]).read_text())
+    url = servers["endpoints"]["qwen_vl"]["base_url"]
+    with pytest.raises(OSError):  # the dry run stopped the server it started
+        urllib.request.urlopen(url + "/health", timeout=5)
 
 
 @pytest.mark.reference
