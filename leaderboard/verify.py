@@ -122,8 +122,10 @@ def compare_samples(submitted: list, rescored: list, tolerances: dict[str, Toler
 
 
 def stage_assets(extracted: Path, manifest, samples: list, dest: Path) -> Path:
-    """Lay the bundle's assets out for the ``folder`` adapter: ``<case_id>/<sample_index>.<ext>`` with
-    any side files (OBJ materials, glTF buffers) beside it."""
+    """Lay the bundle's assets out for the ``folder`` adapter: ``<case_id>/<sample_index>.<ext>`` for a
+    single-file asset, and ``<case_id>/<sample_index>/`` holding the asset's whole folder (its file under
+    its own name, with the OBJ materials, glTF buffers and images it references, sub-folders included)
+    for an asset with side files, so two samples of one case never overwrite each other's side files."""
     by_sha = {a.sha256: a for a in manifest.assets}
     for s in samples:
         a = by_sha.get(s.asset_sha256) if s.asset_sha256 else None
@@ -133,12 +135,9 @@ def stage_assets(extracted: Path, manifest, samples: list, dest: Path) -> Path:
         case_dir = dest / s.case_id
         case_dir.mkdir(parents=True, exist_ok=True)
         if main.parent.name == a.sha256:  # a folder with the files it references (sub-folders too)
-            for side in main.parent.iterdir():
-                if side.is_dir():
-                    shutil.copytree(side, case_dir / side.name, dirs_exist_ok=True)
-                elif side != main:
-                    shutil.copyfile(side, case_dir / side.name)
-        shutil.copyfile(main, case_dir / f"{s.sample_index}.{a.format}")
+            shutil.copytree(main.parent, case_dir / str(s.sample_index), dirs_exist_ok=True)
+        else:
+            shutil.copyfile(main, case_dir / f"{s.sample_index}.{a.format}")
     return dest
 
 

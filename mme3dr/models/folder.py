@@ -4,6 +4,8 @@ Layout: each request resolves to exactly one file (format from the suffix), amon
 
 - ``DIR/<case_id>_<sample_index>.<ext>``
 - ``DIR/<case_id>/<sample_index>.<ext>``
+- ``DIR/<case_id>/<sample_index>/<any name>.<ext>`` (a folder per sample, for assets whose side files
+  would collide with another sample's: two OBJs that both reference ``material.mtl``)
 - ``DIR/<case_id>.<ext>`` (sample 0 only: the common one-sample-per-prompt case)
 
 for ``<ext>`` in ``EXTENSIONS``. Several matches (``c1.glb`` and ``c1.obj``) are ambiguous and refused
@@ -58,8 +60,12 @@ class FolderModel:
         stems = [self.root / f"{case_id}_{sample_index}", self.root / case_id / str(sample_index)]
         if sample_index == 0:
             stems.append(self.root / case_id)
-        return [stem.with_name(f"{stem.name}.{ext}") for stem in stems for ext in EXTENSIONS
-                if stem.with_name(f"{stem.name}.{ext}").is_file()]
+        found = [stem.with_name(f"{stem.name}.{ext}") for stem in stems for ext in EXTENSIONS
+                 if stem.with_name(f"{stem.name}.{ext}").is_file()]
+        sample_dir = self.root / case_id / str(sample_index)
+        if sample_dir.is_dir():
+            found += [f for ext in EXTENSIONS for f in sorted(sample_dir.glob(f"*.{ext}")) if f.is_file()]
+        return found
 
     def refusal(self, path: Path, others: list[Path]) -> str | None:
         """Why ``path`` must not be used: ambiguous, or a symlink that leaves the folder (else None)."""
@@ -91,7 +97,8 @@ class FolderModel:
 
 
 def _names(case_id: str, sample_index: int) -> str:
-    names = [f"{case_id}_{sample_index}.<ext>", f"{case_id}/{sample_index}.<ext>"]
+    names = [f"{case_id}_{sample_index}.<ext>", f"{case_id}/{sample_index}.<ext>",
+             f"{case_id}/{sample_index}/<name>.<ext>"]
     if sample_index == 0:
         names.append(f"{case_id}.<ext>")
     return ", ".join(names)

@@ -49,7 +49,8 @@ def test_folder_adapter_matching_no_case_stops_before_rendering(tmp_path: Path) 
     message = _one_line_error(result)
     assert len(message.splitlines()) == 1
     assert "has no file for any of the 2 requested cases: it holds chair.glb, rose.obj" in message
-    assert "expected names like demo-000_0.<ext>, demo-000/0.<ext>, demo-000.<ext>" in message
+    assert ("expected names like demo-000_0.<ext>, demo-000/0.<ext>, demo-000/0/<name>.<ext>, "
+            "demo-000.<ext>") in message
     assert not (out / "run.json").exists() and not (out / "cache" / "renders").exists()
 
 

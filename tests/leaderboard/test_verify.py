@@ -25,6 +25,7 @@ from leaderboard.verify import (
     VerificationError,
     compare_metrics,
     compare_samples,
+    stage_assets,
     verify_bundle,
 )
 from mme3dr.results import SampleRecord
@@ -144,3 +145,37 @@ def test_rescored_reproduces_honest_metrics_and_catches_inflated_ones(tmp_path: 
     # A record made with testing overrides can never put a row on the leaderboard.
     with pytest.raises(RegistryError, match="testing overrides|never leaderboard-eligible"):
         add_bundle(bundle, tmp_path / "registry", verification=Verification(**record.model_dump()))
+
+
+def test_staging_keeps_each_samples_side_files(tmp_path: Path) -> None:
+    """Two samples of one case whose OBJs both reference ``material.mtl`` (trimesh's default name), with
+    other colours: each is staged in its own folder, so neither is re-scored with the other's material."""
+    from types import SimpleNamespace
+
+    from mme3dr.models.folder import FolderModel
+    from mme3dr.models.protocol import GenerationRequest
+
+    extracted = tmp_path / "bundle"
+    assets, samples = [], []
+    for i, kd in enumerate(("1 0 0", "0 0 1")):
+        sha = f"{i}" * 64
+        d = extracted / "assets" / sha
+        d.mkdir(parents=True)
+        (d / "material.mtl").write_text(f"newmtl m\nKd {kd}\n")
+        (d / "model.obj").write_text("mtllib material.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nusemtl m\nf 1 2 3\n")
+        assets.append(SimpleNamespace(sha256=sha, path=f"assets/{sha}/model.obj", format="obj"))
+        samples.append(SimpleNamespace(case_id="demo-000", sample_index=i, asset_sha256=sha))
+    single = extracted / "assets" / "single.glb"
+    single.write_bytes(b"glTF")
+    assets.append(SimpleNamespace(sha256="f" * 64, path="assets/single.glb", format="glb"))
+    samples.append(SimpleNamespace(case_id="demo-001", sample_index=0, asset_sha256="f" * 64))
+    staged = stage_assets(extracted, SimpleNamespace(assets=assets), samples, tmp_path / "staged")
+    assert (staged / "demo-000" / "0" / "material.mtl").read_text().endswith("Kd 1 0 0\n")
+    assert (staged / "demo-000" / "1" / "material.mtl").read_text().endswith("Kd 0 0 1\n")
+    assert (staged / "demo-001" / "0.glb").read_bytes() == b"glTF"
+    model = FolderModel(staged)
+    got = model.generate([GenerationRequest(c, "p", 0, i, tmp_path / "w")
+                          for c, i in (("demo-000", 0), ("demo-000", 1), ("demo-001", 0))])
+    assert [g.path.relative_to(staged).as_posix() for g in got] == [
+        "demo-000/0/model.obj", "demo-000/1/model.obj", "demo-001/0.glb"]
+    assert not any(g.meta for g in got)

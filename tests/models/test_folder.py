@@ -16,7 +16,8 @@ def test_a_missing_case_says_the_folder_has_no_file_for_it(tmp_path: Path) -> No
                                      GenerationRequest("demo-001", "p", 2, 0, tmp_path / "w1")])
     assert found.path == tmp_path / "demo-000.glb" and found.meta == {}
     assert missing.meta["missing"].startswith(f"the folder {tmp_path} has no file for case demo-001 sample 0")
-    assert "demo-001_0.<ext>, demo-001/0.<ext>, demo-001.<ext>" in missing.meta["missing"]
+    expected = "demo-001_0.<ext>, demo-001/0.<ext>, demo-001/0/<name>.<ext>, demo-001.<ext>"
+    assert expected in missing.meta["missing"]
 
 
 def test_no_match_lists_the_files_found_and_the_names_expected(tmp_path: Path) -> None:
@@ -27,7 +28,8 @@ def test_no_match_lists_the_files_found_and_the_names_expected(tmp_path: Path) -
     msg = no_match_message(tmp_path, keys)
     assert msg is not None and "\n" not in msg
     assert "it holds chair.glb, rose.obj;" in msg and "timings.json" not in msg
-    assert "expected names like demo-000_0.<ext>, demo-000/0.<ext>, demo-000.<ext>" in msg
+    assert ("expected names like demo-000_0.<ext>, demo-000/0.<ext>, demo-000/0/<name>.<ext>, "
+            "demo-000.<ext>") in msg
     (tmp_path / "demo-001.ply").write_bytes(b"x")
     assert no_match_message(tmp_path, keys) is None  # one match is enough: the rest are per-case failures
 

@@ -57,3 +57,16 @@ def test_refused_assets_are_recorded_with_their_reason(tmp_path):
     os.symlink(outside, root / "c2.glb")
     (outcome,) = generate_batch(FolderModel(root), [_req(tmp_path, "c2")], None)
     assert outcome.failure == "asset_refused" and "outside" in outcome.detail
+
+
+def test_a_folder_per_sample_keeps_side_files_of_the_same_name_apart(tmp_path):
+    root = tmp_path / "gen"
+    a = obj_with_subfolder_texture(root / "c1" / "0", "model")
+    b = obj_with_subfolder_texture(root / "c1" / "1", "model")
+    (b.parent / "model.mtl").write_text("newmtl skin\nKd 0 0 1\n")  # same name, other material
+    got = FolderModel(root).generate([_req(tmp_path, "c1", 0), _req(tmp_path, "c1", 1)])
+    assert [g.path for g in got] == [a, b] and not any(g.meta for g in got)
+    assert closure_sha256(asset_closure(a)) != closure_sha256(asset_closure(b))
+    (a.parent / "extra.ply").write_text("ply\n")  # two meshes in one sample folder: which one?
+    (refused,) = FolderModel(root).generate([_req(tmp_path, "c1", 0)])
+    assert "ambiguous" in refused.meta["refused"] and "c1/0/extra.ply" in refused.meta["refused"]
