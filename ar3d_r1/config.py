@@ -82,6 +82,10 @@ class HiGRPOConfig:
     num_iterations: int = _f(1, "μ: gradient steps per generated batch (>1 is off-policy).")
     # --- optimisation
     learning_rate: float = _f(1e-6, "AdamW learning rate.")
+    lr_scheduler_type: str = _f("constant", "LR schedule (transformers.get_scheduler): constant, "
+                                "constant_with_warmup, linear, cosine. The paper gives none.")
+    warmup_steps: int = _f(0, "Optimizer steps of linear LR warm-up from 0 (the *_with_warmup, linear and "
+                           "cosine schedules).")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
     max_steps: int = _f(1200, "Optimizer steps.")
@@ -118,7 +122,9 @@ class HiGRPOConfig:
 
         checks = {
             "algorithm": (self.algorithm, tuple(ALGORITHMS)), "level": (self.level, LEVELS),
-            "aggregation": (self.aggregation, AGGREGATIONS), "task": (self.task, ("geometry", "vlm")),
+            "aggregation": (self.aggregation, AGGREGATIONS),
+            "lr_scheduler_type": (self.lr_scheduler_type, LR_SCHEDULES),
+            "task": (self.task, ("geometry", "vlm")),
             "scale_rewards": (self.scale_rewards, ("unbiased", "population", "none")),
             "dynamic_sampling": (self.dynamic_sampling, ("off", "mask", "refill")),
             "malformed_reward": (self.malformed_reward, ("zero", "mask")),
@@ -158,6 +164,9 @@ class HiGRPOConfig:
             aggregation=s.aggregation, scale_rewards=s.std, dynamic_sampling=s.dynamic_sampling or "off",
         )
 
+
+#: Learning-rate schedules a run may name (``transformers.get_scheduler`` types; one step per optimizer step).
+LR_SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {

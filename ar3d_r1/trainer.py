@@ -76,6 +76,14 @@ class HiGRPOTrainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                       weight_decay=config.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        # Not through accelerate's prepare: its scheduler wrapper steps once per process per call. Stepped
+        # once per optimizer step; registered so save_state/load_state carry it (checkpoint.py).
+        from transformers import get_scheduler
+
+        self.scheduler = get_scheduler(config.lr_scheduler_type, optimizer,
+                                       num_warmup_steps=config.warmup_steps,
+                                       num_training_steps=config.max_steps)
+        self.accelerator.register_for_checkpointing(self.scheduler)
         self.ref_model = None
         if config.beta != 0.0:
             self.ref_model = (ref_model.to(self.accelerator.device) if ref_model is not None else None)
@@ -245,10 +253,12 @@ class HiGRPOTrainer:
         # DeepSpeed clips inside its engine step (its config's gradient_clipping) and keeps the norm
         grad_norm = (self.model.get_global_grad_norm() if is_deepspeed(acc)  # the engine's, pre-clip
                      else torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
+        lr = self.scheduler.get_last_lr()[0]  # the rate this step uses
         self.optimizer.step()
+        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         sums = global_sums(acc, sums)
-        out = {"grad_norm": float("nan") if grad_norm is None else float(grad_norm)}
+        out = {"grad_norm": float("nan") if grad_norm is None else float(grad_norm), "learning_rate": lr}
         for name, (tokens, _) in totals.items():
             for k in ("clip_low", "clip_high", "clip_region", "kl", "ratio_mean"):
                 out[f"{name}/{k}"] = sums.get(f"{name}/{k}", 0.0) / max(tokens, 1.0)

@@ -62,3 +62,19 @@ def test_mu_two_computes_old_logprobs_and_clips(tiny_parts, tmp_path):
     assert first["step1/ratio_mean"] == pytest.approx(1.0, abs=1e-6)  # before any update: π_θ = π_old
     assert abs(second["step1/ratio_mean"] - 1.0) > 1e-3  # after one: the explicit π_old differs
     assert second["step1/clip_region"] > 0.0 or second["step2/clip_region"] > 0.0
+
+
+def test_warmup_schedule_sets_each_steps_learning_rate_and_survives_resume(tiny_parts, tmp_path):
+    # transformers' constant_with_warmup: lr_k = lr · min(1, k / W) for the k-th optimizer step (0-based).
+    out = tmp_path / "warm"
+    _, records, _ = _run(tiny_parts, out, learning_rate=1e-3, lr_scheduler_type="constant_with_warmup",
+                         warmup_steps=2, max_steps=3)
+    assert [r["learning_rate"] for r in records] == pytest.approx([0.0, 5e-4, 1e-3])
+    # A resumed run continues the schedule from its checkpoint (saved with the optimizer by accelerate).
+    import shutil
+
+    shutil.rmtree(out / "checkpoint-3")
+    shutil.rmtree(out / "checkpoint-2")
+    _, again, _ = _run(tiny_parts, out, learning_rate=1e-3, lr_scheduler_type="constant_with_warmup",
+                       warmup_steps=2, max_steps=3, resume=True)
+    assert [r["learning_rate"] for r in again] == pytest.approx([0.0, 5e-4, 1e-3])
