@@ -31,7 +31,7 @@ def _run(root, out, **overrides):
                     num_prompts=2, num_generations=2, per_device_train_batch_size=1,
                     gradient_accumulation_steps=2, max_steps=2,
                     max_plan_tokens=4, render_size=32, constrain=True, save_steps=1, dynamic_sampling="off",
-                    temperature=1.0)
+                    temperature=1.0, lr_scheduler_type="constant", warmup_steps=0)  # every step moves
     cfg = preset("tiny-cpu", **{**settings, **overrides})
     trainer = build_trainer(cfg)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
