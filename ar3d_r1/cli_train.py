@@ -169,7 +169,9 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from ar3d_r1.sft import run_sft
+        from mme3dr.process_lifetime import exit_on_sigterm
 
+        exit_on_sigterm()
         if help_fields:
             typer.echo(_fields_help("sft"))
             raise typer.Exit()
@@ -191,7 +193,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit()
         from ar3d_r1.vlm_task import RewardServerError
         from mme3dr.features.weights import WeightsNotFoundError
+        from mme3dr.process_lifetime import exit_on_sigterm
 
+        exit_on_sigterm()  # `kill` stops the run through its finally blocks (the dry run's served judge)
         config = _config("train", preset, config_file, ctx.args)
         try:
             if not (dry_run or config.dry_run):

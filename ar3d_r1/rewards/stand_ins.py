@@ -158,6 +158,11 @@ class ServedModel:
     """``transformers serve`` on loopback as a child process; ``url`` is its root, ``model`` its id (the
     served directory's path, which ``transformers serve`` requires requests to name).
 
+    The child never outlives this process: it calls :func:`mme3dr.process_lifetime.die_with_parent`
+    before importing transformers (``PR_SET_PDEATHSIG``: the kernel kills it when its parent dies, even by
+    SIGKILL or an unhandled SIGTERM, where no ``finally`` runs), and any exception while waiting for it to
+    come up (``KeyboardInterrupt`` included) stops it before propagating.
+
     Raises RuntimeError with the server's log tail when it exits early or does not answer ``/health``
     within ``startup_s``. :meth:`close` stops it (terminate, then kill after 15 s).
     """
@@ -167,16 +172,30 @@ class ServedModel:
         self.model, self.port = str(model_dir), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, "-c", "from transformers.cli.transformers import main; main()", "serve",
+        # die_with_parent first: PDEATHSIG follows the thread that forks, so ServedModel is built on the
+        # main thread (the dry run, the test fixtures)
+        boot = (f"from mme3dr.process_lifetime import die_with_parent; die_with_parent({os.getpid()}); "
+                "from transformers.cli.transformers import main; main()")
+        cmd = [sys.executable, "-c", boot, "serve",
                self.model, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu",
                "--default-seed", "0", *extra_args]
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (held by the child process until close())
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        except BaseException:
+            self._log.close()
+            raise
+        try:
+            self._wait_until_up(startup_s)
+        except BaseException:  # Ctrl-C, SIGTERM turned into SystemExit, a timeout: stop the child first
+            self.close()
+            raise
+
+    def _wait_until_up(self, startup_s: float) -> None:
         deadline = time.monotonic() + startup_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                self.close()
                 raise RuntimeError(f"transformers serve exited ({self.proc.returncode}):\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
@@ -184,7 +203,6 @@ class ServedModel:
                         return
             except OSError:
                 time.sleep(0.5)
-        self.close()
         raise RuntimeError(
             f"transformers serve did not answer /health in {startup_s:g} s:\n{self.log_tail()}")
 
@@ -192,6 +210,7 @@ class ServedModel:
         return self.log_path.read_bytes()[-n:].decode("utf-8", "replace") if self.log_path.exists() else ""
 
     def close(self) -> None:
+        """Stop the server (idempotent)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
