@@ -70,30 +70,38 @@ def dry_run_stand_ins(config) -> Iterator:
         return
     from ar3d_r1.rewards.stand_ins import reward_stand_ins
 
-    with reward_stand_ins(root / "rewards", seed=config.seed) as served:
+    # a resumed dry run keeps its response cache: the replies it already has are not asked again
+    with reward_stand_ins(root / "rewards", seed=config.seed, keep_cache=config.resume) as served:
         yield dataclasses.replace(config, reward_servers=str(served.reward_servers),
                                   prompts_file=str(served.prompts_file))
 
 
-def dry_run_summary(config, history: list[dict]) -> str:
-    """What a dry run exercised, from its metric records: for ``task vlm``, the reward requests the served
-    stand-in answered and how the failures were scored."""
-    lines = [f"dry run: {len(history)} optimizer steps of the {config.task!r} task on tiny stand-ins "
-             f"({config.output_dir})"]
+def dry_run_summary(config, history: list[dict], start_step: int = 0) -> str:
+    """What this invocation of a dry run did, from its metric records (``step > start_step``; a resumed
+    run's history also holds the steps it continued from): for ``task vlm``, the reward requests the
+    served stand-in answered, per Hi-GRPO rollout step summed over the optimizer steps, and how failures
+    were scored."""
+    mine = [r for r in history if r.get("step", 0) > start_step]
+    if not mine:
+        return (f"dry run: nothing to do: the run already finished at step {start_step} "
+                f"({config.output_dir})")
+    resumed = f", resumed from step {start_step}" if start_step else ""
+    lines = [f"dry run: {len(mine)} optimizer steps of the {config.task!r} task on tiny stand-ins "
+             f"({config.output_dir}{resumed})"]
     if config.task != "vlm":
         return lines[0]
 
     def total(key: str) -> int:
-        return int(sum(r.get(key) or 0 for r in history))
+        return int(sum(r.get(key) or 0 for r in mine))
 
-    rows = config.per_device_train_batch_size * config.gradient_accumulation_steps * len(history)
-    for step in ("step1", "step2"):
+    rows = config.per_device_train_batch_size * config.gradient_accumulation_steps * len(mine)
+    for step, label in (("step1", "rollout step 1 (M1)"), ("step2", "rollout step 2 (M2)")):
         sent, cached = total(f"requests/{step}/sent"), total(f"requests/{step}/cached")
         unparsed, failed = total(f"requests/{step}/unparsed"), total(f"requests/{step}/failed")
-        lines.append(f"  {step}: {sent + cached} reward requests ({sent} sent to the served stand-in judge, "
-                     f"{cached} answered from the response cache): {sent + cached - unparsed - failed} "
-                     f"parsed, {unparsed} did not parse, {failed} got no reply; "
-                     f"{total(f'samples/{step}/failed')} of {rows} samples failed a reward")
+        lines.append(f"  {label}, over {len(mine)} optimizer steps: {sent + cached} reward requests ({sent} "
+                     f"sent to the served stand-in judge, {cached} answered from the response cache): "
+                     f"{sent + cached - unparsed - failed} parsed, {unparsed} did not parse, {failed} got "
+                     f"no reply; {total(f'samples/{step}/failed')} of {rows} samples failed a reward")
     lines.append("  the served judge is a tiny Qwen2.5-VL whose weights make greedy decoding write one fixed "
                  "reply that parses under every reward template (ar3d_r1.rewards.stand_ins): its scores are "
                  "constants that say nothing about the shapes, and the samples of a group differ only by HPS "
@@ -196,16 +204,22 @@ def register(app: typer.Typer) -> None:
         from mme3dr.process_lifetime import exit_on_sigterm
 
         exit_on_sigterm()  # `kill` stops the run through its finally blocks (the dry run's served judge)
+        from ar3d_r1.checkpoint import OutputDirError, output_dir_problem
+
         config = _config("train", preset, config_file, ctx.args)
         try:
+            problem = output_dir_problem(config.output_dir, resume=config.resume,
+                                         overwrite=config.overwrite_output_dir)
+            if problem:  # before anything loads or the dry run builds its stand-ins there
+                raise OutputDirError(problem)
             if not (dry_run or config.dry_run):
                 typer.echo(str(build_trainer(config).train()))
                 return
             with dry_run_stand_ins(config) as stand_in:
                 trainer = build_trainer(stand_in)
                 final = trainer.train()
-            typer.echo(dry_run_summary(stand_in, trainer.history), err=True)
+            typer.echo(dry_run_summary(stand_in, trainer.history, trainer.start_step), err=True)
             typer.echo(str(final))
-        except (RewardServerError, WeightsNotFoundError) as exc:
+        except (RewardServerError, WeightsNotFoundError, OutputDirError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -110,6 +110,8 @@ class HiGRPOConfig:
     dry_run: bool = _f(False, "Run every code path of this config on tiny stand-ins for 2 steps.")
     # --- at scale (issue 17: ar3d_r1/distributed.py, checkpoint.py, rollout_backends.py)
     resume: bool = _f(False, "Continue from the latest complete checkpoint in output_dir (none: fresh).")
+    overwrite_output_dir: bool = _f(False, "Start over in an output_dir that holds a run: its metrics, "
+                                    "checkpoints, final/ and logs are deleted first (else refused).")
     mixed_precision: str = _f("", "no | fp16 | bf16; empty: `accelerate launch --mixed_precision`'s.")
     rollout_backend: str = _f("hf", "Rollout engine: 'hf' (generate in process) or 'server' (a server).")
     rollout_url: str = _f("", "Rollout server root URL (rollout_backend 'server').")
@@ -135,6 +137,9 @@ class HiGRPOConfig:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.resume and self.overwrite_output_dir:
+            raise ValueError("resume and overwrite_output_dir exclude each other: continue the run in "
+                             "output_dir or start it over, not both")
         if self.num_generations < 2:
             raise ValueError("num_generations (G) must be at least 2: advantages compare samples of a group")
 

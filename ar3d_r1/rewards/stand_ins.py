@@ -243,12 +243,14 @@ def stand_in_endpoints(url: str, model: str, hps_weights: str | Path, cache_dir:
 
 
 @contextmanager
-def reward_stand_ins(root: str | Path, seed: int = 0, startup_s: float = 180.0) -> Iterator[RewardStandIns]:
+def reward_stand_ins(root: str | Path, seed: int = 0, startup_s: float = 180.0, *,
+                     keep_cache: bool = False) -> Iterator[RewardStandIns]:
     """Build the fixed-reply reward VLM and tiny HPS under ``root``, write ``captions.txt``
     (:data:`DRY_RUN_CAPTIONS`) and ``reward_servers.yaml``, start ``transformers serve`` on the VLM;
     yield, then stop the server.
 
-    The response cache is ``root/reward-replies``, emptied first, so every question reaches the server.
+    The response cache is ``root/reward-replies``, emptied first so every question reaches the server,
+    unless ``keep_cache`` (a resumed dry run: what it was answered before is not asked again).
     """
     import shutil
 
@@ -257,7 +259,8 @@ def reward_stand_ins(root: str | Path, seed: int = 0, startup_s: float = 180.0) 
     vlm = build_fixed_reply_vlm(root / "reward-vlm", seed=seed)
     hps = build_tiny_hps(root / "hps-weights", seed=seed)
     cache = root / "reward-replies"
-    shutil.rmtree(cache, ignore_errors=True)
+    if not keep_cache:
+        shutil.rmtree(cache, ignore_errors=True)
     captions = root / "captions.txt"
     captions.write_text("\n".join(DRY_RUN_CAPTIONS) + "\n", encoding="utf-8")
     server = ServedModel(vlm, root / "reward-vlm-serve.log", startup_s=startup_s)
