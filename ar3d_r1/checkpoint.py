@@ -48,6 +48,10 @@ class OutputDirError(ValueError):
     """``output_dir`` already holds a run and neither ``resume`` nor ``overwrite_output_dir`` is set."""
 
 
+class ResumeError(ValueError):
+    """A checkpoint cannot continue this run: another process count, or other data or batch settings."""
+
+
 def checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
     """Complete checkpoints under ``output_dir`` as ``(step, path)``, oldest first."""
     root = Path(output_dir)
@@ -130,8 +134,8 @@ def save_checkpoint(trainer, step: int) -> Path:
 def load_checkpoint(trainer, path: str | Path) -> int:
     """Restore ``trainer`` from checkpoint ``path`` (every process calls it); returns its step.
 
-    Raises ValueError when the checkpoint was written by a different number of processes (each process
-    restores its own RNG file) or by a run whose data settings differ.
+    Raises ResumeError (a ValueError) when the checkpoint was written by a different number of processes
+    (each process restores its own RNG file) or by a run whose data settings differ.
     """
     import torch
 
@@ -139,14 +143,14 @@ def load_checkpoint(trainer, path: str | Path) -> int:
     acc = trainer.accelerator
     state = json.loads((path / "trainer_state.json").read_text("utf-8"))
     if state["num_processes"] != acc.num_processes:
-        raise ValueError(f"{path} was written by {state['num_processes']} processes, this run has "
+        raise ResumeError(f"{path} was written by {state['num_processes']} processes, this run has "
                          f"{acc.num_processes}: launch with --num_processes {state['num_processes']} "
                          "to resume it")
     saved, now = state["config"], trainer.config
     for key in ("seed", "num_generations", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "num_prompts", "prompt_seed", "task", "prompts_file"):
         if key in saved and saved[key] != getattr(now, key):
-            raise ValueError(f"{path} was written with {key}={saved[key]!r}, this run has "
+            raise ResumeError(f"{path} was written with {key}={saved[key]!r}, this run has "
                              f"{getattr(now, key)!r}; resuming would not continue the same run")
     acc.load_state(str(path))
     trainer.rng.bit_generator.state = state["data_rng"]

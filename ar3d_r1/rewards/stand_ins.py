@@ -23,6 +23,7 @@ samples of a group differ only by their HPS, which the tiny random open_clip com
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import subprocess
@@ -237,9 +238,11 @@ def stand_in_endpoints(url: str, model: str, hps_weights: str | Path, cache_dir:
     body = {"base_url": url, "model": model, "profile": "transformers", "concurrency": 4,
             "timeout_s": 120, "retries": 1, "backoff_s": 0.1, "image_format": "png",
             "decoding": {"temperature": 0.0, "max_tokens": 16, "seed": 0}}
+    # a deep copy each: shared inner dicts would be written as YAML anchors and aliases (&id001, *id001)
     return {"version": 1, "cache_dir": str(cache_dir),
             "hps": {"weights_dir": str(hps_weights), "device": "cpu", "arch": "mme3dr-tiny-clip"},
-            "endpoints": {name: dict(body) for name in ("unifiedreward_think", "unifiedreward2", "qwen_vl")}}
+            "endpoints": {name: copy.deepcopy(body)
+                          for name in ("unifiedreward_think", "unifiedreward2", "qwen_vl")}}
 
 
 @contextmanager

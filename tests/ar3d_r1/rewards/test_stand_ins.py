@@ -74,6 +74,15 @@ def test_the_tiny_hps_loads_from_endpoint_options(tmp_path, monkeypatch):
     assert batch.failures == [None, None] and np.all(np.abs(batch.values["hps"]) <= 1)
 
 
+def test_the_stand_in_endpoints_file_has_no_yaml_aliases():
+    import yaml
+
+    from ar3d_r1.rewards.stand_ins import stand_in_endpoints
+
+    text = yaml.safe_dump(stand_in_endpoints("http://127.0.0.1:1", "m", "hps", "cache"), sort_keys=False)
+    assert "&id" not in text and "*id" not in text  # each endpoint written out in full
+
+
 def test_cuda_means_each_processs_own_gpu(monkeypatch):
     from ar3d_r1.rewards.hps import process_device
 
