@@ -22,6 +22,7 @@ completions, i.e. that divided by ``num_generations`` prompts (paper: 1 × 2 × 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,7 +269,8 @@ def parse_args(cls: type, args: list[str], base: HiGRPOConfig | SFTConfig) -> Hi
 
     class Parser(HfArgumentParser):
         def error(self, message):  # argparse would print the whole usage and exit
-            raise ConfigError(message.removeprefix("argument "))
+            # "argument --learning_rate/--learning-rate: ..." -> "--learning_rate: ..."
+            raise ConfigError(re.sub(r"^argument (--\w+)(/--[\w-]+)*", r"\1", message))
 
     parser = Parser(cls, allow_abbrev=False)
     parser.set_defaults(**dataclasses.asdict(base))

@@ -116,11 +116,12 @@ def _scalar(where: str, key: str, value):
     return value
 
 
-def _mapping(where: str, key: str, value) -> dict:
+def _mapping(name: str, value) -> dict:
+    """``value`` if it is a mapping (None: empty), else EndpointsError naming ``name``."""
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise EndpointsError(f"{where}.{key} must be a mapping, got {value!r}")
+        raise EndpointsError(f"{name} must be a mapping, got {value!r}")
     return value
 
 
@@ -129,7 +130,7 @@ def _templates(where: str, raw) -> dict[str, int]:
     from mme3dr.judge import available_templates
 
     known, pins = available_templates(), {}
-    for name, version in _mapping(where, "templates", raw).items():
+    for name, version in _mapping(f"{where}.templates", raw).items():
         if name not in known:
             raise EndpointsError(f"{where}.templates: no prompt template {name!r}; shipped: {sorted(known)}")
         if isinstance(version, bool) or not isinstance(version, int) or version not in known[name]:
@@ -141,8 +142,8 @@ def _templates(where: str, raw) -> dict[str, int]:
 
 def _endpoint(name: str, raw, source: str) -> Endpoint:
     where = f"{source}: endpoints.{name}"
-    raw = dict(_mapping(f"{source}: endpoints", name, raw))
-    decoding_raw = _mapping(where, "decoding", raw.pop("decoding", None))
+    raw = dict(_mapping(where, raw))
+    decoding_raw = _mapping(f"{where}.decoding", raw.pop("decoding", None))
     image_format = raw.pop("image_format", "png")
     templates = _templates(where, raw.pop("templates", None))
     unknown = set(raw) - _JUDGE_KEYS
@@ -174,7 +175,7 @@ def _endpoint(name: str, raw, source: str) -> Endpoint:
 def _hps(source: str, raw) -> dict:
     """The ``hps`` block, each value checked; ``device`` must parse as a torch device (``cuda``,
     ``cuda:1``, ``cpu``); whether CUDA is there is checked when HPS loads."""
-    hps = _mapping(source, "hps", raw)
+    hps = _mapping(f"{source}: hps", raw)
     unknown = sorted(set(hps) - set(HPS_OPTIONS))
     if unknown:
         raise EndpointsError(f"{source}: hps has unknown keys {unknown}; allowed: {list(HPS_OPTIONS)}")
@@ -205,7 +206,7 @@ def endpoints_from_dict(data: dict, source: str = "<dict>") -> RewardEndpoints:
         raise EndpointsError(f"{source}: unknown top-level keys {sorted(unknown)}")
     if data.get("version", 1) != 1:
         raise EndpointsError(f"{source}: version {data.get('version')} is not supported (expected 1)")
-    raw = _mapping(source, "endpoints", data.get("endpoints"))
+    raw = _mapping(f"{source}: endpoints", data.get("endpoints"))
     bad = sorted(set(raw) - set(ENDPOINT_NAMES))
     if bad:
         raise EndpointsError(f"{source}: unknown endpoint names {bad}; known: {list(ENDPOINT_NAMES)}")

@@ -75,8 +75,9 @@ def test_the_paper_dry_run_takes_the_served_reward_path(tmp_path):
     # the same directory again: refused in one line unless resumed; resumed, a finished run does nothing,
     # says so, and keeps the response cache
     again = ar3d_r1("train", "--preset", "paper", "--dry-run", "--output_dir", str(dry), timeout=300, rc=1)
-    assert again.stderr.strip() == (f"error: {dry} already holds a run (metrics.jsonl); pass --resume true "
-                                    "to continue it or --overwrite_output_dir true to start over")
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"error: {dry} already holds a run (metrics.jsonl); pass --resume true to continue it or "
+        "--overwrite_output_dir true to start over")
     cache = dry / "stand-ins" / "rewards" / "reward-replies"
     cached = sorted(cache.rglob("*"))
     assert cached
