@@ -21,6 +21,12 @@ the next save or resume deletes.
 **Logs.** :func:`truncate_metrics` drops the ``metrics.jsonl`` records past the checkpoint's step (and a
 torn last line), so a resumed run appends each later step exactly once; TensorBoard is reopened with
 ``purge_step`` = step + 1, which discards the killed run's later events.
+
+**One run per directory.** A fresh run (no ``resume``) refuses an ``output_dir`` that already holds a
+run's steps (``metrics.jsonl``, a checkpoint or ``final/``: :func:`prepare_output_dir`), as HF and TRL
+do; ``overwrite_output_dir`` deletes that run's files (:data:`RUN_FILES` and the checkpoints, nothing
+else) first. Without it a second run would append its steps to the first's log (1, 2, 1, 2), add
+TensorBoard events beside the old ones and replace the old checkpoints one by one.
 """
 
 from __future__ import annotations
@@ -33,6 +39,17 @@ from pathlib import Path
 
 PREFIX = "checkpoint-"
 _COMPLETE = re.compile(r"^checkpoint-(\d+)$")
+#: What a Hi-GRPO run writes into its output_dir besides its checkpoints (``overwrite_output_dir`` and a
+#: resume without a checkpoint delete these; anything else in the directory is left alone).
+RUN_FILES = ("metrics.jsonl", "reward_failures.jsonl", "tb", "final", "reward_curve.png", "config.yaml")
+
+
+class OutputDirError(ValueError):
+    """``output_dir`` already holds a run and neither ``resume`` nor ``overwrite_output_dir`` is set."""
+
+
+class ResumeError(ValueError):
+    """A checkpoint cannot continue this run: another process count, or other data or batch settings."""
 
 
 def checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
@@ -117,8 +134,8 @@ def save_checkpoint(trainer, step: int) -> Path:
 def load_checkpoint(trainer, path: str | Path) -> int:
     """Restore ``trainer`` from checkpoint ``path`` (every process calls it); returns its step.
 
-    Raises ValueError when the checkpoint was written by a different number of processes (each process
-    restores its own RNG file) or by a run whose data settings differ.
+    Raises ResumeError (a ValueError) when the checkpoint was written by a different number of processes
+    (each process restores its own RNG file) or by a run whose data settings differ.
     """
     import torch
 
@@ -126,14 +143,14 @@ def load_checkpoint(trainer, path: str | Path) -> int:
     acc = trainer.accelerator
     state = json.loads((path / "trainer_state.json").read_text("utf-8"))
     if state["num_processes"] != acc.num_processes:
-        raise ValueError(f"{path} was written by {state['num_processes']} processes, this run has "
+        raise ResumeError(f"{path} was written by {state['num_processes']} processes, this run has "
                          f"{acc.num_processes}: launch with --num_processes {state['num_processes']} "
                          "to resume it")
     saved, now = state["config"], trainer.config
     for key in ("seed", "num_generations", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "num_prompts", "prompt_seed", "task", "prompts_file"):
         if key in saved and saved[key] != getattr(now, key):
-            raise ValueError(f"{path} was written with {key}={saved[key]!r}, this run has "
+            raise ResumeError(f"{path} was written with {key}={saved[key]!r}, this run has "
                              f"{getattr(now, key)!r}; resuming would not continue the same run")
     acc.load_state(str(path))
     trainer.rng.bit_generator.state = state["data_rng"]
@@ -164,3 +181,109 @@ def truncate_metrics(path: str | Path, step: int) -> list[dict]:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return kept
+
+
+def saved_step(directory: str | Path) -> int | None:
+    """The step a checkpoint or ``final/`` directory holds (its ``trainer_state.json``), or None."""
+    try:
+        return int(json.loads((Path(directory) / "trainer_state.json").read_text("utf-8"))["step"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def existing_run(output_dir: str | Path) -> str | None:
+    """What shows that ``output_dir`` holds a run's steps: ``"metrics.jsonl"``, ``"final"`` or the newest
+    ``"checkpoint-<step>"``; None when it holds none (a run that logged no step leaves no mark)."""
+    root = Path(output_dir)
+    for name in ("metrics.jsonl", "final"):
+        if (root / name).exists():
+            return name
+    found = checkpoints(root)
+    return found[-1][1].name if found else None
+
+
+def clear_run(output_dir: str | Path) -> list[Path]:
+    """Delete a run's files from ``output_dir``: :data:`RUN_FILES`, ``checkpoint-<step>`` and the
+    ``.partial`` directories of a killed save. Returns what was deleted."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    gone = [root / n for n in RUN_FILES if (root / n).exists()] + [p for _, p in checkpoints(root)]
+    for path in gone:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return gone + remove_partials(root)
+
+
+def output_dir_problem(output_dir: str | Path, *, resume: bool, overwrite: bool) -> str | None:
+    """Why a run may not start in ``output_dir`` (one line), or None: a fresh run (``resume`` False)
+    without ``overwrite`` into a directory that :func:`existing_run` says holds a run."""
+    marker = None if resume or overwrite else existing_run(output_dir)
+    if marker is None:
+        return None
+    return (f"{output_dir} already holds a run ({marker}); pass --resume true to continue it or "
+            "--overwrite_output_dir true to start over")
+
+
+def prepare_output_dir(trainer) -> None:
+    """Before a fresh run (``resume`` False) of ``trainer``: raise :class:`OutputDirError` if its
+    ``output_dir`` holds a run and ``overwrite_output_dir`` is False, else delete the old run's files
+    (:func:`clear_run`: a run that logged no step may have left TensorBoard events and reward failures).
+    Every process checks before the main process deletes anything."""
+    cfg, acc = trainer.config, trainer.accelerator
+    if cfg.resume:
+        return
+    problem = output_dir_problem(cfg.output_dir, resume=cfg.resume, overwrite=cfg.overwrite_output_dir)
+    acc.wait_for_everyone()
+    if problem:
+        raise OutputDirError(problem)
+    if acc.is_main_process:
+        clear_run(cfg.output_dir)
+    acc.wait_for_everyone()
+
+
+def resume_run(trainer) -> int:
+    """Continue ``trainer``'s run in its ``output_dir``; returns the step it starts from (every process
+    calls it).
+
+    - ``final/`` at ``max_steps`` or later: the run is finished; nothing is loaded (the caller has
+      nothing to do);
+    - else the latest complete checkpoint is restored (:func:`load_checkpoint`) and ``metrics.jsonl`` and
+      ``reward_failures.jsonl`` are cut back to its step;
+    - no checkpoint: step 0, with the files of a run killed before its first checkpoint deleted
+      (:func:`clear_run`), so its steps are not logged twice.
+
+    Raises:
+        OutputDirError: ``final/`` holds a run that stopped before ``max_steps`` and no checkpoint is
+            left to continue it from exactly.
+    """
+    acc, out, cfg = trainer.accelerator, Path(trainer.config.output_dir), trainer.config
+    metrics = out / "metrics.jsonl"
+    done = saved_step(out / "final")
+    if done is not None and done >= cfg.max_steps:
+        trainer.history = truncate_metrics(metrics, done) if acc.is_main_process else []
+        acc.wait_for_everyone()
+        return done
+    if acc.is_main_process:
+        remove_partials(out)
+    acc.wait_for_everyone()
+    path = latest_checkpoint(out)
+    if path is None:
+        if done is not None:
+            raise OutputDirError(f"{out} holds a run that ended at step {done} (final/) with no checkpoint "
+                                 f"to continue it to max_steps {cfg.max_steps} from; pass "
+                                 "--overwrite_output_dir true to start over")
+        if acc.is_main_process:
+            clear_run(out)
+            print(f"hi-grpo: no checkpoint in {out}: starting from step 0", flush=True)
+        acc.wait_for_everyone()
+        return 0
+    step = load_checkpoint(trainer, path)
+    if acc.is_main_process:
+        print(f"hi-grpo: resumed from step {step} ({path})", flush=True)
+        trainer.history = truncate_metrics(metrics, step)
+        truncate_metrics(out / "reward_failures.jsonl", step)
+    acc.wait_for_everyone()
+    return step

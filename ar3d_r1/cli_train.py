@@ -12,6 +12,11 @@ model's weights are set so that it writes one fixed reply that parses under ever
 rewards are constants and only HPS tells the samples apart. The summary printed at the end says so,
 with the request counts.
 
+Mistakes a user can make (a flag, a file, a missing input, a down server, a directory holding another
+run) are printed as one line, ``error: ...``, naming the flag, file or key and what to do, with exit
+status 2 for flags and config values and 1 otherwise; no traceback (:func:`one_line_errors`). SIGTERM
+exits through the ``finally`` blocks (status 143), so a dry run's served judge is stopped.
+
 :func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli.py``).
 """
 
@@ -27,14 +32,88 @@ import typer
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def _config(kind: str, preset_name: str, config_file: Path | None, args: list[str]):
-    from ar3d_r1.config import HiGRPOConfig, SFTConfig, load_config, parse_args, preset
+def one_line(message: object) -> str:
+    """``message`` on one line: its lines stripped (and list dashes dropped), joined by spaces."""
+    return " ".join(ln.strip().removeprefix("- ") for ln in str(message).splitlines() if ln.strip())
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The project's typed errors that describe a user's mistake or set-up (not a bug): printed as one
+    line by :func:`one_line_errors`."""
+    from ar3d_r1.checkpoint import OutputDirError, ResumeError
+    from ar3d_r1.config import ConfigError
+    from ar3d_r1.policy.loading import PolicyNotFoundError
+    from ar3d_r1.policy.vqvae import VQVAEWeightsError
+    from ar3d_r1.rewards.endpoints import EndpointsError
+    from ar3d_r1.rewards.hps import HPSLoadError
+    from ar3d_r1.vlm_task import RewardServerError
+    from mme3dr.features.weights import WeightsNotFoundError
+
+    return (ConfigError, OutputDirError, ResumeError, PolicyNotFoundError, VQVAEWeightsError, EndpointsError,
+            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError)
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn :func:`user_errors` and ``typer.BadParameter`` into ``error: <one line>`` on stderr and exit
+    status 2 (flags, config values) or 1 (everything else)."""
+    from ar3d_r1.config import ConfigError
 
     try:
-        base = load_config(config_file) if config_file else preset(preset_name, kind)
-        return parse_args(HiGRPOConfig if kind == "train" else SFTConfig, args, base)
-    except (ValueError, SystemExit) as exc:
-        raise typer.BadParameter(f"{exc}; see --help-fields for the flags", param_hint="--preset") from None
+        yield
+    except typer.BadParameter as exc:
+        typer.echo(f"error: {one_line(exc.message)}", err=True)
+        raise typer.Exit(2) from None
+    except user_errors() as exc:
+        typer.echo(f"error: {one_line(exc)}", err=True)
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+
+
+class MissingInputError(FileNotFoundError):
+    """A local input another ``ar3d-r1`` command makes (the tiny VQVAE, the SFT policy) is not there;
+    the message gives that command."""
+
+
+def missing_inputs(config, kind: str = "train") -> None:
+    """Raise :class:`MissingInputError` when ``config.vqvae`` (or, for ``train``, ``config.policy``) is a
+    ``runs/...`` path that does not exist: those are outputs of ``ar3d-r1 vqvae fit`` and ``ar3d-r1 sft``
+    (the ``tiny-cpu`` preset's defaults), not hub repo ids, and the message says which command makes them."""
+    def absent(value: str) -> bool:
+        return bool(value) and Path(value).parts[:1] == ("runs",) and not Path(value).exists()
+
+    found = []
+    if absent(config.vqvae):
+        found.append(("VQVAE", config.vqvae, "--vqvae",
+                      f"`ar3d-r1 vqvae fit --preset tiny-cpu --out {config.vqvae}`"))
+    if kind == "train" and absent(config.policy):
+        found.append(("policy", config.policy, "--policy",
+                      f"`ar3d-r1 sft --preset tiny-cpu --vqvae {config.vqvae} --output_dir {config.policy}`"))
+    if found:
+        what = " and ".join(f"{name} {value}" for name, value, _, _ in found)
+        raise MissingInputError(f"{what} not found: run {' then '.join(c for *_, c in found)} first (or pass "
+                                f"{' and '.join(f'{flag} DIR' for _, _, flag, _ in found)})")
+
+
+def _config(kind: str, preset_name: str, config_file: Path | None, args: list[str]):
+    """The config of ``--preset`` or ``--config``, with the flags applied. Raises ConfigError (one line
+    naming the flag, file or value)."""
+    from ar3d_r1.config import ConfigError, HiGRPOConfig, SFTConfig, load_config, parse_args, preset
+
+    cls = HiGRPOConfig if kind == "train" else SFTConfig
+    if config_file:
+        try:
+            base = load_config(config_file)
+        except ConfigError as exc:
+            raise ConfigError(f"--config {exc}") from None
+        if not isinstance(base, cls):
+            raise ConfigError(f"--config {config_file}: a {type(base).__name__} file, and `ar3d-r1 {kind}` "
+                              f"reads a {cls.__name__} (its 'kind:' key)")
+    else:
+        try:
+            base = preset(preset_name, kind)
+        except ValueError as exc:
+            raise ConfigError(f"--preset {preset_name}: {exc}") from None
+    return parse_args(cls, args, base)
 
 
 def _fields_help(kind: str) -> str:
@@ -70,30 +149,38 @@ def dry_run_stand_ins(config) -> Iterator:
         return
     from ar3d_r1.rewards.stand_ins import reward_stand_ins
 
-    with reward_stand_ins(root / "rewards", seed=config.seed) as served:
+    # a resumed dry run keeps its response cache: the replies it already has are not asked again
+    with reward_stand_ins(root / "rewards", seed=config.seed, keep_cache=config.resume) as served:
         yield dataclasses.replace(config, reward_servers=str(served.reward_servers),
                                   prompts_file=str(served.prompts_file))
 
 
-def dry_run_summary(config, history: list[dict]) -> str:
-    """What a dry run exercised, from its metric records: for ``task vlm``, the reward requests the served
-    stand-in answered and how the failures were scored."""
-    lines = [f"dry run: {len(history)} optimizer steps of the {config.task!r} task on tiny stand-ins "
-             f"({config.output_dir})"]
+def dry_run_summary(config, history: list[dict], start_step: int = 0) -> str:
+    """What this invocation of a dry run did, from its metric records (``step > start_step``; a resumed
+    run's history also holds the steps it continued from): for ``task vlm``, the reward requests the
+    served stand-in answered, per Hi-GRPO rollout step summed over the optimizer steps, and how failures
+    were scored."""
+    mine = [r for r in history if r.get("step", 0) > start_step]
+    if not mine:
+        return (f"dry run: nothing to do: the run already finished at step {start_step} "
+                f"({config.output_dir})")
+    resumed = f", resumed from step {start_step}" if start_step else ""
+    lines = [f"dry run: {len(mine)} optimizer steps of the {config.task!r} task on tiny stand-ins "
+             f"({config.output_dir}{resumed})"]
     if config.task != "vlm":
         return lines[0]
 
     def total(key: str) -> int:
-        return int(sum(r.get(key) or 0 for r in history))
+        return int(sum(r.get(key) or 0 for r in mine))
 
-    rows = config.per_device_train_batch_size * config.gradient_accumulation_steps * len(history)
-    for step in ("step1", "step2"):
+    rows = config.per_device_train_batch_size * config.gradient_accumulation_steps * len(mine)
+    for step, label in (("step1", "rollout step 1 (M1)"), ("step2", "rollout step 2 (M2)")):
         sent, cached = total(f"requests/{step}/sent"), total(f"requests/{step}/cached")
         unparsed, failed = total(f"requests/{step}/unparsed"), total(f"requests/{step}/failed")
-        lines.append(f"  {step}: {sent + cached} reward requests ({sent} sent to the served stand-in judge, "
-                     f"{cached} answered from the response cache): {sent + cached - unparsed - failed} "
-                     f"parsed, {unparsed} did not parse, {failed} got no reply; "
-                     f"{total(f'samples/{step}/failed')} of {rows} samples failed a reward")
+        lines.append(f"  {label}, over {len(mine)} optimizer steps: {sent + cached} reward requests ({sent} "
+                     f"sent to the served stand-in judge, {cached} answered from the response cache): "
+                     f"{sent + cached - unparsed - failed} parsed, {unparsed} did not parse, {failed} got "
+                     f"no reply; {total(f'samples/{step}/failed')} of {rows} samples failed a reward")
     lines.append("  the served judge is a tiny Qwen2.5-VL whose weights make greedy decoding write one fixed "
                  "reply that parses under every reward template (ar3d_r1.rewards.stand_ins): its scores are "
                  "constants that say nothing about the shapes, and the samples of a group differ only by HPS "
@@ -103,39 +190,54 @@ def dry_run_summary(config, history: list[dict]) -> str:
 
 
 def build_vlm_task(config):
-    """The ``task vlm`` scorer from ``reward_servers`` and ``prompts_file``; the servers are checked once.
+    """The ``task vlm`` scorer from ``reward_servers`` and ``prompts_file``; the servers are checked once
+    (``checking reward servers...`` on stderr; a short fixed timeout, ar3d_r1.rewards.endpoints).
 
     Raises:
-        typer.BadParameter: a field is empty, or its file is missing or invalid (the message says which).
+        typer.BadParameter: fields are empty (all named at once), or a file is missing or invalid (the
+            message names the flag, the file and the key or line).
         ar3d_r1.vlm_task.RewardServerError: a server is down or does not serve its model (named).
+        HPSLoadError, WeightsNotFoundError: HPS cannot load (its device, its checkpoint).
     """
-    from ar3d_r1.rewards.endpoints import EndpointsError, load_endpoints
+    import os
+
+    from ar3d_r1.rewards.endpoints import CHECK_RETRIES, CHECK_TIMEOUT_S, EndpointsError, load_endpoints
     from ar3d_r1.vlm_task import VLMTask, load_captions
 
-    needs = {"reward_servers": "the reward-model endpoints YAML (ar3d_r1/rewards/reward_endpoints.yaml is "
-                               "the paper set-up; docs/rewards.md serves it)",
-             "prompts_file": "the training captions: .txt one a line, .jsonl or .csv with a 'caption' column "
-                             "(the paper's ~8,400 captions are not released)"}
-    for name, what in needs.items():
-        if not getattr(config, name):
-            raise typer.BadParameter(f"task 'vlm' needs --{name}: {what}", param_hint=f"--{name}")
+    needs = {"reward_servers": "the reward-model endpoints YAML; ar3d_r1/rewards/reward_endpoints.yaml is "
+                               "the paper set-up and docs/rewards.md serves it",
+             "prompts_file": "the training captions: .txt one a line, .jsonl or .csv with a caption, prompt "
+                             "or text column; the paper's ~8,400 captions are not released"}
+    missing = [name for name in needs if not getattr(config, name)]
+    if missing:
+        raise typer.BadParameter("task 'vlm' needs " + " and ".join(f"--{n} ({needs[n]})" for n in missing),
+                                 param_hint=f"--{missing[0]}")
     try:
         endpoints = load_endpoints(config.reward_servers)
     except (OSError, EndpointsError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="--reward_servers") from None
+        raise typer.BadParameter(f"--reward_servers: {exc}", param_hint="--reward_servers") from None
     try:
         captions = load_captions(config.prompts_file)
     except (OSError, ValueError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="--prompts_file") from None
+        raise typer.BadParameter(f"--prompts_file: {exc}", param_hint="--prompts_file") from None
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"checking reward servers ({len(endpoints.endpoints)} endpoints of "
+                   f"{config.reward_servers}: GET /v1/models, {CHECK_TIMEOUT_S:g} s timeout, "
+                   f"{CHECK_RETRIES} retry)...", err=True)
     try:
         return VLMTask(endpoints, captions, config.render_size)
     except EndpointsError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--reward_servers") from None
+        raise typer.BadParameter(f"--reward_servers: {exc}", param_hint="--reward_servers") from None
 
 
 def build_trainer(config):
     """Load the policy (and its frozen copy as the reference when β ≠ 0), the VQVAE and the task
-    (``task vlm``: :func:`build_vlm_task`, first, so a down reward server fails before the policy loads)."""
+    (``task vlm``: :func:`build_vlm_task`, first, so a down reward server fails before the policy loads).
+
+    Raises:
+        MissingInputError: the ``tiny-cpu`` VQVAE or SFT policy has not been made yet (the message gives
+            the command); and what :func:`build_vlm_task`, ``load_vqvae`` and ``load_policy`` raise.
+    """
     import torch
 
     from ar3d_r1.policy.loading import load_policy
@@ -143,6 +245,7 @@ def build_trainer(config):
     from ar3d_r1.tasks import GeometryTask
     from ar3d_r1.trainer import HiGRPOTrainer
 
+    missing_inputs(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     task = build_vlm_task(config) if config.task == "vlm" else None
@@ -165,16 +268,23 @@ def register(app: typer.Typer) -> None:
         config_file: Path | None = typer.Option(None, "--config", help="YAML config (save_config's format)."),
         help_fields: bool = typer.Option(False, "--help-fields", help="List every config flag and exit."),
     ) -> None:
-        """Supervised warm start: prompt → plan + target mesh tokens, for both rollout steps."""
+        """Supervised warm start: prompt → plan + target mesh tokens, for both rollout steps.
+
+        Every config field is also a flag (--max_steps 50 --output_dir DIR); --help-fields lists them.
+        """
         from rich.console import Console
 
         from ar3d_r1.sft import run_sft
+        from mme3dr.process_lifetime import exit_on_sigterm
 
         if help_fields:
             typer.echo(_fields_help("sft"))
             raise typer.Exit()
-        config = _config("sft", preset, config_file, ctx.args)
-        out = run_sft(config, console=Console(stderr=True))
+        exit_on_sigterm()
+        with one_line_errors():
+            config = _config("sft", preset, config_file, ctx.args)
+            missing_inputs(config, "sft")
+            out = run_sft(config, console=Console(stderr=True))
         typer.echo(str(out))
 
     @app.command("train", context_settings=EXTRA)
@@ -185,23 +295,32 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="2 steps of every code path, tiny stand-ins."),
         help_fields: bool = typer.Option(False, "--help-fields", help="List every config flag and exit."),
     ) -> None:
-        """Hi-GRPO: two-step rollouts, hierarchical rewards, token-level clipped loss + k3 KL."""
+        """Hi-GRPO: two-step rollouts, hierarchical rewards, token-level clipped loss + k3 KL.
+
+        Every config field is also a flag, TRL style (--learning_rate 1e-6 --max_steps 20 --output_dir
+        DIR); --help-fields lists them all. The paper preset (task vlm) needs --reward_servers FILE.yaml
+        (the reward-model endpoints; docs/rewards.md) and --prompts_file FILE (the training captions);
+        --dry-run runs it on tiny stand-ins without them. A directory that holds a run needs
+        --resume true (continue) or --overwrite_output_dir true (start over).
+        """
         if help_fields:
             typer.echo(_fields_help("train"))
             raise typer.Exit()
-        from ar3d_r1.vlm_task import RewardServerError
-        from mme3dr.features.weights import WeightsNotFoundError
+        from ar3d_r1.checkpoint import OutputDirError, output_dir_problem
+        from mme3dr.process_lifetime import exit_on_sigterm
 
-        config = _config("train", preset, config_file, ctx.args)
-        try:
+        exit_on_sigterm()  # `kill` stops the run through its finally blocks (the dry run's served judge)
+        with one_line_errors():
+            config = _config("train", preset, config_file, ctx.args)
+            problem = output_dir_problem(config.output_dir, resume=config.resume,
+                                         overwrite=config.overwrite_output_dir)
+            if problem:  # before anything loads or the dry run builds its stand-ins there
+                raise OutputDirError(problem)
             if not (dry_run or config.dry_run):
                 typer.echo(str(build_trainer(config).train()))
                 return
             with dry_run_stand_ins(config) as stand_in:
                 trainer = build_trainer(stand_in)
                 final = trainer.train()
-            typer.echo(dry_run_summary(stand_in, trainer.history), err=True)
+            typer.echo(dry_run_summary(stand_in, trainer.history, trainer.start_step), err=True)
             typer.echo(str(final))
-        except (RewardServerError, WeightsNotFoundError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None

@@ -22,6 +22,7 @@ completions, i.e. that divided by ``num_generations`` prompts (paper: 1 × 2 × 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ class HiGRPOConfig:
     vqvae: str = _f("runs/vqvae-tiny", "VQVAE directory or hub id.")
     task: str = _f("geometry", "Reward task: 'geometry' (procedural prompts, geometric rewards) or 'vlm'.")
     num_prompts: int = _f(16, "Procedural prompts (task 'geometry').")
-    prompts_file: str = _f("", "Captions file (task 'vlm'): .txt one a line, .jsonl or .csv ('caption').")
+    prompts_file: str = _f("", "Captions file (task 'vlm'): .txt one a line, .jsonl (a JSON string or an "
+                           "object with caption/prompt/text) or .csv with a caption/prompt/text column.")
     prompt_seed: int = _f(0, "Seed of the procedural prompt set (must match the SFT's).")
     # --- the method
     two_step: bool = _f(True, "Hi-GRPO's two-step rollout; False trains one step (plain GRPO-family).")
@@ -110,6 +112,8 @@ class HiGRPOConfig:
     dry_run: bool = _f(False, "Run every code path of this config on tiny stand-ins for 2 steps.")
     # --- at scale (issue 17: ar3d_r1/distributed.py, checkpoint.py, rollout_backends.py)
     resume: bool = _f(False, "Continue from the latest complete checkpoint in output_dir (none: fresh).")
+    overwrite_output_dir: bool = _f(False, "Start over in an output_dir that holds a run: its metrics, "
+                                    "checkpoints, final/ and logs are deleted first (else refused).")
     mixed_precision: str = _f("", "no | fp16 | bf16; empty: `accelerate launch --mixed_precision`'s.")
     rollout_backend: str = _f("hf", "Rollout engine: 'hf' (generate in process) or 'server' (a server).")
     rollout_url: str = _f("", "Rollout server root URL (rollout_backend 'server').")
@@ -135,6 +139,9 @@ class HiGRPOConfig:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if self.resume and self.overwrite_output_dir:
+            raise ValueError("resume and overwrite_output_dir exclude each other: continue the run in "
+                             "output_dir or start it over, not both")
         if self.num_generations < 2:
             raise ValueError("num_generations (G) must be at least 2: advantages compare samples of a group")
 
@@ -215,23 +222,74 @@ def save_config(config: HiGRPOConfig | SFTConfig, path: str | Path) -> Path:
     return path
 
 
+class ConfigError(ValueError):
+    """A config file, flag or value is invalid; the message (one line) names the file, flag or field."""
+
+
 def load_config(path: str | Path) -> HiGRPOConfig | SFTConfig:
-    """Read a YAML written by :func:`save_config` (or by hand); unknown keys raise ValueError."""
-    data = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+    """Read a YAML written by :func:`save_config` (or by hand).
+
+    Raises:
+        ConfigError: no such file, a directory, not YAML, not a mapping, unknown keys, or an invalid value
+            (the message starts with the path).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a YAML config file")
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not a readable YAML file ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of fields, got {type(data).__name__}")
     kind = data.pop("kind", "train")
     cls = HiGRPOConfig if kind == "train" else SFTConfig
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
-    return cls(**data)
+        raise ConfigError(f"{path}: unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def parse_args(cls: type, args: list[str], base: HiGRPOConfig | SFTConfig) -> HiGRPOConfig | SFTConfig:
-    """Apply ``--field value`` flags (HfArgumentParser, as trl's scripts) on top of ``base``."""
+    """Apply ``--field value`` flags (HfArgumentParser, as trl's scripts) on top of ``base``.
+
+    Raises:
+        ConfigError: an unknown flag (with the closest field name), a value of the wrong type, or a value
+            the config refuses; the message names the flag and the value, on one line.
+    """
+    import difflib
+
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(cls)
+    class Parser(HfArgumentParser):
+        def error(self, message):  # argparse would print the whole usage and exit
+            # "argument --learning_rate/--learning-rate: ..." -> "--learning_rate: ..."
+            raise ConfigError(re.sub(r"^argument (--\w+)(/--[\w-]+)*", r"\1", message))
+
+    parser = Parser(cls, allow_abbrev=False)
     parser.set_defaults(**dataclasses.asdict(base))
-    (config,) = parser.parse_args_into_dataclasses(args=args)
+    names = [f.name for f in dataclasses.fields(cls)]
+    try:
+        config, rest = parser.parse_args_into_dataclasses(args=args, return_remaining_strings=True,
+                                                          look_for_args_file=False)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # __post_init__: the message starts with the field's name
+        name = str(exc).split(" ", 1)[0]
+        flag = f"--{name}"
+        if flag in args and args.index(flag) + 1 < len(args):
+            raise ConfigError(f"{flag} {args[args.index(flag) + 1]}: {exc}") from None
+        raise ConfigError(str(exc)) from None
+    for token in rest:
+        if token.startswith("--"):
+            close = difflib.get_close_matches(token[2:].split("=")[0].replace("-", "_"), names, n=1)
+            hint = f" (did you mean --{close[0]}?)" if close else ""
+            raise ConfigError(f"unknown flag {token}{hint}; every config field is a flag: see --help-fields")
+        raise ConfigError(f"unexpected argument {token!r}: flags take the form --field value")
     return config

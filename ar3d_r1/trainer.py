@@ -16,7 +16,9 @@ One optimizer step (paper §5; design.md §6), read top to bottom in :meth:`HiGR
 
 Logs: a rich progress bar, ``metrics.jsonl`` (one record per step), ``reward_failures.jsonl`` (the reason
 of every sample whose reward failed), TensorBoard under ``tb/``, and ``reward_curve.png`` at the end.
-Checkpoints every ``save_steps`` and at the end (``final/``).
+Checkpoints every ``save_steps`` and at the end (``final/``). A fresh run refuses an ``output_dir`` that
+holds another run unless ``overwrite_output_dir`` (ar3d_r1/checkpoint.py); ``start_step`` is the step this
+invocation started from (the resumed checkpoint's), so ``history[i]["step"] > start_step`` are its own.
 """
 
 from __future__ import annotations
@@ -31,13 +33,7 @@ import numpy as np
 import torch
 
 from ar3d_r1.advantages import dynamic_sampling, hi_grpo_advantages
-from ar3d_r1.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    remove_partials,
-    save_checkpoint,
-    truncate_metrics,
-)
+from ar3d_r1.checkpoint import prepare_output_dir, resume_run, save_checkpoint, saved_step
 from ar3d_r1.config import HiGRPOConfig, save_config
 from ar3d_r1.distributed import (
     check_deepspeed_accumulation,
@@ -94,14 +90,23 @@ class HiGRPOTrainer:
         self.rng = np.random.default_rng(config.seed)  # the data cursor (with _queue): same on every process
         self._queue: list[int] = []
         self.history: list[dict] = []
+        self.start_step = 0
         self.backend = make_backend(config, self.accelerator.unwrap_model(self.model), self.tokenizer)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> Path:
         cfg = self.config
+        prepare_output_dir(self)  # a fresh run: refuse (or, asked to, clear) an old run's directory
+        step = self.start_step = self.resume() if cfg.resume else 0
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.out / "config.yaml")
-        step = self.resume() if cfg.resume else 0
+        final = self.out / "final"
+        if step and step >= cfg.max_steps:
+            if self.accelerator.is_main_process:
+                print(f"hi-grpo: nothing to do: the run already finished at step {step} "
+                      f"(max_steps {cfg.max_steps})", flush=True)
+            if saved_step(final) == step:
+                return final
         writer = self._tensorboard(purge_step=step + 1 if step else None)
         with self._progress() as (progress, task_id):
             progress.update(task_id, completed=step)
@@ -123,7 +128,7 @@ class HiGRPOTrainer:
                         break
                 if due:  # after the batch's μ updates: a resumed run starts on a fresh batch
                     save_checkpoint(self, step)
-        final = self.save(self.out / "final", step)
+        final = self.save(final, step)
         if writer is not None:
             writer.close()
         self.plot_rewards(self.out / "reward_curve.png")
@@ -321,22 +326,8 @@ class HiGRPOTrainer:
         return SummaryWriter(str(self.out / "tb"), purge_step=purge_step)
 
     def resume(self) -> int:
-        """Restore the latest complete checkpoint of ``output_dir`` (ar3d_r1/checkpoint.py) and cut
-        ``metrics.jsonl`` back to its step; returns that step (0, starting fresh, when there is none)."""
-        acc = self.accelerator
-        if acc.is_main_process:
-            remove_partials(self.out)
-        acc.wait_for_everyone()
-        path = latest_checkpoint(self.out)
-        if path is None:
-            return 0
-        step = load_checkpoint(self, path)
-        if acc.is_main_process:
-            print(f"hi-grpo: resumed from step {step} ({path})", flush=True)
-            self.history = truncate_metrics(self.out / "metrics.jsonl", step)
-            truncate_metrics(self.out / "reward_failures.jsonl", step)
-        acc.wait_for_everyone()
-        return step
+        """Continue the run in ``output_dir``; returns the step it starts from (:func:`resume_run`)."""
+        return resume_run(self)
 
     def _progress(self):
         from contextlib import contextmanager

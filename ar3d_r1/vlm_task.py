@@ -48,20 +48,39 @@ class RewardServerError(RuntimeError):
     """A reward server the task needs is unreachable or does not serve the configured model."""
 
 
+def _utf8_text(path: Path) -> str:
+    """The file's text; a byte that is not UTF-8 is a ValueError naming the file, line and byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                         "save the captions file as UTF-8") from None
+
+
 def load_captions(path: str | Path) -> list[str]:
     """Training captions from ``path``: ``.txt`` (one a line; blank lines and ``#`` comments skipped),
     ``.jsonl`` (one JSON string or object a line, the caption under ``caption``, ``prompt`` or ``text``)
-    or ``.csv`` (a header row with one of those columns). Captions are stripped; order and repeats kept.
+    or ``.csv`` (a header row with one of those columns, matched case-insensitively; a quoted caption may
+    span lines and keeps its newlines). Captions are stripped; order and repeats kept.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: another suffix, a line or row without a caption (its number is named), or no caption.
+        FileNotFoundError: no such file. IsADirectoryError: ``path`` is a directory.
+        ValueError: another suffix, text that is not UTF-8, a line or row without a caption (its line is
+            named), or no caption.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"prompts_file {path} is a directory; give a captions file (.txt one a line, "
+                                ".jsonl or .csv)")
     if not path.is_file():
         raise FileNotFoundError(f"prompts_file {path} does not exist (task 'vlm' trains on its captions)")
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8-sig")
+    if suffix not in (".txt", ".jsonl", ".csv"):
+        raise ValueError(f"{path}: prompts_file must be .txt (one caption a line), .jsonl or .csv, "
+                         f"not {suffix or 'a file without a suffix'!r}")
+    text = _utf8_text(path)
     captions: list[str] = []
     if suffix == ".txt":
         captions = [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
@@ -80,20 +99,22 @@ def load_captions(path: str | Path) -> list[str]:
                 raise ValueError(f"{path}:{n}: no caption (a JSON string, or an object with a non-empty "
                                  f"{' / '.join(CAPTION_COLUMNS)})")
             captions.append(found.strip())
-    elif suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        column = next((c for c in CAPTION_COLUMNS if c in (reader.fieldnames or [])), None)
-        if column is None:
-            raise ValueError(f"{path}: no caption column ({' / '.join(CAPTION_COLUMNS)}); the header has "
-                             f"{reader.fieldnames}")
-        for n, row in enumerate(reader, 2):
-            caption = (row.get(column) or "").strip()
-            if not caption:
-                raise ValueError(f"{path}:{n}: empty {column!r}")
-            captions.append(caption)
     else:
-        raise ValueError(f"{path}: prompts_file must be .txt (one caption a line), .jsonl or .csv, "
-                         f"not {suffix or 'a file without a suffix'!r}")
+        with path.open(newline="", encoding="utf-8-sig") as f:  # newline="": quoted newlines survive
+            reader = csv.DictReader(f)
+            try:
+                by_lower = {name.strip().lower(): name for name in reader.fieldnames or []}
+                column = next((by_lower[c] for c in CAPTION_COLUMNS if c in by_lower), None)
+                if column is None:
+                    raise ValueError(f"{path}: no caption column ({' / '.join(CAPTION_COLUMNS)}, any case); "
+                                     f"the header has {reader.fieldnames}")
+                for row in reader:
+                    caption = (row.get(column) or "").strip()
+                    if not caption:
+                        raise ValueError(f"{path}:{reader.line_num}: empty {column!r}")
+                    captions.append(caption)
+            except csv.Error as exc:
+                raise ValueError(f"{path}:{reader.line_num}: not CSV ({exc})") from None
     if not captions:
         raise ValueError(f"{path}: no captions")
     return captions

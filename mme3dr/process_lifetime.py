@@ -14,6 +14,11 @@ adapter process or multiprocessing's resource tracker re-parented to PID 1. Ever
 The resource tracker needs nothing of its own: it exits when the last process holding its pipe (the
 parent and the spawned workers) is gone.
 
+The parent's side: Python runs no ``finally`` block and no context manager exit on an unhandled SIGTERM
+(the default action kills the process). A command that holds resources to release calls
+:func:`exit_on_sigterm` so SIGTERM (``kill``, a batch scheduler's stop) becomes an ordinary
+``SystemExit(143)`` that unwinds the stack.
+
 Light module: standard library only.
 """
 
@@ -27,7 +32,7 @@ import sys
 import threading
 import time
 
-__all__ = ["die_with_parent", "spawn_context"]
+__all__ = ["die_with_parent", "exit_on_sigterm", "spawn_context"]
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _POLL_S = 0.5
@@ -68,3 +73,17 @@ def die_with_parent(parent_pid: int | None = None) -> None:
     threading.Thread(target=_watch, args=(parent_pid,), name="mme3dr-die-with-parent", daemon=True).start()
     if os.getppid() != parent_pid:  # the parent died before the request took effect
         os._exit(1)
+
+
+def exit_on_sigterm(code: int = 128 + signal.SIGTERM) -> None:
+    """Make SIGTERM raise ``SystemExit(code)`` in the main thread, once, so ``finally`` blocks and context
+    managers run (143 = 128 + 15, the shell's code for death by SIGTERM). A second SIGTERM during the
+    clean-up gets the default action again (the process dies at once; its children go with it through
+    :func:`die_with_parent`). Call it from the main thread (``signal.signal`` requires it).
+    """
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(code)
+
+    signal.signal(signal.SIGTERM, handler)

@@ -34,7 +34,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in ("HPSReward", "HPS_V21", "hps_from_options"):  # torch: only when asked for
+    if name in ("HPSLoadError", "HPSReward", "HPS_V21", "hps_from_options"):  # torch: only when asked for
         from ar3d_r1.rewards import hps
 
         return getattr(hps, name)

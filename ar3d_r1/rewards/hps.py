@@ -42,6 +42,29 @@ HPS_V21 = WeightSpec(
 )
 
 
+class HPSLoadError(ValueError):
+    """HPS cannot load: its device is not a torch device or is not there (CUDA without a GPU), or the
+    checkpoint does not fit the architecture. The message says which and what to change."""
+
+
+def check_device(device: str, where: str = "device") -> None:
+    """Raise :class:`HPSLoadError` unless ``device`` parses as a torch device that this machine has
+    (``cuda``/``cuda:N`` need ``torch.cuda.is_available()`` and N below the GPU count). ``where`` names
+    the setting in the message."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise HPSLoadError(f"{where} {device!r} is not a torch device ({str(exc).splitlines()[0]}); "
+                           "use cuda, cuda:N or cpu") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HPSLoadError(f"{where} {device!r}: CUDA is not available on this machine "
+                           "(torch.cuda.is_available() is False); use cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise HPSLoadError(f"{where} {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+
+
 class HPSReward:
     """HPS v2.1 as a reward callable; dimension ``hps``, range [−1, 1] (cosine).
 
@@ -52,9 +75,13 @@ class HPSReward:
         spec: the weight spec (tests pass a tiny architecture with an HPS-format checkpoint).
         batch_size: images per forward pass.
 
+        dir_option: how the user sets ``weights_dir``, for the missing-file message (default: the
+            ``--weights-dir`` of mme3dr's CLI).
+
     Raises:
         WeightsNotFoundError: the checkpoint is not found (the message says where to put it).
-        ValueError: the checkpoint does not fit the architecture.
+        HPSLoadError (a ValueError): the device is not there (CUDA without a GPU), or the checkpoint does
+            not fit the architecture.
     """
 
     name = "hps"
@@ -62,17 +89,20 @@ class HPSReward:
     ranges = {"hps": (-1.0, 1.0)}
 
     def __init__(self, weights_dir: str | Path | None = None, device: str = "cpu",
-                 spec: WeightSpec = HPS_V21, batch_size: int = 12):
+                 spec: WeightSpec = HPS_V21, batch_size: int = 12, dir_option: str | None = None):
         from open_clip.transform import image_transform
 
         from mme3dr.features.clip import build_clip_from_weights
 
-        resolved = resolve_weights(spec, weights_dir)
+        check_device(device, "HPS device")  # before the checkpoint: a missing GPU is not a bad file
+        resolved = resolve_weights(spec, weights_dir, dir_option=dir_option)
         try:
             self.encoder = build_clip_from_weights(resolved, device=device, batch_size=batch_size)
-        except RuntimeError as exc:  # torch's shape mismatch on load_state_dict
-            raise ValueError(f"{resolved.path()} does not fit open_clip {spec.arch}: "
-                             f"{str(exc).splitlines()[0]}; is it the HPS v2.1 checkpoint?") from exc
+        except RuntimeError as exc:
+            if "size mismatch" not in str(exc):  # only a shape mismatch on load_state_dict is the file's
+                raise
+            raise HPSLoadError(f"{resolved.path()} does not fit open_clip {spec.arch}: "
+                               f"{str(exc).splitlines()[0]}; is it the HPS v2.1 checkpoint?") from exc
         self.input_size = self.encoder.input_size
         self.transform = image_transform(self.input_size, is_train=False, mean=OPENAI_MEAN, std=OPENAI_STD,
                                          resize_mode="longest", interpolation="bicubic", fill_color=0)
@@ -140,9 +170,14 @@ def hps_from_options(options: dict) -> HPSReward:
     ``device: cuda`` becomes ``cuda:<LOCAL_RANK>`` under a multi-process launcher, so each process keeps its
     copy on its own GPU. ``arch`` other than ``ViT-H-14`` loads an ``HPS_v2.1_compressed.pt``-format
     checkpoint of that open_clip architecture (the dry run's tiny stand-in, ``mme3dr-tiny-clip``).
+
+    Raises:
+        HPSLoadError: the device is not there (``hps.device: cuda`` without a GPU) or the checkpoint does
+            not fit; WeightsNotFoundError: no checkpoint (the message says to set ``hps.weights_dir``).
     """
     opts = dict(options)
     device = process_device(opts.pop("device", "cpu"))
+    check_device(device, "hps.device")
     spec = HPS_V21
     arch = opts.pop("arch", None)
     if arch and arch != HPS_V21.arch:
@@ -152,4 +187,5 @@ def hps_from_options(options: dict) -> HPSReward:
             register_tiny_clip_config()
         spec = dataclasses.replace(HPS_V21, arch=arch)
     return HPSReward(weights_dir=opts.pop("weights_dir", None), device=device, spec=spec,
-                     batch_size=int(opts.pop("batch_size", 12)))
+                     batch_size=int(opts.pop("batch_size", 12)),
+                     dir_option="hps.weights_dir in the endpoints YAML")

@@ -23,6 +23,7 @@ samples of a group differ only by their HPS, which the tiny random open_clip com
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import subprocess
@@ -158,6 +159,11 @@ class ServedModel:
     """``transformers serve`` on loopback as a child process; ``url`` is its root, ``model`` its id (the
     served directory's path, which ``transformers serve`` requires requests to name).
 
+    The child never outlives this process: it calls :func:`mme3dr.process_lifetime.die_with_parent`
+    before importing transformers (``PR_SET_PDEATHSIG``: the kernel kills it when its parent dies, even by
+    SIGKILL or an unhandled SIGTERM, where no ``finally`` runs), and any exception while waiting for it to
+    come up (``KeyboardInterrupt`` included) stops it before propagating.
+
     Raises RuntimeError with the server's log tail when it exits early or does not answer ``/health``
     within ``startup_s``. :meth:`close` stops it (terminate, then kill after 15 s).
     """
@@ -167,16 +173,30 @@ class ServedModel:
         self.model, self.port = str(model_dir), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, "-c", "from transformers.cli.transformers import main; main()", "serve",
+        # die_with_parent first: PDEATHSIG follows the thread that forks, so ServedModel is built on the
+        # main thread (the dry run, the test fixtures)
+        boot = (f"from mme3dr.process_lifetime import die_with_parent; die_with_parent({os.getpid()}); "
+                "from transformers.cli.transformers import main; main()")
+        cmd = [sys.executable, "-c", boot, "serve",
                self.model, "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu",
                "--default-seed", "0", *extra_args]
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (held by the child process until close())
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        except BaseException:
+            self._log.close()
+            raise
+        try:
+            self._wait_until_up(startup_s)
+        except BaseException:  # Ctrl-C, SIGTERM turned into SystemExit, a timeout: stop the child first
+            self.close()
+            raise
+
+    def _wait_until_up(self, startup_s: float) -> None:
         deadline = time.monotonic() + startup_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                self.close()
                 raise RuntimeError(f"transformers serve exited ({self.proc.returncode}):\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
@@ -184,7 +204,6 @@ class ServedModel:
                         return
             except OSError:
                 time.sleep(0.5)
-        self.close()
         raise RuntimeError(
             f"transformers serve did not answer /health in {startup_s:g} s:\n{self.log_tail()}")
 
@@ -192,6 +211,7 @@ class ServedModel:
         return self.log_path.read_bytes()[-n:].decode("utf-8", "replace") if self.log_path.exists() else ""
 
     def close(self) -> None:
+        """Stop the server (idempotent)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -218,18 +238,22 @@ def stand_in_endpoints(url: str, model: str, hps_weights: str | Path, cache_dir:
     body = {"base_url": url, "model": model, "profile": "transformers", "concurrency": 4,
             "timeout_s": 120, "retries": 1, "backoff_s": 0.1, "image_format": "png",
             "decoding": {"temperature": 0.0, "max_tokens": 16, "seed": 0}}
+    # a deep copy each: shared inner dicts would be written as YAML anchors and aliases (&id001, *id001)
     return {"version": 1, "cache_dir": str(cache_dir),
             "hps": {"weights_dir": str(hps_weights), "device": "cpu", "arch": "mme3dr-tiny-clip"},
-            "endpoints": {name: dict(body) for name in ("unifiedreward_think", "unifiedreward2", "qwen_vl")}}
+            "endpoints": {name: copy.deepcopy(body)
+                          for name in ("unifiedreward_think", "unifiedreward2", "qwen_vl")}}
 
 
 @contextmanager
-def reward_stand_ins(root: str | Path, seed: int = 0, startup_s: float = 180.0) -> Iterator[RewardStandIns]:
+def reward_stand_ins(root: str | Path, seed: int = 0, startup_s: float = 180.0, *,
+                     keep_cache: bool = False) -> Iterator[RewardStandIns]:
     """Build the fixed-reply reward VLM and tiny HPS under ``root``, write ``captions.txt``
     (:data:`DRY_RUN_CAPTIONS`) and ``reward_servers.yaml``, start ``transformers serve`` on the VLM;
     yield, then stop the server.
 
-    The response cache is ``root/reward-replies``, emptied first, so every question reaches the server.
+    The response cache is ``root/reward-replies``, emptied first so every question reaches the server,
+    unless ``keep_cache`` (a resumed dry run: what it was answered before is not asked again).
     """
     import shutil
 
@@ -238,7 +262,8 @@ def reward_stand_ins(root: str | Path, seed: int = 0, startup_s: float = 180.0) 
     vlm = build_fixed_reply_vlm(root / "reward-vlm", seed=seed)
     hps = build_tiny_hps(root / "hps-weights", seed=seed)
     cache = root / "reward-replies"
-    shutil.rmtree(cache, ignore_errors=True)
+    if not keep_cache:
+        shutil.rmtree(cache, ignore_errors=True)
     captions = root / "captions.txt"
     captions.write_text("\n".join(DRY_RUN_CAPTIONS) + "\n", encoding="utf-8")
     server = ServedModel(vlm, root / "reward-vlm-serve.log", startup_s=startup_s)

@@ -191,23 +191,33 @@ def _find_in_torch_hub(spec: WeightSpec) -> Path | None:
     return hit.parent if hit.is_file() else None
 
 
-def _missing_message(spec: WeightSpec, missing: str, dirs: list[Path], reason: str) -> str:
+def _missing_message(spec: WeightSpec, missing: str, dirs: list[Path], reason: str,
+                     dir_option: str | None = None) -> str:
     target = dirs[0] / spec.key / missing
     where = [f"  - put {missing!r} at {target}"]
     if spec.hub_repo:
         where.append(f"  - or place it in the Hugging Face cache (repo {spec.hub_repo}, file {missing})")
-    where.append("  - or, on a machine with network, run `mme3dr weights download` (then copy the directory)")
+    if dir_option is None:  # mme3dr's own encoders: its CLI downloads them and takes --weights-dir
+        where.append("  - or, on a machine with network, run `mme3dr weights download` (then copy the "
+                     "directory)")
+        choose = f"set {WEIGHTS_DIR_ENV} or pass --weights-dir to choose the directory"
+    else:
+        choose = f"choose the directory with {dir_option} or {WEIGHTS_DIR_ENV}"
     return (
         f"Weights for {spec.model_id} ({spec.key}) not found: file {missing!r} is missing ({reason}).\n"
-        "To fix:\n" + "\n".join(where)
-        + f"\n  (set {WEIGHTS_DIR_ENV} or pass --weights-dir to choose the directory)"
+        "To fix:\n" + "\n".join(where) + f"\n  ({choose})"
     )
 
 
 def resolve_weights(
-    spec: WeightSpec | str, weights_dir: str | Path | None = None, *, download: bool = True
+    spec: WeightSpec | str, weights_dir: str | Path | None = None, *, download: bool = True,
+    dir_option: str | None = None,
 ) -> ResolvedWeights:
     """Find (or, if allowed and online, fetch) the files of ``spec``; see the module docstring for the order.
+
+    ``dir_option`` names how the caller's user chooses ``weights_dir`` (e.g. ``"hps.weights_dir in the
+    endpoints YAML"``) for the missing-file message; None: mme3dr's ``--weights-dir`` and
+    ``mme3dr weights download``.
 
     Raises:
         WeightsNotFoundError: a file is missing and cannot be fetched (offline, download not allowed, or
@@ -228,21 +238,23 @@ def resolve_weights(
         return ResolvedWeights(spec, hit, "torch-hub-cache")
     missing = next(n for n in spec.files if not (dirs[0] / spec.key / n).is_file())
     if is_offline():
-        raise WeightsNotFoundError(_missing_message(spec, missing, dirs, "offline: HF_HUB_OFFLINE is set"))
+        raise WeightsNotFoundError(_missing_message(spec, missing, dirs, "offline: HF_HUB_OFFLINE is set",
+                                                    dir_option))
     if not download:
-        raise WeightsNotFoundError(_missing_message(spec, missing, dirs, "downloads are disabled"))
+        raise WeightsNotFoundError(_missing_message(spec, missing, dirs, "downloads are disabled",
+                                                    dir_option))
     host = _download_host(spec)
     if not _reachable(host):
         # Probe first: without it the hub client retries for tens of seconds before giving up.
         reason = f"no network: {host} is unreachable"
-        raise WeightsNotFoundError(_missing_message(spec, missing, dirs, reason))
+        raise WeightsNotFoundError(_missing_message(spec, missing, dirs, reason, dir_option))
     try:
         return _download(spec, dirs)
     except WeightsNotFoundError:
         raise
     except Exception as exc:  # network errors come in many library-specific types
         reason = f"download failed: {type(exc).__name__}: {exc}"
-        raise WeightsNotFoundError(_missing_message(spec, missing, dirs, reason)) from exc
+        raise WeightsNotFoundError(_missing_message(spec, missing, dirs, reason, dir_option)) from exc
 
 
 _REACHABLE: dict[str, bool] = {}

@@ -102,6 +102,20 @@ class JudgeConfig:
     backoff_max_s: float = 8.0
     api_key_env: str | None = "OPENAI_API_KEY"
 
+    def __post_init__(self) -> None:
+        """Refuse values the client cannot work with (ValueError naming the field): ``concurrency`` and
+        ``retries`` integers >= 1 and >= 0, timeouts > 0, backoffs >= 0."""
+        for name, low, strict, kind in (("concurrency", 1, False, int), ("retries", 0, False, int),
+                                        ("timeout_s", 0, True, (int, float)),
+                                        ("connect_timeout_s", 0, True, (int, float)),
+                                        ("backoff_s", 0, False, (int, float)),
+                                        ("backoff_max_s", 0, False, (int, float))):
+            value = getattr(self, name)
+            typed = not isinstance(value, bool) and isinstance(value, kind)
+            if not typed or value < low or (strict and value == low):
+                raise ValueError(f"JudgeConfig.{name} must be {'an integer' if kind is int else 'a number'} "
+                                 f"{'>' if strict else '>='} {low}, got {value!r}")
+
     @property
     def api_root(self) -> str:
         root = self.base_url.rstrip("/")
@@ -271,7 +285,10 @@ class JudgeClient:
         import httpx2
 
         cfg, history = self.config, []
-        for attempt in range(cfg.retries + 1):
+        # at least one attempt whatever the config says (JudgeConfig refuses retries < 0), so the failure
+        # below always has a reason
+        reason, detail = "connection", "no attempt was made"
+        for attempt in range(max(cfg.retries, 0) + 1):
             wait = min(cfg.backoff_max_s, cfg.backoff_s * 2**attempt)
             async with self._slots:
                 self.stats["sent"] += 1
@@ -301,7 +318,7 @@ class JudgeClient:
             if attempt < cfg.retries:
                 self.stats["retries"] += 1
                 await asyncio.sleep(wait)
-        raise JudgeRequestError(RequestFailure(reason, detail, cfg.retries + 1, tuple(history)))
+        raise JudgeRequestError(RequestFailure(reason, detail, max(cfg.retries, 0) + 1, tuple(history)))
 
 
 def request_key(config: JudgeConfig, request: JudgeRequest) -> str:

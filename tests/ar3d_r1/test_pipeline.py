@@ -18,12 +18,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def ar3d_r1(*args: str, timeout: float) -> subprocess.CompletedProcess:
+def ar3d_r1(*args: str, timeout: float, rc: int = 0) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", "from ar3d_r1.cli import main; main()", *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     tail = f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    assert proc.returncode == 0, f"ar3d-r1 {' '.join(args)} failed:\n{tail}"
+    assert proc.returncode == rc, f"ar3d-r1 {' '.join(args)} exited {proc.returncode}, not {rc}:\n{tail}"
     return proc
 
 
@@ -72,6 +72,20 @@ def test_the_paper_dry_run_takes_the_served_reward_path(tmp_path):
     url = servers["endpoints"]["qwen_vl"]["base_url"]
     with pytest.raises(OSError):  # the dry run stopped the server it started
         urllib.request.urlopen(url + "/health", timeout=5)
+    # the same directory again: refused in one line unless resumed; resumed, a finished run does nothing,
+    # says so, and keeps the response cache
+    again = ar3d_r1("train", "--preset", "paper", "--dry-run", "--output_dir", str(dry), timeout=300, rc=1)
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"error: {dry} already holds a run (metrics.jsonl); pass --resume true to continue it or "
+        "--overwrite_output_dir true to start over")
+    cache = dry / "stand-ins" / "rewards" / "reward-replies"
+    cached = sorted(cache.rglob("*"))
+    assert cached
+    resumed = ar3d_r1("train", "--preset", "paper", "--dry-run", "--output_dir", str(dry), "--resume", "true",
+                      timeout=900)
+    assert "dry run: nothing to do: the run already finished at step 2" in resumed.stderr
+    assert sorted(cache.rglob("*")) == cached
+    assert len((dry / "metrics.jsonl").read_text().splitlines()) == 2
 
 
 @pytest.mark.reference

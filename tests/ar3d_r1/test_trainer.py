@@ -4,6 +4,7 @@ logs, checkpoints, the plot, parameters moving; ρ ≡ 1 on-policy and explicit 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ def tiny_parts(tmp_path_factory):
     return root
 
 
-def _run(root, out, **overrides):
+def _trainer(root, out, **overrides):
     from ar3d_r1.cli_train import build_trainer
     from ar3d_r1.config import preset
 
@@ -32,8 +33,11 @@ def _run(root, out, **overrides):
                     gradient_accumulation_steps=2, max_steps=2,
                     max_plan_tokens=4, render_size=32, constrain=True, save_steps=1, dynamic_sampling="off",
                     temperature=1.0, lr_scheduler_type="constant", warmup_steps=0)  # every step moves
-    cfg = preset("tiny-cpu", **{**settings, **overrides})
-    trainer = build_trainer(cfg)
+    return build_trainer(preset("tiny-cpu", **{**settings, **overrides}))
+
+
+def _run(root, out, **overrides):
+    trainer = _trainer(root, out, **overrides)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     final = trainer.train()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -71,10 +75,62 @@ def test_warmup_schedule_sets_each_steps_learning_rate_and_survives_resume(tiny_
                          warmup_steps=2, max_steps=3)
     assert [r["learning_rate"] for r in records] == pytest.approx([0.0, 5e-4, 1e-3])
     # A resumed run continues the schedule from its checkpoint (saved with the optimizer by accelerate).
-    import shutil
-
+    # final/ goes too: a run whose final/ is at max_steps is finished and a resume does nothing.
     shutil.rmtree(out / "checkpoint-3")
     shutil.rmtree(out / "checkpoint-2")
+    shutil.rmtree(out / "final")
     _, again, _ = _run(tiny_parts, out, learning_rate=1e-3, lr_scheduler_type="constant_with_warmup",
                        warmup_steps=2, max_steps=3, resume=True)
     assert [r["learning_rate"] for r in again] == pytest.approx([0.0, 5e-4, 1e-3])
+
+
+def _steps(out) -> list[int]:
+    return [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_second_fresh_run_into_a_run_directory_is_refused_unless_overwritten(tiny_parts, tmp_path):
+    from ar3d_r1.checkpoint import OutputDirError
+
+    out = tmp_path / "run"
+    _run(tiny_parts, out, max_steps=1)
+    events = sorted((out / "tb").iterdir())
+    message = (r"run already holds a run \(metrics\.jsonl\); pass --resume true to continue it or "
+               r"--overwrite_output_dir true to start over")
+    with pytest.raises(OutputDirError, match=message):
+        _trainer(tiny_parts, out, max_steps=1).train()
+    assert _steps(out) == [1] and sorted((out / "tb").iterdir()) == events  # nothing was touched
+    (out / "notes.txt").write_text("mine")
+    (out / "tb" / "old-events").write_text("")
+    _, records, _ = _run(tiny_parts, out, max_steps=1, overwrite_output_dir=True)
+    assert [r["step"] for r in records] == [1] and _steps(out) == [1]  # not 1, 1
+    assert not (out / "tb" / "old-events").exists() and len(list((out / "tb").iterdir())) == 1
+    assert (out / "notes.txt").read_text() == "mine"  # only the run's own files are deleted
+
+
+def test_resuming_a_finished_run_does_nothing_and_says_so(tiny_parts, tmp_path, capsys):
+    from ar3d_r1.cli_train import dry_run_summary
+
+    out = tmp_path / "run"
+    _run(tiny_parts, out, max_steps=1)
+    state = (out / "final" / "trainer_state.json").read_text()
+    trainer = _trainer(tiny_parts, out, max_steps=1, resume=True)
+    assert trainer.train() == out / "final"
+    assert "nothing to do: the run already finished at step 1" in capsys.readouterr().out
+    assert trainer.start_step == 1 and _steps(out) == [1]
+    assert (out / "final" / "trainer_state.json").read_text() == state
+    summary = dry_run_summary(trainer.config, trainer.history, trainer.start_step)
+    assert summary.startswith("dry run: nothing to do: the run already finished at step 1")
+    # continued to step 2: only this invocation's step is its own
+    trainer = _trainer(tiny_parts, out, max_steps=2, resume=True)
+    trainer.train()
+    assert trainer.start_step == 1 and _steps(out) == [1, 2]
+    assert dry_run_summary(trainer.config, trainer.history, trainer.start_step).startswith(
+        "dry run: 1 optimizer steps of the 'geometry' task on tiny stand-ins")
+
+
+def test_resume_without_a_checkpoint_starts_over_cleanly(tiny_parts, tmp_path, capsys):
+    out = tmp_path / "run"
+    _run(tiny_parts, out, max_steps=1, save_steps=0)
+    shutil.rmtree(out / "final")  # as if killed before the end, with no checkpoint written
+    _run(tiny_parts, out, max_steps=1, save_steps=0, resume=True)
+    assert "no checkpoint" in capsys.readouterr().out and _steps(out) == [1]

@@ -59,6 +59,22 @@ def test_captions_from_txt_jsonl_and_csv(tmp_path):
     assert load_captions(tmp_path / "c.csv") == ["A red chair.", "A frog, low-poly."]
 
 
+def test_csv_captions_keep_quoted_newlines_and_match_the_column_in_any_case(tmp_path):
+    (tmp_path / "c.csv").write_bytes(b'id,Caption\r\n1,"A chair,\nwith arms."\r\n2,A frog.\r\n3,\r\n')
+    with pytest.raises(ValueError, match=r"c\.csv:5: empty 'Caption'"):  # the line (row 4 spans two)
+        load_captions(tmp_path / "c.csv")
+    (tmp_path / "d.csv").write_bytes(b'TEXT,id\n"A chair,\nwith arms.",1\nA frog.,2\n')
+    assert load_captions(tmp_path / "d.csv") == ["A chair,\nwith arms.", "A frog."]
+
+
+def test_a_directory_or_non_utf8_captions_file_is_named(tmp_path):
+    with pytest.raises(IsADirectoryError, match=f"prompts_file {tmp_path} is a directory"):
+        load_captions(tmp_path)
+    (tmp_path / "x.txt").write_bytes(b"A chair.\nA caf\xe9 table.\n")
+    with pytest.raises(ValueError, match=r"x\.txt:2: not UTF-8 \(byte 0xe9 at offset 14\)"):
+        load_captions(tmp_path / "x.txt")
+
+
 @pytest.mark.parametrize(("name", "text", "match"), [
     ("x.yaml", "- a", r"must be \.txt"),
     ("x.jsonl", '{"caption": "a"}\n{"name": "b"}\n', r"x\.jsonl:2: no caption"),

@@ -185,6 +185,14 @@ def test_complete_raises_with_the_failure():
         asyncio.run(go())
 
 
+@pytest.mark.parametrize(("field", "value"), [("retries", -1), ("retries", 1.5), ("concurrency", 0),
+                                             ("timeout_s", 0), ("backoff_s", -0.1), ("concurrency", True)])
+def test_config_refuses_values_the_client_cannot_work_with(field, value):
+    # retries -1 used to reach the end of the retry loop with no attempt made (UnboundLocalError)
+    with pytest.raises(ValueError, match=rf"JudgeConfig\.{field} must be"):
+        JudgeConfig(base_url="http://127.0.0.1:1", model="m", **{field: value})
+
+
 def test_judge_package_imports_no_torch_or_opengl():
     heavy = "('torch', 'OpenGL', 'moderngl', 'httpx2', 'openai')"
     code = f"import sys, mme3dr.judge; print(sorted(m for m in {heavy} if m in sys.modules))"

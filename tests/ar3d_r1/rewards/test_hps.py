@@ -111,3 +111,26 @@ def test_a_checkpoint_of_another_architecture_is_refused(tiny_hps):
     _, weights_dir, _ = tiny_hps
     with pytest.raises(ValueError, match="does not fit open_clip ViT-B-32"):
         HPSReward(weights_dir=weights_dir, spec=dataclasses.replace(HPS_V21, arch="ViT-B-32"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_that_is_not_there_is_named_before_the_checkpoint(tmp_path, offline):
+    from ar3d_r1.rewards.hps import HPSLoadError, hps_from_options
+
+    # no checkpoint either: the device is what is wrong, and it is what the message says
+    with pytest.raises(HPSLoadError, match=r"^hps\.device 'cuda': CUDA is not available on this machine"):
+        hps_from_options({"device": "cuda", "weights_dir": str(tmp_path / "empty")})
+    with pytest.raises(HPSLoadError, match=r"^HPS device 'cuda:0': CUDA is not available"):
+        HPSReward(weights_dir=tmp_path / "empty", device="cuda:0")
+    with pytest.raises(HPSLoadError, match=r"HPS device 'tpu' is not a torch device"):
+        HPSReward(weights_dir=tmp_path / "empty", device="tpu")
+
+
+def test_the_trainers_missing_checkpoint_message_names_the_endpoints_key(tmp_path, offline):
+    from ar3d_r1.rewards.hps import hps_from_options
+
+    with pytest.raises(WeightsNotFoundError) as info:
+        hps_from_options({"weights_dir": str(tmp_path / "empty"), "device": "cpu"})
+    message = str(info.value)
+    assert "choose the directory with hps.weights_dir in the endpoints YAML or MME3DR_WEIGHTS_DIR" in message
+    assert "--weights-dir" not in message and "mme3dr weights download" not in message

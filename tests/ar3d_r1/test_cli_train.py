@@ -1,0 +1,171 @@
+"""``ar3d-r1 train`` / ``sft`` on the command line (ar3d_r1/cli_train.py): a user's mistakes are one line
+``error: ...`` naming the flag, file or key and what to do, no traceback and no usage dump; the dry-run
+summary labels and counts. In process through typer's runner (nothing here loads a model)."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+pytest.importorskip("torch")
+
+from ar3d_r1.cli import app  # noqa: E402
+from ar3d_r1.cli_train import dry_run_summary  # noqa: E402
+from ar3d_r1.config import preset  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def keep_sigterm():
+    """The commands install a SIGTERM handler (exit_on_sigterm); give pytest its own back."""
+    before = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+def run(*args: str, code: int) -> str:
+    """Invoke ``ar3d-r1 ARGS``; check the exit status and that stderr is one ``error:`` line; return it."""
+    result = CliRunner().invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code, (result.exit_code, result.output)
+    lines = [ln for ln in result.stderr.splitlines() if not ln.startswith("checking reward servers")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output and "Usage:" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    (["--task", "nonsense"], "error: --task nonsense: task must be one of ('geometry', 'vlm'), got "
+                             "'nonsense'"),
+    (["--learnin_rate", "1"], "error: unknown flag --learnin_rate (did you mean --learning_rate?); every "
+                              "config field is a flag: see --help-fields"),
+    (["--learning_rate", "abc"], "error: --learning_rate: invalid float value: 'abc'"),
+    (["--resume", "maybe"], "error: --resume: Truthy value expected"),
+    (["--resume", "true", "--overwrite_output_dir", "true"], "error: --resume true: resume and "
+                                                             "overwrite_output_dir exclude each other"),
+    (["--config", "/nonexistent.yaml"], "error: --config /nonexistent.yaml: no such config file"),
+    (["--preset", "huge"], "error: --preset huge: unknown preset 'huge'; known: paper, tiny-cpu"),
+])
+def test_flag_and_config_mistakes_name_the_flag_and_value(flags, expected):
+    line = run("train", *flags, code=2)
+    assert line.startswith(expected), line
+    assert "--preset" not in line or "--preset" in flags
+
+
+def test_a_config_file_of_the_wrong_kind_or_not_yaml(tmp_path):
+    from ar3d_r1.config import save_config
+
+    save_config(preset("tiny-cpu", "sft"), tmp_path / "sft.yaml")
+    assert "a SFTConfig file" in run("train", "--config", str(tmp_path / "sft.yaml"), code=2)
+    (tmp_path / "bad.yaml").write_text("learning_rate: [1\n")
+    assert f"--config {tmp_path / 'bad.yaml'}: not a readable YAML file" in run(
+        "train", "--config", str(tmp_path / "bad.yaml"), code=2)
+    assert "is a directory" in run("train", "--config", str(tmp_path), code=2)
+
+
+def test_the_paper_preset_names_every_missing_input_at_once(tmp_path):
+    line = run("train", "--preset", "paper", "--output_dir", str(tmp_path / "run"), code=2)
+    assert line.startswith("error: task 'vlm' needs --reward_servers (") and " and --prompts_file (" in line
+
+
+def test_tiny_cpu_before_its_vqvae_and_sft_says_which_commands_make_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = run("train", "--preset", "tiny-cpu", code=1)
+    assert line == ("error: VQVAE runs/vqvae-tiny and policy runs/tiny-cpu/sft not found: run "
+                    "`ar3d-r1 vqvae fit --preset tiny-cpu --out runs/vqvae-tiny` then `ar3d-r1 sft --preset "
+                    "tiny-cpu --vqvae runs/vqvae-tiny --output_dir runs/tiny-cpu/sft` first (or pass --vqvae "
+                    "DIR and --policy DIR)")
+    assert "mme3dr weights download" not in line
+    assert "`ar3d-r1 vqvae fit --preset tiny-cpu --out runs/vqvae-tiny` first" in run("sft", code=1)
+
+
+def test_a_missing_hub_vqvae_or_policy_is_one_line(tmp_path, monkeypatch):
+    import torch
+
+    from ar3d_r1.policy.vqvae import VQVAE3D, VQVAEConfig, save_vqvae
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MME3DR_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.chdir(tmp_path)  # no runs/ here
+    line = run("train", "--preset", "tiny-cpu", "--vqvae", "yejunliang23/3DVQVAE", "--policy",
+               "yejunliang23/ShapeLLM-7B-omni", "--output_dir", str(tmp_path / "a"), code=1)
+    assert "3DVQVAE.bin" in line and "HF_HUB_OFFLINE" in line
+    torch.manual_seed(0)
+    save_vqvae(VQVAE3D(VQVAEConfig.tiny()), tmp_path / "vqvae")
+    line = run("train", "--preset", "tiny-cpu", "--vqvae", str(tmp_path / "vqvae"), "--policy",
+               "yejunliang23/ShapeLLM-7B-omni", "--output_dir", str(tmp_path / "b"), code=1)
+    assert "policy 'yejunliang23/ShapeLLM-7B-omni' is not available" in line and "hf download" in line
+
+
+def _paper(tmp_path, servers: dict | str, captions: bytes | None = b"A chair.\n") -> list[str]:
+    path = tmp_path / "rewards.yaml"
+    path.write_text(servers if isinstance(servers, str) else yaml.safe_dump(servers))
+    prompts = tmp_path / "captions.txt"
+    if captions is not None:
+        prompts.write_bytes(captions)
+    return ["train", "--preset", "paper", "--output_dir", str(tmp_path / "run"), "--reward_servers",
+            str(path), "--prompts_file", str(prompts)]
+
+
+def test_endpoint_and_captions_file_mistakes_are_one_line(tmp_path):
+    from ar3d_r1.rewards.stand_ins import free_port
+
+    dead = {"base_url": f"http://127.0.0.1:{free_port()}", "model": "m"}  # nothing listens there
+    good = {"endpoints": {name: dict(dead) for name in ("unifiedreward_think", "unifiedreward2", "qwen_vl")}}
+    bad = {"endpoints": {**good["endpoints"], "qwen_vl": {**dead, "concurrency": "many"}}}
+    assert run(*_paper(tmp_path, bad), code=2) == (
+        f"error: --reward_servers: {tmp_path / 'rewards.yaml'}: endpoints.qwen_vl.concurrency must be an "
+        "integer >= 1, got 'many'")
+    tpu = {**good, "hps": {"device": "tpu"}}
+    assert "hps.device 'tpu' is not a torch device" in run(*_paper(tmp_path, tpu), code=2)
+    assert "not valid YAML" in run(*_paper(tmp_path, "endpoints: {qwen_vl: [\n"), code=2)
+    line = run(*_paper(tmp_path, good, b"A chair.\nA caf\xe9 table.\n"), code=2)
+    assert line.startswith(f"error: --prompts_file: {tmp_path / 'captions.txt'}:2: not UTF-8 (byte 0xe9")
+    args = _paper(tmp_path, good, None)
+    args[-1] = str(tmp_path)
+    assert run(*args, code=2) == (f"error: --prompts_file: prompts_file {tmp_path} is a directory; give a "
+                                  "captions file (.txt one a line, .jsonl or .csv)")
+    # well-formed, and nothing listens: the reward-server check names it (after saying it checks)
+    result = CliRunner().invoke(app, _paper(tmp_path, good))
+    assert result.exit_code == 1 and "checking reward servers" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: reward server(s) not ready")
+
+
+def test_a_run_directory_is_refused_before_anything_loads(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert run("train", "--preset", "paper", "--output_dir", str(tmp_path), code=1) == (
+        f"error: {tmp_path} already holds a run (metrics.jsonl); pass --resume true to continue it or "
+        "--overwrite_output_dir true to start over")
+
+
+def test_help_says_every_field_is_a_flag_and_what_the_paper_preset_needs():
+    result = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
+    text = " ".join(result.output.split())
+    assert "Every config field is also a flag" in text and "--help-fields" in text
+    assert "--reward_servers" in text and "--prompts_file" in text
+    fields = CliRunner().invoke(app, ["train", "--help-fields"]).output
+    line = next(ln for ln in fields.splitlines() if ln.startswith("--prompts_file"))
+    assert "caption/prompt/text" in line and "--overwrite_output_dir" in fields
+
+
+def test_the_dry_run_summary_labels_rollout_steps_and_counts_only_this_invocation():
+    cfg = preset("paper", per_device_train_batch_size=1, gradient_accumulation_steps=16, output_dir="out")
+
+    def record(step: int, sent: float) -> dict:
+        return {"step": step, **{f"requests/{s}/{k}": v for s in ("step1", "step2")
+                                 for k, v in (("sent", sent), ("cached", 2.0), ("unparsed", 1.0),
+                                              ("failed", 0.0))},
+                "samples/step1/failed": 1.0, "samples/step2/failed": 0.0}
+
+    history = [record(1, 100.0), record(2, 10.0), record(3, 20.0)]
+    lines = dry_run_summary(cfg, history, start_step=1).splitlines()
+    assert lines[0] == ("dry run: 2 optimizer steps of the 'vlm' task on tiny stand-ins (out, resumed from "
+                        "step 1)")
+    assert lines[1] == ("  rollout step 1 (M1), over 2 optimizer steps: 34 reward requests (30 sent to the "
+                        "served stand-in judge, 4 answered from the response cache): 32 parsed, 2 did not "
+                        "parse, 0 got no reply; 2 of 32 samples failed a reward")
+    assert lines[2].startswith("  rollout step 2 (M2), over 2 optimizer steps: 34 reward requests")
+    assert dry_run_summary(cfg, history, start_step=3) == (
+        "dry run: nothing to do: the run already finished at step 3 (out)")
