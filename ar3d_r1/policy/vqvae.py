@@ -314,7 +314,9 @@ def _resolve_weights_file(source: str | Path, weights_dir: str | Path | None) ->
                       files=(VQVAE_WEIGHTS_FILE,), hub_repo=source,
                       description="ShapeLLM-Omni 3D VQVAE (64^3 occupancy <-> 1024 mesh tokens)")
     try:
-        return resolve_weights(spec, weights_dir).path(VQVAE_WEIGHTS_FILE)
+        # `mme3dr weights download` knows only mme3dr's encoders: point at the trainer's own option.
+        return resolve_weights(spec, weights_dir, dir_option="--vqvae DIR (a directory holding "
+                               f"{VQVAE_WEIGHTS_FILE})").path(VQVAE_WEIGHTS_FILE)
     except WeightsNotFoundError as exc:
         raise VQVAEWeightsError(str(exc)) from exc
 

@@ -175,6 +175,8 @@ def test_missing_weights_name_the_file_and_where_to_put_it(tmp_path, monkeypatch
     msg = str(err.value)
     assert "3DVQVAE.bin" in msg and "offline" in msg
     assert str(tmp_path / "weights" / "yejunliang23--3DVQVAE" / "3DVQVAE.bin") in msg
+    # the trainer's own option, not mme3dr's encoder downloader (which does not know this file)
+    assert "--vqvae DIR" in msg and "mme3dr weights download" not in msg
 
 
 def test_bad_inputs_raise_clear_errors():
