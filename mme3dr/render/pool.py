@@ -171,6 +171,10 @@ class RenderPool:
                     outer.set_exception(exc)
                 else:
                     outer.set_result(RenderOutcome(str(path), error=f"{type(exc).__name__}: {exc}"))
+            except BaseException as exc:  # noqa: BLE001 - a Ctrl-C reaches the workers too (one process
+                # group): hand it to the caller. Raised here, it would kill the executor's manager thread
+                # (this callback runs on it) and the pool's shutdown would then wait forever.
+                outer.set_exception(exc)
 
         inner.add_done_callback(settle)
         return outer
@@ -215,16 +219,27 @@ class RenderPool:
                 refill()  # before yielding: the workers keep drawing while the caller works
                 yield key, fut.result()
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers: let the running renders finish, or with ``abort`` (the ``with`` block ended
+        in an exception, e.g. Ctrl-C) terminate them first. A Ctrl-C reaches the workers too (one process
+        group) and can leave the executor waiting for results that never come, so a graceful shutdown
+        would hang; the render cache loses nothing (entries are written to a temporary name and renamed).
+        """
+        if self._pool is None:
+            return
+        if abort:
+            # ProcessPoolExecutor has no public handle on its processes; `_processes` is stable CPython.
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(Exception):
+                    process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
 
     def __enter__(self) -> RenderPool:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(abort=exc_type is not None)
 
 
 def render_batch(

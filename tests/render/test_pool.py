@@ -105,3 +105,48 @@ def test_reuse_freed_memory_stops_encoding_faulting_its_buffers_in_again():
     _, per_render_default = faults("default")
     assert tuned == "True"
     assert per_render_tuned * 5 < per_render_default, (per_render_tuned, per_render_default)
+
+
+_INTERRUPTED_POOL = """
+import sys
+from pathlib import Path
+from mme3dr.render.cameras import get_rig
+from mme3dr.render.pool import RenderPool
+paths = sys.argv[2:]
+with RenderPool(get_rig("eval24"), Path(sys.argv[1]), workers=2) as pool:
+    for key, outcome in pool.completed([(i, p, "y") for i, p in enumerate(paths)]):
+        print("done", key, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_process_group_stops_the_pool_and_its_workers(tmp_path):
+    """Ctrl-C reaches the caller and both workers (one process group). The pool used to wait forever
+    for results the interrupted executor never delivered; now it terminates its workers and exits."""
+    import signal
+
+    import trimesh
+
+    paths = []
+    for i in range(8):  # distinct 82k-face spheres (identical files would share one cache entry)
+        mesh = trimesh.creation.icosphere(subdivisions=6)
+        mesh.vertices *= [1.0, 1.0 + 0.1 * i, 1.0]
+        paths.append(str(tmp_path / f"s{i}.ply"))
+        mesh.export(paths[-1])
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTED_POOL, str(tmp_path / "cache"), *paths],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)  # its own process group, as a terminal gives
+    try:
+        assert proc.stdout.readline().startswith("done"), "no render finished"
+        group = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(group) >= 3  # the caller and two render workers (and the resource tracker)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) != 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and subprocess.run(["pgrep", "-g", str(proc.pid)]).returncode == 0:
+            time.sleep(0.2)
+        left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert left == [], f"processes of the interrupted pool still alive: {left}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
