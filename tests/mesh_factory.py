@@ -136,3 +136,17 @@ def write_vertex_coloured_quad_ply(directory: Path, rgba=(255, 0, 0, 255), name:
     path = Path(directory) / name
     mesh.export(path)
     return path
+
+
+def obj_with_subfolder_texture(directory: Path, name: str = "demo-000", map_options: str = "") -> Path:
+    """One textured triangle: ``<name>.obj`` + ``<name>.mtl`` whose ``map_Kd`` (with ``map_options``,
+    e.g. ``"-s 1 1 1"``) names ``tex/red.png``, a 4x4 (200, 30, 30) PNG in a sub-folder."""
+    from gltf_factory import png_bytes
+
+    (directory / "tex").mkdir(parents=True, exist_ok=True)
+    (directory / "tex" / "red.png").write_bytes(png_bytes(np.full((4, 4, 3), (200, 30, 30), np.uint8)))
+    map_kd = " ".join(filter(None, ["map_Kd", map_options, "tex/red.png"]))
+    (directory / f"{name}.mtl").write_text(f"newmtl skin\nKd 1 1 1\n{map_kd}\n")
+    (directory / f"{name}.obj").write_text(f"mtllib {name}.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\n"
+                                           "vt 0 1\nusemtl skin\nf 1/1 2/2 3/3\n")
+    return directory / f"{name}.obj"

@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import mesh_factory
 import numpy as np
 import pytest
 from gltf_factory import GltfBuilder, png_bytes
@@ -15,12 +16,8 @@ from mme3dr.assets.store import AssetStore
 
 
 def obj_with_subfolder_texture(d: Path, name="demo-000") -> Path:
-    (d / "tex").mkdir(parents=True, exist_ok=True)
-    (d / "tex" / "red.png").write_bytes(png_bytes(np.full((4, 4, 3), (200, 30, 30), np.uint8)))
-    (d / f"{name}.mtl").write_text("newmtl skin\nKd 1 1 1\nmap_Kd -s 1 1 1 tex/red.png\n")
-    (d / f"{name}.obj").write_text(f"mtllib {name}.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
-                                   "usemtl skin\nf 1/1 2/2 3/3\n")
-    return d / f"{name}.obj"
+    # An MTL option before the texture name: the closure must still find the file.
+    return mesh_factory.obj_with_subfolder_texture(d, name, map_options="-s 1 1 1")
 
 
 def test_obj_closure_holds_mtl_and_sub_folder_texture(tmp_path):

@@ -14,22 +14,7 @@ from pathlib import Path
 
 import pytest
 from evaluate_support import FAST, evaluate_cmd, write_adapters
-
-
-def tagged(tag: str) -> list[int]:
-    """Live (non-zombie) processes whose environment holds ``MME3DR_TEST_TAG=<tag>``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            if f"MME3DR_TEST_TAG={tag}".encode() in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except (OSError, IndexError):
-            continue
-    return found
+from process_tags import tagged
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="needs Linux /proc")
@@ -57,7 +42,7 @@ def test_killing_evaluate_leaves_no_process_alive(tmp_path: Path, sig) -> None:
         start = time.monotonic()
         while tagged(tag) and time.monotonic() - start < 5:
             time.sleep(0.1)
-        assert tagged(tag) == [], f"still alive {time.monotonic() - start:.1f} s after the kill"
+        assert tagged(tag) == {}, f"still alive {time.monotonic() - start:.1f} s after the kill"
     finally:
         for pid in tagged(tag):  # never leave strays behind for the next test
             os.kill(pid, signal.SIGKILL)

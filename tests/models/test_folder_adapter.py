@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
+from mesh_factory import obj_with_subfolder_texture
 
 from mme3dr.assets.closure import asset_closure, closure_sha256
 from mme3dr.harness.generation import generate_batch
 from mme3dr.models.folder import FolderModel
 from mme3dr.models.protocol import GenerationRequest
-
-
-def obj_with_subfolder_texture(d, name):
-    from gltf_factory import png_bytes
-
-    (d / "tex").mkdir(parents=True, exist_ok=True)
-    (d / "tex" / "red.png").write_bytes(png_bytes(np.full((4, 4, 3), (200, 30, 30), np.uint8)))
-    (d / f"{name}.mtl").write_text("newmtl skin\nKd 1 1 1\nmap_Kd tex/red.png\n")
-    (d / f"{name}.obj").write_text(f"mtllib {name}.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
-                                   "usemtl skin\nf 1/1 2/2 3/3\n")
-    return d / f"{name}.obj"
 
 
 def _req(tmp_path, case_id, i=0):

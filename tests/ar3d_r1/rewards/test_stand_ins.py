@@ -18,6 +18,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from process_tags import tagged  # noqa: E402
+
 from ar3d_r1.rewards.stand_ins import STAND_IN_REPLY, build_fixed_reply_vlm, build_tiny_hps  # noqa: E402
 from ar3d_r1.rewards.vlm import VLM_REWARDS, PartCompleteness  # noqa: E402
 from mme3dr.judge import load_template  # noqa: E402
@@ -112,22 +114,6 @@ except BaseException as exc:
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").is_file(), reason="needs Linux /proc")
 REPO = Path(__file__).resolve().parents[3]
-
-
-def tagged(tag: str) -> dict[int, str]:
-    """Live (non-zombie) processes whose environment holds ``MME3DR_TEST_TAG=<tag>``: ``{pid: cmdline}``."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            if f"MME3DR_TEST_TAG={tag}".encode() in (entry / "environ").read_bytes().split(b"\0"):
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, IndexError):
-            continue
-    return found
 
 
 def wait_for(predicate, timeout: float, what: str):
