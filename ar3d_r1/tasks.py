@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ar3d_r1.prompts import TaskPrompt, geometry_prompts
-from ar3d_r1.rewards.ensemble import dimension_normalised
+from ar3d_r1.rewards.ensemble import ensemble
 
-
-def ensemble(values: dict[str, np.ndarray], rewards: dict[str, tuple[str, ...]]) -> np.ndarray:
-    """``Σ_rewards dimension_normalised(values, dims)``: ``(N,) float64`` (NaN where a sample failed)."""
-    return np.sum([dimension_normalised(values, dims) for dims in rewards.values()], axis=0)
+__all__ = ["GeometryTask", "Scores", "ensemble", "resolve_failures"]
 
 
 @dataclass

@@ -65,21 +65,24 @@ def dimension_normalised(dims: Mapping[str, np.ndarray], names: tuple[str, ...])
     return np.sum(cols, axis=0) / len(names)
 
 
-def _ensemble(dims: Mapping[str, np.ndarray], rewards: dict[str, tuple[str, ...]]) -> np.ndarray:
+def ensemble(dims: Mapping[str, np.ndarray], rewards: dict[str, tuple[str, ...]]) -> np.ndarray:
+    """``Σ_rewards dimension_normalised(dims, names)`` over ``rewards`` (reward name → its dimension
+    names): ``(G,) float64``, NaN where a sample failed. R_high and R_low are this over
+    :data:`STEP1_REWARDS` / :data:`STEP2_REWARDS`; the tiny-cpu task uses it with the geometric ones."""
     return np.sum([dimension_normalised(dims, names) for names in rewards.values()], axis=0)
 
 
 def r_high(dims: Mapping[str, np.ndarray]) -> np.ndarray:
     """R_high = HPS₁ + Unified₁ + Consist₁ over ``(G,)`` dims ``hps``, ``geometric_alignment``,
     ``category_match``; returns ``(G,) float64`` (NaN where a sample's dimension is NaN)."""
-    return _ensemble(dims, STEP1_REWARDS)
+    return ensemble(dims, STEP1_REWARDS)
 
 
 def r_low(dims: Mapping[str, np.ndarray]) -> np.ndarray:
     """R_low = HPS₂ + Unified₂/3 + Consist₂/3 + Part₂/2 over ``(G,)`` dims ``hps``, ``alignment``,
     ``coherence``, ``style``, ``colour``, ``material``, ``texture``, ``part_existence``,
     ``part_completeness``; returns ``(G,) float64``."""
-    return _ensemble(dims, STEP2_REWARDS)
+    return ensemble(dims, STEP2_REWARDS)
 
 
 def step1_target(r_high: np.ndarray, r_low: np.ndarray, lam: float = PAPER_LAMBDA) -> np.ndarray:
