@@ -121,8 +121,12 @@ def stats(name: str = typer.Argument("mme3dr-v1", help=NAME_HELP)) -> None:
     typer.echo(f"manifest: {manifest.name} (version {manifest.version})")
     typer.echo(f"sha256:   {manifest.sha256}")
     typer.echo(f"cases:    {len(manifest)}")
-    typer.echo(f"objects:  {len({c.file_identifier for c in manifest})} distinct, "
-               f"{len({c.toys4k_category for c in manifest})} Toys4K categories")
+    from mme3dr.benchmark.demo import DEMO_NAME
+
+    kinds = len({c.toys4k_category for c in manifest})
+    # the built-in demo's objects are procedural shapes named like Toys4K categories, not Toys4K objects
+    where = "procedural shape kinds" if manifest.name == DEMO_NAME else "Toys4K categories"
+    typer.echo(f"objects:  {len({c.file_identifier for c in manifest})} distinct, {kinds} {where}")
     for cat, n in manifest.counts().items():
         typer.echo(f"  {cat:<12}{n:>5}")
     typer.echo("counts:   " + "/".join(str(n) for n in manifest.counts().values()))
