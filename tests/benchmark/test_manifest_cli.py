@@ -80,19 +80,20 @@ def test_hf_export_round_trips_through_load_from_disk(app, tmp_path):
     ds = datasets.load_from_disk(str(tmp_path / "hf"))
     assert ds.num_rows == 249 and ds.column_names == [*m.cases[0].to_dict(), "seeds"]
     seeds = [[derive_seed("mme3dr-v1", c.case_id, 0)] for c in m.cases]
-    assert [dict(r) for r in ds] == [{**c.to_dict(), "seeds": s} for c, s in zip(m.cases, seeds)]
+    assert [dict(r) for r in ds] == [{**c.to_dict(), "seeds": s} for c, s in zip(m.cases, seeds, strict=True)]
     assert json.loads(ds.info.description)["sha256"] == m.sha256
     assert to_hf_dataset(m)[5] == {**m.cases[5].to_dict(), "seeds": seeds[5]}
 
 
 def test_export_lists_the_seeds_evaluate_hands_each_sample(app, tmp_path):
     out = tmp_path / "demo.csv"
-    run(app, "manifest", "export", str(out), "--manifest", "demo", "--format", "csv", "--samples-per-prompt", "3")
+    run(app, "manifest", "export", str(out), "--manifest", "demo", "--format", "csv",
+        "--samples-per-prompt", "3")
     import csv
 
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert len(rows) == 15
-    for row in rows:  # the seed namespace is the manifest's name, as in results.json's benchmark.seed_namespace
+    for row in rows:  # the seed namespace is the manifest's name (results.json's benchmark.seed_namespace)
         assert row["seeds"].split() == [str(derive_seed("mme3dr-demo", row["case_id"], i)) for i in range(3)]
     assert len({r["seeds"] for r in rows}) == 15
 
