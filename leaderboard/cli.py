@@ -155,16 +155,25 @@ def build(
     paper_rows: bool = typer.Option(
         True, help="Show the paper's Table 4 as separate 'reported in paper, not verified' tables."
     ),
+    preview: Path | None = typer.Option(
+        None, "--preview", help="A submission bundle to show among the entries, marked PREVIEW (with every "
+        "reason validation would refuse it, if any); the registry is not changed."),
 ) -> None:
-    """Build the static site: index, submission pages, leaderboard.json/.csv, JSON Schemas."""
+    """Build the static site: index, submission pages, leaderboard.json/.csv, JSON Schemas.
+
+    With --preview BUNDLE, a submitter sees the row their bundle would get before sending it.
+    """
+    from leaderboard.bundle import BundleError
     from leaderboard.registry import RegistryError
     from leaderboard.site import build_from_registry
 
     try:
-        written = build_from_registry(_existing_registry(registry), out, include_paper=paper_rows)
-    except (RegistryError, ValueError) as exc:
+        written = build_from_registry(_existing_registry(registry), out, include_paper=paper_rows,
+                                      preview=preview)
+    except (RegistryError, BundleError, ValueError) as exc:
         _fail(str(exc))
-    typer.secho(f"built {len(written)} files into {out} (open {out / 'index.html'})", fg=typer.colors.GREEN)
+    kind = "a PREVIEW site" if preview is not None else f"{len(written)} files"
+    typer.secho(f"built {kind} into {out} (open {out / 'index.html'})", fg=typer.colors.GREEN)
 
 
 def main() -> None:

@@ -92,7 +92,22 @@ def row_from_entry(folder: Path, entry: Entry) -> LeaderboardRow:
     """The site row of one registry folder: every metric its results report, with its CI."""
     from mme3dr.results import load_results
 
-    res = load_results(folder / RESULTS_NAME)
+    return row_from_results(
+        load_results(folder / RESULTS_NAME), entry.submitter, slug=entry.slug, tier=entry.tier,
+        generated_by=entry.generated_by, scored_by=entry.scored_by, date=entry.added,
+        bundle_sha256=entry.bundle_sha256,
+        thumbnails=tuple(str(p) for p in sorted((folder / "thumbnails").glob("*.png"))),
+        verification=entry.verification.model_dump(mode="json") if entry.verification else {},
+    )
+
+
+def row_from_results(res, sub: Submitter, *, slug: str, tier: str, generated_by: str, scored_by: str,
+                     date: str, bundle_sha256: str, thumbnails: tuple[str, ...] = (),
+                     verification: dict | None = None, **marks) -> LeaderboardRow:
+    """The site row of a run's ``Results`` (``mme3dr.results.Results``) submitted by ``sub``.
+
+    ``marks``: further :class:`LeaderboardRow` fields (``is_preview``, ``preview_problems``).
+    """
     bench = res.benchmark.name
     task = res.results.get(bench, {})
     reported = res.higher_is_better.get(bench, {})
@@ -102,16 +117,13 @@ def row_from_entry(folder: Path, entry: Entry) -> LeaderboardRow:
         mv = _metric_value(res.results.get(f"{bench}/{cat}", {}), "clip")
         if mv is not None:
             per_category[cat] = mv
-    sub = entry.submitter
-    row = LeaderboardRow(
-        benchmark=bench, model_name=sub.model_name, revision=sub.revision, slug=entry.slug, tier=entry.tier,
-        generated_by=entry.generated_by, scored_by=entry.scored_by, date=entry.added, metrics=metrics,
+    return LeaderboardRow(
+        benchmark=bench, model_name=sub.model_name, revision=sub.revision, slug=slug, tier=tier,
+        generated_by=generated_by, scored_by=scored_by, date=date, metrics=metrics,
         per_category=per_category, link=sub.link, licence=sub.licence, description=sub.description,
         evaluator_relationship=sub.evaluator_relationship, profile=res.profile,
         protocol_version=res.protocol_version, manifest_sha256=res.benchmark.manifest_sha256,
-        bundle_sha256=entry.bundle_sha256, metric_card=res.metric_card,
-        thumbnails=tuple(str(p) for p in sorted((folder / "thumbnails").glob("*.png"))),
+        bundle_sha256=bundle_sha256, metric_card=res.metric_card, thumbnails=thumbnails,
         n_cases=res.benchmark.n_cases, n_failures=sum(res.failures.values()),
-        verification=entry.verification.model_dump(mode="json") if entry.verification else {},
+        verification=verification or {}, **marks,
     )
-    return row

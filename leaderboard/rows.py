@@ -73,6 +73,10 @@ class LeaderboardRow:
     n_failures: int | None = None
     verification: dict = field(default_factory=dict)
     source_note: str | None = None
+    #: A submitter's own bundle shown by ``leaderboard build --preview``: not in the registry, never
+    #: published; ``preview_problems`` are what validation would refuse it for (empty: it would pass).
+    is_preview: bool = False
+    preview_problems: tuple[str, ...] = ()
 
 
 def row_from_reference(ref: ReferenceRow) -> LeaderboardRow:

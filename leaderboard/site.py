@@ -80,6 +80,27 @@ def _environment():
                               trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True)
 
 
+#: The site's copy of the project's submission guide (docs/leaderboard.md), linked from every page.
+SUBMIT_PAGE = "how-to-submit.html"
+SUBMIT_DOC = Path(__file__).resolve().parents[1] / "docs" / "leaderboard.md"
+
+
+def _how_to_submit_page(env, protocol_version: str) -> str:
+    """docs/leaderboard.md as a page of the site (CommonMark through markdown-it-py, which rich already
+    brings; raw HTML in the markdown is escaped, not passed through). An installed wheel has no docs/
+    folder: the page then names the guide and the commands instead."""
+    from markdown_it import MarkdownIt
+    from markupsafe import Markup
+
+    text = SUBMIT_DOC.read_text("utf-8") if SUBMIT_DOC.is_file() else (
+        "# How to submit\n\nThe guide is `docs/leaderboard.md` in the mme3dr repository. In short: "
+        "`mme3dr evaluate` with `--profile paper`, then `mme3dr submit RUN_DIR --out BUNDLE.tar.gz`, then "
+        "`leaderboard build --preview BUNDLE.tar.gz --out preview/` to see your row, then send the bundle.\n")
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    return env.get_template("how_to_submit.html.j2").render(root="", protocol_version=protocol_version,
+                                                            body=Markup(body))
+
+
 def _page_path(row: LeaderboardRow) -> str:
     return f"submissions/{row.benchmark}/{row.slug}/index.html"
 
@@ -173,8 +194,10 @@ def build_site(rows: list[LeaderboardRow], out: Path, *, category_labels: dict[s
             emit(view.page, env.get_template("submission.html.j2").render(
                 root="../../../", protocol_version=protocol_version, row=view, columns=columns, chart=chart))
 
+    emit(SUBMIT_PAGE, _how_to_submit_page(env, protocol_version))
     emit("index.html", env.get_template("index.html.j2").render(
-        root="", protocol_version=protocol_version, benchmarks=views, paper_citation=PAPER_CITATION))
+        root="", protocol_version=protocol_version, benchmarks=views, paper_citation=PAPER_CITATION,
+        previews=[v for b in views for v in b.rows if v.is_preview]))
     emit("leaderboard.json", leaderboard_json(views, protocol_version))
     emit("leaderboard.csv", leaderboard_csv(views))
     return written
@@ -188,6 +211,8 @@ def _row_record(view: _RowView | LeaderboardRow, rank: int | None) -> dict:
         "metrics": {k: {f: getattr(v, f) for f in ("value", "ci_low", "ci_high", "std")}
                     for k, v in sorted(row.metrics.items())},
     }
+    if row.is_preview:
+        record["preview"] = {"would_be_refused_for": list(row.preview_problems)}
     if row.is_reference:
         record["note"] = row.source_note
     else:
@@ -247,8 +272,13 @@ def leaderboard_csv(views: list[_BenchmarkView]) -> str:
     return buf.getvalue()
 
 
-def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True) -> list[Path]:
-    """Build the site from every entry of a submissions registry (``leaderboard build``)."""
+def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True,
+                        preview: Path | None = None) -> list[Path]:
+    """Build the site from every entry of a submissions registry (``leaderboard build``).
+
+    ``preview``: a submission bundle shown among the entries, marked as a preview
+    (:mod:`leaderboard.preview`); the registry is not changed.
+    """
     import tempfile
 
     from leaderboard.registry import iter_entries, row_from_entry
@@ -259,6 +289,10 @@ def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True
 
     rows = [row_from_entry(folder, entry) for folder, entry in iter_entries(registry)]
     with tempfile.TemporaryDirectory(prefix="mme3dr-schemas-") as tmp:
+        if preview is not None:
+            from leaderboard.preview import preview_row
+
+            rows.append(preview_row(preview, registry, Path(tmp) / "preview"))
         schemas = export_json_schemas(tmp) + export_bundle_schemas(tmp)
         labels = {c.id: c.name for c in CATEGORIES}
         return build_site(rows, out, category_labels=labels, protocol_version=PROTOCOL_VERSION,

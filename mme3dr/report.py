@@ -19,6 +19,14 @@ __all__ = ["category_rows", "plot_category_bars", "plot_category_radar", "write_
 
 THUMB_VIEWS = (0, 8, 16)  # three views spread around the object (eval24 Hammersley order)
 THUMB_SIZE = 128
+SHEET_TILE = 96  # px per view on a case's all-views sheet (opened on demand in the page)
+SHEET_COLUMNS = 6
+#: Legend lines for report columns that are not metric classes.
+EXTRA_LEGEND = {
+    "reference_clip": "CLIP of the reference object's renders against the same prompt: the ceiling a "
+                      "model could reach on these prompts (over every case of the benchmark)",
+    "n": "assets scored", "failed": "samples that failed (their reasons are in the Status column)",
+}
 
 #: The page template (jinja2, autoescaped), shipped as package data beside this module.
 TEMPLATE_FILE = Path(__file__).with_name("report_template.html.j2")
@@ -108,27 +116,80 @@ def plot_category_radar(results: dict[str, Any], path: Path, metric: str = "clip
     return path
 
 
-def _thumbnail(render_dir: Path, out: Path) -> bool:
-    """A strip of ``THUMB_VIEWS`` composited on white (as every metric sees them)."""
+def _tiles(views: list[Path], size: int) -> list:
+    """Each view composited on white (as every metric sees them), resized to ``size`` px."""
     from PIL import Image
 
-    views = [render_dir / f"{i:03d}.png" for i in THUMB_VIEWS]
-    views = [v for v in views if v.is_file()]
-    if not views:
-        return False
     tiles = []
     for v in views:
         with Image.open(v) as im:
             rgba = im.convert("RGBA")
             canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             canvas.alpha_composite(rgba)
-            tiles.append(canvas.convert("RGB").resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS))
-    strip = Image.new("RGB", (THUMB_SIZE * len(tiles), THUMB_SIZE), "white")
+            tiles.append(canvas.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
+    return tiles
+
+
+def _sheet(views: list[Path], out: Path, size: int, columns: int) -> bool:
+    """``views`` tiled row by row, ``columns`` per row, into one PNG; False when there is no view."""
+    from PIL import Image
+
+    if not views:
+        return False
+    tiles = _tiles(views, size)
+    rows = math.ceil(len(tiles) / columns)
+    sheet = Image.new("RGB", (size * min(columns, len(tiles)), size * rows), "white")
     for k, tile in enumerate(tiles):
-        strip.paste(tile, (k * THUMB_SIZE, 0))
+        sheet.paste(tile, ((k % columns) * size, (k // columns) * size))
     out.parent.mkdir(parents=True, exist_ok=True)
-    strip.save(out)
+    sheet.save(out)
     return True
+
+
+def _thumbnail(render_dir: Path, out: Path) -> bool:
+    """A strip of ``THUMB_VIEWS`` composited on white (as every metric sees them)."""
+    views = [v for v in (render_dir / f"{i:03d}.png" for i in THUMB_VIEWS) if v.is_file()]
+    return _sheet(views, out, THUMB_SIZE, len(THUMB_VIEWS))
+
+
+def _all_views(render_dir: Path, out: Path) -> bool:
+    """Every view of a render (``000.png``, ``001.png``, ...), ``SHEET_COLUMNS`` to a row."""
+    return _sheet(sorted(render_dir.glob("[0-9][0-9][0-9].png")), out, SHEET_TILE, SHEET_COLUMNS)
+
+
+def _attach_images(samples: list[dict], render_dirs: dict[str, str], out: Path) -> None:
+    """Set each sample's ``gen_thumb``/``ref_thumb`` and ``gen_views``/``ref_views`` (page-relative paths)."""
+    for s in samples:
+        for side, sha_key in (("gen", "render_sha256"), ("ref", "reference_render_sha256")):
+            sha = s.get(sha_key)
+            s[f"{side}_thumb"] = s[f"{side}_views"] = None
+            if not (sha and sha in render_dirs):
+                continue
+            for key, folder, make in (("thumb", "thumbs", _thumbnail), ("views", "views", _all_views)):
+                image = out / folder / f"{sha[:20]}.png"
+                if image.is_file() or make(Path(render_dirs[sha]), image):
+                    s[f"{side}_{key}"] = f"{folder}/{image.name}"
+
+
+def _legend(names: list[str]) -> list[tuple[str, str]]:
+    """``[(name, meaning)]`` for the page's columns: the metric classes' own descriptions."""
+    from mme3dr.metrics.definitions import METRICS
+
+    out = []
+    for name in names:
+        cls = METRICS.get(name)
+        text = cls.description if cls is not None else EXTRA_LEGEND.get(name)
+        if text:
+            out.append((name, text))
+    return out
+
+
+def _pipeline_check_note(profile_name: str) -> str | None:
+    """The banner for a profile whose numbers are not scores (``MetricProfile.pipeline_check_only``)."""
+    from mme3dr.features.profiles import PIPELINE_CHECK_NOTE, PROFILES
+
+    profile = PROFILES.get(profile_name)  # a profile this version does not know: no banner, no guess
+    return PIPELINE_CHECK_NOTE if profile is not None and profile.pipeline_check_only else None
 
 
 def write_report(run_dir: str | Path, *, shard_dirs: list[Path] | None = None) -> Path:
@@ -142,15 +203,7 @@ def write_report(run_dir: str | Path, *, shard_dirs: list[Path] | None = None) -
     out.mkdir(parents=True, exist_ok=True)
     charts = [p.name for p in (plot_category_bars(results, out / "category_bars.png"),
                                plot_category_radar(results, out / "category_radar.png")) if p]
-    render_dirs = shard_render_dirs([run_dir, *(shard_dirs or [])])
-    for s in samples:
-        for key, sha_key in (("gen_thumb", "render_sha256"), ("ref_thumb", "reference_render_sha256")):
-            sha = s.get(sha_key)
-            s[key] = None
-            if sha and sha in render_dirs:
-                thumb = out / "thumbs" / f"{sha[:20]}.png"
-                if thumb.is_file() or _thumbnail(Path(render_dirs[sha]), thumb):
-                    s[key] = f"thumbs/{thumb.name}"
+    _attach_images(samples, shard_render_dirs([run_dir, *(shard_dirs or [])]), out)
     hib = next(iter(results["higher_is_better"].values()), {})
     overall = next(iter(results["results"].values()), {})
     metrics = [m for m in hib if m in overall]
@@ -159,6 +212,9 @@ def write_report(run_dir: str | Path, *, shard_dirs: list[Path] | None = None) -
     html = env.from_string(TEMPLATE_FILE.read_text(encoding="utf-8")).render(
         title=f"{results['model_info']['name']} on {results['benchmark']['name']}", r=results, hib=hib,
         metrics=metrics, samples=samples, sample_metrics=sample_metrics, charts=charts,
+        legend=_legend([*metrics, *(m for m in sample_metrics if m not in metrics), "n", "failed"]),
+        smoke_note=_pipeline_check_note(results["profile"]),
+        files=[f for f in ("results.json", "samples.jsonl", "judge.jsonl") if (run_dir / f).is_file()],
     )
     index = out / "index.html"
     index.write_text(html, encoding="utf-8")

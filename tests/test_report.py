@@ -20,7 +20,7 @@ def _run_dir(tmp_path: Path) -> Path:
     run.mkdir()
     views = tmp_path / "views"
     views.mkdir()
-    for i in (0, 8, 16):
+    for i in range(24):  # the eval24 rig's views
         rgba = np.zeros((32, 32, 4), np.uint8)
         rgba[8:24, 8:24] = (255, 0, 0, 255)
         Image.fromarray(rgba).save(views / f"{i:03d}.png")
@@ -90,5 +90,36 @@ def test_categories_with_nothing_scored_stay_in_the_charts(tmp_path: Path, monke
 
 def test_cases_table_has_a_fixed_layout_that_fits_the_page(tmp_path: Path):
     html = report.write_report(_run_dir(tmp_path)).read_text()
-    assert '<table class="cases">' in html and "table.cases{table-layout:fixed;width:100%}" in html
+    assert '<table class="cases" id="cases">' in html and "table.cases{table-layout:fixed;width:100%}" in html
     assert "max-width:1200px" in html
+
+
+def test_smoke_numbers_carry_a_banner_that_says_they_are_not_scores(tmp_path: Path):
+    run = _run_dir(tmp_path)
+    html = report.write_report(run).read_text()
+    assert 'id="pipeline-check"' in html and "they are not scores" in html
+    results = json.loads((run / "results.json").read_text())
+    results["profile"] = "paper"
+    (run / "results.json").write_text(json.dumps(results))
+    assert 'id="pipeline-check"' not in report.write_report(run).read_text()
+
+
+def test_report_names_the_run_and_links_its_files_and_explains_each_column(tmp_path: Path):
+    run = _run_dir(tmp_path)
+    html = report.write_report(run).read_text()
+    assert "2026-01-01T00:00:00Z" in html  # the run's date
+    assert 'href="../results.json"' in html and 'href="../samples.jsonl"' in html
+    assert "revision <code>" in html
+    from mme3dr.metrics.definitions import ClipScore
+
+    assert f"<dt>clip</dt><dd>{ClipScore.description}</dd>" in html.replace("&#39;", "'")
+    assert "<dt>reference_clip</dt>" in html
+
+
+def test_each_sample_links_a_sheet_of_all_its_views(tmp_path: Path):
+    run = _run_dir(tmp_path)
+    html = report.write_report(run).read_text()
+    sheets = sorted((run / "report" / "views").glob("*.png"))
+    assert len(sheets) == 2 and 'src="views/' in html and "<summary>all views</summary>" in html
+    size = report.SHEET_TILE
+    assert Image.open(sheets[0]).size == (report.SHEET_COLUMNS * size, 24 // report.SHEET_COLUMNS * size)

@@ -56,3 +56,27 @@ def test_cases_table_fits_1280_px_with_its_status_column(browser, tmp_path: Path
         "const cells = [...t.rows[0].cells]; return cells[cells.length - 1].getBoundingClientRect().right;")
     page = browser.execute_script("return document.documentElement.scrollWidth")
     assert right <= width and page <= width, (right, page, width)
+
+
+def test_cases_sort_by_a_clicked_column_and_categories_never_split_mid_word(browser, tmp_path: Path):
+    run = _run_dir(tmp_path)
+    browser.get(report.write_report(run).as_uri())
+    rows = "return [...document.querySelectorAll('#cases tbody tr')].map(r => r.cells[0].textContent.trim())"
+    assert browser.execute_script(rows) == ["c0", "c1", "c2"]
+    clip = browser.execute_script(
+        "return [...document.querySelectorAll('#cases th')]"
+        ".findIndex(th => th.textContent.trim() === 'clip')")
+    header = browser.find_elements("css selector", "#cases th")[clip]
+    header.click()  # ascending
+    assert browser.execute_script(rows) == ["c0", "c1", "c2"]
+    header.click()  # descending: the clip column holds 10, 11, 12
+    assert browser.execute_script(rows) == ["c2", "c1", "c0"]
+    # "mechanical" stays on one line (it used to wrap as "mechanica l"), on a narrow window too
+    browser.set_window_size(800, 900)
+    browser.refresh()
+    lines = browser.execute_script(
+        "const td = [...document.querySelectorAll('#cases tbody td')]"
+        ".find(t => t.textContent === 'mechanical');"
+        "const r = document.createRange(); r.selectNodeContents(td); return r.getClientRects().length;")
+    browser.set_window_size(1280, 900)
+    assert lines == 1

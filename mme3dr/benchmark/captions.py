@@ -35,7 +35,8 @@ __all__ = [
 
 CAPTIONS_REPO = "JeffreyXiang/TRELLIS-500K"
 CAPTIONS_FILE = "Toys4k.csv"
-CAPTIONS_URL = f"https://huggingface.co/datasets/{CAPTIONS_REPO}/blob/main/{CAPTIONS_FILE}"
+CAPTIONS_URL = f"https://huggingface.co/datasets/{CAPTIONS_REPO}/resolve/main/{CAPTIONS_FILE}"
+# the file itself (…/resolve/…), not the web page that shows it (…/blob/…)
 REQUIRED_COLUMNS = ("sha256", "captions")
 
 

@@ -121,8 +121,12 @@ def stats(name: str = typer.Argument("mme3dr-v1", help=NAME_HELP)) -> None:
     typer.echo(f"manifest: {manifest.name} (version {manifest.version})")
     typer.echo(f"sha256:   {manifest.sha256}")
     typer.echo(f"cases:    {len(manifest)}")
-    typer.echo(f"objects:  {len({c.file_identifier for c in manifest})} distinct, "
-               f"{len({c.toys4k_category for c in manifest})} Toys4K categories")
+    from mme3dr.benchmark.demo import DEMO_NAME
+
+    kinds = len({c.toys4k_category for c in manifest})
+    # the built-in demo's objects are procedural shapes named like Toys4K categories, not Toys4K objects
+    where = "procedural shape kinds" if manifest.name == DEMO_NAME else "Toys4K categories"
+    typer.echo(f"objects:  {len({c.file_identifier for c in manifest})} distinct, {kinds} {where}")
     for cat, n in manifest.counts().items():
         typer.echo(f"  {cat:<12}{n:>5}")
     typer.echo("counts:   " + "/".join(str(n) for n in manifest.counts().values()))
@@ -167,17 +171,25 @@ def export(
     name: str = typer.Option("mme3dr-v1", "--manifest", "-m", help=NAME_HELP),
     fmt: str = typer.Option("hf", "--format", help="hf (datasets.save_to_disk), jsonl, or csv."),
     captions: Path | None = typer.Option(None, "--captions", help="Toys4k.csv, to include prompts."),
+    samples_per_prompt: int = typer.Option(
+        1, "--samples-per-prompt", min=1,
+        help="How many seeds per case the `seeds` column lists (evaluate's --samples-per-prompt)."),
 ) -> None:
-    """Export the cases: a Hugging Face dataset folder (reload with datasets.load_from_disk), JSONL or CSV."""
+    """Export the cases: a Hugging Face dataset folder (reload with datasets.load_from_disk), JSONL or CSV.
+
+    Each row carries `seeds`: the protocol seed of sample 0, 1, ... of that case (derive_seed; in CSV,
+    separated by spaces). Generate sample i of a case with seeds[i] and the seeds that a `folder:` run
+    records are the ones the assets were made with.
+    """
     import csv
 
-    from mme3dr.benchmark.manifest import to_hf_dataset
+    from mme3dr.benchmark.manifest import export_rows, to_hf_dataset
 
     manifest, _ = _load(name, captions)
-    rows = [c.to_dict() for c in manifest.cases]
+    rows = export_rows(manifest, samples_per_prompt)
     if fmt == "hf":
         try:
-            to_hf_dataset(manifest).save_to_disk(str(out))
+            to_hf_dataset(manifest, samples_per_prompt).save_to_disk(str(out))
         except ImportError as e:
             _fail(f"{e}; install the hf extra: pip install 'mme3dr[hf]'")
     elif fmt == "jsonl":
@@ -188,7 +200,7 @@ def export(
         with open(out, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
-            w.writerows(rows)
+            w.writerows({**r, "seeds": " ".join(map(str, r["seeds"]))} for r in rows)
     else:
         _fail(f"unknown --format {fmt!r}; use hf, jsonl or csv")
     typer.echo(f"wrote {len(rows)} cases of {manifest.name} (sha256 {manifest.sha256}) to {out}")

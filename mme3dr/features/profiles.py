@@ -19,6 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+#: What every view of a pipeline-check profile's numbers says beside them.
+PIPELINE_CHECK_NOTE = ("smoke profile: tiny random encoders, so these numbers only show that the pipeline "
+                       "runs; they are not scores and compare to nothing")
+
 
 @dataclass(frozen=True)
 class MetricProfile:
@@ -47,6 +51,9 @@ class MetricProfile:
     #: before DINOv2's own image processor, as the authors' eval.py does (None: no extra resize).
     dinov2_pre_resize: int | None = None
     leaderboard_eligible: bool = True
+    #: True when the numbers only show that the pipeline runs (random encoders): every place that shows
+    #: them (terminal, report, `mme3dr score`) says so beside them.
+    pipeline_check_only: bool = False
     #: Seed of the tiny random-initialised encoders (smoke only).
     seed: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -131,6 +138,7 @@ PROFILES: dict[str, MetricProfile] = {
             inception="smoke-inception",
             dinov2="smoke-dinov2",
             leaderboard_eligible=False,
+            pipeline_check_only=True,
         ),
         MetricProfile(
             name="ar3d-r1-script",

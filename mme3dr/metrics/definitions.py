@@ -45,6 +45,8 @@ class Metric:
     name: ClassVar[str]
     #: Human-readable column title.
     title: ClassVar[str]
+    #: One sentence for a legend: what the number measures (reports show it beside the table).
+    description: ClassVar[str] = ""
     higher_is_better: ClassVar[bool]
     #: Reported value = raw value × scale (KD: ×100, as the paper's Table 4).
     scale: ClassVar[float] = 1.0
@@ -127,24 +129,32 @@ class FrechetDistance(SetDistanceMetric):
 class KdIncep(KernelDistance):
     name = "kd_incep"
     title = "KD_incep (×100)"
+    description = ("Kernel distance (unbiased MMD², cubic polynomial kernel) between the generated and "
+                   "reference sets of Inception-v3 pool3 view features, ×100")
     feature = "inception"
 
 
 class KdDinov2(KernelDistance):
     name = "kd_dinov2"
     title = "KD_dinov2 (×100)"
+    description = ("Kernel distance between the generated and reference sets of DINOv2-base CLS view "
+                   "features, ×100")
     feature = "dinov2"
 
 
 class FdIncep(FrechetDistance):
     name = "fd_incep"
     title = "FD_incep"
+    description = ("Fréchet distance between Gaussians fitted to the generated and reference Inception-v3 "
+                   "view features")
     feature = "inception"
 
 
 class FdDinov2(FrechetDistance):
     name = "fd_dinov2"
     title = "FD_dinov2"
+    description = ("Fréchet distance between Gaussians fitted to the generated and reference DINOv2-base "
+                   "view features")
     feature = "dinov2"
 
 
@@ -153,6 +163,8 @@ class ClipScore(Metric):
 
     name = "clip"
     title = "CLIP"
+    description = ("CLIPScore (100 × cosine, floored at 0) of each generated asset's views against its "
+                   "prompt, mean over views, then over assets")
     higher_is_better = True
     scale = 1.0  # the ×100 is part of the per-view definition (CLIPScore's w = 100)
     feature = "clip"
@@ -183,6 +195,8 @@ class ScriptRbfSimilarity(Metric):
 
     name = "script_kd_dinov2_rbf"
     title = "script \"KD\" (RBF sim., DINOv2)"
+    description = ("The authors' script's \"KD\": mean RBF similarity of DINOv2 CLS features per object "
+                   "(not a distance)")
     higher_is_better = True
     feature = "dinov2"
     lower_bound = 0.0

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from mme3dr.benchmark.manifest import load_manifest, read_category_map, to_hf_dataset
 from mme3dr.cli.manifest import register
+from mme3dr.models.protocol import derive_seed
 
 V1_SHA256 = "32885090fd6aa862711365d75c0ae299f31baac1c58cf373afeb29508a400cf7"
 
@@ -77,10 +78,24 @@ def test_hf_export_round_trips_through_load_from_disk(app, tmp_path):
     m = load_manifest("mme3dr-v1")
     run(app, "manifest", "export", str(tmp_path / "hf"), "--format", "hf")
     ds = datasets.load_from_disk(str(tmp_path / "hf"))
-    assert ds.num_rows == 249 and ds.column_names == list(m.cases[0].to_dict())
-    assert [dict(r) for r in ds] == [c.to_dict() for c in m.cases]
+    assert ds.num_rows == 249 and ds.column_names == [*m.cases[0].to_dict(), "seeds"]
+    seeds = [[derive_seed("mme3dr-v1", c.case_id, 0)] for c in m.cases]
+    assert [dict(r) for r in ds] == [{**c.to_dict(), "seeds": s} for c, s in zip(m.cases, seeds, strict=True)]
     assert json.loads(ds.info.description)["sha256"] == m.sha256
-    assert to_hf_dataset(m)[5] == m.cases[5].to_dict()
+    assert to_hf_dataset(m)[5] == {**m.cases[5].to_dict(), "seeds": seeds[5]}
+
+
+def test_export_lists_the_seeds_evaluate_hands_each_sample(app, tmp_path):
+    out = tmp_path / "demo.csv"
+    run(app, "manifest", "export", str(out), "--manifest", "demo", "--format", "csv",
+        "--samples-per-prompt", "3")
+    import csv
+
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == 15
+    for row in rows:  # the seed namespace is the manifest's name (results.json's benchmark.seed_namespace)
+        assert row["seeds"].split() == [str(derive_seed("mme3dr-demo", row["case_id"], i)) for i in range(3)]
+    assert len({r["seeds"] for r in rows}) == 15
 
 
 def test_export_with_captions_attaches_prompts(app, tmp_path):
@@ -108,7 +123,10 @@ def test_fetch_captions_offline_prints_what_to_place_where(app, tmp_path, monkey
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = run(app, "data", "fetch-captions", "--dest", str(tmp_path), ok=False)
     assert result.exit_code == 2
-    assert "Toys4k.csv" in result.output and str(tmp_path / "Toys4k.csv") in result.output.replace("\n", "")
+    flat = result.output.replace("\n", "")
+    assert "Toys4k.csv" in result.output and str(tmp_path / "Toys4k.csv") in flat
+    # the file's address (resolve/), which a browser or curl downloads, not the page that shows it (blob/)
+    assert "/resolve/main/Toys4k.csv" in flat and "/blob/" not in flat
 
 
 def test_help_explains_the_commands(app):
@@ -127,6 +145,7 @@ def test_stats_knows_the_demo_benchmark_and_lists_it_among_the_built_ins(app):
     result = CliRunner().invoke(app, ["manifest", "stats", "demo"])
     assert result.exit_code == 0, result.output
     assert "manifest: mme3dr-demo" in result.output and "counts:   3/3/3/3/3" in result.output
+    assert "15 procedural shape kinds" in result.output and "Toys4K" not in result.output
     result = CliRunner().invoke(app, ["manifest", "stats", "demox"])
     assert result.exit_code == 2
     assert "the built-in names are mme3dr-v1, toys4k-800 and demo" in result.output
