@@ -110,7 +110,7 @@ class HiGRPOConfig:
     save_steps: int = _f(100, "Steps between checkpoints (0: only at the end).")
     threads: int = _f(0, "torch CPU threads (0: torch's default).")
     dry_run: bool = _f(False, "Run every code path of this config on tiny stand-ins for 2 steps.")
-    # --- at scale (issue 17: ar3d_r1/distributed.py, checkpoint.py, rollout_backends.py)
+    # --- at scale (issue 17: ar3d_r1/engine/distributed.py, engine/checkpoint.py, rollout/backends.py)
     resume: bool = _f(False, "Continue from the latest complete checkpoint in output_dir (none: fresh).")
     overwrite_output_dir: bool = _f(False, "Start over in an output_dir that holds a run: its metrics, "
                                     "checkpoints, final/ and logs are deleted first (else refused).")

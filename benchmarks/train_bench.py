@@ -53,8 +53,8 @@ class PeakRSS:
 
 
 def fixed_rollouts(tok, vocab, groups: int, G: int, length: int, seed: int = 0):
-    from ar3d_r1.prompts import geometry_prompts, step1_messages
-    from ar3d_r1.rollout import chat_prompt_ids
+    from ar3d_r1.rollout.hi_grpo import chat_prompt_ids
+    from ar3d_r1.rollout.prompts import geometry_prompts, step1_messages
 
     gen = torch.Generator().manual_seed(seed)
     prompts = [p.text for p in geometry_prompts(groups, seed)]

@@ -2,7 +2,7 @@
 
 Prompts: the wrapper of ShapeLLM-Omni's eval/demo (shapellm-facts.md), "Please generate a 3D mesh based
 on the prompt I provided: {prompt}", alone for the one-step model; for AR3D-R1's two steps the wording of
-the trainer (``ar3d_r1/prompts.py`` on the trainer's branch, ``hi-grpo-instructions-v1``; the paper does
+the trainer (``ar3d_r1/rollout/prompts.py``, ``hi-grpo-instructions-v1``; the paper does
 not publish its instructions), repeated here verbatim so that a policy is evaluated the way it was
 trained: step 1 = semantic instruction + wrapped prompt -> plan s + coarse tokens t; step 2 = wrapped
 prompt + s + visual instruction -> plan v + refined tokens o.

@@ -208,7 +208,7 @@ class Reward6Renderer:
         return views
 
     def state_dict(self) -> dict:
-        """The render cache, oldest first (a checkpoint's reward cache, ar3d_r1/checkpoint.py)."""
+        """The render cache, oldest first (a checkpoint's reward cache, ar3d_r1/engine/checkpoint.py)."""
         return {"size": self.size, "cache": list(self._cache.items())}
 
     def load_state_dict(self, state: dict) -> None:

@@ -23,7 +23,7 @@ from ar3d_r1.rewards.geometry import (
     silhouette_iou,
     symmetry_score,
 )
-from ar3d_r1.tasks import ensemble, resolve_failures
+from ar3d_r1.rewards.tasks import ensemble, resolve_failures
 
 
 def box(r=8, lo=(0, 0, 0), hi=(2, 2, 2)) -> np.ndarray:

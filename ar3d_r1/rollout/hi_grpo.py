@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ar3d_r1.policy.mesh_tokens import MeshTokenError, MeshVocab, mesh_segment_span, parse_mesh_segment
-from ar3d_r1.prompts import step1_messages, step2_messages
+from ar3d_r1.rollout.prompts import step1_messages, step2_messages
 
 
 @dataclass
@@ -160,7 +160,7 @@ def two_step_rollout(model, tokenizer, vqvae, vocab: MeshVocab, prompts: list[st
     """Run both steps for ``prompts`` (already repeated G times, grouped); step 2 only if
     ``config.two_step``. ``config``: a :class:`ar3d_r1.config.HiGRPOConfig`.
 
-    ``backend`` (an :mod:`ar3d_r1.rollout_backends` backend) with ``sample_seeds`` (``turn -> seeds``,
+    ``backend`` (an :mod:`ar3d_r1.rollout.backends` backend) with ``sample_seeds`` (``turn -> seeds``,
     one per prompt, for turn 1 and 2) draws every sample from its own seed; without them, HF ``generate``
     samples the batch from the global generator seeded with ``seed``."""
     n_tokens = vqvae.config.num_tokens
@@ -173,7 +173,7 @@ def two_step_rollout(model, tokenizer, vqvae, vocab: MeshVocab, prompts: list[st
     def run(messages: list[list[dict]], step_seed, turn: int) -> list[StepOutcome]:
         p_ids = [chat_prompt_ids(tokenizer, m) for m in messages]
         if backend is not None:  # issue 17: per-sample seeds, any engine
-            from ar3d_r1.rollout_backends import SamplingSettings
+            from ar3d_r1.rollout.backends import SamplingSettings
 
             settings = SamplingSettings(budget, config.temperature, config.top_k, config.top_p, tuple(stops))
             comps = backend.generate(p_ids, settings, sample_seeds(turn), grammar=sampling["grammar"])

@@ -2,8 +2,9 @@
 
 One optimizer step (paper §5; design.md §6), read top to bottom in :meth:`HiGRPOTrainer.train`:
 
-1. **generate**: P prompts × G samples, the two-step rollout (:mod:`ar3d_r1.rollout`);
-2. **score**: R_high on M1, R_low on M2 (:mod:`ar3d_r1.tasks`), failures resolved by ``malformed_reward``;
+1. **generate**: P prompts × G samples, the two-step rollout (:mod:`ar3d_r1.rollout.hi_grpo`);
+2. **score**: R_high on M1, R_low on M2 (:mod:`ar3d_r1.rewards.tasks`), failures resolved by
+   ``malformed_reward``;
 3. **advantages**: step 1 on R_high + λ·R_low, step 2 on R_low, group z-scores
    (:func:`ar3d_r1.advantages.hi_grpo_advantages`), then dynamic sampling per step;
 4. **loss**: :func:`ar3d_r1.loss.policy_loss` per step on micro-batches of
@@ -17,8 +18,9 @@ One optimizer step (paper §5; design.md §6), read top to bottom in :meth:`HiGR
 Logs: a rich progress bar, ``metrics.jsonl`` (one record per step), ``reward_failures.jsonl`` (the reason
 of every sample whose reward failed), TensorBoard under ``tb/``, and ``reward_curve.png`` at the end.
 Checkpoints every ``save_steps`` and at the end (``final/``). A fresh run refuses an ``output_dir`` that
-holds another run unless ``overwrite_output_dir`` (ar3d_r1/checkpoint.py); ``start_step`` is the step this
-invocation started from (the resumed checkpoint's), so ``history[i]["step"] > start_step`` are its own.
+holds another run unless ``overwrite_output_dir`` (ar3d_r1/engine/checkpoint.py); ``start_step`` is the
+step this invocation started from (the resumed checkpoint's), so ``history[i]["step"] > start_step``
+are its own.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ import numpy as np
 import torch
 
 from ar3d_r1.advantages import dynamic_sampling, hi_grpo_advantages
-from ar3d_r1.checkpoint import prepare_output_dir, resume_run, save_checkpoint, saved_step
 from ar3d_r1.config import HiGRPOConfig, save_config
-from ar3d_r1.distributed import (
+from ar3d_r1.engine.checkpoint import prepare_output_dir, resume_run, save_checkpoint, saved_step
+from ar3d_r1.engine.distributed import (
     check_deepspeed_accumulation,
     deepspeed_loss_scale,
     gather_list,
@@ -47,9 +49,9 @@ from ar3d_r1.distributed import (
 )
 from ar3d_r1.logprobs import completion_logprobs, pack_sequences
 from ar3d_r1.loss import policy_loss
-from ar3d_r1.rollout import segment_shares, two_step_rollout
-from ar3d_r1.rollout_backends import make_backend, sample_seed
-from ar3d_r1.tasks import resolve_failures
+from ar3d_r1.rewards.tasks import resolve_failures
+from ar3d_r1.rollout.backends import make_backend, sample_seed
+from ar3d_r1.rollout.hi_grpo import segment_shares, two_step_rollout
 
 
 class HiGRPOTrainer:

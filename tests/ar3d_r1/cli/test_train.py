@@ -1,4 +1,4 @@
-"""``ar3d-r1 train`` / ``sft`` on the command line (ar3d_r1/cli_train.py): a user's mistakes are one line
+"""``ar3d-r1 train`` / ``sft`` on the command line (ar3d_r1/cli/train.py): a user's mistakes are one line
 ``error: ...`` naming the flag, file or key and what to do, no traceback and no usage dump; the dry-run
 summary labels and counts. In process through typer's runner (nothing here loads a model)."""
 
@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 pytest.importorskip("torch")
 
 from ar3d_r1.cli import app  # noqa: E402
-from ar3d_r1.cli_train import dry_run_summary  # noqa: E402
+from ar3d_r1.cli.train import dry_run_summary  # noqa: E402
 from ar3d_r1.config import preset  # noqa: E402
 
 

@@ -17,7 +17,7 @@ run) are printed as one line, ``error: ...``, naming the flag, file or key and w
 status 2 for flags and config values and 1 otherwise; no traceback (:func:`one_line_errors`). SIGTERM
 exits through the ``finally`` blocks (status 143), so a dry run's served judge is stopped.
 
-:func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli.py``).
+:func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli/__init__.py``).
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ def one_line(message: object) -> str:
 def user_errors() -> tuple[type[Exception], ...]:
     """The project's typed errors that describe a user's mistake or set-up (not a bug): printed as one
     line by :func:`one_line_errors`."""
-    from ar3d_r1.checkpoint import OutputDirError, ResumeError
     from ar3d_r1.config import ConfigError
+    from ar3d_r1.engine.checkpoint import OutputDirError, ResumeError
     from ar3d_r1.policy.loading import PolicyNotFoundError
     from ar3d_r1.policy.vqvae import VQVAEWeightsError
     from ar3d_r1.rewards.endpoints import EndpointsError
     from ar3d_r1.rewards.hps import HPSLoadError
-    from ar3d_r1.vlm_task import RewardServerError
+    from ar3d_r1.rewards.vlm_task import RewardServerError
     from mme3dr.features.weights import WeightsNotFoundError
 
     return (ConfigError, OutputDirError, ResumeError, PolicyNotFoundError, VQVAEWeightsError, EndpointsError,
@@ -196,13 +196,13 @@ def build_vlm_task(config):
     Raises:
         typer.BadParameter: fields are empty (all named at once), or a file is missing or invalid (the
             message names the flag, the file and the key or line).
-        ar3d_r1.vlm_task.RewardServerError: a server is down or does not serve its model (named).
+        ar3d_r1.rewards.vlm_task.RewardServerError: a server is down or does not serve its model (named).
         HPSLoadError, WeightsNotFoundError: HPS cannot load (its device, its checkpoint).
     """
     import os
 
     from ar3d_r1.rewards.endpoints import CHECK_RETRIES, CHECK_TIMEOUT_S, EndpointsError, load_endpoints
-    from ar3d_r1.vlm_task import VLMTask, load_captions
+    from ar3d_r1.rewards.vlm_task import VLMTask, load_captions
 
     needs = {"reward_servers": "the reward-model endpoints YAML; ar3d_r1/rewards/reward_endpoints.yaml is "
                                "the paper set-up and docs/rewards.md serves it",
@@ -240,10 +240,10 @@ def build_trainer(config):
     """
     import torch
 
+    from ar3d_r1.engine.trainer import HiGRPOTrainer
     from ar3d_r1.policy.loading import load_policy
     from ar3d_r1.policy.vqvae import load_vqvae
-    from ar3d_r1.tasks import GeometryTask
-    from ar3d_r1.trainer import HiGRPOTrainer
+    from ar3d_r1.rewards.tasks import GeometryTask
 
     missing_inputs(config)
     if config.threads:
@@ -274,7 +274,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from ar3d_r1.sft import run_sft
+        from ar3d_r1.engine.sft import run_sft
         from mme3dr.process_lifetime import exit_on_sigterm
 
         if help_fields:
@@ -306,7 +306,7 @@ def register(app: typer.Typer) -> None:
         if help_fields:
             typer.echo(_fields_help("train"))
             raise typer.Exit()
-        from ar3d_r1.checkpoint import OutputDirError, output_dir_problem
+        from ar3d_r1.engine.checkpoint import OutputDirError, output_dir_problem
         from mme3dr.process_lifetime import exit_on_sigterm
 
         exit_on_sigterm()  # `kill` stops the run through its finally blocks (the dry run's served judge)

@@ -25,7 +25,7 @@ def tiny_parts(tmp_path_factory):
 
 
 def _trainer(root, out, **overrides):
-    from ar3d_r1.cli_train import build_trainer
+    from ar3d_r1.cli.train import build_trainer
     from ar3d_r1.config import preset
 
     settings = dict(policy=str(root / "policy"), vqvae=str(root / "vqvae"), output_dir=str(out),
@@ -89,7 +89,7 @@ def _steps(out) -> list[int]:
 
 
 def test_a_second_fresh_run_into_a_run_directory_is_refused_unless_overwritten(tiny_parts, tmp_path):
-    from ar3d_r1.checkpoint import OutputDirError
+    from ar3d_r1.engine.checkpoint import OutputDirError
 
     out = tmp_path / "run"
     _run(tiny_parts, out, max_steps=1)
@@ -108,7 +108,7 @@ def test_a_second_fresh_run_into_a_run_directory_is_refused_unless_overwritten(t
 
 
 def test_resuming_a_finished_run_does_nothing_and_says_so(tiny_parts, tmp_path, capsys):
-    from ar3d_r1.cli_train import dry_run_summary
+    from ar3d_r1.cli.train import dry_run_summary
 
     out = tmp_path / "run"
     _run(tiny_parts, out, max_steps=1)

@@ -12,7 +12,8 @@ Per generation batch (paper §5, paper-facts.md "Hi-GRPO"; design.md §6):
 The reward callables, their per-view max and the ensembles are those of :mod:`ar3d_r1.rewards`; this
 module only routes samples to them. A sample without a shape (a malformed mesh segment) asks nothing;
 a sample whose request failed or whose reply did not parse is NaN with its reason in
-``Scores.failures1/2``, and the trainer applies ``malformed_reward`` (:func:`ar3d_r1.tasks.resolve_failures`).
+``Scores.failures1/2``, and the trainer applies ``malformed_reward``
+(:func:`ar3d_r1.rewards.tasks.resolve_failures`).
 
 **Known gap: the views are untextured.** The paper textures each decoded voxel shape with TRELLIS
 stage 2 before rendering; we do not run TRELLIS, so the judges see the renderer's plain grey shape.
@@ -32,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ar3d_r1.prompts import TaskPrompt
 from ar3d_r1.rewards.endpoints import EndpointsError, RewardEndpoints, check_endpoints
 from ar3d_r1.rewards.ensemble import STEP1_REWARDS, STEP2_REWARDS, r_high, r_low
 from ar3d_r1.rewards.outputs import merge
+from ar3d_r1.rewards.tasks import Scores
 from ar3d_r1.rewards.vlm import VLM_REWARDS
-from ar3d_r1.tasks import Scores
+from ar3d_r1.rollout.prompts import TaskPrompt
 
 #: Column (csv) or key (jsonl) names a caption may be under, in order of preference.
 CAPTION_COLUMNS = ("caption", "prompt", "text")

@@ -5,7 +5,7 @@ and voxels, :mod:`ar3d_r1.rewards.geometry`). Both ensembles use the dimension n
 :func:`ar3d_r1.rewards.ensemble.dimension_normalised`: each reward's dimensions are summed and divided
 by their count, then rewards are summed (paper §5). Step 1's rewards score M1 (global), step 2's score
 M2 (local); in one-step mode both score M1. The paper's task, the served VLM rewards on captions from a
-file, is :class:`ar3d_r1.vlm_task.VLMTask` (``task vlm``), with the same interface.
+file, is :class:`ar3d_r1.rewards.vlm_task.VLMTask` (``task vlm``), with the same interface.
 
 A sample without a shape has NaN in its rewards; :func:`resolve_failures` applies the config's
 ``malformed_reward`` rule ("zero": it scores 0; "mask": it drops out of the loss).
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ar3d_r1.prompts import TaskPrompt, geometry_prompts
 from ar3d_r1.rewards.ensemble import ensemble
+from ar3d_r1.rollout.prompts import TaskPrompt, geometry_prompts
 
 __all__ = ["GeometryTask", "Scores", "ensemble", "resolve_failures"]
 
@@ -27,7 +27,7 @@ __all__ = ["GeometryTask", "Scores", "ensemble", "resolve_failures"]
 class Scores:
     """Rewards of one generation batch (B samples): ``r_high``, ``r_low`` ``(B,) float64`` (NaN for a
     failed sample), per-dimension means for the log, failure reasons per step, and ``stats``: counts
-    for the log that add up over processes (the served rewards' requests, :mod:`ar3d_r1.vlm_task`)."""
+    for the log that add up over processes (the served rewards' requests, :mod:`ar3d_r1.rewards.vlm_task`)."""
 
     r_high: np.ndarray
     r_low: np.ndarray
