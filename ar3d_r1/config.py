@@ -79,9 +79,31 @@ class HiGRPOConfig:
     adv_eps: float = _f(1e-4, "ε in the advantage denominator (paper: 1e-4).")
     dynamic_sampling: str = _f("mask", "DAPO dynamic sampling: off | mask | refill.")
     dynamic_sampling_tol: float = _f(1e-6, "Reward spread at or below which a group counts as constant.")
-    max_refill_rounds: int = _f(2, "Extra generation rounds 'refill' may spend to fill a batch.")
+    max_refill_rounds: int = _f(2, "Extra generation rounds 'refill' may spend to fill a batch with "
+                                "informative groups (verl's filter_groups.max_num_gen_batches − 1).")
+    max_skipped_steps: int = _f(10, "Consecutive steps in which no token carries signal (nothing updated) "
+                                "after which the run stops with a message (0: never).")
     malformed_reward: str = _f("zero", "A malformed mesh segment scores 'zero' or is 'mask'ed out.")
     num_iterations: int = _f(1, "μ: gradient steps per generated batch (>1 is off-policy).")
+    # --- loss and advantage switches the authors' released trainer sets otherwise (docs/training.md)
+    advantage_mode: str = _f("per-step", "'per-step': Hi-GRPO's A1 (R_high + λ·R_low) and A2 (R_low); "
+                             "'shared': one advantage per sample, the group z-score of R_low (the final "
+                             "mesh's reward), for every segment (the authors' trainer).")
+    loss_segments: str = _f("sum", "'sum': L = L1 + L2, each aggregated over its own positions (Hi-GRPO); "
+                            "'joint': one aggregate over [step 1 ; step 2] concatenated (needs "
+                            "advantage_mode 'shared'; the authors' trainer).")
+    loss_normaliser: str = _f("batch", "'batch': the aggregate's denominator spans the whole step on every "
+                              "process (trl's num_items_in_batch); 'micro-batch': each micro-batch is "
+                              "normalised by its own counts and the micro-batches are averaged (the authors' "
+                              "trainer: their local batch).")
+    mesh_mask: str = _f("eos", "Mask of the final segment: 'eos' (its tokens up to the stop token) or 'all' "
+                        "(every position up to the longest completion of its group, post-stop padding "
+                        "included: the authors' ones_like).")
+    clip_ratio: bool = _f(True, "Clip the importance ratio to [1 − ε_low, 1 + ε_high]; False: ρ·Â unclipped "
+                          "(the authors' trainer). On-policy (μ = 1) ρ ≡ 1 and both agree.")
+    kl_log_ratio_clamp: float = _f(0.0, "Clamp ref − logp to ±this before k3's exponential (0: off, the "
+                                   "paper; verl: 20).")
+    kl_value_clamp: float = _f(0.0, "Clamp each token's k3 to ±this (0: off, the paper; verl: 10).")
     # --- optimisation
     learning_rate: float = _f(1e-6, "AdamW learning rate.")
     lr_scheduler_type: str = _f("constant", "LR schedule (transformers.get_scheduler): constant, "
@@ -135,6 +157,10 @@ class HiGRPOConfig:
             "mixed_precision": (self.mixed_precision, ("", "no", "fp16", "bf16")),
             "rollout_backend": (self.rollout_backend, ("hf", "server")),
             "rollout_profile": (self.rollout_profile, ("vllm", "transformers")),
+            "advantage_mode": (self.advantage_mode, ("per-step", "shared")),
+            "loss_segments": (self.loss_segments, ("sum", "joint")),
+            "loss_normaliser": (self.loss_normaliser, ("batch", "micro-batch")),
+            "mesh_mask": (self.mesh_mask, ("eos", "all")),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:
@@ -142,6 +168,12 @@ class HiGRPOConfig:
         if self.resume and self.overwrite_output_dir:
             raise ValueError("resume and overwrite_output_dir exclude each other: continue the run in "
                              "output_dir or start it over, not both")
+        if self.loss_segments == "joint" and self.advantage_mode != "shared":
+            raise ValueError("loss_segments 'joint' needs advantage_mode 'shared': one aggregate over both "
+                             "segments takes one advantage per sample")
+        for name in ("max_refill_rounds", "max_skipped_steps", "kl_log_ratio_clamp", "kl_value_clamp"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.num_generations < 2:
             raise ValueError("num_generations (G) must be at least 2: advantages compare samples of a group")
 

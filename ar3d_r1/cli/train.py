@@ -41,6 +41,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     """The project's typed errors that describe a user's mistake or set-up (not a bug): printed as one
     line by :func:`one_line_errors`."""
     from ar3d_r1.config import ConfigError
+    from ar3d_r1.engine import NoSignalError
     from ar3d_r1.engine.checkpoint import OutputDirError, ResumeError
     from ar3d_r1.policy.loading import PolicyNotFoundError
     from ar3d_r1.policy.vqvae import VQVAEWeightsError
@@ -50,7 +51,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     from mme3dr.features.weights import WeightsNotFoundError
 
     return (ConfigError, OutputDirError, ResumeError, PolicyNotFoundError, VQVAEWeightsError, EndpointsError,
-            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError)
+            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError, NoSignalError)
 
 
 @contextmanager
