@@ -68,7 +68,9 @@ class HiGRPOConfig:
     prompt_seed: int = _f(0, "Seed of the procedural prompt set (must match the SFT's).")
     # --- the method
     two_step: bool = _f(True, "Hi-GRPO's two-step rollout; False trains one step (plain GRPO-family).")
-    algorithm: str = _f("hi-grpo", "Loss switches preset: hi-grpo, grpo, dapo, dr-grpo, gspo (ar3d_r1.loss).")
+    algorithm: str = _f("hi-grpo", "Loss switches preset: hi-grpo, grpo, dapo, dr-grpo, gspo (ar3d_r1.loss); "
+                        "the flag sets that method's ε, β, level, aggregation, std and dynamic sampling, "
+                        "and other flags override them.")
     lam: float = _f(1.0, "λ: step 1 trains on R_high + λ·R_low (paper: 1.0).")
     beta: float = _f(0.01, "KL coefficient β (k3 estimator).")
     epsilon_low: float = _f(0.2, "Clip ε_low (DAPO's value; the paper gives none).")
@@ -328,4 +330,7 @@ def parse_args(cls: type, args: list[str], base: HiGRPOConfig | SFTConfig) -> Hi
             hint = f" (did you mean --{close[0]}?)" if close else ""
             raise ConfigError(f"unknown flag {token}{hint}; every config field is a flag: see --help-fields")
         raise ConfigError(f"unexpected argument {token!r}: flags take the form --field value")
+    if isinstance(config, HiGRPOConfig) and config.algorithm != getattr(base, "algorithm", config.algorithm):
+        # --algorithm NAME sets that method's loss switches; the other flags given still override them
+        return parse_args(cls, args, base.with_algorithm(config.algorithm))
     return config

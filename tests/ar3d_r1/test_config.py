@@ -43,3 +43,27 @@ def test_switch_validation_and_algorithm_presets():
     assert g.dynamic_sampling == "off"
     assert not preset("paper").off_policy()
     assert dataclasses.replace(preset("paper"), num_iterations=2).off_policy()
+
+
+def test_the_algorithm_flag_sets_that_methods_switches_and_other_flags_override_them():
+    base = preset("tiny-cpu")
+    dapo = parse_args(HiGRPOConfig, ["--algorithm", "dapo"], base)
+    assert (dapo.dynamic_sampling, dapo.beta, dapo.epsilon_high, dapo.aggregation) == ("refill", 0.0, 0.28,
+                                                                                       "token-mean")
+    assert dapo.learning_rate == base.learning_rate  # everything else stays the preset's
+    flags = ["--beta", "0.02", "--algorithm", "dapo", "--max_refill_rounds", "5"]
+    mixed = parse_args(HiGRPOConfig, flags, base)
+    assert (mixed.beta, mixed.dynamic_sampling, mixed.max_refill_rounds) == (0.02, "refill", 5)
+    assert parse_args(HiGRPOConfig, [], base) == base
+
+
+def test_the_authors_switches_are_validated():
+    with pytest.raises(ValueError, match="joint.*shared"):
+        HiGRPOConfig(loss_segments="joint")
+    with pytest.raises(ValueError, match="mesh_mask"):
+        HiGRPOConfig(mesh_mask="ones")
+    with pytest.raises(ValueError, match="kl_log_ratio_clamp"):
+        HiGRPOConfig(kl_log_ratio_clamp=-1.0)
+    c = HiGRPOConfig(advantage_mode="shared", loss_segments="joint", loss_normaliser="micro-batch",
+                     mesh_mask="all", clip_ratio=False)
+    assert c.loss_segments == "joint"

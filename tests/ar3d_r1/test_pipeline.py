@@ -89,17 +89,22 @@ def test_the_paper_dry_run_takes_the_served_reward_path(tmp_path):
 
 
 @pytest.mark.reference
-def test_reference_run_reward_rises_against_the_lr0_control(tmp_path):
+# dapo: clip-higher, no KL, dynamic sampling with refill (ar3d_r1.loss.ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ["hi-grpo", "dapo"])
+def test_reference_run_reward_rises_against_the_lr0_control(tmp_path, algorithm):
     from ar3d_r1.reference import load_metrics, reward_rise
 
     vq, sft = tmp_path / "vqvae", tmp_path / "sft"
     ar3d_r1("vqvae", "fit", "--preset", "tiny-cpu", "--out", str(vq), "--threads", "1", timeout=900)
     ar3d_r1("sft", "--preset", "tiny-cpu", "--vqvae", str(vq), "--output_dir", str(sft), timeout=900)
-    ar3d_r1("train", "--preset", "tiny-cpu", "--vqvae", str(vq), "--policy", str(sft), "--output_dir",
-            str(tmp_path / "train"), timeout=1800)
-    ar3d_r1("train", "--preset", "tiny-cpu", "--vqvae", str(vq), "--policy", str(sft), "--output_dir",
-            str(tmp_path / "control"), "--learning_rate", "0", timeout=1800)
-    run = reward_rise(load_metrics(tmp_path / "train"))
+    common = ("--preset", "tiny-cpu", "--vqvae", str(vq), "--policy", str(sft), "--algorithm", algorithm)
+    ar3d_r1("train", *common, "--output_dir", str(tmp_path / "train"), timeout=1800)
+    ar3d_r1("train", *common, "--output_dir", str(tmp_path / "control"), "--learning_rate", "0", timeout=1800)
+    records = load_metrics(tmp_path / "train")
+    run = reward_rise(records)
     control = reward_rise(load_metrics(tmp_path / "control"))
+    print(f"{algorithm}: run {run}, control {control}")
     assert run["z"] >= 3.0, run
     assert control["z"] < 3.0, control
+    if algorithm == "dapo":  # the refill path ran: every step records its rounds and kept groups
+        assert all("refill/rounds" in r and r["refill/groups_kept"] >= 0 for r in records)
