@@ -5,7 +5,8 @@ the packed tensors each process trains on.
 normalises their G samples each (:func:`generate_round`); rewards are gathered over processes, so every
 process holds every reward, and the group statistics (:func:`advantages_of`) read only a group's own
 rewards. Advantages: ``advantage_mode="per-step"`` is Hi-GRPO's (A1 on R_high + λ·R_low, A2 on R_low);
-``"shared"`` gives every segment the group z-score of R_low (the final mesh's reward).
+``"shared"`` gives every segment the group z-score of R_low (the final mesh's reward), and a sample's
+validity under ``malformed_reward="mask"`` then follows R_low alone in every segment.
 
 **Dynamic sampling** (DAPO, Yu et al. 2025, eq. 11 and Algorithm 1). A group is *informative* in a step
 when its rewards spread more than ``dynamic_sampling_tol``; a group informative in no trained step
@@ -105,6 +106,8 @@ def generate_round(trainer, step: int, k: int) -> Round:
     # a group may span processes: gather every reward before the group statistics (distributed.py)
     r_high, valid1 = resolve_failures(gather_rows(acc, scores.r_high), G, cfg.malformed_reward)
     r_low, valid2 = resolve_failures(gather_rows(acc, scores.r_low), G, cfg.malformed_reward)
+    if cfg.advantage_mode == "shared":  # R_high plays no part: a sample's rows stand or fall with R_low
+        valid1 = valid2
     a1, a2 = advantages_of(cfg, r_high, r_low, G)
     keep1, keep2 = keep_masks(cfg, r_high, r_low, G)
     step1, step2 = rollout.step1, rollout.step2

@@ -133,9 +133,13 @@ def test_micro_batch_normaliser_joint_and_shared_match_the_authors_formula(tiny_
 
     trainer = make_trainer(tiny_parts, tmp_path / "run", advantage_mode="shared", loss_segments="joint",
                            loss_normaliser="micro-batch", mesh_mask="all", clip_ratio=False,
-                           per_device_train_batch_size=2, gradient_accumulation_steps=2, beta=0.01)
-    trainer.task = ScriptedTask(trainer.task.prompts, _spread)
+                           per_device_train_batch_size=2, gradient_accumulation_steps=2, beta=0.01,
+                           malformed_reward="mask")
+    # no R_high at all (the authors' reasoning step has no mesh): shared mode reads R_low alone
+    trainer.task = ScriptedTask(trainer.task.prompts, lambda p, row, c: (float("nan"), float(row % 3)))
     batch = trainer.generate_and_score(0)
+    lengths = [len(o.completion_ids) for o in batch["rollout"].step1]
+    assert batch["tensors"]["step1"]["mask"].sum(1).tolist() == lengths
     ref = trainer.logprobs(batch, grad=False, model=trainer.ref_model)
     model = copy.deepcopy(trainer.accelerator.unwrap_model(trainer.model)).train()
     total = 0.0
