@@ -2,18 +2,19 @@
 
 One optimizer step (paper §5; design.md §6), read top to bottom in :meth:`HiGRPOTrainer.train`:
 
-1. **generate**: P prompts × G samples, the two-step rollout (:mod:`ar3d_r1.rollout.hi_grpo`);
+1. **generate**: P prompts × G samples, the two-step rollout (:mod:`ar3d_r1.rollout.hi_grpo`), in
+   rounds when dynamic sampling refills (:mod:`ar3d_r1.engine.batch`);
 2. **score**: R_high on M1, R_low on M2 (:mod:`ar3d_r1.rewards.tasks`), failures resolved by
    ``malformed_reward``;
 3. **advantages**: step 1 on R_high + λ·R_low, step 2 on R_low, group z-scores
-   (:func:`ar3d_r1.advantages.hi_grpo_advantages`), then dynamic sampling per step;
-4. **loss**: :func:`ar3d_r1.loss.policy_loss` per step on micro-batches of
-   ``per_device_train_batch_size`` rows, summed (L = L1 + L2) and scaled so the micro-batches add up to
-   the batch-level aggregate (for ``token-mean``: each micro-batch weighs its share of the batch's valid
-   tokens, as trl's ``num_items_in_batch``);
-5. **step**: clip, AdamW step. With μ = ``num_iterations`` > 1 the batch is reused μ times and the old
-   log-probs are computed once, explicitly, before the first update; with μ = 1 they are
-   ``logp.detach()`` (ρ ≡ 1, as trl does).
+   (:func:`ar3d_r1.advantages.hi_grpo_advantages`; or one shared advantage), then dynamic sampling;
+4. **loss**: :func:`ar3d_r1.loss.hi_grpo_loss`, the one loss path, on micro-batches of
+   ``per_device_train_batch_size`` rows with the step's normalisers, so the micro-batches add up to the
+   batch-level aggregate (trl's ``num_items_in_batch``) (:mod:`ar3d_r1.engine.step`);
+5. **step**: clip, AdamW step, or none at all when no token carries signal (logged ``skipped``;
+   ``max_skipped_steps`` in a row raise :class:`ar3d_r1.engine.NoSignalError`). With μ =
+   ``num_iterations`` > 1 the batch is reused μ times and the old log-probs are computed once,
+   explicitly, before the first update; with μ = 1 they are ``logp.detach()`` (ρ ≡ 1, as trl does).
 
 Logs: a rich progress bar, ``metrics.jsonl`` (one record per step), ``reward_failures.jsonl`` (the reason
 of every sample whose reward failed), TensorBoard under ``tb/``, and ``reward_curve.png`` at the end.
