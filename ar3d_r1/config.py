@@ -61,13 +61,34 @@ class HiGRPOConfig:
     output_dir: str = _f("runs/tiny-cpu/train", "Run directory: checkpoints, metrics.jsonl, TensorBoard.")
     policy: str = _f("runs/tiny-cpu/sft", "Policy directory or hub id (the SFT output for tiny-cpu).")
     vqvae: str = _f("runs/vqvae-tiny", "VQVAE directory or hub id.")
-    task: str = _f("geometry", "Reward task: 'geometry' (procedural prompts, geometric rewards) or 'vlm'.")
+    task: str = _f("geometry", "Reward task: 'geometry' (procedural prompts, geometric rewards), 'vlm' (the "
+                   "paper's served rewards) or 'hps-unified2' (the authors' released trainer's HPS + "
+                   "UnifiedReward-2.0 sum, ar3d_r1/rewards/authors.py).")
     num_prompts: int = _f(16, "Procedural prompts (task 'geometry').")
-    prompts_file: str = _f("", "Captions file (task 'vlm'): .txt one a line, .jsonl (a JSON string or an "
-                           "object with caption/prompt/text) or .csv with a caption/prompt/text column.")
+    prompts_file: str = _f("", "Captions file (tasks 'vlm', 'hps-unified2'): .txt one a line, .jsonl (a JSON "
+                           "string or an object with caption/prompt/text), .json (a JSON list of those, e.g. "
+                           "the authors' {prompt, task_type, category} objects) or .csv with a caption/"
+                           "prompt/text column.")
     prompt_seed: int = _f(0, "Seed of the procedural prompt set (must match the SFT's).")
     # --- the method
     two_step: bool = _f(True, "Hi-GRPO's two-step rollout; False trains one step (plain GRPO-family).")
+    rollout_style: str = _f("hi-grpo", "'hi-grpo': our turns (two_step says one or two); 'reasoning-then-"
+                            "mesh': the authors' released trainer: the reasoning prompt -> a reasoning text, "
+                            "then '{prompt}. {reasoning}' + <mesh-start> -> mesh tokens "
+                            "(ar3d_r1/rollout/one_step.py).")
+    reasoning_prompt_file: str = _f("", "Reasoning prompt template with one '{}' for the caption "
+                                    "(rollout_style 'reasoning-then-mesh'); empty: ours, shipped in ar3d_r1/"
+                                    "rollout/reasoning_prompt.txt. Point it at the authors' "
+                                    "data/prompt/3d_reasoning_prompt.txt for theirs.")
+    reasoning_system_prompt: str = _f("You turn a description of an object into a 3D model.",
+                                      "System message of the reasoning turn (rollout_style "
+                                      "'reasoning-then-mesh'); empty: none.")
+    max_mesh_tokens: int = _f(0, "Most new tokens of the mesh turn (rollout_style 'reasoning-then-mesh'); "
+                              "0: the segment's length + 2.")
+    mesh_pad: str = _f("error", "A short or unterminated mesh segment: 'error' (a failed sample) or 'repeat' "
+                       "its last code up to the VQVAE's length (the authors' parser).")
+    frozen_modules: str = _f("", "Comma-separated parameter-name substrings that are not trained (the "
+                             "authors freeze visual,vision_tower,...,lm_head); empty: train everything.")
     algorithm: str = _f("hi-grpo", "Loss switches preset: hi-grpo, grpo, dapo, dr-grpo, gspo (ar3d_r1.loss); "
                         "the flag sets that method's ε, β, level, aggregation, std and dynamic sampling, "
                         "and other flags override them.")
@@ -85,7 +106,10 @@ class HiGRPOConfig:
                                 "informative groups (verl's filter_groups.max_num_gen_batches − 1).")
     max_skipped_steps: int = _f(10, "Consecutive steps in which no token carries signal (nothing updated) "
                                 "after which the run stops with a message (0: never).")
-    malformed_reward: str = _f("zero", "A malformed mesh segment scores 'zero' or is 'mask'ed out.")
+    malformed_reward: str = _f("zero", "A failed reward (malformed mesh, no views, a raising reward "
+                               "function) scores 'zero' or is 'mask'ed out; 'half-column' (task "
+                               "'hps-unified2', the authors'): no views scores 0 and a raising reward "
+                               "function fills its whole column with 0.5.")
     num_iterations: int = _f(1, "μ: gradient steps per generated batch (>1 is off-policy).")
     # --- loss and advantage switches the authors' released trainer sets otherwise (docs/training.md)
     advantage_mode: str = _f("per-step", "'per-step': Hi-GRPO's A1 (R_high + λ·R_low) and A2 (R_low); "
@@ -127,7 +151,9 @@ class HiGRPOConfig:
     constrain: bool = _f(False, "Sample through the mesh grammar (tests, dry runs; not the paper's).")
     logprob_chunk: int = _f(1024, "Positions per LM-head chunk when recomputing log-probs.")
     # --- rewards
-    render_size: int = _f(512, "Pixel size of the reward6 renders.")
+    render_size: int = _f(512, "Pixel size of the reward renders.")
+    reward_rig: str = _f("reward6", "Camera rig of the reward views (mme3dr.render.RIGS): 'reward6' (the "
+                         "paper's) or 'video6' (the frames the authors' trainer picks from its orbit video).")
     reward_servers: str = _f("", "YAML file of reward-model endpoints (task 'vlm').")
     # --- logging and checkpoints
     log_every: int = _f(1, "Steps between metric records.")
@@ -152,10 +178,13 @@ class HiGRPOConfig:
             "algorithm": (self.algorithm, tuple(ALGORITHMS)), "level": (self.level, LEVELS),
             "aggregation": (self.aggregation, AGGREGATIONS),
             "lr_scheduler_type": (self.lr_scheduler_type, LR_SCHEDULES),
-            "task": (self.task, ("geometry", "vlm")),
+            "task": (self.task, ("geometry", "vlm", "hps-unified2")),
+            "rollout_style": (self.rollout_style, ("hi-grpo", "reasoning-then-mesh")),
+            "mesh_pad": (self.mesh_pad, ("error", "repeat")),
+            "reward_rig": (self.reward_rig, ("reward6", "video6")),
             "scale_rewards": (self.scale_rewards, ("unbiased", "population", "none")),
             "dynamic_sampling": (self.dynamic_sampling, ("off", "mask", "refill")),
-            "malformed_reward": (self.malformed_reward, ("zero", "mask")),
+            "malformed_reward": (self.malformed_reward, ("zero", "mask", "half-column")),
             "mixed_precision": (self.mixed_precision, ("", "no", "fp16", "bf16")),
             "rollout_backend": (self.rollout_backend, ("hf", "server")),
             "rollout_profile": (self.rollout_profile, ("vllm", "transformers")),

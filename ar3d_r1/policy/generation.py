@@ -77,7 +77,9 @@ class MeshGrammarLogitsProcessor:
     """Masks logits so every row's continuation is ``text <mesh-start> N x <mesh{i}> <mesh-end> eos``.
 
     Before the segment: any token but mesh codes, ``<mesh-end>`` and eos; ``<mesh-start>`` is forced
-    once only N + 2 new tokens remain. Inside: codes only, then ``<mesh-end>``. After it: eos.
+    once only N + 2 new tokens remain. Inside: codes only, then ``<mesh-end>``. After it: eos. A prompt
+    that ends with ``<mesh-start>`` (the authors' mesh turn, :mod:`ar3d_r1.one_step`) opens the segment:
+    the continuation is then ``N x <mesh{i}> <mesh-end> eos``.
     A ``transformers`` logits processor: ``(input_ids (B, L) int64, scores (B, V) float) -> scores``.
     """
 
@@ -93,8 +95,10 @@ class MeshGrammarLogitsProcessor:
 
         codes = torch.tensor(self.vocab.code_ids, device=scores.device)
         out = torch.full_like(scores, float("-inf"))
+        opened = self.prompt_length > 0 and bool((input_ids[:, self.prompt_length - 1] == self.vocab.start_id)
+                                                 .all())
         for row in range(input_ids.shape[0]):
-            new = input_ids[row, self.prompt_length:].tolist()
+            new = input_ids[row, self.prompt_length - opened:].tolist()
             span = mesh_segment_span(new, self.vocab)
             if span is None:
                 if self.max_new_tokens - len(new) <= self.n + 2:

@@ -80,17 +80,19 @@ class GeometryTask:
 def resolve_failures(rewards: np.ndarray, group_size: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``malformed_reward`` to ``rewards (B,)`` with NaN for failed samples.
 
-    Returns ``(rewards, valid)``: ``"zero"`` puts 0 in place of NaN and keeps every sample; ``"mask"``
+    Returns ``(rewards, valid)``: ``"zero"`` (and ``"half-column"``, whose task,
+    :class:`ar3d_r1.rewards.authors.HPSUnifiedTask`, leaves no NaN) puts 0 in place of NaN and keeps every
+    sample; ``"mask"``
     puts the group's mean of its valid samples (0 if none) in place of NaN, so the failed sample does
     not shift its group's statistics, and marks it invalid (``valid (B,) bool``) for the loss mask.
     """
     r = np.asarray(rewards, dtype=np.float64).copy()
     bad = ~np.isfinite(r)
-    if mode == "zero":
+    if mode in ("zero", "half-column"):  # half-column: the task already scored its failures (0 / 0.5)
         r[bad] = 0.0
         return r, np.ones_like(bad)
     if mode != "mask":
-        raise ValueError(f"malformed_reward must be 'zero' or 'mask', got {mode!r}")
+        raise ValueError(f"malformed_reward must be 'zero', 'mask' or 'half-column', got {mode!r}")
     grouped, bad_g = r.reshape(-1, group_size), bad.reshape(-1, group_size)
     for g in range(grouped.shape[0]):
         ok = ~bad_g[g]

@@ -62,9 +62,11 @@ def _utf8_text(path: Path) -> str:
 
 def load_captions(path: str | Path) -> list[str]:
     """Training captions from ``path``: ``.txt`` (one a line; blank lines and ``#`` comments skipped),
-    ``.jsonl`` (one JSON string or object a line, the caption under ``caption``, ``prompt`` or ``text``)
-    or ``.csv`` (a header row with one of those columns, matched case-insensitively; a quoted caption may
-    span lines and keeps its newlines). Captions are stripped; order and repeats kept.
+    ``.jsonl`` (one JSON string or object a line, the caption under ``caption``, ``prompt`` or ``text``),
+    ``.json`` (a JSON list of such strings or objects, e.g. the authors' ``data/sampled_prompt.json`` of
+    ``{"prompt", "task_type", "category"}`` objects; other keys are ignored) or ``.csv`` (a header row
+    with one of those columns, matched case-insensitively; a quoted caption may span lines and keeps its
+    newlines). Captions are stripped; order and repeats kept.
 
     Raises:
         FileNotFoundError: no such file. IsADirectoryError: ``path`` is a directory.
@@ -74,12 +76,12 @@ def load_captions(path: str | Path) -> list[str]:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"prompts_file {path} is a directory; give a captions file (.txt one a line, "
-                                ".jsonl or .csv)")
+                                ".jsonl, .json or .csv)")
     if not path.is_file():
         raise FileNotFoundError(f"prompts_file {path} does not exist (task 'vlm' trains on its captions)")
     suffix = path.suffix.lower()
-    if suffix not in (".txt", ".jsonl", ".csv"):
-        raise ValueError(f"{path}: prompts_file must be .txt (one caption a line), .jsonl or .csv, "
+    if suffix not in (".txt", ".jsonl", ".json", ".csv"):
+        raise ValueError(f"{path}: prompts_file must be .txt (one caption a line), .jsonl, .json or .csv, "
                          f"not {suffix or 'a file without a suffix'!r}")
     text = _utf8_text(path)
     captions: list[str] = []
@@ -93,13 +95,16 @@ def load_captions(path: str | Path) -> list[str]:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
-            found = item if isinstance(item, str) else next(
-                (item[k] for k in CAPTION_COLUMNS if isinstance(item, dict) and isinstance(item.get(k), str)),
-                None)
-            if not found or not found.strip():
-                raise ValueError(f"{path}:{n}: no caption (a JSON string, or an object with a non-empty "
-                                 f"{' / '.join(CAPTION_COLUMNS)})")
-            captions.append(found.strip())
+            captions.append(_json_caption(item, f"{path}:{n}"))
+    elif suffix == ".json":
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from None
+        if not isinstance(items, list):
+            raise ValueError(f"{path}: a .json prompts_file is a JSON list of captions or of objects with "
+                             f"{' / '.join(CAPTION_COLUMNS)}, got a {type(items).__name__}")
+        captions = [_json_caption(item, f"{path}: item {k}") for k, item in enumerate(items)]
     else:
         with path.open(newline="", encoding="utf-8-sig") as f:  # newline="": quoted newlines survive
             reader = csv.DictReader(f)
@@ -119,6 +124,17 @@ def load_captions(path: str | Path) -> list[str]:
     if not captions:
         raise ValueError(f"{path}: no captions")
     return captions
+
+
+def _json_caption(item, where: str) -> str:
+    """The caption of one JSON item (a string, or an object with caption / prompt / text), stripped;
+    ValueError naming ``where`` otherwise."""
+    found = item if isinstance(item, str) else next(
+        (item[k] for k in CAPTION_COLUMNS if isinstance(item, dict) and isinstance(item.get(k), str)), None)
+    if not found or not found.strip():
+        raise ValueError(f"{where}: no caption (a JSON string, or an object with a non-empty "
+                         f"{' / '.join(CAPTION_COLUMNS)})")
+    return found.strip()
 
 
 def require_servers(endpoints: RewardEndpoints, names: Sequence[str]) -> None:

@@ -126,7 +126,7 @@ def test_endpoint_and_captions_file_mistakes_are_one_line(tmp_path):
     args = _paper(tmp_path, good, None)
     args[-1] = str(tmp_path)
     assert run(*args, code=2) == (f"error: --prompts_file: prompts_file {tmp_path} is a directory; give a "
-                                  "captions file (.txt one a line, .jsonl or .csv)")
+                                  "captions file (.txt one a line, .jsonl, .json or .csv)")
     # well-formed, and nothing listens: the reward-server check names it (after saying it checks)
     result = CliRunner().invoke(app, _paper(tmp_path, good))
     assert result.exit_code == 1 and "checking reward servers" in result.stderr
