@@ -11,6 +11,10 @@ Presets (:data:`PRESETS`):
   tokens per shape. The paper gives no clip range: ε_low 0.2 / ε_high 0.28 are DAPO's (Yu et al. 2025).
   Its rewards are the VLM ensembles served over the OpenAI API (``--reward_servers FILE.yaml``) on
   captions the user gives (``--prompts_file``; the paper's ~8,400 training captions are not released).
+- ``3dgen-r1``: the authors' released one-step trainer (3DGen-R1's ``run_grpo_3d.sh``; docs/training.md):
+  a reasoning turn then a mesh turn, HPS + UnifiedReward-2.0 summed over the ``video6`` views, lr 1e-6,
+  β 0.01, G 8, temperature 1.0, one prompt per process per micro-step, accumulation 2, 900 steps, bf16,
+  the vision tower, projector and ``lm_head`` frozen; 7 training GPUs + 1 serving the reward model.
 - ``tiny-cpu``: the CPU reference pipeline (design.md §6): a tiny VQVAE and a tiny Qwen2.5-VL-class
   policy built here, geometric rewards, minutes on 2 cores.
 
@@ -249,6 +253,29 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             temperature=0.7, top_k=8192, top_p=0.7, render_size=512, save_steps=100,
         ),
     },
+    # The authors' released one-step trainer (3DGen-R1 at 290cb73: grpo_3d_trainer.py, run_grpo_3d.sh;
+    # docs/training.md "The authors' released trainer"). 7 training processes (GPUs 1-7, ZeRO-3:
+    # ar3d_r1/deepspeed/accelerate_zero3_3dgen_r1.yaml) and UnifiedReward-2.0 on GPU 0 (ar3d_r1/rewards/
+    # reward_endpoints_3dgen_r1.yaml). Per step: 7 processes x 2 micro-steps x 1 prompt x G 8 = 14 prompts
+    # [paper: 8 GPUs, effective batch 16, 1,200 steps]. Their transformers.Trainer schedule is its default,
+    # linear decay to 0 with no warm-up; their generate calls set no top-k/top-p (full distribution at
+    # temperature 1.0); their max_completion_length 2048 bounds both turns.
+    "3dgen-r1": {
+        "sft": {},
+        "train": dict(
+            output_dir="runs/3dgen-r1/train", policy="yejunliang23/ShapeLLM-7B-omni",
+            vqvae="yejunliang23/3DVQVAE", task="hps-unified2", rollout_style="reasoning-then-mesh",
+            reward_rig="video6", malformed_reward="half-column", mesh_pad="repeat",
+            frozen_modules="visual,vision_tower,vision_model,mm_projector,multi_modal_projector,"
+                           "vision_resampler,aligner,lm_head",
+            learning_rate=1e-6, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
+            max_grad_norm=1.0,
+            beta=0.01, num_generations=8, per_device_train_batch_size=8, gradient_accumulation_steps=2,
+            max_steps=900, save_steps=200, scale_rewards="unbiased", adv_eps=1e-4, dynamic_sampling="off",
+            temperature=1.0, top_k=0, top_p=1.0, max_plan_tokens=2048, max_mesh_tokens=2048,
+            render_size=512, mixed_precision="bf16",
+        ),
+    },
     "tiny-cpu": {
         # One torch thread: a tiny model's ops are too small to split, and on a shared 2-core machine two
         # threads thrash (measured at load 8: generation 14.9 s vs 1.4 s, an SFT step 3.0 s vs 0.6 s).
@@ -280,12 +307,18 @@ def preset(name: str, kind: str = "train", **overrides) -> HiGRPOConfig | SFTCon
     return cls(**{**PRESETS[name][kind], **overrides})
 
 
+def config_yaml(config: HiGRPOConfig | SFTConfig) -> str:
+    """``config`` as YAML text, ``{kind: train|sft, fields...}`` in field order (what :func:`load_config`
+    reads; ``ar3d-r1 train --print-config`` prints it)."""
+    kind = "train" if isinstance(config, HiGRPOConfig) else "sft"
+    return yaml.safe_dump({"kind": kind, **dataclasses.asdict(config)}, sort_keys=False)
+
+
 def save_config(config: HiGRPOConfig | SFTConfig, path: str | Path) -> Path:
-    """Write ``config`` as YAML (``{kind: ..., fields...}``); returns the path."""
+    """Write ``config`` as YAML (:func:`config_yaml`); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    kind = "train" if isinstance(config, HiGRPOConfig) else "sft"
-    path.write_text(yaml.safe_dump({"kind": kind, **dataclasses.asdict(config)}, sort_keys=False), "utf-8")
+    path.write_text(config_yaml(config), "utf-8")
     return path
 
 

@@ -42,6 +42,7 @@ from ar3d_r1.logprobs import pack_sequences
 from ar3d_r1.rewards.tasks import resolve_failures
 from ar3d_r1.rollout.backends import sample_seed
 from ar3d_r1.rollout.hi_grpo import Rollout, two_step_rollout
+from ar3d_r1.rollout.one_step import reasoning_then_mesh_rollout
 
 
 @dataclass
@@ -98,10 +99,12 @@ def generate_round(trainer, step: int, k: int) -> Round:
     if k == 0 and cfg.rollout_backend != "hf" and cfg.rollout_weight_sync and acc.is_main_process:
         trainer.backend.sync_weights(policy)
     offset = k * len(prompts)
-    rollout = two_step_rollout(policy, trainer.tokenizer, trainer.vqvae, trainer.vocab, prompts[rows], cfg,
-                               seed=cfg.seed * 100_003 + step + 1_000_003 * k, backend=trainer.backend,
-                               sample_seeds=lambda turn: [sample_seed(cfg.seed, step, turn, offset + r)
-                                                          for r in range(rows.start, rows.stop)])
+    rollout_fn = (reasoning_then_mesh_rollout if cfg.rollout_style == "reasoning-then-mesh"
+                  else two_step_rollout)
+    rollout = rollout_fn(policy, trainer.tokenizer, trainer.vqvae, trainer.vocab, prompts[rows], cfg,
+                         seed=cfg.seed * 100_003 + step + 1_000_003 * k, backend=trainer.backend,
+                         sample_seeds=lambda turn: [sample_seed(cfg.seed, step, turn, offset + r)
+                                                    for r in range(rows.start, rows.stop)])
     scores = trainer.task.score(rollout)
     # a group may span processes: gather every reward before the group statistics (distributed.py)
     r_high, valid1 = resolve_failures(gather_rows(acc, scores.r_high), G, cfg.malformed_reward)

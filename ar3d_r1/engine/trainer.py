@@ -39,6 +39,7 @@ from ar3d_r1.engine import NoSignalError
 from ar3d_r1.engine.batch import generate_and_score
 from ar3d_r1.engine.checkpoint import prepare_output_dir, resume_run, save_checkpoint, saved_step
 from ar3d_r1.engine.step import micro_batches, segment_logprobs, train_step
+from ar3d_r1.policy.loading import freeze_parameters
 from ar3d_r1.rollout.backends import make_backend
 from ar3d_r1.rollout.hi_grpo import segment_shares
 
@@ -63,8 +64,9 @@ class HiGRPOTrainer:
         # Dr.GRPO's constant length budget: plan, <mesh-start>, N codes, <mesh-end>, stop
         self.max_len = config.max_plan_tokens + vqvae.config.num_tokens + 3
         self.skipped_in_a_row = 0
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                      weight_decay=config.weight_decay)
+        self.frozen = freeze_parameters(model, config.frozen_modules)  # before the optimizer sees them
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                      lr=config.learning_rate, weight_decay=config.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         # Not through accelerate's prepare: its scheduler wrapper steps once per process per call. Stepped
         # once per optimizer step; registered so save_state/load_state carry it (checkpoint.py).

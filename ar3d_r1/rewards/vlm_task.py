@@ -161,13 +161,13 @@ class VLMTask:
     Args:
         endpoints: the loaded endpoints file (``reward_servers``); its ``cache_dir`` is the response cache.
         captions: the training captions.
-        render_size: pixel size of the reward6 renders.
+        render_size: pixel size of the reward renders. rig: their camera rig (``reward6``, the paper's).
         hps: the HPS callable; default ``hps_from_options(endpoints.hps)``.
         check: ask every server once for its models (:func:`require_servers`).
     """
 
     def __init__(self, endpoints: RewardEndpoints, captions: Sequence[str], render_size: int, *, hps=None,
-                 check: bool = True) -> None:
+                 check: bool = True, rig: str = "reward6") -> None:
         from ar3d_r1.rewards.geometry import Reward6Renderer
         from mme3dr.judge import ResponseCache
 
@@ -179,7 +179,7 @@ class VLMTask:
 
             hps = hps_from_options(endpoints.hps)
         self.prompts: list[TaskPrompt] = [TaskPrompt(text=c, spec=None) for c in captions]
-        self.render = Reward6Renderer(render_size)
+        self.render = Reward6Renderer(render_size, rig=rig)
         self.hps = hps
         cache = ResponseCache(endpoints.cache_dir) if endpoints.cache_dir else None
 
