@@ -248,3 +248,23 @@ def test_task_vlm_without_its_files_is_refused(tmp_path):
     with pytest.raises(typer.BadParameter, match="x.yaml"):
         build_trainer(preset("paper", output_dir=str(tmp_path), reward_servers=str(tmp_path / "x.yaml"),
                              prompts_file="p.txt"))
+
+
+def test_captions_from_the_authors_json_list_format(tmp_path):
+    """3DGen-R1's data/sampled_prompt.json: a JSON list of {"prompt", "task_type", "category"} objects (our
+    own captions here, in that format); strings in the list work too; mistakes name the item."""
+    import json
+
+    items = [{"prompt": "A blue stool.", "task_type": "3d_generation", "category": "furniture"},
+             {"prompt": " A paper boat. ", "task_type": "3d_generation", "category": "toys"}, "A kettle."]
+    (tmp_path / "p.json").write_text(json.dumps(items), "utf-8")
+    assert load_captions(tmp_path / "p.json") == ["A blue stool.", "A paper boat.", "A kettle."]
+    (tmp_path / "bad.json").write_text(json.dumps([items[0], {"task_type": "3d_generation"}]), "utf-8")
+    with pytest.raises(ValueError, match=r"bad\.json: item 1: no caption"):
+        load_captions(tmp_path / "bad.json")
+    (tmp_path / "obj.json").write_text(json.dumps({"prompt": "x"}), "utf-8")
+    with pytest.raises(ValueError, match=r"obj\.json: a \.json prompts_file is a JSON list"):
+        load_captions(tmp_path / "obj.json")
+    (tmp_path / "broken.json").write_text('[{"prompt": "x"},\n', "utf-8")
+    with pytest.raises(ValueError, match=r"broken\.json:2: not JSON"):
+        load_captions(tmp_path / "broken.json")
