@@ -50,10 +50,12 @@ def user_errors() -> tuple[type[Exception], ...]:
     from ar3d_r1.rewards.endpoints import EndpointsError
     from ar3d_r1.rewards.hps import HPSLoadError
     from ar3d_r1.rewards.vlm_task import RewardServerError
+    from ar3d_r1.rollout.one_step import ReasoningPromptError
     from mme3dr.features.weights import WeightsNotFoundError
 
     return (ConfigError, OutputDirError, ResumeError, PolicyNotFoundError, VQVAEWeightsError, EndpointsError,
-            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError, NoSignalError)
+            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError, NoSignalError,
+            ReasoningPromptError)
 
 
 @contextmanager
@@ -146,10 +148,6 @@ def dry_run_stand_ins(config) -> Iterator:
     save_vqvae(VQVAE3D(vq_cfg), root / "vqvae")
     build_tiny_policy(root / "policy", codebook_size=vq_cfg.codebook_size, seed=config.seed)
     accum = config.gradient_accumulation_steps * (8 if config.task == "vlm" else 1)
-    if config.reasoning_prompt_file:  # the user's template is read (and checked) before anything is built
-        from ar3d_r1.rollout.one_step import load_reasoning_prompt
-
-        load_reasoning_prompt(config.reasoning_prompt_file)
     config = dataclasses.replace(config, policy=str(root / "policy"), vqvae=str(root / "vqvae"),
                                  max_steps=2, render_size=64, max_plan_tokens=16, num_prompts=4,
                                  gradient_accumulation_steps=accum, save_steps=1, top_k=min(config.top_k, 64),
@@ -283,6 +281,10 @@ def build_trainer(config):
     from ar3d_r1.rewards.tasks import GeometryTask
 
     missing_inputs(config)
+    if config.rollout_style == "reasoning-then-mesh":  # a bad template fails before anything loads
+        from ar3d_r1.rollout.one_step import load_reasoning_prompt
+
+        load_reasoning_prompt(config.reasoning_prompt_file)
     if config.threads:
         torch.set_num_threads(config.threads)
     task = build_vlm_task(config) if config.task in SERVED_TASKS else None
@@ -358,6 +360,10 @@ def register(app: typer.Typer) -> None:
 
                 typer.echo(config_yaml(config), nl=False)
                 raise typer.Exit()
+            if config.rollout_style == "reasoning-then-mesh":  # a bad template fails before anything is built
+                from ar3d_r1.rollout.one_step import load_reasoning_prompt
+
+                load_reasoning_prompt(config.reasoning_prompt_file)
             problem = output_dir_problem(config.output_dir, resume=config.resume,
                                          overwrite=config.overwrite_output_dir)
             if problem:  # before anything loads or the dry run builds its stand-ins there

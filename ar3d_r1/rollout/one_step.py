@@ -34,27 +34,32 @@ from ar3d_r1.rollout.hi_grpo import Rollout, StepOutcome, chat_prompt_ids, decod
 REASONING_PROMPT = Path(__file__).resolve().with_name("reasoning_prompt.txt")
 
 
+class ReasoningPromptError(ValueError):
+    """The reasoning prompt file is missing, not UTF-8 or not a one-``{}`` template (the message names it)."""
+
+
 def load_reasoning_prompt(path: str | Path = "") -> str:
     """The reasoning prompt template at ``path`` (empty: ours, :data:`REASONING_PROMPT`).
 
     Raises:
-        FileNotFoundError: no such file. ValueError: not UTF-8, or not exactly one ``{}`` placeholder (the
-            message names the file and the ``reasoning_prompt_file`` field).
+        ReasoningPromptError: no such file, not UTF-8, or not exactly one ``{}`` placeholder (the message
+            names the file and the ``reasoning_prompt_file`` field).
     """
     path = Path(path) if str(path) else REASONING_PROMPT
     if not path.is_file():
-        raise FileNotFoundError(f"reasoning_prompt_file {path}: no such file")
+        raise ReasoningPromptError(f"reasoning_prompt_file {path}: no such file")
     try:
         text = path.read_text("utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"reasoning_prompt_file {path}: not UTF-8") from None
+        raise ReasoningPromptError(f"reasoning_prompt_file {path}: not UTF-8") from None
     try:
         ok = text.count("{}") == 1 and text.format("x") is not None
     except (IndexError, KeyError, ValueError):
         ok = False
     if not ok:
-        raise ValueError(f"reasoning_prompt_file {path}: needs exactly one '{{}}' for the caption and no "
-                         "other braces (it is filled with str.format, as the authors' trainer does)")
+        raise ReasoningPromptError(f"reasoning_prompt_file {path}: needs exactly one '{{}}' for the caption "
+                                   "and no other braces (it is filled with str.format, as the authors' "
+                                   "trainer does)")
     return text
 
 
