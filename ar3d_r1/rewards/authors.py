@@ -156,9 +156,9 @@ class HPSUnifiedTask:
     """Task ``hps-unified2``: captions from a file, one reward per sample, ``HPS + UnifiedReward-2.0``.
 
     Scores the last mesh of each sample (step 2's when the rollout has one, else step 1's), rendered from
-    ``rig`` (``video6``: the frames the authors' trainer picks from its orbit video). The total goes in
-    ``Scores.r_high``; ``r_low`` is 0 (there is one reward; the trainer's advantages read ``r_high +
-    λ·r_low``).
+    ``rig`` (``video6``: the frames the authors' trainer picks from its orbit video). There is one reward,
+    the final mesh's: it goes in ``Scores.r_low`` (what ``advantage_mode: shared`` normalises) and
+    ``r_high`` is 0.
 
     Args:
         endpoints: the endpoints file (only ``unifiedreward2`` and ``hps`` are used).
@@ -210,7 +210,7 @@ class HPSUnifiedTask:
         return views, why
 
     def score(self, rollout):
-        """``Scores`` of ``rollout``: ``r_high`` the summed reward ``(B,) float64``, ``r_low`` zeros,
+        """``Scores`` of ``rollout``: ``r_low`` the summed reward ``(B,) float64``, ``r_high`` zeros,
         per-function means, failure notes, and per-step counts in ``stats``: ``rewards/raised/<name>``
         (1 when that function raised this batch), ``samples/no_views``, ``requests/unified/{sent,cached,
         unparsed,failed}``."""
@@ -230,4 +230,4 @@ class HPSUnifiedTask:
         dims = {f"final/{name}": float(np.nanmean(c)) if np.isfinite(c).any() else float("nan")
                 for name, c in out.columns.items()}
         n = len(prompts)
-        return Scores(out.total, np.zeros(n), dims, [None] * n, notes, stats)
+        return Scores(np.zeros(n), out.total, dims, [None] * n, notes, stats)

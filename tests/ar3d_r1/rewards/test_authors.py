@@ -147,8 +147,8 @@ def test_task_scores_the_final_mesh_counts_raises_and_logs(tmp_path):
     grid[2:6, 2:6, 2:6] = True
     outs = [StepOutcome([1], [2], "r", grid=grid), StepOutcome([1], [2], "r", failure="too_short")]
     scores = task.score(Rollout(PROMPTS[:2], [StepOutcome([1], [2], "r")] * 2, outs))
-    np.testing.assert_allclose(scores.r_high, [0.5 + 3.0, 0.5 + 0.0])
-    np.testing.assert_array_equal(scores.r_low, [0.0, 0.0])
+    np.testing.assert_allclose(scores.r_low, [0.5 + 3.0, 0.5 + 0.0])  # the final mesh's reward
+    np.testing.assert_array_equal(scores.r_high, [0.0, 0.0])
     assert scores.stats["rewards/raised/hps"] == 1.0 and scores.stats["rewards/raised/unified"] == 0.0
     assert scores.stats["samples/no_views"] == 1.0 and scores.stats["requests/unified/failed"] == 6.0
     assert scores.failures2[1] == "no shape (too_short)" and "hps raised" in scores.failures2[0]
