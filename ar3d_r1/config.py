@@ -75,7 +75,8 @@ class HiGRPOConfig:
                            "prompt/text column.")
     prompt_seed: int = _f(0, "Seed of the procedural prompt set (must match the SFT's).")
     # --- the method
-    two_step: bool = _f(True, "Hi-GRPO's two-step rollout; False trains one step (plain GRPO-family).")
+    two_step: bool = _f(True, "Hi-GRPO's two-step rollout; False trains one step (plain GRPO-family). "
+                        "Must be true with rollout_style 'reasoning-then-mesh' (both turns are trained).")
     rollout_style: str = _f("hi-grpo", "'hi-grpo': our turns (two_step says one or two); 'reasoning-then-"
                             "mesh': the authors' released trainer: the reasoning prompt -> a reasoning text, "
                             "then '{prompt}. {reasoning}' + <mesh-start> -> mesh tokens "
@@ -203,6 +204,9 @@ class HiGRPOConfig:
         if self.resume and self.overwrite_output_dir:
             raise ValueError("resume and overwrite_output_dir exclude each other: continue the run in "
                              "output_dir or start it over, not both")
+        if self.rollout_style == "reasoning-then-mesh" and not self.two_step:
+            raise ValueError("two_step must be true with rollout_style 'reasoning-then-mesh': both of its "
+                             "turns (the reasoning and the mesh) are trained")
         if self.loss_segments == "joint" and self.advantage_mode != "shared":
             raise ValueError("loss_segments 'joint' needs advantage_mode 'shared': one aggregate over both "
                              "segments takes one advantage per sample")
@@ -265,6 +269,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": dict(
             output_dir="runs/3dgen-r1/train", policy="yejunliang23/ShapeLLM-7B-omni",
             vqvae="yejunliang23/3DVQVAE", task="hps-unified2", rollout_style="reasoning-then-mesh",
+            two_step=True,
+            advantage_mode="shared", loss_segments="joint", loss_normaliser="micro-batch", mesh_mask="all",
+            clip_ratio=False,
             reward_rig="video6", malformed_reward="half-column", mesh_pad="repeat",
             frozen_modules="visual,vision_tower,vision_model,mm_projector,multi_modal_projector,"
                            "vision_resampler,aligner,lm_head",

@@ -1,6 +1,7 @@
 """What ``ar3d-r1 train --preset 3dgen-r1 --dry-run`` exercised (task ``hps-unified2``), from its metric
 records: the reasoning-then-mesh rollout, the summed HPS + UnifiedReward-2.0 rewards and their failure
-handling, the frozen parameters and the loss switches (:func:`authors_dry_run_lines`)."""
+handling, the frozen parameters, the loss switches and the positions they trained
+(:func:`authors_dry_run_lines`)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def authors_dry_run_lines(config, records: list[dict], frozen: int | None = None
     if frozen is not None:
         lines.append(f"  frozen: {frozen} parameter tensors matching "
                      f"frozen_modules={config.frozen_modules!r}")
+    lines.append(f"  loss: advantage_mode {config.advantage_mode!r}, loss_segments {config.loss_segments!r}, "
+                 f"loss_normaliser {config.loss_normaliser!r}, mesh_mask {config.mesh_mask!r}, clip_ratio "
+                 f"{config.clip_ratio}; trained positions: reasoning {int(total('step1/tokens'))}, mesh "
+                 f"{int(total('step2/tokens'))}; skipped steps {int(total('skipped'))}")
     lines.append(f"  optimisation: lr {config.learning_rate:g} ({config.lr_scheduler_type}), beta "
                  f"{config.beta:g}, G {config.num_generations}, temperature {config.temperature:g}, "
                  f"mixed_precision {config.mixed_precision or 'no'!r}")

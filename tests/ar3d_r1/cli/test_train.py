@@ -198,7 +198,9 @@ def test_print_config_of_3dgen_r1_shows_the_authors_hyper_parameters():
     for line in ("learning_rate: 1.0e-06", "beta: 0.01", "num_generations: 8", "temperature: 1.0",
                  "max_steps: 900", "save_steps: 200", "gradient_accumulation_steps: 2",
                  "per_device_train_batch_size: 8", "mixed_precision: bf16", "task: hps-unified2",
-                 "rollout_style: reasoning-then-mesh", "reward_rig: video6", "malformed_reward: half-column"):
+                 "rollout_style: reasoning-then-mesh", "reward_rig: video6", "malformed_reward: half-column",
+                 "advantage_mode: shared", "loss_segments: joint", "loss_normaliser: micro-batch",
+                 "mesh_mask: all", "clip_ratio: false", "two_step: true"):
         assert line in lines, line
     assert preset("3dgen-r1").prompts_per_step(7) == 14  # 7 processes x 2 micro-steps x 1 prompt
 
