@@ -12,9 +12,8 @@ Presets (:data:`PRESETS`):
   Its rewards are the VLM ensembles served over the OpenAI API (``--reward_servers FILE.yaml``) on
   captions the user gives (``--prompts_file``; the paper's ~8,400 training captions are not released).
 - ``3dgen-r1``: the authors' released one-step trainer (3DGen-R1's ``run_grpo_3d.sh``; docs/training.md):
-  a reasoning turn then a mesh turn, HPS + UnifiedReward-2.0 summed over the ``video6`` views, lr 1e-6,
-  β 0.01, G 8, temperature 1.0, one prompt per process per micro-step, accumulation 2, 900 steps, bf16,
-  the vision tower, projector and ``lm_head`` frozen; 7 training GPUs + 1 serving the reward model.
+  reasoning then mesh turn, HPS + UnifiedReward-2.0 on the ``video6`` views, lr 1e-6, β 0.01, G 8, T 1.0,
+  1 prompt per process per micro-step, accumulation 2, 900 steps, bf16, vision tower + ``lm_head`` frozen.
 - ``tiny-cpu``: the CPU reference pipeline (design.md §6): a tiny VQVAE and a tiny Qwen2.5-VL-class
   policy built here, geometric rewards, minutes on 2 cores.
 
@@ -257,13 +256,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             temperature=0.7, top_k=8192, top_p=0.7, render_size=512, save_steps=100,
         ),
     },
-    # The authors' released one-step trainer (3DGen-R1 at 290cb73: grpo_3d_trainer.py, run_grpo_3d.sh;
-    # docs/training.md "The authors' released trainer"). 7 training processes (GPUs 1-7, ZeRO-3:
-    # ar3d_r1/deepspeed/accelerate_zero3_3dgen_r1.yaml) and UnifiedReward-2.0 on GPU 0 (ar3d_r1/rewards/
-    # reward_endpoints_3dgen_r1.yaml). Per step: 7 processes x 2 micro-steps x 1 prompt x G 8 = 14 prompts
-    # [paper: 8 GPUs, effective batch 16, 1,200 steps]. Their transformers.Trainer schedule is its default,
-    # linear decay to 0 with no warm-up; their generate calls set no top-k/top-p (full distribution at
-    # temperature 1.0); their max_completion_length 2048 bounds both turns.
+    # The authors' released one-step trainer (3DGen-R1 at 290cb73; every field: docs/training.md "The
+    # authors' released trainer"). 7 processes x 2 micro-steps x 1 prompt x G 8 = 14 prompts per step.
     "3dgen-r1": {
         "sft": {},
         "train": dict(
