@@ -289,6 +289,8 @@ def build_trainer(config):
         torch.set_num_threads(config.threads)
     task = build_vlm_task(config) if config.task in SERVED_TASKS else None
     vqvae = load_vqvae(config.vqvae)
+    if task is not None:  # the served tasks render the decoded grids: stand them up as the VQVAE's frame says
+        task.render.up_axis = vqvae.config.up_axis
     model, processor = load_policy(config.policy)
     ref = load_policy(config.policy)[0] if config.beta != 0.0 else None
     if task is None:

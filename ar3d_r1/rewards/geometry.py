@@ -173,14 +173,20 @@ class Reward6Renderer:
 
     A grid becomes a closed mesh (:func:`ar3d_r1.policy.voxels.devoxelise`, marching cubes), then a
     :class:`mme3dr.assets.CanonicalMesh` in the grid's [-0.5, 0.5]³ frame, drawn from the rig's views
-    (``reward6``, the paper's; ``video6``, the authors' released trainer's) at ``size`` px. Identical
-    grids recur once a policy settles, so the last ``cache_size`` renders are kept by the grid's sha256.
+    (``reward6``, the paper's; ``video6``, the authors' released trainer's) at ``size`` px. A grid whose
+    up axis is z (``up_axis``, the VQVAE's: the authors' grids are in TRELLIS's Z-up frame) is turned into
+    Y up first, (x, y, z) -> (x, z, -y), as mme3dr loads a Z-up asset. Identical grids recur once a policy
+    settles, so the last ``cache_size`` renders are kept by the grid's sha256 (and up axis).
     """
 
-    def __init__(self, size: int = 512, cache_size: int = 512, rig: str = "reward6") -> None:
+    def __init__(self, size: int = 512, cache_size: int = 512, rig: str = "reward6",
+                 up_axis: str = "y") -> None:
         from mme3dr.render import get_rig
 
+        if up_axis not in ("y", "z"):
+            raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
         self.rig = get_rig(rig).with_size(size)
+        self.up_axis = up_axis  # the grids' up axis (the VQVAE's; build_trainer sets it for served tasks)
         self.size = size
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -189,7 +195,7 @@ class Reward6Renderer:
         """``grid (R, R, R) bool`` → ``(V, size, size, 4) uint8`` RGBA (V = 6 for ``reward6`` and
         ``video6``); raises ValueError if empty."""
         grid = np.ascontiguousarray(grid, dtype=bool)
-        key = hashlib.sha256(grid.tobytes() + bytes(str(grid.shape), "ascii")).hexdigest()
+        key = hashlib.sha256(grid.tobytes() + bytes(f"{grid.shape}{self.up_axis}", "ascii")).hexdigest()
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -198,6 +204,10 @@ class Reward6Renderer:
         from mme3dr.render import get_renderer
 
         mesh = devoxelise(grid)
+        if self.up_axis == "z":  # a Z-up grid (the authors' VQVAE) stands up in the rig's Y-up frame
+            from mme3dr.assets.mesh import Z_UP_TO_Y_UP
+
+            mesh.vertices = np.asarray(mesh.vertices) @ Z_UP_TO_Y_UP.T
         part = MeshPart(positions=np.asarray(mesh.vertices, np.float32),
                         faces=np.asarray(mesh.faces, np.int64))
         canonical = CanonicalMesh(parts=[part], source_path=f"grid:{key[:12]}", source_sha256=key,
