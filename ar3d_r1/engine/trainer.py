@@ -184,7 +184,9 @@ class HiGRPOTrainer:
         for name, outs in (("step1", ro.step1), ("step2", ro.step2 or [])):
             if not outs:
                 continue
-            shares = [segment_shares(o.completion_ids, self.vocab) for o in outs]
+            start = [self.vocab.start_id]  # a prompt ending in <mesh-start> opened the segment (one_step.py)
+            shares = [segment_shares(o.completion_ids, self.vocab, opened=o.prompt_ids[-1:] == start)
+                      for o in outs]
             n = max(sum(sum(s.values()) for s in shares), 1)
             for seg in ("plan", "mesh", "tail"):
                 rec[f"{name}/share_{seg}"] = sum(s[seg] for s in shares) / n

@@ -49,16 +49,18 @@ class StepOutcome:
     grid: np.ndarray | None = field(default=None, repr=False)
 
 
-def segment_shares(completion_ids: list[int], vocab: MeshVocab) -> dict[str, int]:
+def segment_shares(completion_ids: list[int], vocab: MeshVocab, opened: bool = False) -> dict[str, int]:
     """Token counts of a completion by segment: ``plan`` (before ``<mesh-start>``), ``mesh`` (the segment
-    with its delimiters) and ``tail`` (after ``<mesh-end>``: the stop token, stray text)."""
-    span = mesh_segment_span(completion_ids, vocab)
-    n = len(completion_ids)
+    with its delimiters) and ``tail`` (after ``<mesh-end>``: the stop token, stray text). ``opened``: the
+    prompt ended with ``<mesh-start>`` (the authors' mesh turn), so the completion starts in the segment."""
+    ids = [vocab.start_id, *completion_ids] if opened else list(completion_ids)
+    span = mesh_segment_span(ids, vocab)
+    n = len(ids)
     if span is None:
         return {"plan": n, "mesh": 0, "tail": 0}
     s, e = span
     mesh = min(e, n - 1) - s + 1
-    return {"plan": s, "mesh": mesh, "tail": n - s - mesh}
+    return {"plan": s, "mesh": mesh - int(opened), "tail": n - s - mesh}
 
 
 def chat_prompt_ids(tokenizer, messages: list[dict]) -> list[int]:

@@ -103,3 +103,10 @@ def test_frozen_modules_freeze_the_vision_tower_and_lm_head(tiny):
     with pytest.raises(ValueError, match=r"frozen_modules \['vison'\] match no parameter"):
         freeze_parameters(copy.deepcopy(tiny[0]), "vison")
     assert freeze_parameters(copy.deepcopy(tiny[0]), "") == []
+
+
+def test_segment_shares_of_a_mesh_turn_opened_by_its_prompt():
+    from ar3d_r1.rollout.hi_grpo import segment_shares
+
+    assert segment_shares([10, 11, 101, 1], VOCAB, opened=True) == {"plan": 0, "mesh": 3, "tail": 1}
+    assert segment_shares([10, 11, 101, 1], VOCAB) == {"plan": 4, "mesh": 0, "tail": 0}
