@@ -54,12 +54,16 @@ def group_advantages(
 
     Returns:
         ``(B,)`` advantages, same dtype as ``rewards``. A group of one sample has std 0 under
-        ``"unbiased"`` (no spread to measure), so its advantage is 0.
+        ``"unbiased"`` (no spread to measure), so its advantage is 0. A group whose rewards are all
+        equal gets exactly 0 (the float mean of equal values can be off by an ulp, which the ε
+        denominator would turn into a spurious ~1e-12 advantage: a token that carries no signal must
+        read as such, issue 21).
     """
     if std not in STD_MODES:
         raise ValueError(f"std must be one of {STD_MODES}, got {std!r}")
     grouped = _grouped(rewards, group_size)
-    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    constant = (grouped.max(dim=1, keepdim=True).values == grouped.min(dim=1, keepdim=True).values)
+    centred = torch.where(constant, torch.zeros_like(grouped), grouped - grouped.mean(dim=1, keepdim=True))
     if std == "none":
         return centred.reshape(-1)
     if std == "unbiased" and group_size == 1:

@@ -11,6 +11,9 @@ Presets (:data:`PRESETS`):
   tokens per shape. The paper gives no clip range: ε_low 0.2 / ε_high 0.28 are DAPO's (Yu et al. 2025).
   Its rewards are the VLM ensembles served over the OpenAI API (``--reward_servers FILE.yaml``) on
   captions the user gives (``--prompts_file``; the paper's ~8,400 training captions are not released).
+- ``3dgen-r1``: the authors' released one-step trainer (3DGen-R1's ``run_grpo_3d.sh``; docs/training.md):
+  reasoning then mesh turn, HPS + UnifiedReward-2.0 on the ``video6`` views, lr 1e-6, β 0.01, G 8, T 1.0,
+  1 prompt per process per micro-step, accumulation 2, 900 steps, bf16, vision tower + ``lm_head`` frozen.
 - ``tiny-cpu``: the CPU reference pipeline (design.md §6): a tiny VQVAE and a tiny Qwen2.5-VL-class
   policy built here, geometric rewards, minutes on 2 cores.
 
@@ -61,14 +64,38 @@ class HiGRPOConfig:
     output_dir: str = _f("runs/tiny-cpu/train", "Run directory: checkpoints, metrics.jsonl, TensorBoard.")
     policy: str = _f("runs/tiny-cpu/sft", "Policy directory or hub id (the SFT output for tiny-cpu).")
     vqvae: str = _f("runs/vqvae-tiny", "VQVAE directory or hub id.")
-    task: str = _f("geometry", "Reward task: 'geometry' (procedural prompts, geometric rewards) or 'vlm'.")
+    task: str = _f("geometry", "Reward task: 'geometry' (procedural prompts, geometric rewards), 'vlm' (the "
+                   "paper's served rewards) or 'hps-unified2' (the authors' released trainer's HPS + "
+                   "UnifiedReward-2.0 sum, ar3d_r1/rewards/authors.py).")
     num_prompts: int = _f(16, "Procedural prompts (task 'geometry').")
-    prompts_file: str = _f("", "Captions file (task 'vlm'): .txt one a line, .jsonl (a JSON string or an "
-                           "object with caption/prompt/text) or .csv with a caption/prompt/text column.")
+    prompts_file: str = _f("", "Captions file (tasks 'vlm', 'hps-unified2'): .txt one a line, .jsonl (a JSON "
+                           "string or an object with caption/prompt/text), .json (a JSON list of those, e.g. "
+                           "the authors' {prompt, task_type, category} objects) or .csv with a caption/"
+                           "prompt/text column.")
     prompt_seed: int = _f(0, "Seed of the procedural prompt set (must match the SFT's).")
     # --- the method
-    two_step: bool = _f(True, "Hi-GRPO's two-step rollout; False trains one step (plain GRPO-family).")
-    algorithm: str = _f("hi-grpo", "Loss switches preset: hi-grpo, grpo, dapo, dr-grpo, gspo (ar3d_r1.loss).")
+    two_step: bool = _f(True, "Hi-GRPO's two-step rollout; False trains one step (plain GRPO-family). "
+                        "Must be true with rollout_style 'reasoning-then-mesh' (both turns are trained).")
+    rollout_style: str = _f("hi-grpo", "'hi-grpo': our turns (two_step says one or two); 'reasoning-then-"
+                            "mesh': the authors' released trainer: the reasoning prompt -> a reasoning text, "
+                            "then '{prompt}. {reasoning}' + <mesh-start> -> mesh tokens "
+                            "(ar3d_r1/rollout/one_step.py).")
+    reasoning_prompt_file: str = _f("", "Reasoning prompt template with one '{}' for the caption "
+                                    "(rollout_style 'reasoning-then-mesh'); empty: ours, shipped in ar3d_r1/"
+                                    "rollout/reasoning_prompt.txt. Point it at the authors' "
+                                    "data/prompt/3d_reasoning_prompt.txt for theirs.")
+    reasoning_system_prompt: str = _f("You turn a description of an object into a 3D model.",
+                                      "System message of the reasoning turn (rollout_style "
+                                      "'reasoning-then-mesh'); empty: none.")
+    max_mesh_tokens: int = _f(0, "Most new tokens of the mesh turn (rollout_style 'reasoning-then-mesh'); "
+                              "0: the segment's length + 2.")
+    mesh_pad: str = _f("error", "A short or unterminated mesh segment: 'error' (a failed sample) or 'repeat' "
+                       "its last code up to the VQVAE's length (the authors' parser).")
+    frozen_modules: str = _f("", "Comma-separated parameter-name substrings that are not trained (the "
+                             "authors freeze visual,vision_tower,...,lm_head); empty: train everything.")
+    algorithm: str = _f("hi-grpo", "Loss switches preset: hi-grpo, grpo, dapo, dr-grpo, gspo (ar3d_r1.loss); "
+                        "the flag sets that method's ε, β, level, aggregation, std and dynamic sampling, "
+                        "and other flags override them.")
     lam: float = _f(1.0, "λ: step 1 trains on R_high + λ·R_low (paper: 1.0).")
     beta: float = _f(0.01, "KL coefficient β (k3 estimator).")
     epsilon_low: float = _f(0.2, "Clip ε_low (DAPO's value; the paper gives none).")
@@ -79,9 +106,34 @@ class HiGRPOConfig:
     adv_eps: float = _f(1e-4, "ε in the advantage denominator (paper: 1e-4).")
     dynamic_sampling: str = _f("mask", "DAPO dynamic sampling: off | mask | refill.")
     dynamic_sampling_tol: float = _f(1e-6, "Reward spread at or below which a group counts as constant.")
-    max_refill_rounds: int = _f(2, "Extra generation rounds 'refill' may spend to fill a batch.")
-    malformed_reward: str = _f("zero", "A malformed mesh segment scores 'zero' or is 'mask'ed out.")
+    max_refill_rounds: int = _f(2, "Extra generation rounds 'refill' may spend to fill a batch with "
+                                "informative groups (verl's filter_groups.max_num_gen_batches − 1).")
+    max_skipped_steps: int = _f(10, "Consecutive steps in which no token carries signal (nothing updated) "
+                                "after which the run stops with a message (0: never).")
+    malformed_reward: str = _f("zero", "A failed reward (malformed mesh, no views, a raising reward "
+                               "function) scores 'zero' or is 'mask'ed out; 'half-column' (task "
+                               "'hps-unified2', the authors'): no views scores 0 and a raising reward "
+                               "function fills its whole column with 0.5.")
     num_iterations: int = _f(1, "μ: gradient steps per generated batch (>1 is off-policy).")
+    # --- loss and advantage switches the authors' released trainer sets otherwise (docs/training.md)
+    advantage_mode: str = _f("per-step", "'per-step': Hi-GRPO's A1 (R_high + λ·R_low) and A2 (R_low); "
+                             "'shared': one advantage per sample, the group z-score of R_low (the final "
+                             "mesh's reward), for every segment (the authors' trainer).")
+    loss_segments: str = _f("sum", "'sum': L = L1 + L2, each aggregated over its own positions (Hi-GRPO); "
+                            "'joint': one aggregate over [step 1 ; step 2] concatenated (needs "
+                            "advantage_mode 'shared'; the authors' trainer).")
+    loss_normaliser: str = _f("batch", "'batch': the aggregate's denominator spans the whole step on every "
+                              "process (trl's num_items_in_batch); 'micro-batch': each micro-batch is "
+                              "normalised by its own counts and the micro-batches are averaged (the authors' "
+                              "trainer: their local batch).")
+    mesh_mask: str = _f("eos", "Mask of the final segment: 'eos' (its tokens up to the stop token) or 'all' "
+                        "(every position up to the longest completion of its group, post-stop padding "
+                        "included: the authors' ones_like).")
+    clip_ratio: bool = _f(True, "Clip the importance ratio to [1 − ε_low, 1 + ε_high]; False: ρ·Â unclipped "
+                          "(the authors' trainer). On-policy (μ = 1) ρ ≡ 1 and both agree.")
+    kl_log_ratio_clamp: float = _f(0.0, "Clamp ref − logp to ±this before k3's exponential (0: off, the "
+                                   "paper; verl: 20).")
+    kl_value_clamp: float = _f(0.0, "Clamp each token's k3 to ±this (0: off, the paper; verl: 10).")
     # --- optimisation
     learning_rate: float = _f(1e-6, "AdamW learning rate.")
     lr_scheduler_type: str = _f("constant", "LR schedule (transformers.get_scheduler): constant, "
@@ -103,14 +155,16 @@ class HiGRPOConfig:
     constrain: bool = _f(False, "Sample through the mesh grammar (tests, dry runs; not the paper's).")
     logprob_chunk: int = _f(1024, "Positions per LM-head chunk when recomputing log-probs.")
     # --- rewards
-    render_size: int = _f(512, "Pixel size of the reward6 renders.")
+    render_size: int = _f(512, "Pixel size of the reward renders.")
+    reward_rig: str = _f("reward6", "Camera rig of the reward views (mme3dr.render.RIGS): 'reward6' (the "
+                         "paper's) or 'video6' (the frames the authors' trainer picks from its orbit video).")
     reward_servers: str = _f("", "YAML file of reward-model endpoints (task 'vlm').")
     # --- logging and checkpoints
     log_every: int = _f(1, "Steps between metric records.")
     save_steps: int = _f(100, "Steps between checkpoints (0: only at the end).")
     threads: int = _f(0, "torch CPU threads (0: torch's default).")
     dry_run: bool = _f(False, "Run every code path of this config on tiny stand-ins for 2 steps.")
-    # --- at scale (issue 17: ar3d_r1/distributed.py, checkpoint.py, rollout_backends.py)
+    # --- at scale (issue 17: ar3d_r1/engine/distributed.py, engine/checkpoint.py, rollout/backends.py)
     resume: bool = _f(False, "Continue from the latest complete checkpoint in output_dir (none: fresh).")
     overwrite_output_dir: bool = _f(False, "Start over in an output_dir that holds a run: its metrics, "
                                     "checkpoints, final/ and logs are deleted first (else refused).")
@@ -128,13 +182,20 @@ class HiGRPOConfig:
             "algorithm": (self.algorithm, tuple(ALGORITHMS)), "level": (self.level, LEVELS),
             "aggregation": (self.aggregation, AGGREGATIONS),
             "lr_scheduler_type": (self.lr_scheduler_type, LR_SCHEDULES),
-            "task": (self.task, ("geometry", "vlm")),
+            "task": (self.task, ("geometry", "vlm", "hps-unified2")),
+            "rollout_style": (self.rollout_style, ("hi-grpo", "reasoning-then-mesh")),
+            "mesh_pad": (self.mesh_pad, ("error", "repeat")),
+            "reward_rig": (self.reward_rig, ("reward6", "video6")),
             "scale_rewards": (self.scale_rewards, ("unbiased", "population", "none")),
             "dynamic_sampling": (self.dynamic_sampling, ("off", "mask", "refill")),
-            "malformed_reward": (self.malformed_reward, ("zero", "mask")),
+            "malformed_reward": (self.malformed_reward, ("zero", "mask", "half-column")),
             "mixed_precision": (self.mixed_precision, ("", "no", "fp16", "bf16")),
             "rollout_backend": (self.rollout_backend, ("hf", "server")),
             "rollout_profile": (self.rollout_profile, ("vllm", "transformers")),
+            "advantage_mode": (self.advantage_mode, ("per-step", "shared")),
+            "loss_segments": (self.loss_segments, ("sum", "joint")),
+            "loss_normaliser": (self.loss_normaliser, ("batch", "micro-batch")),
+            "mesh_mask": (self.mesh_mask, ("eos", "all")),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:
@@ -142,6 +203,15 @@ class HiGRPOConfig:
         if self.resume and self.overwrite_output_dir:
             raise ValueError("resume and overwrite_output_dir exclude each other: continue the run in "
                              "output_dir or start it over, not both")
+        if self.rollout_style == "reasoning-then-mesh" and not self.two_step:
+            raise ValueError("two_step must be true with rollout_style 'reasoning-then-mesh': both of its "
+                             "turns (the reasoning and the mesh) are trained")
+        if self.loss_segments == "joint" and self.advantage_mode != "shared":
+            raise ValueError("loss_segments 'joint' needs advantage_mode 'shared': one aggregate over both "
+                             "segments takes one advantage per sample")
+        for name in ("max_refill_rounds", "max_skipped_steps", "kl_log_ratio_clamp", "kl_value_clamp"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.num_generations < 2:
             raise ValueError("num_generations (G) must be at least 2: advantages compare samples of a group")
 
@@ -186,6 +256,27 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             temperature=0.7, top_k=8192, top_p=0.7, render_size=512, save_steps=100,
         ),
     },
+    # The authors' released one-step trainer (3DGen-R1 at 290cb73; every field: docs/training.md "The
+    # authors' released trainer"). 7 processes x 2 micro-steps x 1 prompt x G 8 = 14 prompts per step.
+    "3dgen-r1": {
+        "sft": {},
+        "train": dict(
+            output_dir="runs/3dgen-r1/train", policy="yejunliang23/ShapeLLM-7B-omni",
+            vqvae="yejunliang23/3DVQVAE", task="hps-unified2", rollout_style="reasoning-then-mesh",
+            two_step=True,
+            advantage_mode="shared", loss_segments="joint", loss_normaliser="micro-batch", mesh_mask="all",
+            clip_ratio=False,
+            reward_rig="video6", malformed_reward="half-column", mesh_pad="repeat",
+            frozen_modules="visual,vision_tower,vision_model,mm_projector,multi_modal_projector,"
+                           "vision_resampler,aligner,lm_head",
+            learning_rate=1e-6, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
+            max_grad_norm=1.0,
+            beta=0.01, num_generations=8, per_device_train_batch_size=8, gradient_accumulation_steps=2,
+            max_steps=900, save_steps=200, scale_rewards="unbiased", adv_eps=1e-4, dynamic_sampling="off",
+            temperature=1.0, top_k=0, top_p=1.0, max_plan_tokens=2048, max_mesh_tokens=2048,
+            render_size=512, mixed_precision="bf16",
+        ),
+    },
     "tiny-cpu": {
         # One torch thread: a tiny model's ops are too small to split, and on a shared 2-core machine two
         # threads thrash (measured at load 8: generation 14.9 s vs 1.4 s, an SFT step 3.0 s vs 0.6 s).
@@ -217,12 +308,18 @@ def preset(name: str, kind: str = "train", **overrides) -> HiGRPOConfig | SFTCon
     return cls(**{**PRESETS[name][kind], **overrides})
 
 
+def config_yaml(config: HiGRPOConfig | SFTConfig) -> str:
+    """``config`` as YAML text, ``{kind: train|sft, fields...}`` in field order (what :func:`load_config`
+    reads; ``ar3d-r1 train --print-config`` prints it)."""
+    kind = "train" if isinstance(config, HiGRPOConfig) else "sft"
+    return yaml.safe_dump({"kind": kind, **dataclasses.asdict(config)}, sort_keys=False)
+
+
 def save_config(config: HiGRPOConfig | SFTConfig, path: str | Path) -> Path:
-    """Write ``config`` as YAML (``{kind: ..., fields...}``); returns the path."""
+    """Write ``config`` as YAML (:func:`config_yaml`); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    kind = "train" if isinstance(config, HiGRPOConfig) else "sft"
-    path.write_text(yaml.safe_dump({"kind": kind, **dataclasses.asdict(config)}, sort_keys=False), "utf-8")
+    path.write_text(config_yaml(config), "utf-8")
     return path
 
 
@@ -296,4 +393,7 @@ def parse_args(cls: type, args: list[str], base: HiGRPOConfig | SFTConfig) -> Hi
             hint = f" (did you mean --{close[0]}?)" if close else ""
             raise ConfigError(f"unknown flag {token}{hint}; every config field is a flag: see --help-fields")
         raise ConfigError(f"unexpected argument {token!r}: flags take the form --field value")
+    if isinstance(config, HiGRPOConfig) and config.algorithm != getattr(base, "algorithm", config.algorithm):
+        # --algorithm NAME sets that method's loss switches; the other flags given still override them
+        return parse_args(cls, args, base.with_algorithm(config.algorithm))
     return config

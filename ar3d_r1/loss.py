@@ -30,6 +30,21 @@ per generation, μ = 1) ``old_logp`` equals ``logp.detach()``, so ρ ≡ 1 and t
 gradient is then the plain policy gradient. Off-policy (μ > 1, or more micro-steps per generation than
 accumulation steps) the caller must pass ``old_logp`` computed by the generating weights.
 
+**Masked positions contribute exactly nothing** (issue 21), whatever they hold (a pad's log-prob can be
+−1e30 or +80 under a drifted policy): every log-ratio is replaced by 0 *before* the exponential
+(``torch.where``), and every per-token term by 0 before the sum, so neither the value, the gradient nor a
+statistic sees them (the NaN of ``exp(huge) · 0`` is never formed; NeMo-RL and SkyRL fixed the same).
+
+**Optional k3 clamps** (off by default, as in the paper and the authors' trainer):
+``kl_log_ratio_clamp`` c bounds ``ref − logp`` to [−c, c] before the exponential and ``kl_value_clamp`` v
+bounds k3 to [−v, v]; verl's ``kl_penalty("low_var_kl")`` (verl/trainer/ppo/core_algos.py) uses c = 20
+and v = 10. Without them a valid token with ``ref − logp`` > 88.7 overflows float32 (OpenRLHF PR 1335).
+
+**Micro-batches.** ``num_items`` is the batch-level normaliser (trl's ``num_items_in_batch``): the
+valid-token count of the whole batch for ``token-mean``, its row count for the two sequence
+aggregations. Given it, the losses of any split of the batch into micro-batches add up to the loss of
+the whole batch (the trainer's step, :mod:`ar3d_r1.engine.step`).
+
 Shapes: ``B`` completions, ``T`` completion positions (right-padded), float32 or float64 throughout;
 ``mask`` is bool or {0, 1} float.
 """
@@ -72,6 +87,9 @@ ALGORITHMS: dict[str, LossSwitches] = {
     # the paper, so DAPO's 0.2 / 0.28 are used.
     "hi-grpo": LossSwitches(0.2, 0.28, 0.01, "token", "token-mean", "unbiased", "mask"),
 }
+#: The keyword arguments of :func:`policy_loss` that :func:`hi_grpo_loss` passes through.
+SWITCHES = ("eps_low", "eps_high", "beta", "level", "aggregation", "max_len", "kl_ratio_correction", "clip",
+            "kl_log_ratio_clamp", "kl_value_clamp", "num_items")
 
 
 def _check(logp, old_logp, advantages, mask, ref_logp, level, aggregation, max_len) -> None:
@@ -90,26 +108,40 @@ def _check(logp, old_logp, advantages, mask, ref_logp, level, aggregation, max_l
         raise ValueError("aggregation='seq-sum-norm' (Dr.GRPO) needs max_len, the constant length budget")
 
 
-def aggregate(per_token: torch.Tensor, mask: torch.Tensor, aggregation: str, max_len: int | None = None):
-    """Reduce ``per_token (B, T)`` (already zero or not where ``mask`` is 0) to a scalar; see module doc.
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, aggregation: str, max_len: int | None = None,
+              num_items: float | None = None) -> torch.Tensor:
+    """Reduce ``per_token (B, T)`` to a scalar over the positions where ``mask`` is set (module doc).
 
-    An all-masked batch gives 0 (connected to the graph), not NaN.
+    Masked positions are replaced by 0 (``torch.where``, not a product: an inf there stays out).
+    ``num_items`` overrides the batch's own normaliser (tokens for ``token-mean``, rows otherwise). An
+    all-masked batch gives 0 (connected to the graph), not NaN.
     """
-    mask = mask.to(per_token.dtype)
-    masked = per_token * mask
+    valid = mask.bool()
+    masked = torch.where(valid, per_token, torch.zeros((), dtype=per_token.dtype, device=per_token.device))
+    fmask = valid.to(per_token.dtype)
     if aggregation == "token-mean":
-        return masked.sum() / mask.sum().clamp(min=1.0)
+        n = fmask.sum() if num_items is None else torch.as_tensor(float(num_items), dtype=per_token.dtype)
+        return masked.sum() / n.clamp(min=1.0)
+    rows = float(per_token.shape[0] if num_items is None else num_items)
     if aggregation == "seq-mean-token-mean":
-        return (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+        return (masked.sum(-1) / fmask.sum(-1).clamp(min=1.0)).sum() / max(rows, 1.0)
     if aggregation == "seq-sum-norm":
-        return masked.sum() / (per_token.shape[0] * max_len)
+        return masked.sum() / (max(rows, 1.0) * max_len)
     raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
 
 
-def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """Per-token k3 estimate of KL(π_θ‖π_ref): ``exp(ref − logp) − (ref − logp) − 1``, shape of inputs."""
+def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor, *, log_ratio_clamp: float = 0.0,
+          value_clamp: float = 0.0) -> torch.Tensor:
+    """Per-token k3 estimate of KL(π_θ‖π_ref): ``exp(ref − logp) − (ref − logp) − 1``, shape of inputs.
+
+    ``log_ratio_clamp`` c > 0 clamps ``ref − logp`` to [−c, c] first, ``value_clamp`` v > 0 clamps the
+    result to [−v, v] (verl: c = 20, v = 10; module docstring). 0 leaves either off.
+    """
     delta = ref_logp - logp
-    return torch.exp(delta) - delta - 1.0
+    if log_ratio_clamp > 0:
+        delta = delta.clamp(-log_ratio_clamp, log_ratio_clamp)
+    kl = torch.exp(delta) - delta - 1.0
+    return kl.clamp(-value_clamp, value_clamp) if value_clamp > 0 else kl
 
 
 def policy_loss(
@@ -126,6 +158,10 @@ def policy_loss(
     aggregation: str = "token-mean",
     max_len: int | None = None,
     kl_ratio_correction: bool = False,
+    clip: bool = True,
+    kl_log_ratio_clamp: float = 0.0,
+    kl_value_clamp: float = 0.0,
+    num_items: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped surrogate + β·k3 KL, aggregated as asked (module docstring gives every formula).
 
@@ -133,7 +169,9 @@ def policy_loss(
         logp: ``(B, T)`` log π_θ of each completion token (requires grad).
         old_logp: ``(B, T)`` log π_old, no grad (``logp.detach()`` when on-policy).
         advantages: ``(B,)`` one advantage per completion.
-        mask: ``(B, T)`` 1 for a valid completion token (padding and dropped groups are 0).
+        mask: ``(B, T)`` 1 for a valid completion token (padding and dropped groups are 0); whatever
+            ``logp``, ``old_logp`` or ``ref_logp`` hold at a masked position (any float, inf, NaN) adds
+            nothing to the loss, the gradient or the stats.
         ref_logp: ``(B, T)`` log π_ref; required when ``beta != 0``.
         eps_low, eps_high: clip range ``[1 − eps_low, 1 + eps_high]``.
         beta: KL coefficient.
@@ -143,13 +181,18 @@ def policy_loss(
             gradient is the unbiased reverse-KL gradient (DeepSeek-V3.2, 2025; trl 1.16's default
             ``use_bias_correction_kl=True``). Off by default: GRPO and Hi-GRPO use the plain k3 term
             (and the authors' trl 0.16 had no correction). On-policy it changes the gradient, not the value.
+        clip: False drops the clip: ``ℓ = −ρ·Â + β·KL`` (the authors' released trainer: ε is declared
+            but unused). On-policy (ρ ≡ 1) the two agree.
+        kl_log_ratio_clamp, kl_value_clamp: the optional k3 clamps (:func:`k3_kl`; 0 = off).
+        num_items: the batch-level normaliser when this is one micro-batch of a batch (module doc).
 
     Returns:
         ``(loss, stats)``: a scalar tensor, and floats ``clip_low`` / ``clip_high`` (fraction of valid
         tokens, or of sequences at ``level="sequence"``, whose ratio is clipped below with Â < 0 /
-        above with Â > 0: the ones the clip takes the gradient from, trl's definition), ``clip_region``
-        (either), ``kl`` (token mean of k3, 0 without a reference), ``ratio_mean``, ``tokens`` (valid
-        token count) and ``sequences`` (completions with at least one valid token).
+        above with Â > 0: the ones the clip takes the gradient from, trl's definition; 0 without a
+        clip), ``clip_region`` (either), ``kl`` (token mean of k3, 0 without a reference),
+        ``ratio_mean``, ``tokens`` (valid token count) and ``sequences`` (completions with at least one
+        valid token).
 
     Raises:
         ValueError: on mismatched shapes, unknown switches, ``beta != 0`` without ``ref_logp``, or
@@ -158,64 +201,124 @@ def policy_loss(
     _check(logp, old_logp, advantages, mask, ref_logp, level, aggregation, max_len)
     if beta != 0.0 and ref_logp is None:
         raise ValueError("beta != 0 needs ref_logp, the reference policy's log-probs")
-    fmask = mask.to(logp.dtype)
+    valid = mask.bool()
+    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    fmask = valid.to(logp.dtype)
     adv = advantages.to(logp.dtype).unsqueeze(1)  # (B, 1)
-    log_ratio = logp - old_logp
-    if level == "token":
-        log_w = log_ratio  # (B, T)
-    else:
-        # GSPO eq. 7: length-normalised sequence ratio; gradients flow through every token's log-prob.
-        log_w = ((log_ratio * fmask).sum(-1) / fmask.sum(-1).clamp(min=1.0)).unsqueeze(1)  # (B, 1)
+    log_ratio = torch.where(valid, logp - old_logp, zero)  # masked BEFORE the exponential
+    # token: (B, T); sequence (GSPO eq. 7): the length-normalised sequence ratio (B, 1), through which
+    # gradients flow to every token's log-prob
+    log_w = (log_ratio if level == "token"
+             else (log_ratio.sum(-1) / fmask.sum(-1).clamp(min=1.0)).unsqueeze(1))
     ratio = torch.exp(log_w)
-    clipped = torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
-    per_token = -torch.min(ratio * adv, clipped * adv)  # (B, T) or (B, 1), broadcast below
+    if clip:
+        clipped = torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
+        per_token = -torch.min(ratio * adv, clipped * adv)  # (B, T) or (B, 1), broadcast below
+    else:
+        per_token = -ratio * adv
     per_token = per_token.expand_as(logp)
     kl = None
     if ref_logp is not None:
-        kl = k3_kl(logp, ref_logp)
+        kl = torch.where(valid, k3_kl(torch.where(valid, logp, zero), torch.where(valid, ref_logp, zero),
+                                      log_ratio_clamp=kl_log_ratio_clamp, value_clamp=kl_value_clamp), zero)
         if beta != 0.0:
             per_token = per_token + beta * (kl * ratio if kl_ratio_correction else kl)
-    loss = aggregate(per_token, fmask, aggregation, max_len)
+    loss = aggregate(per_token, valid, aggregation, max_len, num_items)
+    return loss, _stats(ratio, adv, kl, fmask, level, eps_low, eps_high, clip)
 
+
+def _stats(ratio, adv, kl, fmask, level, eps_low, eps_high, clip) -> dict[str, float]:
+    """The logged statistics of :func:`policy_loss` (see its Returns); masked positions excluded."""
     with torch.no_grad():
-        low = ((ratio < 1.0 - eps_low) & (adv < 0)).to(logp.dtype)
-        high = ((ratio > 1.0 + eps_high) & (adv > 0)).to(logp.dtype)
+        ratio = ratio.detach()
+        low = ((ratio < 1.0 - eps_low) & (adv < 0)).to(fmask.dtype) * float(clip)
+        high = ((ratio > 1.0 + eps_high) & (adv > 0)).to(fmask.dtype) * float(clip)
         n_tok = fmask.sum()
-        n_seq = (fmask.sum(-1) > 0).to(logp.dtype)
+        n_seq = (fmask.sum(-1) > 0).to(fmask.dtype)
         if level == "token":
-            frac = lambda x: float((x * fmask).sum() / n_tok.clamp(min=1.0))  # noqa: E731
+            def frac(x):
+                return float((x * fmask).sum() / n_tok.clamp(min=1.0))
         else:
-            frac = lambda x: float((x.squeeze(1) * n_seq).sum() / n_seq.sum().clamp(min=1.0))  # noqa: E731
-        stats = {
+            def frac(x):
+                return float((x.squeeze(1) * n_seq).sum() / n_seq.sum().clamp(min=1.0))
+        return {
             "clip_low": frac(low),
             "clip_high": frac(high),
             "clip_region": frac(torch.maximum(low, high)),
-            "kl": 0.0 if kl is None else float((kl * fmask).sum() / n_tok.clamp(min=1.0)),
-            "ratio_mean": frac(ratio.expand_as(logp) if level == "token" else ratio),
+            "kl": 0.0 if kl is None else float(kl.detach().sum() / n_tok.clamp(min=1.0)),
+            "ratio_mean": frac(ratio.expand_as(fmask) if level == "token" else ratio),
             "tokens": int(n_tok.item()),
             "sequences": int(n_seq.sum().item()),
         }
-    return loss, stats
+
+
+def _concat(segments: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The segments of each sample side by side along time (the authors' ``torch.cat(..., dim=1)``)."""
+    adv = segments[0]["advantages"]
+    for seg in segments[1:]:
+        if not torch.equal(seg["advantages"], adv):
+            raise ValueError("joint segments need one advantage per sample shared by every segment "
+                             "(advantage_mode 'shared')")
+    out = {"advantages": adv}
+    for key in ("logp", "old_logp", "mask", "ref_logp"):
+        parts = [seg.get(key) for seg in segments]
+        if any(p is None for p in parts):
+            if any(p is not None for p in parts):
+                raise ValueError(f"{key} is given for some segments and not others")
+            continue
+        out[key] = torch.cat(parts, dim=1)
+    return out
 
 
 def hi_grpo_loss(
-    step1: dict[str, torch.Tensor], step2: dict[str, torch.Tensor], **switches
+    step1: dict[str, torch.Tensor], step2: dict[str, torch.Tensor] | None = None, *, joint: bool = False,
+    num_items: dict[str, float] | None = None, **switches,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Hi-GRPO's total ``L = L1 + L2`` (paper §5): :func:`policy_loss` on each step's own tensors.
+    """The trainer's loss (the one path, issue 21): Hi-GRPO's ``L = L1 + L2`` (paper §5), or one
+    aggregate over the concatenated segments (``joint``: the authors' released one-step trainer).
 
-    Each of ``step1`` and ``step2`` holds ``logp``, ``old_logp``, ``advantages``, ``mask`` and optionally
-    ``ref_logp`` (shapes as in :func:`policy_loss`; the two steps' T may differ). ``switches`` are
-    :func:`policy_loss`'s keyword arguments, shared by both steps. Stats are prefixed ``step1/`` and
-    ``step2/``.
+    Each of ``step1`` and ``step2`` (None: one step) holds ``logp``, ``old_logp``, ``advantages``,
+    ``mask`` and optionally ``ref_logp``, shapes as in :func:`policy_loss` (the two steps' T may differ;
+    B is the same). ``switches`` are :func:`policy_loss`'s keyword arguments, shared by both steps.
+
+    - ``joint=False``: ``L = policy_loss(step1) + policy_loss(step2)``, each aggregated over its own
+      positions (``num_items["step1"]`` / ``["step2"]`` when this is one micro-batch);
+    - ``joint=True``: one :func:`policy_loss` over ``[step1 ; step2]`` concatenated along time (both
+      must share their per-sample advantages), normalised by ``num_items["joint"]`` when given. For
+      token-mean that is ``Σ over both segments ℓ·mask / Σ both masks``.
+
+    Returns ``(loss, stats)``: ``loss`` (the total), and stats prefixed ``step1/`` and ``step2/``: each
+    segment's statistics, and (not joint) ``loss``, the segment's term of the total.
     """
+    unknown = set(switches) - set(SWITCHES)
+    if unknown:
+        raise TypeError(f"unknown loss switches {sorted(unknown)}")
+    named = [("step1", step1)] + ([("step2", step2)] if step2 is not None else [])
+    items = num_items or {}
     stats: dict[str, float] = {}
-    total = None
-    for name, batch in (("step1", step1), ("step2", step2)):
-        loss, s = policy_loss(
-            batch["logp"], batch["old_logp"], batch["advantages"], batch["mask"],
-            ref_logp=batch.get("ref_logp"), **switches,
-        )
-        total = loss if total is None else total + loss
-        stats[f"{name}/loss"] = float(loss.detach())
+    if not joint or len(named) == 1:
+        total = None
+        for name, batch in named:
+            loss, s = _segment_loss(batch, switches, items.get(name, items.get("joint")))
+            total = loss if total is None else total + loss
+            stats[f"{name}/loss"] = float(loss.detach())
+            stats.update({f"{name}/{k}": v for k, v in s.items()})
+        stats["loss"] = float(total.detach())
+        return total, stats
+    cat = _concat([b for _, b in named])
+    total, _ = _segment_loss(cat, switches, items.get("joint"))
+    stats["loss"] = float(total.detach())
+    start = 0
+    for name, batch in named:  # each segment's statistics and its part of the joint sum
+        width = batch["mask"].shape[1]
+        part = {k: v[:, start:start + width] if v.dim() == 2 else v for k, v in cat.items()}
+        with torch.no_grad():
+            _, s = _segment_loss(part, switches, None)
         stats.update({f"{name}/{k}": v for k, v in s.items()})
+        start += width
     return total, stats
+
+
+def _segment_loss(batch: dict, switches: dict, num_items: float | None):
+    return policy_loss(batch["logp"], batch["old_logp"], batch["advantages"], batch["mask"],
+                       ref_logp=batch.get("ref_logp"), **{**switches, "num_items": num_items})

@@ -5,9 +5,10 @@ prompts × G completions of mesh-token length, fixed rewards) in a one-step conf
 token-mean, ε 0.2 / 0.28, β = 0.01 k3 KL against a frozen reference, μ = 1), and each step covers the
 same work: reference log-probs, advantages, policy log-probs, loss, backward, AdamW step. Generation is
 outside both (trl gets the completions through its ``rollout_func`` hook), since the rollouts are
-fixed. The two are timed interleaved, one step of each per round, and the medians compared; memory is
-the peak resident-set growth during a step (CPU; sampled every 2 ms) or ``max_memory_allocated``
-(CUDA).
+fixed. Ours runs the trainer's own micro-batched step (``ar3d_r1.engine.step``, the path
+``HiGRPOTrainer.optimise`` takes). The two are timed interleaved, one step of each per round, and the
+medians compared; memory is the peak resident-set growth during a step (CPU; sampled every 2 ms) or
+``max_memory_allocated`` (CUDA).
 
     python benchmarks/train_bench.py --rounds 5 --groups 2 --completion 160
 """
@@ -53,8 +54,8 @@ class PeakRSS:
 
 
 def fixed_rollouts(tok, vocab, groups: int, G: int, length: int, seed: int = 0):
-    from ar3d_r1.prompts import geometry_prompts, step1_messages
-    from ar3d_r1.rollout import chat_prompt_ids
+    from ar3d_r1.rollout.hi_grpo import chat_prompt_ids
+    from ar3d_r1.rollout.prompts import geometry_prompts, step1_messages
 
     gen = torch.Generator().manual_seed(seed)
     prompts = [p.text for p in geometry_prompts(groups, seed)]
@@ -65,19 +66,19 @@ def fixed_rollouts(tok, vocab, groups: int, G: int, length: int, seed: int = 0):
     return prompts, prompt_ids, completions, rewards
 
 
-def ours_step(model, ref, opt, prompt_ids, completions, rewards, G, pad_id):
+def ours_step(acc, model, ref, opt, config, prompt_ids, completions, rewards, G, pad_id):
+    """The trainer's own step (:func:`ar3d_r1.engine.step.backward_micro_batches`, the one loss path
+    ``HiGRPOTrainer.optimise`` runs) on one micro-batch of every row, as trl's, then AdamW."""
     from ar3d_r1.advantages import group_advantages
+    from ar3d_r1.engine.step import backward_micro_batches
     from ar3d_r1.logprobs import completion_logprobs, pack_sequences
-    from ar3d_r1.loss import policy_loss
 
     ids, att, mask = pack_sequences(prompt_ids, completions, pad_id)
     with torch.no_grad():
         ref_logp = completion_logprobs(ref, ids, att, mask.shape[1])
     adv = group_advantages(torch.tensor(rewards), G)
-    logp = completion_logprobs(model, ids, att, mask.shape[1])
-    loss, _ = policy_loss(logp, logp.detach(), adv, mask, ref_logp=ref_logp, eps_low=0.2, eps_high=0.28,
-                          beta=0.01, aggregation="token-mean")
-    loss.backward()
+    tensors = {"step1": {"ids": ids, "att": att, "mask": mask, "advantages": adv}}
+    backward_micro_batches(acc, model, tensors, None, {"step1": ref_logp}, config, max_len=mask.shape[1])
     opt.step()
     opt.zero_grad(set_to_none=True)
     return int(mask.sum())
@@ -129,6 +130,13 @@ def main() -> None:
     trainer.current_gradient_accumulation_steps = 1
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
     model.train()
+    from accelerate import Accelerator
+
+    from ar3d_r1.config import HiGRPOConfig
+
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    ours_cfg = HiGRPOConfig(num_generations=args.G, per_device_train_batch_size=n, epsilon_low=0.2,
+                            epsilon_high=0.28, beta=0.01, aggregation="token-mean", temperature=1.0)
     batch = [{"prompt": p} for p in prompts for _ in range(args.G)]
 
     def trl_step():
@@ -149,8 +157,8 @@ def main() -> None:
             with PeakRSS() as peak:
                 t0 = time.perf_counter()
                 if name == "ours":
-                    tokens = ours_step(model, ref, opt, prompt_ids, completions, rewards, args.G,
-                                       tok.pad_token_id)
+                    tokens = ours_step(acc, model, ref, opt, ours_cfg, prompt_ids, completions, rewards,
+                                       args.G, tok.pad_token_id)
                 else:
                     tokens = trl_step()
                 dt = time.perf_counter() - t0

@@ -6,6 +6,10 @@
   the preset's ``max_grad_norm``; bf16. No ``optimizer`` block: the trainer's own AdamW is used.
 - ``accelerate_zero2.yaml`` / ``accelerate_zero3.yaml``: ``accelerate launch --config_file`` files that
   point at them (paths relative to the repository root).
+- ``zero3_3dgen_r1.json`` / ``accelerate_zero3_3dgen_r1.yaml``: the ``3dgen-r1`` preset's layout (the
+  authors' ``run_grpo_3d.sh``): 7 training processes on GPUs 1-7 (GPU 0 serves UnifiedReward-2.0), per
+  process 8 completions (one prompt × G 8) per micro-step × accumulation 2, so ``train_batch_size`` 112 =
+  14 prompts × 8 per optimizer step [paper: 8 GPUs, effective batch 16].
 """
 
 from pathlib import Path

@@ -2,7 +2,7 @@
 
 Prompts: the wrapper of ShapeLLM-Omni's eval/demo (shapellm-facts.md), "Please generate a 3D mesh based
 on the prompt I provided: {prompt}", alone for the one-step model; for AR3D-R1's two steps the wording of
-the trainer (``ar3d_r1/prompts.py`` on the trainer's branch, ``hi-grpo-instructions-v1``; the paper does
+the trainer (``ar3d_r1/rollout/prompts.py``, ``hi-grpo-instructions-v1``; the paper does
 not publish its instructions), repeated here verbatim so that a policy is evaluated the way it was
 trained: step 1 = semantic instruction + wrapped prompt -> plan s + coarse tokens t; step 2 = wrapped
 prompt + s + visual instruction -> plan v + refined tokens o.
@@ -77,7 +77,9 @@ class MeshGrammarLogitsProcessor:
     """Masks logits so every row's continuation is ``text <mesh-start> N x <mesh{i}> <mesh-end> eos``.
 
     Before the segment: any token but mesh codes, ``<mesh-end>`` and eos; ``<mesh-start>`` is forced
-    once only N + 2 new tokens remain. Inside: codes only, then ``<mesh-end>``. After it: eos.
+    once only N + 2 new tokens remain. Inside: codes only, then ``<mesh-end>``. After it: eos. A prompt
+    that ends with ``<mesh-start>`` (the authors' mesh turn, :mod:`ar3d_r1.one_step`) opens the segment:
+    the continuation is then ``N x <mesh{i}> <mesh-end> eos``.
     A ``transformers`` logits processor: ``(input_ids (B, L) int64, scores (B, V) float) -> scores``.
     """
 
@@ -93,8 +95,10 @@ class MeshGrammarLogitsProcessor:
 
         codes = torch.tensor(self.vocab.code_ids, device=scores.device)
         out = torch.full_like(scores, float("-inf"))
+        opened = self.prompt_length > 0 and bool((input_ids[:, self.prompt_length - 1] == self.vocab.start_id)
+                                                 .all())
         for row in range(input_ids.shape[0]):
-            new = input_ids[row, self.prompt_length:].tolist()
+            new = input_ids[row, self.prompt_length - opened:].tolist()
             span = mesh_segment_span(new, self.vocab)
             if span is None:
                 if self.max_new_tokens - len(new) <= self.n + 2:

@@ -129,3 +129,28 @@ def load_policy(
         reason = "offline: HF_HUB_OFFLINE is set" if _offline() else f"{type(exc).__name__}: {exc}"
         raise PolicyNotFoundError(_hub_message(target, reason[:500])) from exc
     return model.to(device).eval(), processor
+
+
+def freeze_parameters(model, substrings: str | list[str]) -> list[str]:
+    """Set ``requires_grad False`` on every parameter whose name contains one of ``substrings`` (a list,
+    or one comma-separated string as the ``frozen_modules`` config field; empty: none). Returns the frozen
+    names. The authors' released trainer freezes ``visual, vision_tower, vision_model, mm_projector,
+    multi_modal_projector, vision_resampler, aligner, lm_head`` this way (3DGen-R1 grpo_3d_trainer.py).
+
+    Raises:
+        ValueError: none of the substrings matches a parameter (a typo would otherwise train everything
+            silently; the authors' list names modules of several architectures, so some match nothing).
+    """
+    parts = [s.strip() for s in (substrings.split(",") if isinstance(substrings, str) else substrings)]
+    parts = [s for s in parts if s]
+    names = [n for n, _ in model.named_parameters()]
+    frozen = []
+    for name, param in model.named_parameters():
+        if any(s in name for s in parts):
+            param.requires_grad_(False)
+            frozen.append(name)
+    unmatched = [s for s in parts if not any(s in n for n in names)]
+    if unmatched and len(unmatched) == len(parts):
+        raise ValueError(f"frozen_modules {unmatched} match no parameter of the policy (names look like "
+                         f"{names[:3]})")
+    return frozen

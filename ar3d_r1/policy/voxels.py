@@ -30,7 +30,8 @@ from typing import Literal
 import numpy as np
 import trimesh
 
-__all__ = ["FRAMES", "devoxelise", "normalise_vertices", "voxel_centres", "voxel_iou", "voxelise"]
+__all__ = ["FRAMES", "devoxelise", "manifold_occupancy", "normalise_vertices", "voxel_centres", "voxel_iou",
+           "voxelise"]
 
 Frame = Literal["canonical", "authors", "authors-rotated"]
 FRAMES: tuple[str, ...] = ("canonical", "authors", "authors-rotated")
@@ -197,6 +198,58 @@ def voxelise(
     return grid
 
 
+def _ambiguous_blocks() -> np.ndarray:
+    """``(256,) bool``: which 2×2×2 occupancy patterns (bit ``4·dx + 2·dy + dz``) meet in a non-manifold
+    way: their occupied cells, or their empty cells, fall into more than one face-connected piece (two
+    cubes that share only an edge or a corner; marching cubes' ambiguous cases are the same patterns)."""
+    cells = [(dx, dy, dz) for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)]
+
+    def pieces(members: list[tuple[int, int, int]]) -> int:
+        todo, count = set(members), 0
+        while todo:
+            count += 1
+            stack = [todo.pop()]
+            while stack:
+                c = stack.pop()
+                for n in list(todo):
+                    if sum(abs(a - b) for a, b in zip(c, n, strict=True)) == 1:
+                        todo.discard(n)
+                        stack.append(n)
+        return count
+
+    bad = np.zeros(256, dtype=bool)
+    for code in range(256):
+        full = [c for i, c in enumerate(cells) if code >> i & 1]
+        empty = [c for i, c in enumerate(cells) if not code >> i & 1]
+        bad[code] = pieces(full) > 1 or pieces(empty) > 1
+    return bad
+
+
+_AMBIGUOUS = _ambiguous_blocks()
+
+
+def manifold_occupancy(occ: np.ndarray) -> np.ndarray:
+    """``occ`` with every ambiguous 2×2×2 block (:func:`_ambiguous_blocks`) filled, repeated until none is
+    left, so the boundary of the occupied cubes is a closed 2-manifold: cube faces and marching cubes
+    then give watertight, consistently wound surfaces. Only empty cells are filled (a shape never loses a
+    voxel); cells outside the grid stay empty. (R, R, R) bool -> (R, R, R) bool."""
+    grid = np.pad(np.asarray(occ, dtype=bool), 1)
+    r = grid.shape[0]
+    inside = np.zeros_like(grid)
+    inside[1:-1, 1:-1, 1:-1] = True
+    offsets = [(dx, dy, dz) for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)]
+    while True:
+        code = np.zeros((r - 1,) * 3, dtype=np.int64)
+        for i, (dx, dy, dz) in enumerate(offsets):
+            code |= grid[dx:r - 1 + dx, dy:r - 1 + dy, dz:r - 1 + dz].astype(np.int64) << i
+        bad = _AMBIGUOUS[code]
+        if not bad.any():
+            return grid[1:-1, 1:-1, 1:-1]
+        for dx, dy, dz in offsets:
+            grid[dx:r - 1 + dx, dy:r - 1 + dy, dz:r - 1 + dz] |= bad
+        grid &= inside
+
+
 def _cube_faces(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Boundary quads of the occupied voxels (between an occupied and an empty cell), 2 triangles each."""
     r = occ.shape[0]
@@ -220,8 +273,11 @@ def _cube_faces(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 c[:, v] += dv
                 corners.append(c)
             quad = np.stack(corners, 1)  # (n, 4, 3)
-            # (u, v, axis) is right-handed when (axis, u, v) is cyclic; flip for the negative side.
-            if side < 0:
+            # corners in (u, v) order turn about e_u × e_v, which is +e_axis when (axis, u, v) is a cyclic
+            # order of (0, 1, 2) and −e_axis otherwise (axis 1: e_x × e_z = −e_y); the face must turn
+            # about side·e_axis (outwards), so reverse the corners where the two differ.
+            cyclic = (u - axis) % 3 == 1
+            if cyclic != (side > 0):
                 quad = quad[:, ::-1]
             ids = count + np.arange(len(quad) * 4).reshape(-1, 4)
             count += len(quad) * 4
@@ -241,7 +297,10 @@ def devoxelise(
     ``"marching-cubes"``: scikit-image's Lewiner marching cubes at level 0.5 on the zero-padded grid,
     vertices at voxel-centre coordinates. ``"cubes"``: the exposed faces of the occupied cubes (blocky,
     exact). ``fill`` first fills enclosed cavities, so a decoded surface shell becomes one solid instead
-    of an outer and an inner wall. Raises ``ValueError`` when nothing is occupied.
+    of an outer and an inner wall. Cubes that touch only along an edge or at a corner are joined first
+    (:func:`manifold_occupancy`), so the result is always a closed, consistently wound surface whose faces
+    point out of the solid (trimesh ``is_watertight``, ``is_winding_consistent``, positive volume; an
+    inner cavity's wall faces into the cavity). Raises ``ValueError`` when nothing is occupied.
     """
     occ = np.asarray(occupancy).astype(bool)
     if occ.ndim != 3 or len(set(occ.shape)) != 1:
@@ -252,6 +311,7 @@ def devoxelise(
         from scipy.ndimage import binary_fill_holes
 
         occ = binary_fill_holes(occ)
+    occ = manifold_occupancy(occ)
     r = occ.shape[0]
     if method == "cubes":
         vertices, faces = _cube_faces(occ)

@@ -169,26 +169,33 @@ STEP2_REWARDS: dict[str, tuple[str, ...]] = {"geometry_local": local_geometry.di
 
 # ---------------------------------------------------------------- reward6 renders of voxel grids
 class Reward6Renderer:
-    """Renders occupancy grids with mme3dr's renderer and reward6 rig, remembering recent grids.
+    """Renders occupancy grids with mme3dr's renderer and a reward rig, remembering recent grids.
 
     A grid becomes a closed mesh (:func:`ar3d_r1.policy.voxels.devoxelise`, marching cubes), then a
-    :class:`mme3dr.assets.CanonicalMesh` in the grid's [-0.5, 0.5]³ frame, drawn from the 6 reward views
-    at ``size`` px. Identical grids recur once a policy settles, so the last ``cache_size`` renders are
-    kept by the grid's sha256.
+    :class:`mme3dr.assets.CanonicalMesh` in the grid's [-0.5, 0.5]³ frame, drawn from the rig's views
+    (``reward6``, the paper's; ``video6``, the authors' released trainer's) at ``size`` px. A grid whose
+    up axis is z (``up_axis``, the VQVAE's: the authors' grids are in TRELLIS's Z-up frame) is turned into
+    Y up first, (x, y, z) -> (x, z, -y), as mme3dr loads a Z-up asset. Identical grids recur once a policy
+    settles, so the last ``cache_size`` renders are kept by the grid's sha256 (and up axis).
     """
 
-    def __init__(self, size: int = 512, cache_size: int = 512) -> None:
-        from mme3dr.render import reward6
+    def __init__(self, size: int = 512, cache_size: int = 512, rig: str = "reward6",
+                 up_axis: str = "y") -> None:
+        from mme3dr.render import get_rig
 
-        self.rig = reward6().with_size(size)
+        if up_axis not in ("y", "z"):
+            raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+        self.rig = get_rig(rig).with_size(size)
+        self.up_axis = up_axis  # the grids' up axis (the VQVAE's; build_trainer sets it for served tasks)
         self.size = size
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def __call__(self, grid: np.ndarray) -> np.ndarray:
-        """``grid (R, R, R) bool`` → ``(6, size, size, 4) uint8`` RGBA; raises ValueError if empty."""
+        """``grid (R, R, R) bool`` → ``(V, size, size, 4) uint8`` RGBA (V = 6 for ``reward6`` and
+        ``video6``); raises ValueError if empty."""
         grid = np.ascontiguousarray(grid, dtype=bool)
-        key = hashlib.sha256(grid.tobytes() + bytes(str(grid.shape), "ascii")).hexdigest()
+        key = hashlib.sha256(grid.tobytes() + bytes(f"{grid.shape}{self.up_axis}", "ascii")).hexdigest()
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -197,6 +204,10 @@ class Reward6Renderer:
         from mme3dr.render import get_renderer
 
         mesh = devoxelise(grid)
+        if self.up_axis == "z":  # a Z-up grid (the authors' VQVAE) stands up in the rig's Y-up frame
+            from mme3dr.assets.mesh import Z_UP_TO_Y_UP
+
+            mesh.vertices = np.asarray(mesh.vertices) @ Z_UP_TO_Y_UP.T
         part = MeshPart(positions=np.asarray(mesh.vertices, np.float32),
                         faces=np.asarray(mesh.faces, np.int64))
         canonical = CanonicalMesh(parts=[part], source_path=f"grid:{key[:12]}", source_sha256=key,
@@ -208,11 +219,14 @@ class Reward6Renderer:
         return views
 
     def state_dict(self) -> dict:
-        """The render cache, oldest first (a checkpoint's reward cache, ar3d_r1/checkpoint.py)."""
-        return {"size": self.size, "cache": list(self._cache.items())}
+        """The render cache, oldest first (a checkpoint's reward cache, ar3d_r1/engine/checkpoint.py)."""
+        return {"size": self.size, "rig": self.rig.name, "cache": list(self._cache.items())}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`'s cache; raises ValueError if it was rendered at another size."""
         if state["size"] != self.size:
             raise ValueError(f"render cache of {state['size']} px views, this renderer draws {self.size} px")
+        if state.get("rig", "reward6") != self.rig.name:
+            raise ValueError(f"render cache of rig {state.get('rig', 'reward6')!r}, this renderer draws "
+                             f"{self.rig.name!r}")
         self._cache = OrderedDict(state["cache"])

@@ -39,7 +39,8 @@ def render_command(
         ..., help="Asset files (.glb .gltf .obj .ply .stl .off).", show_default=False
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: one OUT/<asset name>/ per asset."),
-    rig: str = typer.Option("eval24", "--rig", help="Built-in rig: eval24 (24 views) or reward6 (6 views)."),
+    rig: str = typer.Option("eval24", "--rig",
+                            help="Built-in rig: eval24 (24 views), reward6 or video6 (6 views)."),
     transforms: Path | None = typer.Option(
         None,
         "--transforms",

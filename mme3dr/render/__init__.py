@@ -7,7 +7,7 @@ Light to import: the OpenGL stack loads when the first renderer is created (:fun
 from __future__ import annotations
 
 from mme3dr.render.cache import RENDER_PROTOCOL, RenderOutcome, cache_key, load_views, render_asset
-from mme3dr.render.cameras import RIGS, Rig, eval24, get_rig, reward6, rig_from_transforms
+from mme3dr.render.cameras import RIGS, Rig, eval24, get_rig, reward6, rig_from_transforms, video6
 from mme3dr.render.pool import RenderPool, render_batch, reuse_freed_memory
 from mme3dr.render.renderer import (
     BACKENDS,
@@ -39,6 +39,7 @@ __all__ = [
     "render_asset",
     "render_batch",
     "reward6",
+    "video6",
     "resolve_backend",
     "reuse_freed_memory",
     "rig_from_transforms",

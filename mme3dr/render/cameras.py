@@ -1,4 +1,5 @@
-"""Camera rigs of protocol v1 (``eval24``, ``reward6``) and NeRF-style ``transforms.json`` I/O.
+"""Camera rigs of protocol v1 (``eval24``, ``reward6``), the ``video6`` reward rig of the authors' released
+trainer, and NeRF-style ``transforms.json`` I/O.
 
 Light module: numpy only. Poses are 4x4 camera-to-world matrices with OpenGL camera axes (the camera
 looks down its -Z axis, +Y is up in the image), the convention of OpenGL, Blender and the TRELLIS
@@ -163,11 +164,48 @@ def reward6() -> Rig:
     return _orbit_rig("reward6", [(math.radians(60.0 * k), math.radians(15.0)) for k in range(6)])
 
 
-RIGS = {"eval24": eval24, "reward6": reward6}
+#: TRELLIS ``render_utils.render_video``'s orbit: its angles run over ``linspace(0, 2 * 3.1415, F)`` (the
+#: literal 3.1415, not pi), radius 2, fov 40 deg on both axes, 512 px.
+TRELLIS_VIDEO_TWO_PI = 2 * 3.1415
+
+
+def video_frame_indices(num_frames: int, num_views: int = 6) -> list[int]:
+    """The frames the authors' released trainer keeps as reward views: ``int(j * (F - 1) / (V - 1))`` for
+    j = 0..V-1, or every frame when F < V (``grpo_3d_trainer.py``, 3DGen-R1 at 290cb73)."""
+    if num_frames < num_views:
+        return list(range(num_frames))
+    return [int(j * (num_frames - 1) / (num_views - 1)) for j in range(num_views)]
+
+
+def trellis_video_yaw_pitch(num_frames: int = 60, num_views: int = 6) -> list[tuple[float, float]]:
+    """(yaw, pitch) in our :func:`orbit_position` convention of the frames :func:`video_frame_indices`
+    picks from TRELLIS's orbit video of ``num_frames`` frames.
+
+    Derivation. TRELLIS's frame f has ``t_f = f * 2 * 3.1415 / (F - 1)``, yaw_T = t_f, pitch = 0.25 + 0.5
+    sin(t_f) (radians), and its camera sits at r (sin yaw_T cos p, cos yaw_T cos p, sin p) in TRELLIS's
+    Z-up frame, looking at the origin with +Z up (``yaw_pitch_r_fov_to_extrinsics_intrinsics``). Carried
+    into our Y-up frame by (x, y, z) -> (x, z, -y) (design.md §3; TRELLIS's ``to_glb`` does the same turn)
+    this is r (sin yaw_T cos p, sin p, -cos yaw_T cos p). :func:`orbit_position` places a camera at
+    r (cos p cos y, sin p, -cos p sin y), so y = pi/2 - yaw_T and the pitch is the same.
+    """
+    out = []
+    for f in video_frame_indices(num_frames, num_views):
+        t = f * TRELLIS_VIDEO_TWO_PI / (num_frames - 1) if num_frames > 1 else 0.0
+        out.append((math.pi / 2.0 - t, 0.25 + 0.5 * math.sin(t)))
+    return out
+
+
+def video6() -> Rig:
+    """The reward views of the authors' released trainer: frames 0, 11, 23, 35, 47, 59 of TRELLIS's
+    60-frame orbit video (:func:`trellis_video_yaw_pitch`), radius 2, fov 40 deg, 512 px."""
+    return _orbit_rig("video6", trellis_video_yaw_pitch(60, 6))
+
+
+RIGS = {"eval24": eval24, "reward6": reward6, "video6": video6}
 
 
 def get_rig(name: str) -> Rig:
-    """A built-in rig by name (``eval24``, ``reward6``)."""
+    """A built-in rig by name (``eval24``, ``reward6``, ``video6``)."""
     try:
         return RIGS[name]()
     except KeyError:

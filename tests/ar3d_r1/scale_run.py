@@ -27,12 +27,12 @@ class TokenTask:
     step-2 tokens whose id is a multiple of 3 (both in [0, 1], never NaN)."""
 
     def __init__(self, num_prompts: int, prompt_seed: int) -> None:
-        from ar3d_r1.prompts import geometry_prompts
+        from ar3d_r1.rollout.prompts import geometry_prompts
 
         self.prompts = geometry_prompts(num_prompts, prompt_seed)
 
     def score(self, rollout):
-        from ar3d_r1.tasks import Scores
+        from ar3d_r1.rewards.tasks import Scores
 
         def share(outs, k):
             return np.array([np.mean([t % k == 0 for t in o.completion_ids]) for o in outs], dtype=np.float64)
@@ -67,9 +67,9 @@ def main(argv: list[str]) -> None:
     import torch
 
     from ar3d_r1.config import HiGRPOConfig, parse_args, preset
+    from ar3d_r1.engine.trainer import HiGRPOTrainer
     from ar3d_r1.policy.loading import load_policy
     from ar3d_r1.policy.vqvae import load_vqvae
-    from ar3d_r1.trainer import HiGRPOTrainer
 
     stand_ins = Path(argv[argv.index("--stand_ins") + 1])
     rest = [a for i, a in enumerate(argv) if a != "--stand_ins" and (i == 0 or argv[i - 1] != "--stand_ins")]

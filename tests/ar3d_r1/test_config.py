@@ -43,3 +43,44 @@ def test_switch_validation_and_algorithm_presets():
     assert g.dynamic_sampling == "off"
     assert not preset("paper").off_policy()
     assert dataclasses.replace(preset("paper"), num_iterations=2).off_policy()
+
+
+def test_the_algorithm_flag_sets_that_methods_switches_and_other_flags_override_them():
+    base = preset("tiny-cpu")
+    dapo = parse_args(HiGRPOConfig, ["--algorithm", "dapo"], base)
+    assert (dapo.dynamic_sampling, dapo.beta, dapo.epsilon_high, dapo.aggregation) == ("refill", 0.0, 0.28,
+                                                                                       "token-mean")
+    assert dapo.learning_rate == base.learning_rate  # everything else stays the preset's
+    flags = ["--beta", "0.02", "--algorithm", "dapo", "--max_refill_rounds", "5"]
+    mixed = parse_args(HiGRPOConfig, flags, base)
+    assert (mixed.beta, mixed.dynamic_sampling, mixed.max_refill_rounds) == (0.02, "refill", 5)
+    assert parse_args(HiGRPOConfig, [], base) == base
+
+
+def test_the_authors_switches_are_validated():
+    with pytest.raises(ValueError, match="joint.*shared"):
+        HiGRPOConfig(loss_segments="joint")
+    with pytest.raises(ValueError, match="mesh_mask"):
+        HiGRPOConfig(mesh_mask="ones")
+    with pytest.raises(ValueError, match="kl_log_ratio_clamp"):
+        HiGRPOConfig(kl_log_ratio_clamp=-1.0)
+    c = HiGRPOConfig(advantage_mode="shared", loss_segments="joint", loss_normaliser="micro-batch",
+                     mesh_mask="all", clip_ratio=False)
+    assert c.loss_segments == "joint"
+
+
+def test_3dgen_r1_preset_and_its_switches():
+    from ar3d_r1.config import HiGRPOConfig
+
+    cfg = preset("3dgen-r1", "train")
+    assert (cfg.learning_rate, cfg.beta, cfg.num_generations, cfg.temperature, cfg.max_steps) == (
+        1e-6, 0.01, 8, 1.0, 900)
+    assert (cfg.save_steps, cfg.gradient_accumulation_steps, cfg.per_device_train_batch_size) == (200, 2, 8)
+    assert cfg.prompts_per_step(7) == 14 and cfg.mixed_precision == "bf16" and "lm_head" in cfg.frozen_modules
+    assert preset("3dgen-r1", "sft") == preset("paper", "sft")
+    with pytest.raises(ValueError, match="two_step must be true with rollout_style 'reasoning-then-mesh'"):
+        HiGRPOConfig(rollout_style="reasoning-then-mesh", two_step=False)
+    for field, bad in (("rollout_style", "three-step"), ("mesh_pad", "zeros"), ("reward_rig", "eval24"),
+                       ("malformed_reward", "half")):
+        with pytest.raises(ValueError, match=f"{field} must be one of"):
+            HiGRPOConfig(**{field: bad})

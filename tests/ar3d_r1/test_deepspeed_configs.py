@@ -101,3 +101,32 @@ def test_zero2_smoke_run_equals_the_plain_run(stand_ins, reference_run, tmp_path
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == [1, 2, 3, 4]
     assert all(r["grad_norm"] is not None and r["grad_norm"] > 0 for r in recs)
+
+
+def test_3dgen_r1_launch_files_match_the_preset_and_the_authors_layout():
+    """7 training processes on GPUs 1-7 (GPU 0 serves UnifiedReward-2.0), ZeRO-3, the preset's batch:
+    8 completions (1 prompt x G 8) per micro-step x 2 x 7 = 112 = 14 prompts x 8."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DeepSpeedPlugin
+
+    from ar3d_r1.rewards.endpoints import load_endpoints
+
+    launch = load_config_from_file(str(config_path("accelerate_zero3_3dgen_r1.yaml")))
+    assert launch.num_processes == 7 and str(launch.gpu_ids) == "1,2,3,4,5,6,7"
+    assert launch.deepspeed_config["deepspeed_config_file"] == "ar3d_r1/deepspeed/zero3_3dgen_r1.json"
+    plugin = DeepSpeedPlugin(hf_ds_config=str(config_path("zero3_3dgen_r1.json")))
+    cfg = preset("3dgen-r1", "train")
+    ds = plugin.deepspeed_config
+    assert plugin.zero_stage == 3 and ds["bf16"]["enabled"] is True and cfg.mixed_precision == "bf16"
+    assert ds["train_micro_batch_size_per_gpu"] == cfg.per_device_train_batch_size == cfg.num_generations
+    assert ds["gradient_accumulation_steps"] == cfg.gradient_accumulation_steps == 2
+    assert ds["train_batch_size"] == cfg.prompts_per_step(7) * cfg.num_generations == 112
+    assert ds["gradient_clipping"] == cfg.max_grad_norm
+    from pathlib import Path
+
+    import ar3d_r1.rewards as rewards
+
+    ends = load_endpoints(Path(rewards.__file__).with_name("reward_endpoints_3dgen_r1.yaml"))
+    ep = ends["unifiedreward2"]
+    assert ep.judge.base_url == "http://127.0.0.1:8090/v1" and ep.judge.concurrency == 8
+    assert (ep.decoding.temperature, ep.decoding.max_tokens) == (0.1, 512) and ends.cache_dir is None

@@ -4,8 +4,10 @@ The same tiny causal LM (saved to a directory, so trl's reference model loads th
 same prompts, completions and rewards: trl receives the completions through its ``rollout_func`` hook
 and the rewards through a reward function, builds its batch with ``_generate_and_score_completions`` and
 computes ``compute_loss``; we recompute the log-probs (:mod:`ar3d_r1.logprobs`), the advantages
-(:func:`group_advantages`) and the loss (:func:`policy_loss`) from the token lists alone. The policy is
-perturbed away from the reference before scoring, so the k3 KL term and its gradient are not zero.
+(:func:`group_advantages`) and the loss (:func:`policy_loss`) from the token lists alone, and again
+through the trainer's own micro-batched step (:func:`ar3d_r1.engine.step.backward_micro_batches`, the
+one loss path ``HiGRPOTrainer.optimise`` runs, on uneven micro-batches of 3, 3 and 2 rows). The policy
+is perturbed away from the reference before scoring, so the k3 KL term and its gradient are not zero.
 """
 
 from __future__ import annotations
@@ -128,3 +130,40 @@ def test_loss_and_gradients_equal_trl_grpo_trainer(tiny_lm_dir, tmp_path, loss_t
     if beta:
         assert stats["kl"] == pytest.approx(metrics["kl"], abs=1e-6) and stats["kl"] > 1e-3
     assert stats["clip_region"] == metrics["clip_ratio/region_mean"] == 0.0  # on-policy: ρ ≡ 1
+
+
+@pytest.mark.parametrize(
+    "loss_type, eps_low, eps_high, beta, aggregation",
+    [("grpo", 0.2, 0.2, 0.04, "seq-mean-token-mean"), ("dapo", 0.2, 0.28, 0.0, "token-mean"),
+     ("dapo", 0.2, 0.28, 0.01, "token-mean")],
+)
+def test_the_trainers_micro_batched_step_equals_trl(tiny_lm_dir, tmp_path, loss_type, eps_low, eps_high, beta,
+                                                    aggregation):
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM
+
+    from ar3d_r1.config import HiGRPOConfig
+    from ar3d_r1.engine.step import backward_micro_batches
+
+    trainer, _, trl_loss, trl_grads, metrics, tok = _trl_step(
+        tiny_lm_dir, tmp_path, loss_type, eps_low, eps_high, beta, False
+    )
+    policy = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    policy.load_state_dict(trainer.model.state_dict())
+    ref = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    prompt_ids = [tok(p)["input_ids"] for p in PROMPTS for _ in range(G)]
+    ids, att, cmask = pack_sequences(prompt_ids, COMPLETIONS, tok.pad_token_id)
+    tensors = {"step1": {"ids": ids, "att": att, "mask": cmask,
+                         "advantages": group_advantages(torch.tensor(REWARDS), G).float()}}
+    with torch.no_grad():
+        ref_logp = {"step1": completion_logprobs(ref, ids, att, cmask.shape[1], temperature=TEMPERATURE)}
+    config = HiGRPOConfig(num_generations=G, per_device_train_batch_size=3, epsilon_low=eps_low,
+                          epsilon_high=eps_high, beta=beta, aggregation=aggregation, temperature=TEMPERATURE)
+    stats = backward_micro_batches(Accelerator(cpu=True), policy, tensors, None, ref_logp if beta else None,
+                                   config, max_len=6)
+    assert abs(stats["loss"] - trl_loss.item()) <= 1e-6
+    ours = dict(policy.named_parameters())
+    for name, g in trl_grads.items():
+        torch.testing.assert_close(ours[name].grad, g, rtol=0, atol=1e-6, msg=f"gradient of {name}")
+    if beta:
+        assert stats["step1/kl"] == pytest.approx(metrics["kl"], abs=1e-6)

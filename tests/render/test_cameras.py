@@ -108,3 +108,23 @@ def test_reads_trellis_transforms(trellis_rose):
     assert rig.n_views == 24 and (rig.width, rig.height) == (512, 512)
     assert rig.fov_y_deg == pytest.approx(40.0)
     np.testing.assert_allclose(np.linalg.norm(rig.c2w[:, :3, 3], axis=1), 2.0, atol=1e-5)
+
+
+def test_video6_is_the_frames_the_authors_trainer_picks_from_trellis_orbit_video():
+    """TRELLIS render_video(num_frames=60): yaw_f = linspace(0, 2*3.1415, 60)[f], pitch 0.25 + 0.5 sin(yaw_f),
+    camera at 2 (sin y cos p, cos y cos p, sin p) in its Z-up frame looking at the origin, +Z up; their
+    trainer keeps frames int(j * 59 / 5). Carried into Y up by (x, y, z) -> (x, z, -y)."""
+    from mme3dr.render.cameras import video6, video_frame_indices
+
+    assert video_frame_indices(60) == [0, 11, 23, 35, 47, 59]
+    assert video_frame_indices(4) == [0, 1, 2, 3]  # fewer frames than views: every frame
+    rig = video6()
+    assert get_rig("video6").hash == rig.hash and rig.n_views == 6 and rig.fov_y_deg == 40.0
+    t = np.linspace(0, 2 * 3.1415, 60, dtype=np.float64)[[0, 11, 23, 35, 47, 59]]
+    p = 0.25 + 0.5 * np.sin(t)
+    z_up = 2 * np.stack([np.sin(t) * np.cos(p), np.cos(t) * np.cos(p), np.sin(p)], axis=1)
+    y_up = np.stack([z_up[:, 0], z_up[:, 2], -z_up[:, 1]], axis=1)
+    np.testing.assert_allclose(rig.c2w[:, :3, 3], y_up, atol=1e-6)  # float32 linspace in torch: 1e-7 off
+    for m, eye in zip(rig.c2w, y_up, strict=True):
+        np.testing.assert_allclose(-m[:3, 2], -eye / np.linalg.norm(eye), atol=1e-6)  # looks at the origin
+        assert m[1, 1] > 0  # image up has a positive world-Y part (TRELLIS's +Z up)

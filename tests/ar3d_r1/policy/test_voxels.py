@@ -80,11 +80,18 @@ def test_marching_cubes_round_trip_keeps_volumetric_iou(name):
 
 
 def test_cube_faces_enclose_exactly_the_occupied_voxels():
+    from ar3d_r1.policy.voxels import manifold_occupancy
+
     rng = np.random.default_rng(1)
     occ = rng.random((8, 8, 8)) > 0.5
     mesh = devoxelise(occ, method="cubes", fill=False)
-    # (Random grids touch along bare edges, so the mesh need not be manifold; its volume is still exact.)
-    assert mesh.volume == pytest.approx(occ.sum() / 8 ** 3)
+    # Random grids touch along bare edges and corners: those contacts are joined first (the mesh stays a
+    # closed manifold), and the volume is exactly that of the joined voxels.
+    joined = manifold_occupancy(occ)
+    assert mesh.is_watertight and mesh.volume == pytest.approx(joined.sum() / 8 ** 3)
+    solid = np.zeros((8, 8, 8), dtype=bool)
+    solid[2:6, 1:7, 3:5] = True  # no ambiguous contact: nothing is added, the volume is the voxels'
+    assert devoxelise(solid, method="cubes", fill=False).volume == pytest.approx(solid.sum() / 8 ** 3)
     assert np.all(np.abs(mesh.face_normals).max(1) == 1)  # axis-aligned faces only
 
 
@@ -140,3 +147,52 @@ def test_iou_helper_and_bad_input():
         voxelise(trimesh.creation.box(), 8, frame="blender")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="zero extent"):
         normalise_vertices(np.zeros((3, 3)))
+
+
+def _asymmetric_shapes(r: int = 10) -> dict[str, np.ndarray]:
+    """Shapes with no symmetry to hide a wrongly wound axis, ambiguous contacts, a cavity, the grid's edge."""
+    rng = np.random.default_rng(3)
+    ell = np.zeros((r, r, r), dtype=bool)
+    ell[1:7, 1, 1] = ell[1, 1:5, 1] = ell[1, 1, 1:3] = True  # arms of 6, 4 and 2 voxels along x, y, z
+    contacts = np.zeros((r, r, r), dtype=bool)
+    contacts[2, 2, 2] = contacts[3, 3, 2] = contacts[4, 4, 3] = contacts[6, 2, 5] = True  # edge, corner
+    shell = np.zeros((r, r, r), dtype=bool)
+    shell[1:8, 2:7, 1:6] = True
+    shell[3:6, 3:5, 2:4] = False
+    edge = np.zeros((r, r, r), dtype=bool)
+    edge[0:3, :, 0:2] = True
+    edge[r - 1, r - 1, r - 1] = True
+    shapes = {"ell": ell, "contacts": contacts, "shell": shell, "grid-edge": edge,
+              "noise": rng.random((r, r, r)) < 0.12}
+    # every axis: the same shapes turned so each arm lies along each axis
+    for name in list(shapes):
+        for perm in ((1, 2, 0), (2, 0, 1), (0, 2, 1)):
+            shapes[f"{name}-{perm}"] = np.ascontiguousarray(np.transpose(shapes[name], perm))
+    return shapes
+
+
+@pytest.mark.parametrize("method", ["cubes", "marching-cubes"])
+@pytest.mark.parametrize("fill", [True, False])
+def test_every_decoded_mesh_is_closed_consistently_wound_and_faces_out_of_the_solid(method, fill):
+    from scipy.ndimage import binary_fill_holes, map_coordinates
+
+    from ar3d_r1.policy.voxels import manifold_occupancy
+
+    for name, occ in _asymmetric_shapes().items():
+        mesh = devoxelise(occ, method=method, fill=fill)
+        assert mesh.is_watertight and mesh.is_winding_consistent and mesh.volume > 0, (name, method, fill)
+        solid = manifold_occupancy(binary_fill_holes(occ) if fill else occ)
+        assert (solid | ~occ).all()  # joining ambiguous contacts only adds voxels
+        r = occ.shape[0]
+        # every face: just behind it is solid, just in front of it is not (a face points out of the solid)
+        step = 0.25 / r
+        for sign, want in ((-1, True), (1, False)):
+            p = (mesh.triangles_center + sign * step * mesh.face_normals + 0.5) * r  # voxel units
+            if method == "cubes":
+                idx = np.floor(p).astype(int)
+                ok = (idx >= 0).all(1) & (idx < r).all(1)
+                val = np.zeros(len(p), dtype=bool)
+                val[ok] = solid[tuple(idx[ok].T)]
+            else:  # the level-0.5 surface of the trilinear field through the voxel centres
+                val = map_coordinates(np.pad(solid, 1).astype(float), (p - 0.5 + 1).T, order=1) > 0.5
+            assert (val == want).all(), (name, method, fill, sign, int((val != want).sum()))

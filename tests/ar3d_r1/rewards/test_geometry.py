@@ -23,7 +23,7 @@ from ar3d_r1.rewards.geometry import (
     silhouette_iou,
     symmetry_score,
 )
-from ar3d_r1.tasks import ensemble, resolve_failures
+from ar3d_r1.rewards.tasks import ensemble, resolve_failures
 
 
 def box(r=8, lo=(0, 0, 0), hi=(2, 2, 2)) -> np.ndarray:
@@ -110,3 +110,26 @@ def test_reward6_renderer_draws_silhouettes_and_caches():
     assert (cover > 0.05).all() and (cover < 0.9).all()
     assert render(grid.copy()) is views  # same grid → cached
     assert silhouette_iou(views, views) == 1.0
+
+
+def test_a_z_up_grid_is_stood_up_before_the_reward_views():
+    """The authors' VQVAE decodes grids in TRELLIS's Z-up frame: rendered with up_axis 'z' they look as the
+    same shape turned into Y up, (x, y, z) -> (x, z, -y), rendered as it is (index (i, j, k) ->
+    (i, k, R-1-j))."""
+    from ar3d_r1.rewards.geometry import Reward6Renderer
+
+    r = 12
+    grid = np.zeros((r, r, r), bool)
+    grid[3:9, 4:6, 2:10] = True   # a slab, long along z (the Z-up grid's height)
+    grid[3:5, 6:9, 2:4] = True    # and an asymmetric bump
+    turned = np.zeros_like(grid)
+    i, j, k = np.nonzero(grid)
+    turned[i, k, r - 1 - j] = True
+    for rig in ("reward6", "video6"):
+        z_up = Reward6Renderer(32, rig=rig, up_axis="z")(grid)
+        y_up = Reward6Renderer(32, rig=rig)(turned)
+        alpha_z, alpha_y = z_up[..., 3] > 0, y_up[..., 3] > 0
+        assert (alpha_z & alpha_y).sum() / (alpha_z | alpha_y).sum() > 0.97, rig
+        assert (alpha_z != (Reward6Renderer(32, rig=rig)(grid)[..., 3] > 0)).any()  # the turn matters
+    with pytest.raises(ValueError, match="up_axis must be 'y' or 'z'"):
+        Reward6Renderer(32, up_axis="x")

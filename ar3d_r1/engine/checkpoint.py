@@ -95,7 +95,7 @@ def remove_partials(output_dir: str | Path) -> list[Path]:
 
 
 def save_checkpoint(trainer, step: int) -> Path:
-    """Write ``checkpoint-<step>`` for ``trainer`` (a :class:`ar3d_r1.trainer.HiGRPOTrainer`); every
+    """Write ``checkpoint-<step>`` for ``trainer`` (a :class:`ar3d_r1.engine.trainer.HiGRPOTrainer`); every
     process must call it. Returns the final path."""
     import dataclasses
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ar3d_r1.policy.mesh_tokens import MeshTokenError, MeshVocab, mesh_segment_span, parse_mesh_segment
-from ar3d_r1.prompts import step1_messages, step2_messages
+from ar3d_r1.rollout.prompts import step1_messages, step2_messages
 
 
 @dataclass
@@ -49,16 +49,18 @@ class StepOutcome:
     grid: np.ndarray | None = field(default=None, repr=False)
 
 
-def segment_shares(completion_ids: list[int], vocab: MeshVocab) -> dict[str, int]:
+def segment_shares(completion_ids: list[int], vocab: MeshVocab, opened: bool = False) -> dict[str, int]:
     """Token counts of a completion by segment: ``plan`` (before ``<mesh-start>``), ``mesh`` (the segment
-    with its delimiters) and ``tail`` (after ``<mesh-end>``: the stop token, stray text)."""
-    span = mesh_segment_span(completion_ids, vocab)
-    n = len(completion_ids)
+    with its delimiters) and ``tail`` (after ``<mesh-end>``: the stop token, stray text). ``opened``: the
+    prompt ended with ``<mesh-start>`` (the authors' mesh turn), so the completion starts in the segment."""
+    ids = [vocab.start_id, *completion_ids] if opened else list(completion_ids)
+    span = mesh_segment_span(ids, vocab)
+    n = len(ids)
     if span is None:
         return {"plan": n, "mesh": 0, "tail": 0}
     s, e = span
     mesh = min(e, n - 1) - s + 1
-    return {"plan": s, "mesh": mesh, "tail": n - s - mesh}
+    return {"plan": s, "mesh": mesh - int(opened), "tail": n - s - mesh}
 
 
 def chat_prompt_ids(tokenizer, messages: list[dict]) -> list[int]:
@@ -116,15 +118,17 @@ def generate_completions(model, tokenizer, prompt_ids: list[list[int]], *, max_n
     return completions
 
 
-def parse_outcome(prompt_ids, completion_ids, tokenizer, vocab: MeshVocab, n_tokens: int) -> StepOutcome:
-    """Split a completion into plan text and mesh codes; a malformed segment records its reason."""
+def parse_outcome(prompt_ids, completion_ids, tokenizer, vocab: MeshVocab, n_tokens: int,
+                  pad: str = "error") -> StepOutcome:
+    """Split a completion into plan text and mesh codes; a malformed segment records its reason
+    (``pad="repeat"``: a short one is padded with its last code, :func:`parse_mesh_segment`)."""
     span = mesh_segment_span(completion_ids, vocab)
     plan_ids = completion_ids if span is None else completion_ids[: span[0]]
     stops = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     plan = tokenizer.decode([t for t in plan_ids if t not in stops], skip_special_tokens=True).strip()
     outcome = StepOutcome(list(prompt_ids), list(completion_ids), plan)
     try:
-        outcome.codes = parse_mesh_segment(completion_ids, vocab, n_tokens)
+        outcome.codes = parse_mesh_segment(completion_ids, vocab, n_tokens, pad=pad)
     except MeshTokenError as exc:
         outcome.failure = exc.reason
     return outcome
@@ -146,6 +150,20 @@ def decode_grids(vqvae, outcomes: list[StepOutcome], batch: int = 16) -> None:
                 o.grid, o.failure = None, "empty_shape"
 
 
+def sample_turn(model, tokenizer, prompt_ids: list[list[int]], sampling: dict, *, backend=None,
+                step_seed: int | None = None, seeds: list[int] | None = None) -> list[list[int]]:
+    """One turn's completions: through ``backend`` with one seed per prompt (``seeds``; issue 17), else
+    HF ``generate`` seeded with ``step_seed``. ``sampling``: :func:`generate_completions`'s keywords
+    (``max_new_tokens``, ``temperature``, ``top_k``, ``top_p``, ``stops``, ``grammar``)."""
+    if backend is not None:
+        from ar3d_r1.rollout.backends import SamplingSettings
+
+        settings = SamplingSettings(sampling["max_new_tokens"], sampling["temperature"], sampling["top_k"],
+                                    sampling["top_p"], tuple(sampling["stops"]))
+        return backend.generate(prompt_ids, settings, seeds, grammar=sampling["grammar"])
+    return generate_completions(model, tokenizer, prompt_ids, generator_seed=step_seed, **sampling)
+
+
 @dataclass
 class Rollout:
     """A generation batch: ``prompts`` (B = P·G texts, grouped), and each step's outcomes (B each)."""
@@ -160,7 +178,7 @@ def two_step_rollout(model, tokenizer, vqvae, vocab: MeshVocab, prompts: list[st
     """Run both steps for ``prompts`` (already repeated G times, grouped); step 2 only if
     ``config.two_step``. ``config``: a :class:`ar3d_r1.config.HiGRPOConfig`.
 
-    ``backend`` (an :mod:`ar3d_r1.rollout_backends` backend) with ``sample_seeds`` (``turn -> seeds``,
+    ``backend`` (an :mod:`ar3d_r1.rollout.backends` backend) with ``sample_seeds`` (``turn -> seeds``,
     one per prompt, for turn 1 and 2) draws every sample from its own seed; without them, HF ``generate``
     samples the batch from the global generator seeded with ``seed``."""
     n_tokens = vqvae.config.num_tokens
@@ -172,14 +190,10 @@ def two_step_rollout(model, tokenizer, vqvae, vocab: MeshVocab, prompts: list[st
 
     def run(messages: list[list[dict]], step_seed, turn: int) -> list[StepOutcome]:
         p_ids = [chat_prompt_ids(tokenizer, m) for m in messages]
-        if backend is not None:  # issue 17: per-sample seeds, any engine
-            from ar3d_r1.rollout_backends import SamplingSettings
-
-            settings = SamplingSettings(budget, config.temperature, config.top_k, config.top_p, tuple(stops))
-            comps = backend.generate(p_ids, settings, sample_seeds(turn), grammar=sampling["grammar"])
-        else:
-            comps = generate_completions(model, tokenizer, p_ids, generator_seed=step_seed, **sampling)
-        outs = [parse_outcome(p, c, tokenizer, vocab, n_tokens) for p, c in zip(p_ids, comps, strict=True)]
+        comps = sample_turn(model, tokenizer, p_ids, sampling, backend=backend, step_seed=step_seed,
+                            seeds=sample_seeds(turn) if backend is not None else None)
+        outs = [parse_outcome(p, c, tokenizer, vocab, n_tokens, config.mesh_pad)
+                for p, c in zip(p_ids, comps, strict=True)]
         decode_grids(vqvae, outs)
         return outs
 

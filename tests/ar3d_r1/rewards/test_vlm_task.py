@@ -1,6 +1,6 @@
-"""The paper's task (``task vlm``, ar3d_r1/vlm_task.py): captions files; R_high / R_low through the real
-reward callables and client, with hand-written replies placed in the response cache under the exact keys
-the client computes (so real replies parse and the server sees nothing), equal to a hand computation;
+"""The paper's task (``task vlm``, ar3d_r1/rewards/vlm_task.py): captions files; R_high / R_low through the
+real reward callables and client, with hand-written replies placed in the response cache under the exact
+keys the client computes (so real replies parse and the server sees nothing), equal to a hand computation;
 failures as NaN + reason; down servers named; and one trainer step against the real served tiny VLM."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ pytest.importorskip("open_clip")
 
 from ar3d_r1.rewards.endpoints import EndpointsError, endpoints_from_dict  # noqa: E402
 from ar3d_r1.rewards.stand_ins import build_tiny_hps, free_port, stand_in_endpoints  # noqa: E402
-from ar3d_r1.rollout import Rollout, StepOutcome  # noqa: E402
-from ar3d_r1.tasks import resolve_failures  # noqa: E402
-from ar3d_r1.vlm_task import RewardServerError, VLMTask, load_captions  # noqa: E402
+from ar3d_r1.rewards.tasks import resolve_failures  # noqa: E402
+from ar3d_r1.rewards.vlm_task import RewardServerError, VLMTask, load_captions  # noqa: E402
+from ar3d_r1.rollout.hi_grpo import Rollout, StepOutcome  # noqa: E402
 from mme3dr.judge import CachedReply, ResponseCache, request_key  # noqa: E402
 
 CAPTIONS = ["A wooden table with four legs and a rectangular top.", "A white chess pawn.",
@@ -198,7 +198,7 @@ def test_score_gives_the_paper_ensembles_of_parsed_replies_and_nan_with_reasons(
 def test_trainer_steps_with_task_vlm_against_the_served_tiny_vlm(served_vlm, proxy, hps_dir, tmp_path):
     import torch
 
-    from ar3d_r1.cli_train import build_trainer
+    from ar3d_r1.cli.train import build_trainer
     from ar3d_r1.config import preset
     from ar3d_r1.policy.tiny import build_tiny_policy
     from ar3d_r1.policy.vqvae import VQVAE3D, VQVAEConfig, save_vqvae
@@ -238,7 +238,7 @@ def test_trainer_steps_with_task_vlm_against_the_served_tiny_vlm(served_vlm, pro
 def test_task_vlm_without_its_files_is_refused(tmp_path):
     import typer
 
-    from ar3d_r1.cli_train import build_trainer
+    from ar3d_r1.cli.train import build_trainer
     from ar3d_r1.config import preset
 
     with pytest.raises(typer.BadParameter, match="task 'vlm' needs --reward_servers"):
@@ -248,3 +248,23 @@ def test_task_vlm_without_its_files_is_refused(tmp_path):
     with pytest.raises(typer.BadParameter, match="x.yaml"):
         build_trainer(preset("paper", output_dir=str(tmp_path), reward_servers=str(tmp_path / "x.yaml"),
                              prompts_file="p.txt"))
+
+
+def test_captions_from_the_authors_json_list_format(tmp_path):
+    """3DGen-R1's data/sampled_prompt.json: a JSON list of {"prompt", "task_type", "category"} objects (our
+    own captions here, in that format); strings in the list work too; mistakes name the item."""
+    import json
+
+    items = [{"prompt": "A blue stool.", "task_type": "3d_generation", "category": "furniture"},
+             {"prompt": " A paper boat. ", "task_type": "3d_generation", "category": "toys"}, "A kettle."]
+    (tmp_path / "p.json").write_text(json.dumps(items), "utf-8")
+    assert load_captions(tmp_path / "p.json") == ["A blue stool.", "A paper boat.", "A kettle."]
+    (tmp_path / "bad.json").write_text(json.dumps([items[0], {"task_type": "3d_generation"}]), "utf-8")
+    with pytest.raises(ValueError, match=r"bad\.json: item 1: no caption"):
+        load_captions(tmp_path / "bad.json")
+    (tmp_path / "obj.json").write_text(json.dumps({"prompt": "x"}), "utf-8")
+    with pytest.raises(ValueError, match=r"obj\.json: a \.json prompts_file is a JSON list"):
+        load_captions(tmp_path / "obj.json")
+    (tmp_path / "broken.json").write_text('[{"prompt": "x"},\n', "utf-8")
+    with pytest.raises(ValueError, match=r"broken\.json:2: not JSON"):
+        load_captions(tmp_path / "broken.json")

@@ -12,7 +12,8 @@ Per generation batch (paper §5, paper-facts.md "Hi-GRPO"; design.md §6):
 The reward callables, their per-view max and the ensembles are those of :mod:`ar3d_r1.rewards`; this
 module only routes samples to them. A sample without a shape (a malformed mesh segment) asks nothing;
 a sample whose request failed or whose reply did not parse is NaN with its reason in
-``Scores.failures1/2``, and the trainer applies ``malformed_reward`` (:func:`ar3d_r1.tasks.resolve_failures`).
+``Scores.failures1/2``, and the trainer applies ``malformed_reward``
+(:func:`ar3d_r1.rewards.tasks.resolve_failures`).
 
 **Known gap: the views are untextured.** The paper textures each decoded voxel shape with TRELLIS
 stage 2 before rendering; we do not run TRELLIS, so the judges see the renderer's plain grey shape.
@@ -32,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ar3d_r1.prompts import TaskPrompt
 from ar3d_r1.rewards.endpoints import EndpointsError, RewardEndpoints, check_endpoints
 from ar3d_r1.rewards.ensemble import STEP1_REWARDS, STEP2_REWARDS, r_high, r_low
 from ar3d_r1.rewards.outputs import merge
+from ar3d_r1.rewards.tasks import Scores
 from ar3d_r1.rewards.vlm import VLM_REWARDS
-from ar3d_r1.tasks import Scores
+from ar3d_r1.rollout.prompts import TaskPrompt
 
 #: Column (csv) or key (jsonl) names a caption may be under, in order of preference.
 CAPTION_COLUMNS = ("caption", "prompt", "text")
@@ -61,9 +62,11 @@ def _utf8_text(path: Path) -> str:
 
 def load_captions(path: str | Path) -> list[str]:
     """Training captions from ``path``: ``.txt`` (one a line; blank lines and ``#`` comments skipped),
-    ``.jsonl`` (one JSON string or object a line, the caption under ``caption``, ``prompt`` or ``text``)
-    or ``.csv`` (a header row with one of those columns, matched case-insensitively; a quoted caption may
-    span lines and keeps its newlines). Captions are stripped; order and repeats kept.
+    ``.jsonl`` (one JSON string or object a line, the caption under ``caption``, ``prompt`` or ``text``),
+    ``.json`` (a JSON list of such strings or objects, e.g. the authors' ``data/sampled_prompt.json`` of
+    ``{"prompt", "task_type", "category"}`` objects; other keys are ignored) or ``.csv`` (a header row
+    with one of those columns, matched case-insensitively; a quoted caption may span lines and keeps its
+    newlines). Captions are stripped; order and repeats kept.
 
     Raises:
         FileNotFoundError: no such file. IsADirectoryError: ``path`` is a directory.
@@ -73,12 +76,12 @@ def load_captions(path: str | Path) -> list[str]:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"prompts_file {path} is a directory; give a captions file (.txt one a line, "
-                                ".jsonl or .csv)")
+                                ".jsonl, .json or .csv)")
     if not path.is_file():
         raise FileNotFoundError(f"prompts_file {path} does not exist (task 'vlm' trains on its captions)")
     suffix = path.suffix.lower()
-    if suffix not in (".txt", ".jsonl", ".csv"):
-        raise ValueError(f"{path}: prompts_file must be .txt (one caption a line), .jsonl or .csv, "
+    if suffix not in (".txt", ".jsonl", ".json", ".csv"):
+        raise ValueError(f"{path}: prompts_file must be .txt (one caption a line), .jsonl, .json or .csv, "
                          f"not {suffix or 'a file without a suffix'!r}")
     text = _utf8_text(path)
     captions: list[str] = []
@@ -92,13 +95,16 @@ def load_captions(path: str | Path) -> list[str]:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
-            found = item if isinstance(item, str) else next(
-                (item[k] for k in CAPTION_COLUMNS if isinstance(item, dict) and isinstance(item.get(k), str)),
-                None)
-            if not found or not found.strip():
-                raise ValueError(f"{path}:{n}: no caption (a JSON string, or an object with a non-empty "
-                                 f"{' / '.join(CAPTION_COLUMNS)})")
-            captions.append(found.strip())
+            captions.append(_json_caption(item, f"{path}:{n}"))
+    elif suffix == ".json":
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from None
+        if not isinstance(items, list):
+            raise ValueError(f"{path}: a .json prompts_file is a JSON list of captions or of objects with "
+                             f"{' / '.join(CAPTION_COLUMNS)}, got a {type(items).__name__}")
+        captions = [_json_caption(item, f"{path}: item {k}") for k, item in enumerate(items)]
     else:
         with path.open(newline="", encoding="utf-8-sig") as f:  # newline="": quoted newlines survive
             reader = csv.DictReader(f)
@@ -118,6 +124,17 @@ def load_captions(path: str | Path) -> list[str]:
     if not captions:
         raise ValueError(f"{path}: no captions")
     return captions
+
+
+def _json_caption(item, where: str) -> str:
+    """The caption of one JSON item (a string, or an object with caption / prompt / text), stripped;
+    ValueError naming ``where`` otherwise."""
+    found = item if isinstance(item, str) else next(
+        (item[k] for k in CAPTION_COLUMNS if isinstance(item, dict) and isinstance(item.get(k), str)), None)
+    if not found or not found.strip():
+        raise ValueError(f"{where}: no caption (a JSON string, or an object with a non-empty "
+                         f"{' / '.join(CAPTION_COLUMNS)})")
+    return found.strip()
 
 
 def require_servers(endpoints: RewardEndpoints, names: Sequence[str]) -> None:
@@ -144,13 +161,13 @@ class VLMTask:
     Args:
         endpoints: the loaded endpoints file (``reward_servers``); its ``cache_dir`` is the response cache.
         captions: the training captions.
-        render_size: pixel size of the reward6 renders.
+        render_size: pixel size of the reward renders. rig: their camera rig (``reward6``, the paper's).
         hps: the HPS callable; default ``hps_from_options(endpoints.hps)``.
         check: ask every server once for its models (:func:`require_servers`).
     """
 
     def __init__(self, endpoints: RewardEndpoints, captions: Sequence[str], render_size: int, *, hps=None,
-                 check: bool = True) -> None:
+                 check: bool = True, rig: str = "reward6") -> None:
         from ar3d_r1.rewards.geometry import Reward6Renderer
         from mme3dr.judge import ResponseCache
 
@@ -162,7 +179,7 @@ class VLMTask:
 
             hps = hps_from_options(endpoints.hps)
         self.prompts: list[TaskPrompt] = [TaskPrompt(text=c, spec=None) for c in captions]
-        self.render = Reward6Renderer(render_size)
+        self.render = Reward6Renderer(render_size, rig=rig)
         self.hps = hps
         cache = ResponseCache(endpoints.cache_dir) if endpoints.cache_dir else None
 

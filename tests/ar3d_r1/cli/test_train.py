@@ -1,4 +1,4 @@
-"""``ar3d-r1 train`` / ``sft`` on the command line (ar3d_r1/cli_train.py): a user's mistakes are one line
+"""``ar3d-r1 train`` / ``sft`` on the command line (ar3d_r1/cli/train.py): a user's mistakes are one line
 ``error: ...`` naming the flag, file or key and what to do, no traceback and no usage dump; the dry-run
 summary labels and counts. In process through typer's runner (nothing here loads a model)."""
 
@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 pytest.importorskip("torch")
 
 from ar3d_r1.cli import app  # noqa: E402
-from ar3d_r1.cli_train import dry_run_summary  # noqa: E402
+from ar3d_r1.cli.train import dry_run_summary  # noqa: E402
 from ar3d_r1.config import preset  # noqa: E402
 
 
@@ -37,8 +37,8 @@ def run(*args: str, code: int) -> str:
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    (["--task", "nonsense"], "error: --task nonsense: task must be one of ('geometry', 'vlm'), got "
-                             "'nonsense'"),
+    (["--task", "nonsense"], "error: --task nonsense: task must be one of ('geometry', 'vlm', "
+                             "'hps-unified2'), got 'nonsense'"),
     (["--learnin_rate", "1"], "error: unknown flag --learnin_rate (did you mean --learning_rate?); every "
                               "config field is a flag: see --help-fields"),
     (["--learning_rate", "abc"], "error: --learning_rate: invalid float value: 'abc'"),
@@ -46,7 +46,7 @@ def run(*args: str, code: int) -> str:
     (["--resume", "true", "--overwrite_output_dir", "true"], "error: --resume true: resume and "
                                                              "overwrite_output_dir exclude each other"),
     (["--config", "/nonexistent.yaml"], "error: --config /nonexistent.yaml: no such config file"),
-    (["--preset", "huge"], "error: --preset huge: unknown preset 'huge'; known: paper, tiny-cpu"),
+    (["--preset", "huge"], "error: --preset huge: unknown preset 'huge'; known: paper, 3dgen-r1, tiny-cpu"),
 ])
 def test_flag_and_config_mistakes_name_the_flag_and_value(flags, expected):
     line = run("train", *flags, code=2)
@@ -126,7 +126,7 @@ def test_endpoint_and_captions_file_mistakes_are_one_line(tmp_path):
     args = _paper(tmp_path, good, None)
     args[-1] = str(tmp_path)
     assert run(*args, code=2) == (f"error: --prompts_file: prompts_file {tmp_path} is a directory; give a "
-                                  "captions file (.txt one a line, .jsonl or .csv)")
+                                  "captions file (.txt one a line, .jsonl, .json or .csv)")
     # well-formed, and nothing listens: the reward-server check names it (after saying it checks)
     result = CliRunner().invoke(app, _paper(tmp_path, good))
     assert result.exit_code == 1 and "checking reward servers" in result.stderr
@@ -169,3 +169,50 @@ def test_the_dry_run_summary_labels_rollout_steps_and_counts_only_this_invocatio
     assert lines[2].startswith("  rollout step 2 (M2), over 2 optimizer steps: 34 reward requests")
     assert dry_run_summary(cfg, history, start_step=3) == (
         "dry run: nothing to do: the run already finished at step 3 (out)")
+
+
+@pytest.mark.parametrize("name", ["tiny-cpu", "paper", "3dgen-r1"])
+def test_print_config_prints_the_resolved_yaml_of_every_preset_and_exits(name, tmp_path):
+    """--print-config: the preset, then --config, then the flags, as YAML that load_config reads back;
+    nothing is built or checked (the paper presets' inputs are not needed)."""
+    from ar3d_r1.config import load_config
+
+    result = CliRunner().invoke(app, ["train", "--preset", name, "--print-config", "--max_steps", "7",
+                                      "--output_dir", str(tmp_path / "never")])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.stdout)
+    assert printed["kind"] == "train" and printed["max_steps"] == 7
+    (tmp_path / "c.yaml").write_text(result.stdout)
+    assert load_config(tmp_path / "c.yaml") == preset(name, max_steps=7, output_dir=str(tmp_path / "never"))
+    assert not (tmp_path / "never").exists()
+    # --config applies under the flags
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({**printed, "beta": 0.5}))
+    again = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "base.yaml"), "--print-config",
+                                     "--temperature", "0.9"])
+    assert yaml.safe_load(again.stdout)["beta"] == 0.5 and yaml.safe_load(again.stdout)["temperature"] == 0.9
+
+
+def test_print_config_of_3dgen_r1_shows_the_authors_hyper_parameters():
+    result = CliRunner().invoke(app, ["train", "--preset", "3dgen-r1", "--print-config"])
+    lines = result.stdout.splitlines()
+    for line in ("learning_rate: 1.0e-06", "beta: 0.01", "num_generations: 8", "temperature: 1.0",
+                 "max_steps: 900", "save_steps: 200", "gradient_accumulation_steps: 2",
+                 "per_device_train_batch_size: 8", "mixed_precision: bf16", "task: hps-unified2",
+                 "rollout_style: reasoning-then-mesh", "reward_rig: video6", "malformed_reward: half-column",
+                 "advantage_mode: shared", "loss_segments: joint", "loss_normaliser: micro-batch",
+                 "mesh_mask: all", "clip_ratio: false", "two_step: true"):
+        assert line in lines, line
+    assert preset("3dgen-r1").prompts_per_step(7) == 14  # 7 processes x 2 micro-steps x 1 prompt
+
+
+def test_a_reasoning_prompt_file_mistake_is_one_line(tmp_path):
+    (tmp_path / "p.txt").write_text("Think about {} and {}.\n")
+    line = run("train", "--preset", "3dgen-r1", "--dry-run", "--output_dir", str(tmp_path / "run"),
+               "--reasoning_prompt_file", str(tmp_path / "p.txt"), code=1)
+    assert line == (f"error: reasoning_prompt_file {tmp_path / 'p.txt'}: needs exactly one '{{}}' for the "
+                    "caption and no other braces (it is filled with str.format, as the authors' trainer "
+                    "does)")
+    assert not (tmp_path / "run").exists()  # refused before the stand-ins are built
+    line = run("train", "--preset", "3dgen-r1", "--dry-run", "--output_dir", str(tmp_path / "run2"),
+               "--reasoning_prompt_file", str(tmp_path / "none.txt"), code=1)
+    assert line == f"error: reasoning_prompt_file {tmp_path / 'none.txt'}: no such file"

@@ -5,7 +5,7 @@ and voxels, :mod:`ar3d_r1.rewards.geometry`). Both ensembles use the dimension n
 :func:`ar3d_r1.rewards.ensemble.dimension_normalised`: each reward's dimensions are summed and divided
 by their count, then rewards are summed (paper §5). Step 1's rewards score M1 (global), step 2's score
 M2 (local); in one-step mode both score M1. The paper's task, the served VLM rewards on captions from a
-file, is :class:`ar3d_r1.vlm_task.VLMTask` (``task vlm``), with the same interface.
+file, is :class:`ar3d_r1.rewards.vlm_task.VLMTask` (``task vlm``), with the same interface.
 
 A sample without a shape has NaN in its rewards; :func:`resolve_failures` applies the config's
 ``malformed_reward`` rule ("zero": it scores 0; "mask": it drops out of the loss).
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ar3d_r1.prompts import TaskPrompt, geometry_prompts
 from ar3d_r1.rewards.ensemble import ensemble
+from ar3d_r1.rollout.prompts import TaskPrompt, geometry_prompts
 
 __all__ = ["GeometryTask", "Scores", "ensemble", "resolve_failures"]
 
@@ -27,7 +27,7 @@ __all__ = ["GeometryTask", "Scores", "ensemble", "resolve_failures"]
 class Scores:
     """Rewards of one generation batch (B samples): ``r_high``, ``r_low`` ``(B,) float64`` (NaN for a
     failed sample), per-dimension means for the log, failure reasons per step, and ``stats``: counts
-    for the log that add up over processes (the served rewards' requests, :mod:`ar3d_r1.vlm_task`)."""
+    for the log that add up over processes (the served rewards' requests, :mod:`ar3d_r1.rewards.vlm_task`)."""
 
     r_high: np.ndarray
     r_low: np.ndarray
@@ -80,17 +80,19 @@ class GeometryTask:
 def resolve_failures(rewards: np.ndarray, group_size: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
     """Apply ``malformed_reward`` to ``rewards (B,)`` with NaN for failed samples.
 
-    Returns ``(rewards, valid)``: ``"zero"`` puts 0 in place of NaN and keeps every sample; ``"mask"``
+    Returns ``(rewards, valid)``: ``"zero"`` (and ``"half-column"``, whose task,
+    :class:`ar3d_r1.rewards.authors.HPSUnifiedTask`, leaves no NaN) puts 0 in place of NaN and keeps every
+    sample; ``"mask"``
     puts the group's mean of its valid samples (0 if none) in place of NaN, so the failed sample does
     not shift its group's statistics, and marks it invalid (``valid (B,) bool``) for the loss mask.
     """
     r = np.asarray(rewards, dtype=np.float64).copy()
     bad = ~np.isfinite(r)
-    if mode == "zero":
+    if mode in ("zero", "half-column"):  # half-column: the task already scored its failures (0 / 0.5)
         r[bad] = 0.0
         return r, np.ones_like(bad)
     if mode != "mask":
-        raise ValueError(f"malformed_reward must be 'zero' or 'mask', got {mode!r}")
+        raise ValueError(f"malformed_reward must be 'zero', 'mask' or 'half-column', got {mode!r}")
     grouped, bad_g = r.reshape(-1, group_size), bad.reshape(-1, group_size)
     for g in range(grouped.shape[0]):
         ok = ~bad_g[g]

@@ -23,7 +23,7 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 from mme3dr.results import load_results, read_samples  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 FAST = ["--profile", "smoke", "--render-size", "64"]  # as tests/harness/evaluate_support.py
 
 
@@ -39,8 +39,9 @@ CLASSES = {"ar3d-r1": "AR3DR1Model", "shapellm-omni": "ShapeLLMOmniModel"}
 
 def _spec(name: str) -> str:
     """The entry-point name once the project is installed with this pyproject, else its module path."""
-    installed = {ep.name for ep in metadata.entry_points(group="mme3dr.models")}
-    return name if name in installed else f"ar3d_r1.policy.adapter:{CLASSES[name]}"
+    path = f"ar3d_r1.adapter:{CLASSES[name]}"
+    installed = {ep.name: ep.value for ep in metadata.entry_points(group="mme3dr.models")}
+    return name if installed.get(name) == path else path
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def _env() -> dict[str, str]:
 
 def test_entry_points_are_declared_for_both_adapters():
     eps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["mme3dr.models"]
-    assert eps == {name: f"ar3d_r1.policy.adapter:{cls}" for name, cls in CLASSES.items()}
+    assert eps == {name: f"ar3d_r1.adapter:{cls}" for name, cls in CLASSES.items()}
 
 
 def test_evaluate_ar3d_r1_two_steps_end_to_end(tmp_path, tiny_pair):
@@ -104,12 +105,12 @@ def test_bad_model_args_fail_fast_with_a_clear_message(tmp_path, tiny_pair):
 
     policy, vqvae = tiny_pair
     with pytest.raises(ValueError, match="steps must be 1 or 2"):
-        load_model("ar3d_r1.policy.adapter:AR3DR1Model", {"checkpoint": str(policy), "vqvae": str(vqvae),
+        load_model("ar3d_r1.adapter:AR3DR1Model", {"checkpoint": str(policy), "vqvae": str(vqvae),
                                                            "steps": "3"})
     from ar3d_r1.policy.vqvae import VQVAEWeightsError
 
     with pytest.raises(VQVAEWeightsError, match="3DVQVAE.bin"):
-        load_model("ar3d_r1.policy.adapter:AR3DR1Model", {"checkpoint": str(policy), "vqvae": str(tmp_path)})
+        load_model("ar3d_r1.adapter:AR3DR1Model", {"checkpoint": str(policy), "vqvae": str(tmp_path)})
 
 
 @pytest.mark.slow

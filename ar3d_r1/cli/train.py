@@ -17,7 +17,7 @@ run) are printed as one line, ``error: ...``, naming the flag, file or key and w
 status 2 for flags and config values and 1 otherwise; no traceback (:func:`one_line_errors`). SIGTERM
 exits through the ``finally`` blocks (status 143), so a dry run's served judge is stopped.
 
-:func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli.py``).
+:func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli/__init__.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from pathlib import Path
 import typer
 
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+#: Tasks whose rewards are served (an endpoints file and a captions file; stand-ins in a dry run).
+SERVED_TASKS = ("vlm", "hps-unified2")
 
 
 def one_line(message: object) -> str:
@@ -40,17 +42,20 @@ def one_line(message: object) -> str:
 def user_errors() -> tuple[type[Exception], ...]:
     """The project's typed errors that describe a user's mistake or set-up (not a bug): printed as one
     line by :func:`one_line_errors`."""
-    from ar3d_r1.checkpoint import OutputDirError, ResumeError
     from ar3d_r1.config import ConfigError
+    from ar3d_r1.engine import NoSignalError
+    from ar3d_r1.engine.checkpoint import OutputDirError, ResumeError
     from ar3d_r1.policy.loading import PolicyNotFoundError
     from ar3d_r1.policy.vqvae import VQVAEWeightsError
     from ar3d_r1.rewards.endpoints import EndpointsError
     from ar3d_r1.rewards.hps import HPSLoadError
-    from ar3d_r1.vlm_task import RewardServerError
+    from ar3d_r1.rewards.vlm_task import RewardServerError
+    from ar3d_r1.rollout.one_step import ReasoningPromptError
     from mme3dr.features.weights import WeightsNotFoundError
 
     return (ConfigError, OutputDirError, ResumeError, PolicyNotFoundError, VQVAEWeightsError, EndpointsError,
-            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError)
+            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError, NoSignalError,
+            ReasoningPromptError)
 
 
 @contextmanager
@@ -127,8 +132,11 @@ def _fields_help(kind: str) -> str:
 def dry_run_stand_ins(config) -> Iterator:
     """Yield the config with the tiny stand-ins of a dry run (module docstring): 2 steps, a tiny VQVAE and
     policy under ``output_dir/stand-ins``, one process holding the whole global batch (gradient
-    accumulation × 8 so per-device batch and G stay the preset's). For ``task vlm`` the tiny reward VLM
-    is served until the block exits, and ``reward_servers`` / ``prompts_file`` point at the stand-ins'."""
+    accumulation × 8 so per-device batch and G stay the preset's) for ``task vlm``, one process's share of
+    it (the preset's accumulation) for ``hps-unified2``. For the served tasks the tiny reward VLM is served
+    until the block exits, and ``reward_servers`` / ``prompts_file`` point at the stand-ins' (for
+    ``hps-unified2`` the captions are written as a JSON list in the authors' ``sampled_prompt.json``
+    format, so that loader runs)."""
     import torch
 
     from ar3d_r1.policy.tiny import build_tiny_policy
@@ -144,22 +152,39 @@ def dry_run_stand_ins(config) -> Iterator:
                                  max_steps=2, render_size=64, max_plan_tokens=16, num_prompts=4,
                                  gradient_accumulation_steps=accum, save_steps=1, top_k=min(config.top_k, 64),
                                  constrain=True)
-    if config.task != "vlm":
+    if config.task not in SERVED_TASKS:
         yield config
         return
     from ar3d_r1.rewards.stand_ins import reward_stand_ins
 
     # a resumed dry run keeps its response cache: the replies it already has are not asked again
     with reward_stand_ins(root / "rewards", seed=config.seed, keep_cache=config.resume) as served:
+        prompts = served.prompts_file
+        if config.task == "hps-unified2":
+            prompts = authors_format_prompts(served.prompts_file, root / "rewards" / "sampled_prompt.json")
         yield dataclasses.replace(config, reward_servers=str(served.reward_servers),
-                                  prompts_file=str(served.prompts_file))
+                                  prompts_file=str(prompts))
 
 
-def dry_run_summary(config, history: list[dict], start_step: int = 0) -> str:
+def authors_format_prompts(captions_file: Path, out: Path) -> Path:
+    """Write the captions of ``captions_file`` as the authors' training-prompt format, a JSON list of
+    ``{"prompt", "task_type", "category"}`` objects, to ``out``; returns it."""
+    import json
+
+    from ar3d_r1.rewards.vlm_task import load_captions
+
+    items = [{"prompt": c, "task_type": "3d_generation", "category": "dry_run"}
+             for c in load_captions(captions_file)]
+    out.write_text(json.dumps(items, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def dry_run_summary(config, history: list[dict], start_step: int = 0, frozen: int | None = None) -> str:
     """What this invocation of a dry run did, from its metric records (``step > start_step``; a resumed
     run's history also holds the steps it continued from): for ``task vlm``, the reward requests the
     served stand-in answered, per Hi-GRPO rollout step summed over the optimizer steps, and how failures
-    were scored."""
+    were scored; for ``hps-unified2``, :func:`ar3d_r1.cli.authors_summary.authors_dry_run_lines`
+    (``frozen``: how many parameter tensors the trainer froze)."""
     mine = [r for r in history if r.get("step", 0) > start_step]
     if not mine:
         return (f"dry run: nothing to do: the run already finished at step {start_step} "
@@ -167,6 +192,10 @@ def dry_run_summary(config, history: list[dict], start_step: int = 0) -> str:
     resumed = f", resumed from step {start_step}" if start_step else ""
     lines = [f"dry run: {len(mine)} optimizer steps of the {config.task!r} task on tiny stand-ins "
              f"({config.output_dir}{resumed})"]
+    if config.task == "hps-unified2":
+        from ar3d_r1.cli.authors_summary import authors_dry_run_lines
+
+        return "\n".join(lines + authors_dry_run_lines(config, mine, frozen))
     if config.task != "vlm":
         return lines[0]
 
@@ -196,22 +225,23 @@ def build_vlm_task(config):
     Raises:
         typer.BadParameter: fields are empty (all named at once), or a file is missing or invalid (the
             message names the flag, the file and the key or line).
-        ar3d_r1.vlm_task.RewardServerError: a server is down or does not serve its model (named).
+        ar3d_r1.rewards.vlm_task.RewardServerError: a server is down or does not serve its model (named).
         HPSLoadError, WeightsNotFoundError: HPS cannot load (its device, its checkpoint).
     """
     import os
 
     from ar3d_r1.rewards.endpoints import CHECK_RETRIES, CHECK_TIMEOUT_S, EndpointsError, load_endpoints
-    from ar3d_r1.vlm_task import VLMTask, load_captions
+    from ar3d_r1.rewards.vlm_task import VLMTask, load_captions
 
     needs = {"reward_servers": "the reward-model endpoints YAML; ar3d_r1/rewards/reward_endpoints.yaml is "
                                "the paper set-up and docs/rewards.md serves it",
-             "prompts_file": "the training captions: .txt one a line, .jsonl or .csv with a caption, prompt "
-                             "or text column; the paper's ~8,400 captions are not released"}
+             "prompts_file": "the training captions: .txt one a line, .jsonl, .json (e.g. the authors' "
+                             "data/sampled_prompt.json) or .csv with a caption, prompt or text column; the "
+                             "paper's ~8,400 captions are not released"}
     missing = [name for name in needs if not getattr(config, name)]
     if missing:
-        raise typer.BadParameter("task 'vlm' needs " + " and ".join(f"--{n} ({needs[n]})" for n in missing),
-                                 param_hint=f"--{missing[0]}")
+        what = " and ".join(f"--{n} ({needs[n]})" for n in missing)
+        raise typer.BadParameter(f"task {config.task!r} needs {what}", param_hint=f"--{missing[0]}")
     try:
         endpoints = load_endpoints(config.reward_servers)
     except (OSError, EndpointsError) as exc:
@@ -225,7 +255,12 @@ def build_vlm_task(config):
                    f"{config.reward_servers}: GET /v1/models, {CHECK_TIMEOUT_S:g} s timeout, "
                    f"{CHECK_RETRIES} retry)...", err=True)
     try:
-        return VLMTask(endpoints, captions, config.render_size)
+        if config.task == "hps-unified2":
+            from ar3d_r1.rewards.authors import HPSUnifiedTask
+
+            return HPSUnifiedTask(endpoints, captions, config.render_size, rig=config.reward_rig,
+                                  malformed_reward=config.malformed_reward)
+        return VLMTask(endpoints, captions, config.render_size, rig=config.reward_rig)
     except EndpointsError as exc:
         raise typer.BadParameter(f"--reward_servers: {exc}", param_hint="--reward_servers") from None
 
@@ -240,16 +275,22 @@ def build_trainer(config):
     """
     import torch
 
+    from ar3d_r1.engine.trainer import HiGRPOTrainer
     from ar3d_r1.policy.loading import load_policy
     from ar3d_r1.policy.vqvae import load_vqvae
-    from ar3d_r1.tasks import GeometryTask
-    from ar3d_r1.trainer import HiGRPOTrainer
+    from ar3d_r1.rewards.tasks import GeometryTask
 
     missing_inputs(config)
+    if config.rollout_style == "reasoning-then-mesh":  # a bad template fails before anything loads
+        from ar3d_r1.rollout.one_step import load_reasoning_prompt
+
+        load_reasoning_prompt(config.reasoning_prompt_file)
     if config.threads:
         torch.set_num_threads(config.threads)
-    task = build_vlm_task(config) if config.task == "vlm" else None
+    task = build_vlm_task(config) if config.task in SERVED_TASKS else None
     vqvae = load_vqvae(config.vqvae)
+    if task is not None:  # the served tasks render the decoded grids: stand them up as the VQVAE's frame says
+        task.render.up_axis = vqvae.config.up_axis
     model, processor = load_policy(config.policy)
     ref = load_policy(config.policy)[0] if config.beta != 0.0 else None
     if task is None:
@@ -274,7 +315,7 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
 
-        from ar3d_r1.sft import run_sft
+        from ar3d_r1.engine.sft import run_sft
         from mme3dr.process_lifetime import exit_on_sigterm
 
         if help_fields:
@@ -290,10 +331,14 @@ def register(app: typer.Typer) -> None:
     @app.command("train", context_settings=EXTRA)
     def train(
         ctx: typer.Context,
-        preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu or paper."),
+        preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu, paper or 3dgen-r1 (the authors' "
+                                                                 "released one-step trainer)."),
         config_file: Path | None = typer.Option(None, "--config", help="YAML config (save_config's format)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="2 steps of every code path, tiny stand-ins."),
         help_fields: bool = typer.Option(False, "--help-fields", help="List every config flag and exit."),
+        print_config: bool = typer.Option(False, "--print-config",
+                                          help="Print the resolved config (preset, --config, flags) as YAML "
+                                               "and exit."),
     ) -> None:
         """Hi-GRPO: two-step rollouts, hierarchical rewards, token-level clipped loss + k3 KL.
 
@@ -306,12 +351,21 @@ def register(app: typer.Typer) -> None:
         if help_fields:
             typer.echo(_fields_help("train"))
             raise typer.Exit()
-        from ar3d_r1.checkpoint import OutputDirError, output_dir_problem
+        from ar3d_r1.engine.checkpoint import OutputDirError, output_dir_problem
         from mme3dr.process_lifetime import exit_on_sigterm
 
         exit_on_sigterm()  # `kill` stops the run through its finally blocks (the dry run's served judge)
         with one_line_errors():
             config = _config("train", preset, config_file, ctx.args)
+            if print_config:
+                from ar3d_r1.config import config_yaml
+
+                typer.echo(config_yaml(config), nl=False)
+                raise typer.Exit()
+            if config.rollout_style == "reasoning-then-mesh":  # a bad template fails before anything is built
+                from ar3d_r1.rollout.one_step import load_reasoning_prompt
+
+                load_reasoning_prompt(config.reasoning_prompt_file)
             problem = output_dir_problem(config.output_dir, resume=config.resume,
                                          overwrite=config.overwrite_output_dir)
             if problem:  # before anything loads or the dry run builds its stand-ins there
@@ -322,5 +376,6 @@ def register(app: typer.Typer) -> None:
             with dry_run_stand_ins(config) as stand_in:
                 trainer = build_trainer(stand_in)
                 final = trainer.train()
-            typer.echo(dry_run_summary(stand_in, trainer.history, trainer.start_step), err=True)
+            typer.echo(dry_run_summary(stand_in, trainer.history, trainer.start_step, len(trainer.frozen)),
+                       err=True)
             typer.echo(str(final))

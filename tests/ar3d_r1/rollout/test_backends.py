@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ar3d_r1.rollout_backends import (
+from ar3d_r1.rollout.backends import (
     CompletionsBackend,
     HFGenerateBackend,
     SamplingSettings,

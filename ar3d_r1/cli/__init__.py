@@ -2,7 +2,7 @@
 
 Heavy imports (torch, transformers) happen inside the command bodies so that ``ar3d-r1 --help`` is fast.
 Groups: ``vqvae`` (fit the 3D VQVAE on procedural shapes); ``sft`` and ``train`` come from
-:mod:`ar3d_r1.cli_train`.
+:mod:`ar3d_r1.cli.train`.
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ def vqvae_fit(
                   f"{result.steps} steps in {result.seconds:.0f} s -> {result.weights}")
 
 
-# --- ar3d-r1 sft / train (ar3d_r1/cli_train.py) -----------------------------------------------------
+# --- ar3d-r1 sft / train (ar3d_r1/cli/train.py) -----------------------------------------------------
 def _register_training() -> None:
-    from ar3d_r1.cli_train import register
+    from ar3d_r1.cli.train import register
 
     register(app)
 

@@ -23,8 +23,8 @@ import torch
 
 from ar3d_r1.config import SFTConfig
 from ar3d_r1.policy.mesh_tokens import format_mesh_segment
-from ar3d_r1.prompts import TaskPrompt, geometry_prompts, step1_messages, step2_messages
-from ar3d_r1.rollout import chat_prompt_ids
+from ar3d_r1.rollout.hi_grpo import chat_prompt_ids
+from ar3d_r1.rollout.prompts import TaskPrompt, geometry_prompts, step1_messages, step2_messages
 
 
 @torch.no_grad()

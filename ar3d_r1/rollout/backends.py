@@ -9,9 +9,9 @@ its own seed::
 
 **Per-sample seeds.** A completion depends only on its prompt, the weights and its seed, never on
 which other prompts share the batch or on which process drew it. This is what lets a group of G samples
-be split over processes and still equal a one-process run (:mod:`ar3d_r1.distributed`), and what makes a
-resumed run draw the samples the uninterrupted one drew. vLLM does the same: a request's ``seed`` gives
-it a private generator. In process, :class:`SeededSampler` samples by the Gumbel-max trick
+be split over processes and still equal a one-process run (:mod:`ar3d_r1.engine.distributed`), and what
+makes a resumed run draw the samples the uninterrupted one drew. vLLM does the same: a request's
+``seed`` gives it a private generator. In process, :class:`SeededSampler` samples by the Gumbel-max trick
 (argmax(log p + g), g ~ Gumbel(0, 1) i.i.d., is a draw from softmax; Gumbel 1954, as used by vLLM's
 sampler in its exponential-race form) with one ``torch.Generator`` per row.
 

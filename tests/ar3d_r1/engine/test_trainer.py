@@ -12,28 +12,7 @@ import torch
 pytest.importorskip("accelerate")
 
 
-@pytest.fixture(scope="module")
-def tiny_parts(tmp_path_factory):
-    from ar3d_r1.policy.tiny import build_tiny_policy
-    from ar3d_r1.policy.vqvae import VQVAE3D, VQVAEConfig, save_vqvae
-
-    root = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    save_vqvae(VQVAE3D(VQVAEConfig.tiny()), root / "vqvae")
-    build_tiny_policy(root / "policy", codebook_size=256, seed=0)
-    return root
-
-
-def _trainer(root, out, **overrides):
-    from ar3d_r1.cli_train import build_trainer
-    from ar3d_r1.config import preset
-
-    settings = dict(policy=str(root / "policy"), vqvae=str(root / "vqvae"), output_dir=str(out),
-                    num_prompts=2, num_generations=2, per_device_train_batch_size=1,
-                    gradient_accumulation_steps=2, max_steps=2,
-                    max_plan_tokens=4, render_size=32, constrain=True, save_steps=1, dynamic_sampling="off",
-                    temperature=1.0, lr_scheduler_type="constant", warmup_steps=0)  # every step moves
-    return build_trainer(preset("tiny-cpu", **{**settings, **overrides}))
+from trainer_parts import make_trainer as _trainer  # noqa: E402
 
 
 def _run(root, out, **overrides):
@@ -89,7 +68,7 @@ def _steps(out) -> list[int]:
 
 
 def test_a_second_fresh_run_into_a_run_directory_is_refused_unless_overwritten(tiny_parts, tmp_path):
-    from ar3d_r1.checkpoint import OutputDirError
+    from ar3d_r1.engine.checkpoint import OutputDirError
 
     out = tmp_path / "run"
     _run(tiny_parts, out, max_steps=1)
@@ -108,7 +87,7 @@ def test_a_second_fresh_run_into_a_run_directory_is_refused_unless_overwritten(t
 
 
 def test_resuming_a_finished_run_does_nothing_and_says_so(tiny_parts, tmp_path, capsys):
-    from ar3d_r1.cli_train import dry_run_summary
+    from ar3d_r1.cli.train import dry_run_summary
 
     out = tmp_path / "run"
     _run(tiny_parts, out, max_steps=1)

@@ -12,7 +12,7 @@ import time
 import pytest
 from scale_fixtures import run_env, scale_cmd
 
-from ar3d_r1.checkpoint import checkpoints, latest_checkpoint, remove_partials, truncate_metrics
+from ar3d_r1.engine.checkpoint import checkpoints, latest_checkpoint, remove_partials, truncate_metrics
 
 
 def test_latest_checkpoint_ignores_partial_and_incomplete_directories(tmp_path):
@@ -91,8 +91,8 @@ def test_kill_9_at_a_random_step_then_resume_equals_the_uninterrupted_run(stand_
 def test_resume_refuses_another_process_count_or_batch(tmp_path):
     from types import SimpleNamespace
 
-    from ar3d_r1.checkpoint import load_checkpoint
     from ar3d_r1.config import preset
+    from ar3d_r1.engine.checkpoint import load_checkpoint
 
     cfg = preset("tiny-cpu", "train")
     ckpt = tmp_path / "checkpoint-3"

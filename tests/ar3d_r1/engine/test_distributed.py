@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scale_fixtures import run_env, scale_cmd
 
-from ar3d_r1.distributed import gather_rows, global_sums, process_rows
+from ar3d_r1.engine.distributed import gather_rows, global_sums, process_rows
 
 
 def test_process_rows_are_contiguous_blocks_in_process_order():

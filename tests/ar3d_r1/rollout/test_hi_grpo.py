@@ -7,7 +7,7 @@ import torch
 
 from ar3d_r1.logprobs import completion_logprobs, pack_sequences
 from ar3d_r1.policy.mesh_tokens import MeshVocab
-from ar3d_r1.rollout import parse_outcome, segment_shares
+from ar3d_r1.rollout.hi_grpo import parse_outcome, segment_shares
 
 VOCAB = MeshVocab(start_id=100, end_id=101, code_ids=(10, 11, 12))
 
