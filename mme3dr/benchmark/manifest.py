@@ -237,29 +237,18 @@ def expected_counts_for(manifest: Manifest) -> dict[str, int] | None:
     return dict(V1_COUNTS) if manifest.name == "mme3dr-v1" else None
 
 
-def export_rows(manifest: Manifest, samples_per_prompt: int = 1) -> list[dict]:
-    """One row per case: ``Case.to_dict`` plus ``seeds``, the protocol seeds of samples 0..n-1.
-
-    ``seeds[i] = derive_seed(manifest.name, case_id, i)``, the seed that ``mme3dr evaluate`` hands an
-    adapter (and records for a ``folder:`` run), so assets generated offline can use the same seeds.
-    """
-    from mme3dr.models.protocol import derive_seed
-
-    return [{**c.to_dict(), "seeds": [derive_seed(manifest.name, c.case_id, i)
-                                      for i in range(samples_per_prompt)]} for c in manifest.cases]
-
-
-def to_hf_dataset(manifest: Manifest, samples_per_prompt: int = 1):
-    """The cases as a Hugging Face ``datasets.Dataset`` (one row per case, :func:`export_rows` columns).
+def to_hf_dataset(manifest: Manifest, rows: list[dict] | None = None):
+    """The cases as a Hugging Face ``datasets.Dataset``: one row per case, ``Case.to_dict`` columns, or
+    ``rows`` (the same with extra columns; a ``seeds`` column holds lists of int64).
 
     The manifest's name, version and sha256 go into ``dataset.info.description`` as JSON. ``datasets``
     is imported here, lazily (``pip install mme3dr[hf]``).
     """
     import datasets  # lazy: optional dependency
 
-    rows = export_rows(manifest, samples_per_prompt)
-    features = datasets.Features({k: datasets.Value("string") for k in rows[0] if k != "seeds"}
-                                 | {"seeds": datasets.Sequence(datasets.Value("int64"))})
+    rows = rows if rows is not None else [c.to_dict() for c in manifest.cases]
+    features = datasets.Features({k: datasets.Sequence(datasets.Value("int64")) if k == "seeds"
+                                  else datasets.Value("string") for k in rows[0]})
     columns = {k: [r[k] for r in rows] for k in rows[0]}
     info = datasets.DatasetInfo(
         description=json.dumps(

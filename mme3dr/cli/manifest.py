@@ -165,6 +165,18 @@ def validate(
     typer.secho(f"ok: {manifest.name}, {len(manifest)} cases, sha256 {manifest.sha256}{checked}", fg="green")
 
 
+def export_rows(manifest, samples_per_prompt: int = 1) -> list[dict]:
+    """One row per case: ``Case.to_dict`` plus ``seeds``, the protocol seeds of samples 0..n-1.
+
+    ``seeds[i] = derive_seed(manifest.name, case_id, i)``, the seed that ``mme3dr evaluate`` hands an
+    adapter (and records for a ``folder:`` run), so assets generated offline can use the same seeds.
+    """
+    from mme3dr.models.protocol import derive_seed
+
+    return [{**c.to_dict(), "seeds": [derive_seed(manifest.name, c.case_id, i)
+                                      for i in range(samples_per_prompt)]} for c in manifest.cases]
+
+
 @manifest_app.command("export")
 def export(
     out: Path = typer.Argument(..., help="Output folder (hf) or file (jsonl, csv)."),
@@ -183,13 +195,13 @@ def export(
     """
     import csv
 
-    from mme3dr.benchmark.manifest import export_rows, to_hf_dataset
+    from mme3dr.benchmark.manifest import to_hf_dataset
 
     manifest, _ = _load(name, captions)
     rows = export_rows(manifest, samples_per_prompt)
     if fmt == "hf":
         try:
-            to_hf_dataset(manifest, samples_per_prompt).save_to_disk(str(out))
+            to_hf_dataset(manifest, rows).save_to_disk(str(out))
         except ImportError as e:
             _fail(f"{e}; install the hf extra: pip install 'mme3dr[hf]'")
     elif fmt == "jsonl":
