@@ -1,0 +1,97 @@
+"""What makes a chat-completions reply an answer: the checks :class:`~mme3dr.judge.client.JudgeClient`
+applies to every reply, and the ``Retry-After`` header's two spellings.
+
+A reply is an answer only when the server says it finished and it holds text:
+
+- exactly one choice (the client never asks for ``n`` > 1; several choices are not "the" answer);
+- ``message.content`` a non-empty string. vLLM with a reasoning parser can put the whole reply in
+  ``reasoning_content`` and send ``content: null`` (vLLM issue 39103): that is ``no_content``, saying
+  where the text went;
+- ``finish_reason == "stop"``. ``"length"`` (cut at ``max_tokens``), ``"content_filter"``, a tool call
+  or a missing value is ``incomplete``: the text is kept for the record but never parsed into a score.
+
+Light module: standard library only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+
+from mme3dr.judge.cache import CachedReply
+
+#: The only ``finish_reason`` that says the model ended its answer itself.
+COMPLETE = "stop"
+
+
+class ReplyProblem(Exception):
+    """A reply that is not an answer: ``reason`` (a ``FAILURE_REASONS`` value), ``detail``; ``retry``
+    when asking again may help; ``retry_after`` the server's ``Retry-After`` header, if any."""
+
+    def __init__(self, reason: str, detail: str, *, retry: bool = False, retry_after: str | None = None):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.retry, self.retry_after = reason, detail, retry, retry_after
+
+
+def reply_from_data(data: dict) -> CachedReply:
+    """The one choice's message of a decoded ``/chat/completions`` reply.
+
+    Raises:
+        ReplyProblem: ``bad_response`` (no ``choices`` list, several choices, no ``message`` object),
+            ``no_content`` (content null, empty or not text; says how much text is in
+            ``reasoning_content`` when the server put it there).
+    """
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ReplyProblem("bad_response", f"no choices in the reply (keys: {sorted(data)[:10]})")
+    if len(choices) > 1:
+        raise ReplyProblem("bad_response", f"the reply has {len(choices)} choices; one was asked for")
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise ReplyProblem("bad_response", "the reply's choice has no message object")
+    content = message.get("content")
+    if not isinstance(content, str) or not content.strip():
+        what = ("null" if content is None
+                else "empty" if isinstance(content, str) else f"a {type(content).__name__}")
+        reasoning = message.get("reasoning_content") or message.get("reasoning")
+        if isinstance(reasoning, str) and reasoning.strip():
+            raise ReplyProblem("no_content", f"message content is {what} and all {len(reasoning):,} "
+                                             "characters of the reply are in reasoning_content (the server's "
+                                             "reasoning parser took it: serve without one, or raise "
+                                             "max_tokens so the answer follows the reasoning)")
+        raise ReplyProblem("no_content", f"message content is {what} (finish_reason "
+                                         f"{choice.get('finish_reason')!r})")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+    finish = choice.get("finish_reason")
+    return CachedReply(content, finish if isinstance(finish, str) else None, usage)
+
+
+def incomplete_reason(reply: CachedReply, max_tokens: int | None = None) -> str | None:
+    """Why ``reply`` is not a finished answer, or None when its ``finish_reason`` is ``"stop"``."""
+    if reply.finish_reason == COMPLETE:
+        return None
+    if reply.finish_reason == "length":
+        return (f"finish_reason 'length': the reply was cut at max_tokens {max_tokens} before the model "
+                "finished; raise max_tokens")
+    return f"finish_reason {reply.finish_reason!r}: the server does not say the answer is complete"
+
+
+def retry_after_s(header: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date (RFC 9110 §10.2.3);
+    None when absent or unreadable. A date in the past is 0."""
+    if not header:
+        return None
+    header = header.strip()
+    try:
+        value = float(header)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        value = when.timestamp() - (time.time() if now is None else now)
+    return max(0.0, value) if math.isfinite(value) else None
