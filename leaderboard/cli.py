@@ -129,7 +129,7 @@ def add(
     replace: bool = typer.Option(False, help="Replace an existing entry of the same model and revision."),
 ) -> None:
     """Validate a bundle again and file it in the registry."""
-    from leaderboard.admission import add_bundle
+    from leaderboard.admission import add_bundle, admission_warnings
     from leaderboard.bundle import BundleError
     from leaderboard.entry import Verification
     from leaderboard.registry import RegistryError
@@ -146,6 +146,8 @@ def add(
     except (RegistryError, BundleError) as exc:
         _fail(str(exc))
     typer.secho(f"added: {folder}", fg=typer.colors.GREEN)
+    for warning in admission_warnings(registry or _default_registry(), folder):
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()
