@@ -83,7 +83,7 @@ def check_row(task: str, row: dict) -> list[Problem]:
                 out.append(Problem("numbers", f"{where}[{key!r}] is {value}: a standard deviation is >= 0"))
         elif _out_of(value, metric_range(name)):
             low, high = metric_range(name)
-            span = f"[{'-inf' if low is None else low:g}, {'inf' if high is None else high:g}]"
+            span = f"[{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}]"
             out.append(Problem("numbers", f"{where}[{key!r}] is {value}, outside {name}'s range {span}"))
     for key, value in row.items():
         low, high = row.get(f"{key}_ci95_low"), row.get(f"{key}_ci95_high")
@@ -118,6 +118,19 @@ def check_counts(res: Results, samples: list[SampleRecord]) -> list[Problem]:
         if all(_number(v) for v in (jn, jf, n)) and jn + jf != n:
             out.append(Problem("numbers", f"results[{task!r}]: judge_n {jn} + judge_n_failed {jf} is not "
                                           f"n {n}"))
+    return out
+
+
+def check_raw_booleans(parsed: object) -> list[Problem]:
+    """JSON ``true``/``false`` where ``results.json``'s ``results`` rows hold numbers (the schema would
+    read ``true`` as 1.0)."""
+    rows = parsed.get("results") if isinstance(parsed, dict) else None
+    out = []
+    for task, row in sorted(rows.items()) if isinstance(rows, dict) else ():
+        for key, value in sorted(row.items()) if isinstance(row, dict) else ():
+            if isinstance(value, bool):
+                word = "true" if value else "false"
+                out.append(Problem("numbers", f"results[{task!r}][{key!r}] is {word}, not a number"))
     return out
 
 

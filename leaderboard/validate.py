@@ -43,7 +43,7 @@ from leaderboard.content_checks import (
     check_protocol,
 )
 from leaderboard.json_input import StrictJsonError, strict_loads
-from leaderboard.number_checks import check_numbers
+from leaderboard.number_checks import check_numbers, check_raw_booleans
 
 #: Caps on a bundle's run files (tag ``limits``). A run's results.json is tens of kB and each
 #: samples.jsonl line about 1 kB; the caps leave ample room and stop a bundle from carrying hundreds of
@@ -189,7 +189,9 @@ def _parse_run(extracted: Path, report: ValidationReport) -> None:
     try:
         # strict first: duplicate keys, NaN/Infinity and deep nesting are refused before anything else
         # reads the file (100,000 nested arrays used to escape as a RecursionError traceback)
-        check_string_lengths(strict_loads(raw, RESULTS_NAME), "results.json", too_long)
+        parsed = strict_loads(raw, RESULTS_NAME)
+        check_string_lengths(parsed, "results.json", too_long)
+        report.problems += check_raw_booleans(parsed)
         report.results = Results.model_validate_json(raw)
     except StrictJsonError as exc:
         report.problems.append(Problem("json", str(exc)))

@@ -86,7 +86,8 @@ def test_an_http_200_error_object_keeps_the_servers_message_and_is_retried():
     assert result.failure.reason == "server_error" and result.failure.attempts == 2
     assert "upstream model overloaded (id 7f3a)" in result.failure.detail
     assert "HTTP 200 with an error object" in result.failure.detail and stats["retries"] == 1
-    with ScriptedServer([Scripted({"error": "quota exhausted", "object": "error"}), Scripted(GOOD)]) as server:
+    quota = Scripted({"error": "quota exhausted", "object": "error"})
+    with ScriptedServer([quota, Scripted(GOOD)]) as server:
         result, _ = ask(config(server.url, retries=1))
     assert result.ok, "the retry after an error object got the answer"
 
