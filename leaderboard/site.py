@@ -314,5 +314,8 @@ def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True
     with tempfile.TemporaryDirectory(prefix="mme3dr-schemas-") as tmp:
         schemas = export_json_schemas(tmp) + export_bundle_schemas(tmp)
         labels = {c.id: c.name for c in CATEGORIES}
-        return build_site(rows, out, category_labels=labels, protocol_version=PROTOCOL_VERSION,
-                          include_paper=include_paper, schema_files=schemas)
+        try:
+            return build_site(rows, out, category_labels=labels, protocol_version=PROTOCOL_VERSION,
+                              include_paper=include_paper, schema_files=schemas)
+        except OSError as exc:  # e.g. a registry thumbnail that cannot be copied
+            raise RegistryError(f"the site could not be built ({exc}); {out} is as it was") from None
