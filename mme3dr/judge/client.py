@@ -33,7 +33,6 @@ An answer is one choice whose message holds text and whose ``finish_reason`` is 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from mme3dr.judge.cache import CachedReply, ResponseCache, cache_key
 from mme3dr.judge.images import EncodedImage, encode_image
 from mme3dr.judge.parsers import Parsed, parse_reply
-from mme3dr.judge.replies import ReplyProblem, incomplete_reason, reply_from_data, retry_after_s
+from mme3dr.judge.replies import ReplyProblem, decode_reply, incomplete_reason, reply_from_data, retry_after_s
 from mme3dr.judge.templates import PromptTemplate
 
 #: Chat-completions fields of the OpenAI API that every compatible server must accept.
@@ -313,7 +312,7 @@ class JudgeClient:
             async with self._slots:
                 self.stats["sent"] += 1
                 try:
-                    return _decode_reply(*await self._attempt(method, path, body))
+                    return decode_reply(*await self._attempt(method, path, body))
                 except ReplyProblem as exc:
                     reason, detail, retry = exc.reason, exc.detail, exc.retry
                     asked = retry_after_s(exc.retry_after)
@@ -362,38 +361,6 @@ class JudgeClient:
                                                     f"max_reply_bytes {cap:,}; dropped unread")
                 chunks.append(chunk)
             return resp.status_code, headers, b"".join(chunks)
-
-
-def _decode_reply(status: int, headers: dict, raw: bytes) -> dict:
-    """The JSON object of an HTTP 200, else :class:`ReplyProblem` saying what came instead."""
-    text = raw[:300].decode("utf-8", "replace")
-    if status == 200:
-        kind = headers.get("content-type", "")
-        if "json" not in kind.lower():
-            raise ReplyProblem("bad_response", f"HTTP 200 with Content-Type {kind or 'none'!r}, not JSON: "
-                                               f"{text[:200]!r}")
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise ReplyProblem("bad_response", f"HTTP 200 but not JSON: {text[:200]!r}") from None
-        if not isinstance(data, dict):
-            raise ReplyProblem("bad_response", f"HTTP 200 with a JSON {type(data).__name__}, not an object: "
-                                               f"{text[:200]!r}")
-        if data.get("error") is not None and "choices" not in data:
-            error = data["error"]
-            message = error.get("message", error) if isinstance(error, dict) else error
-            raise ReplyProblem("server_error", f"HTTP 200 with an error object: {str(message)[:300]}",
-                               retry=True, retry_after=headers.get("retry-after"))
-        return data
-    if 300 <= status < 400:
-        raise ReplyProblem("client_error", f"HTTP {status} redirect to {headers.get('location', '?')!r}: "
-                                           "redirects are not followed (the request and its API key would "
-                                           "go elsewhere); give the final URL")
-    detail = f"HTTP {status}: {text}"
-    if status == 429 or status >= 500:
-        raise ReplyProblem("rate_limited" if status == 429 else "server_error", detail, retry=True,
-                           retry_after=headers.get("retry-after"))
-    raise ReplyProblem("client_error", detail)
 
 
 def request_key(config: JudgeConfig, request: JudgeRequest) -> str:

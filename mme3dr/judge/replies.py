@@ -1,7 +1,10 @@
 """What makes a chat-completions reply an answer: the checks :class:`~mme3dr.judge.client.JudgeClient`
 applies to every reply, and the ``Retry-After`` header's two spellings.
 
-A reply is an answer only when the server says it finished and it holds text:
+An HTTP exchange is a reply only as :func:`decode_reply` says: an HTTP 200 with a JSON
+``Content-Type`` and a JSON object body that is not an error object (an HTTP 200 ``{"error": ...}``
+is a server error keeping its message); a redirect is refused (not followed); 429 and 5xx are
+retried. A reply is an answer only when the server says it finished and it holds text:
 
 - exactly one choice (the client never asks for ``n`` > 1; several choices are not "the" answer);
 - ``message.content`` a non-empty string. vLLM with a reasoning parser can put the whole reply in
@@ -16,6 +19,7 @@ Light module: standard library only.
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import time
 
@@ -32,6 +36,38 @@ class ReplyProblem(Exception):
     def __init__(self, reason: str, detail: str, *, retry: bool = False, retry_after: str | None = None):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail, self.retry, self.retry_after = reason, detail, retry, retry_after
+
+
+def decode_reply(status: int, headers: dict, raw: bytes) -> dict:
+    """The JSON object of an HTTP 200, else :class:`ReplyProblem` saying what came instead."""
+    text = raw[:300].decode("utf-8", "replace")
+    if status == 200:
+        kind = headers.get("content-type", "")
+        if "json" not in kind.lower():
+            raise ReplyProblem("bad_response", f"HTTP 200 with Content-Type {kind or 'none'!r}, not JSON: "
+                                               f"{text[:200]!r}")
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ReplyProblem("bad_response", f"HTTP 200 but not JSON: {text[:200]!r}") from None
+        if not isinstance(data, dict):
+            raise ReplyProblem("bad_response", f"HTTP 200 with a JSON {type(data).__name__}, not an object: "
+                                               f"{text[:200]!r}")
+        if data.get("error") is not None and "choices" not in data:
+            error = data["error"]
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise ReplyProblem("server_error", f"HTTP 200 with an error object: {str(message)[:300]}",
+                               retry=True, retry_after=headers.get("retry-after"))
+        return data
+    if 300 <= status < 400:
+        raise ReplyProblem("client_error", f"HTTP {status} redirect to {headers.get('location', '?')!r}: "
+                                           "redirects are not followed (the request and its API key would "
+                                           "go elsewhere); give the final URL")
+    detail = f"HTTP {status}: {text}"
+    if status == 429 or status >= 500:
+        raise ReplyProblem("rate_limited" if status == 429 else "server_error", detail, retry=True,
+                           retry_after=headers.get("retry-after"))
+    raise ReplyProblem("client_error", detail)
 
 
 def reply_from_data(data: dict) -> CachedReply:
