@@ -136,8 +136,12 @@ def add(
 
     record = None
     if verification is not None:
+        from leaderboard.json_input import strict_loads
+
         try:
-            record = Verification.model_validate_json(verification.read_bytes())
+            raw = verification.read_bytes()
+            strict_loads(raw, str(verification))
+            record = Verification.model_validate_json(raw)
         except (OSError, ValueError) as exc:
             _fail(f"{verification}: not a verification record ({exc}); make one with `leaderboard verify`")
     try:

@@ -5,7 +5,7 @@
   the file top-down) sees another run. Refused, naming the key.
 - **Non-standard constants.** ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON (RFC 8259 §6);
   Python reads them, so a score of ``-Infinity`` would pass as a float. Refused, as is a number
-  too large for a float (``1e400`` reads as infinity).
+  too large for a float (``1e400`` reads as infinity) and an integer of more than 18 digits.
 - **Deep nesting.** 100,000 nested arrays make ``json.loads`` raise ``RecursionError`` (not a
   ``ValueError``: it escaped the checks as a traceback). Anything nested deeper than
   :data:`MAX_DEPTH` is refused with a one-line reason; no bundle file needs more than a handful.
@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: Longest integer accepted (a count or a seed; 10**400 would become infinity as a float).
+MAX_INT_DIGITS = 18
 #: Deepest nesting of objects/arrays accepted in a bundle's JSON (results.json nests about 5 deep).
 MAX_DEPTH = 32
 
@@ -47,6 +49,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise StrictJsonError(f"the integer {text[:20]}… has {len(text.lstrip('-'))} digits (a float cannot "
+                              "hold it; at most 18 are accepted)")
+    return int(text)
+
+
 def depth(value: Any) -> int:
     """Nesting depth of a parsed JSON value (a scalar is 0, ``[]`` is 1), computed without recursion."""
     deepest, stack = 0, [(value, 0)]
@@ -65,7 +74,7 @@ def strict_loads(data: str | bytes, where: str) -> Any:
     (invalid JSON, duplicate keys, NaN/Infinity, nesting deeper than :data:`MAX_DEPTH`)."""
     try:
         value = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants,
-                           parse_float=_finite_float)
+                           parse_float=_finite_float, parse_int=_bounded_int)
     except StrictJsonError as exc:
         raise StrictJsonError(f"{where}: {exc}") from None
     except RecursionError:

@@ -48,6 +48,15 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(value: float | int) -> bool:
+    """``math.isfinite`` that also refuses an int too large for a float (JSON allows 1 followed by 400
+    zeros; ``math.isfinite`` would raise OverflowError on it)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _out_of(value: float, bounds: tuple[float | None, float | None]) -> bool:
     low, high = bounds
     return (low is not None and value < low - TOLERANCE) or (high is not None and value > high + TOLERANCE)
@@ -70,8 +79,9 @@ def check_row(task: str, row: dict) -> list[Problem]:
         if not _number(value):
             out.append(Problem("numbers", f"{where}[{key!r}] is {value!r}, not a number"))
             continue
-        if not math.isfinite(value):
-            out.append(Problem("numbers", f"{where}[{key!r}] is {value}: every number must be finite"))
+        if not _finite(value):
+            shown = value if isinstance(value, float) else f"an integer of {len(str(value))} digits"
+            out.append(Problem("numbers", f"{where}[{key!r}] is {shown}: every number must be finite"))
             continue
         if key in COUNT_KEYS:
             if value < 0 or value != int(value) or isinstance(value, float):
@@ -88,7 +98,7 @@ def check_row(task: str, row: dict) -> list[Problem]:
     for key, value in row.items():
         low, high = row.get(f"{key}_ci95_low"), row.get(f"{key}_ci95_high")
         trio = (value, low, high)
-        if (all(_number(v) and math.isfinite(v) for v in trio)
+        if (all(_number(v) and _finite(v) for v in trio)
                 and not low - TOLERANCE <= value <= high + TOLERANCE):
             out.append(Problem("numbers", f"{where}: {key} {value} is not inside its 95% CI [{low}, {high}]"))
     return out
@@ -152,7 +162,7 @@ def check_numbers(res: Results, samples: list[SampleRecord]) -> list[Problem]:
         for name, value in sorted(s.metrics.items()):
             if value is None:
                 continue
-            if not _number(value) or not math.isfinite(value) or _out_of(value, metric_range(name)):
+            if not _number(value) or not _finite(value) or _out_of(value, metric_range(name)):
                 bad_samples += 1
                 if bad_samples <= 5:
                     low, high = metric_range(name)

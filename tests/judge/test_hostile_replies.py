@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import gzip
 import json
 import time
 
@@ -155,6 +156,15 @@ def test_a_50_mb_reply_is_refused_unread_and_neither_cached_nor_kept(tmp_path, w
     assert "max_reply_bytes" in result.failure.detail and len(cache) == 0
 
 
+def test_a_gzip_bomb_is_refused_by_its_decoded_size():
+    # 50 MB of reply compressed to ~50 kB: the cap counts the bytes after decoding
+    bomb = gzip.compress(json.dumps(chat_reply("1" * 50_000_000)).encode(), compresslevel=9)
+    assert len(bomb) < 200_000
+    with ScriptedServer([Scripted(bomb, headers={"Content-Encoding": "gzip"})]) as server:
+        result, _ = ask(config(server.url))
+    assert result.failure.reason == "too_large" and "max_reply_bytes" in result.failure.detail
+
+
 def test_a_cache_entry_larger_than_any_reply_is_not_read(tmp_path):
     cache = ResponseCache(tmp_path / "cache", max_entry_bytes=1000)
     cache.put("ab" * 32, CachedReply("1" * 5000, "stop"))
@@ -177,6 +187,8 @@ def test_several_choices_are_not_an_answer():
     (Scripted(b'{"choices": [', content_type="application/json"), "not JSON"),
     (Scripted([chat_reply()]), "JSON list, not an object"),
     (Scripted({"id": "x", "choices": []}), "no choices"),
+    (Scripted({"id": "x", "choices": ["1. yes"]}), "no message object"),
+    (Scripted({"id": "x", "choices": [{"index": 0, "message": "1. yes"}]}), "no message object"),
     (Scripted(b"[" * 100_000 + b"]" * 100_000), "not JSON"),
 ])
 def test_bodies_that_are_not_a_reply_object_are_bad_responses(reply, words):

@@ -82,6 +82,21 @@ def test_impossible_numbers_are_refused_by_name(good_bundle, tmp_path, changes, 
     assert words in _messages(report), report.summary()
 
 
+@pytest.mark.parametrize("name", ["results.json", "samples.jsonl"])
+def test_an_integer_too_large_for_a_float_is_refused(good_bundle, tmp_path, name):
+    big = b"1" + b"0" * 400  # json reads it as an int; as a float it is infinity
+
+    def edit(raw: bytes) -> bytes:
+        if name == "results.json":
+            return raw.replace(b'"fd_incep": 30.5', b'"fd_incep": ' + big)
+        first, rest = raw.split(b"\n", 1)
+        rec = json.loads(first)
+        return first.replace(str(rec["metrics"]["clip"]).encode(), big, 1) + b"\n" + rest
+
+    report = validate_bundle(raw_tamper(good_bundle, tmp_path, name, edit))
+    assert "json" in _checks(report) and "has 401 digits" in _messages(report), report.summary()
+
+
 def test_a_category_count_that_disagrees_with_the_samples_is_refused(good_bundle, tmp_path):
     def edit(d: Path) -> None:
         res = json.loads((d / "results.json").read_text())
@@ -164,7 +179,15 @@ def test_samples_that_are_not_utf8_are_a_problem_not_a_crash(good_bundle, tmp_pa
 def test_strict_loads_rules():
     assert strict_loads(b'{"a": [1, 2.5, {"b": null}]}', "x") == {"a": [1, 2.5, {"b": None}]}
     assert depth([[[]]]) == 3 and depth(1) == 0 and depth({"a": {"b": []}}) == 3
-    for bad in ('{"a": 1, "a": 1}', "[NaN]", "[1e999]", "[" * 33 + "]" * 33, "{", '{"a": 1} x'):
+    for bad in ('{"a": 1, "a": 1}', "[NaN]", "[1e999]", "[" * 33 + "]" * 33, "{", '{"a": 1} x',
+                "[" + "9" * 19 + "]"):
         with pytest.raises(StrictJsonError, match="^where: "):
             strict_loads(bad, "where")
     strict_loads("[" * 32 + "]" * 32, "ok")  # exactly MAX_DEPTH is fine
+
+
+def test_a_huge_integer_that_reaches_the_numbers_check_is_not_a_crash():
+    from leaderboard.number_checks import check_row
+
+    (problem,) = check_row("t", {"n": 10**400})
+    assert "an integer of 401 digits: every number must be finite" in str(problem)

@@ -132,3 +132,12 @@ def test_name_skeletons():
     assert name_warnings("نموذج", ["Shape"]) == []  # another script on its own is no warning
     assert "invisible character(s) U+200B ZERO WIDTH SPACE" in name_warnings("Sha\u200bpe", [])[0]
     assert neutralise_bidi("a\u2066b\u200fc\u061c") == "a\ufffdb\ufffdc\ufffd"
+
+
+def test_a_verification_record_with_duplicate_keys_is_refused_at_add(good_bundle, tmp_path):
+    record = tmp_path / "verification.json"
+    record.write_text('{"passed": false, "passed": true}')
+    result = runner.invoke(app, ["add", str(good_bundle), "--registry", str(tmp_path / "reg"),
+                                 "--verification", str(record)])
+    assert result.exit_code == 1 and "duplicate key 'passed'" in result.output
+    assert not (tmp_path / "reg").exists()
