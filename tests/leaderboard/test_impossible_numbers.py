@@ -191,3 +191,28 @@ def test_a_huge_integer_that_reaches_the_numbers_check_is_not_a_crash():
 
     (problem,) = check_row("t", {"n": 10**400})
     assert "an integer of 401 digits: every number must be finite" in str(problem)
+
+
+def test_a_line_separator_inside_a_sample_string_is_not_a_line_break(good_bundle, tmp_path):
+    # JSON Lines split on \n only; str.splitlines also splits on U+2028, which json.dumps(ensure_ascii=
+    # False) writes raw inside strings: a valid bundle was refused as a broken line.
+    from mme3dr.results import SampleRecord, samples_digest
+
+    src = extract_plain(good_bundle, tmp_path / "x")
+    lines = (src / "samples.jsonl").read_text(encoding="utf-8").split("\n")
+    k = next(i for i, line in enumerate(lines) if '"failed"' in line)
+    rec = json.loads(lines[k])
+    rec["failure_detail"] = "first part\u2028second part"
+    lines[k] = json.dumps(rec, ensure_ascii=False, sort_keys=True)
+    (src / "samples.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    records = [SampleRecord.model_validate_json(x) for x in lines if x.strip()]
+    results = json.loads((src / "results.json").read_text())
+    results["samples_sha256"] = samples_digest(records)
+    (src / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    manifest = json.loads((src / "bundle.json").read_text())
+    for name in ("samples.jsonl", "results.json"):
+        manifest["files"][name] = {"sha256": sha256_file(src / name), "size": (src / name).stat().st_size}
+    (src / "bundle.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    report = validate_bundle(repack(src, tmp_path / "t.tar.gz", rehash=False))
+    assert report.ok, report.summary()
+    assert "\u2028" in next(s.failure_detail for s in report.samples if s.failure_detail)
