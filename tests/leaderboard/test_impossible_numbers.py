@@ -5,13 +5,15 @@ hold its mean, counts that disagree with samples.jsonl, duplicate keys, deep nes
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
-from bundle_factory import extract_plain, repack, tamper
+from bundle_factory import extract_plain, repack, submitter, tamper
 
 from leaderboard.bundle import sha256_file
 from leaderboard.json_input import MAX_DEPTH, StrictJsonError, depth, strict_loads
+from leaderboard.pack import pack_run
 from leaderboard.validate import validate_bundle
 
 BENCH = "mme3dr-v1"
@@ -193,7 +195,7 @@ def test_a_huge_integer_that_reaches_the_numbers_check_is_not_a_crash():
     assert "an integer of 401 digits: every number must be finite" in str(problem)
 
 
-def test_a_line_separator_inside_a_sample_string_is_not_a_line_break(good_bundle, tmp_path):
+def test_a_line_separator_inside_a_sample_string_is_not_a_line_break(good_bundle, run_template, tmp_path):
     # JSON Lines split on \n only; str.splitlines also splits on U+2028, which json.dumps(ensure_ascii=
     # False) writes raw inside strings: a valid bundle was refused as a broken line.
     from mme3dr.results import SampleRecord, samples_digest
@@ -216,3 +218,10 @@ def test_a_line_separator_inside_a_sample_string_is_not_a_line_break(good_bundle
     report = validate_bundle(repack(src, tmp_path / "t.tar.gz", rehash=False))
     assert report.ok, report.summary()
     assert "\u2028" in next(s.failure_detail for s in report.samples if s.failure_detail)
+    # and `mme3dr submit` packs such a run (its samples.jsonl read the same way)
+    run = tmp_path / "run"
+    shutil.copytree(run_template, run)
+    for name in ("samples.jsonl", "results.json"):
+        shutil.copyfile(src / name, run / name)
+    pack_run(run, tmp_path / "packed.tar.gz", submitter())
+    assert validate_bundle(tmp_path / "packed.tar.gz").ok
