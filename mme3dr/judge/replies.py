@@ -10,8 +10,9 @@ retried. A reply is an answer only when the server says it finished and it holds
 - ``message.content`` a non-empty string. vLLM with a reasoning parser can put the whole reply in
   ``reasoning_content`` and send ``content: null`` (vLLM issue 39103): that is ``no_content``, saying
   where the text went;
-- ``finish_reason == "stop"``. ``"length"`` (cut at ``max_tokens``), ``"content_filter"``, a tool call
-  or a missing value is ``incomplete``: the text is kept for the record but never parsed into a score.
+- ``finish_reason`` ``"stop"`` (or TGI's ``"eos_token"``/``"stop_sequence"``). ``"length"`` (cut at
+  ``max_tokens``), ``"content_filter"``, a tool call or a missing value is ``incomplete``: the text is
+  kept for the record but never parsed into a score.
 
 Light module: standard library only.
 """
@@ -25,8 +26,9 @@ import time
 
 from mme3dr.judge.cache import CachedReply
 
-#: The only ``finish_reason`` that says the model ended its answer itself.
-COMPLETE = "stop"
+#: ``finish_reason`` values that say the model ended its answer itself: the OpenAI API's ``"stop"``
+#: (vLLM, ``transformers serve``), and Text Generation Inference's ``"eos_token"`` / ``"stop_sequence"``.
+COMPLETE = frozenset({"stop", "eos_token", "stop_sequence"})
 
 
 class ReplyProblem(Exception):
@@ -105,8 +107,8 @@ def reply_from_data(data: dict) -> CachedReply:
 
 
 def incomplete_reason(reply: CachedReply, max_tokens: int | None = None) -> str | None:
-    """Why ``reply`` is not a finished answer, or None when its ``finish_reason`` is ``"stop"``."""
-    if reply.finish_reason == COMPLETE:
+    """Why ``reply`` is not a finished answer, or None when its ``finish_reason`` is in :data:`COMPLETE`."""
+    if reply.finish_reason in COMPLETE:
         return None
     if reply.finish_reason == "length":
         return (f"finish_reason 'length': the reply was cut at max_tokens {max_tokens} before the model "

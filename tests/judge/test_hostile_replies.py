@@ -54,8 +54,9 @@ def ask(cfg: JudgeConfig, cache: ResponseCache | None = None, n: int = 1):
 GOOD = chat_reply("Category Match (0-1): 1")
 
 
-def test_a_complete_answer_passes():
-    with ScriptedServer([Scripted(GOOD)]) as server:
+@pytest.mark.parametrize("finish", ["stop", "eos_token", "stop_sequence"])
+def test_a_complete_answer_passes(finish):
+    with ScriptedServer([Scripted(chat_reply("Category Match (0-1): 1", finish))]) as server:
         result, _ = ask(config(server.url))
     assert result.ok and result.failure is None and result.parsed.values == {"category_match": 1.0}
 
