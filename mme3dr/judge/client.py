@@ -181,7 +181,7 @@ class JudgeRequest:
 @dataclass(frozen=True)
 class JudgeResult:
     """The outcome of one question. Exactly one of ``parsed`` / ``failure`` is set; ``reply`` is the raw
-    text when the server answered (kept in a parse failure too)."""
+    text when the server answered (kept in a parse failure and in an ``incomplete`` failure too)."""
 
     template_id: str
     template_sha256: str

@@ -172,6 +172,12 @@ def test_a_cache_entry_larger_than_any_reply_is_not_read(tmp_path):
     assert cache.get("ab" * 32) is None
     cache.put("cd" * 32, CachedReply("short", "stop"))
     assert cache.get("cd" * 32).content == "short"
+    # a hand-edited or damaged entry without text is a miss, not a reply of None
+    plain = ResponseCache(tmp_path / "plain")
+    plain.path("ef" * 32).parent.mkdir(parents=True)
+    for bad in ('{"content": null}', "[1, 2]", "[" * 100_000 + "]" * 100_000):
+        plain.path("ef" * 32).write_text(bad)
+        assert plain.get("ef" * 32) is None
 
 
 def test_several_choices_are_not_an_answer():
