@@ -85,3 +85,15 @@ def add_bundle(bundle: Path, registry: Path = DEFAULT_REGISTRY, *, verification:
         (folder / ENTRY_NAME).write_text(json.dumps(entry.model_dump(mode="json"), indent=2, sort_keys=True,
                                                     ensure_ascii=False) + "\n", encoding="utf-8")
     return folder
+
+
+def admission_warnings(registry: Path, folder: Path) -> list[str]:
+    """Warnings about the entry just filed in ``folder``: a model name with bidi or invisible characters,
+    or one that reads like another entry's (``leaderboard.names``). Shown by ``leaderboard add``."""
+    from leaderboard.names import name_warnings
+    from leaderboard.registry import iter_entries, read_entry
+
+    mine = read_entry(Path(folder) / ENTRY_NAME).submitter.model_name
+    here = Path(folder).resolve()
+    others = [e.submitter.model_name for f, e in iter_entries(registry) if f.resolve() != here]
+    return name_warnings(mine, others)

@@ -155,7 +155,14 @@ def read_manifest(extracted: Path) -> BundleManifest:
     if not path.is_file():
         raise BundleError(f"{MANIFEST_NAME} is missing: this is not an mme3dr submission bundle "
                           "(make one with `mme3dr submit RUN_DIR --out BUNDLE`)")
+    from leaderboard.json_input import StrictJsonError, strict_loads
+
+    raw = path.read_bytes()
     try:
-        return BundleManifest.model_validate_json(path.read_bytes())
+        strict_loads(raw, MANIFEST_NAME)
+    except StrictJsonError as exc:
+        raise BundleError(str(exc)) from None
+    try:
+        return BundleManifest.model_validate_json(raw)
     except ValueError as exc:
         raise BundleError(f"{MANIFEST_NAME} does not follow the bundle schema: {exc}") from None

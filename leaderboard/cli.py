@@ -129,15 +129,19 @@ def add(
     replace: bool = typer.Option(False, help="Replace an existing entry of the same model and revision."),
 ) -> None:
     """Validate a bundle again and file it in the registry."""
-    from leaderboard.admission import add_bundle
+    from leaderboard.admission import add_bundle, admission_warnings
     from leaderboard.bundle import BundleError
     from leaderboard.entry import Verification
     from leaderboard.registry import RegistryError
 
     record = None
     if verification is not None:
+        from leaderboard.json_input import strict_loads
+
         try:
-            record = Verification.model_validate_json(verification.read_bytes())
+            raw = verification.read_bytes()
+            strict_loads(raw, str(verification))
+            record = Verification.model_validate_json(raw)
         except (OSError, ValueError) as exc:
             _fail(f"{verification}: not a verification record ({exc}); make one with `leaderboard verify`")
     try:
@@ -146,6 +150,8 @@ def add(
     except (RegistryError, BundleError) as exc:
         _fail(str(exc))
     typer.secho(f"added: {folder}", fg=typer.colors.GREEN)
+    for warning in admission_warnings(registry or _default_registry(), folder):
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW, err=True)
 
 
 @app.command()

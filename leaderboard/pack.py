@@ -38,7 +38,8 @@ def _load_samples(run_dir: Path) -> list[dict]:
     if not path.is_file():
         raise BundleError(f"{path} is missing: {_RUN_HINT}")
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # JSON Lines split on \n only: str.splitlines would also split on U+2028 inside a string
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if line.strip():
             try:
                 out.append(json.loads(line))

@@ -47,14 +47,23 @@ def entry_slug(submitter: Submitter, *, disambiguate: bool = False) -> str:
     return slug
 
 
+def read_entry(path: Path) -> Entry:
+    """Parse an ``entry.json`` strictly (``json_input``); :class:`RegistryError` naming the file."""
+    from leaderboard.json_input import strict_loads
+
+    try:
+        raw = path.read_bytes()
+        strict_loads(raw, str(path))
+        return Entry.model_validate_json(raw)
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"{path} is not a valid registry entry: {exc}") from None
+
+
 def iter_entries(registry: Path) -> list[tuple[Path, Entry]]:
     """Every entry in the registry, sorted by folder (a broken ``entry.json`` is an error, not skipped)."""
     out = []
     for path in sorted(Path(registry).glob(f"*/*/{ENTRY_NAME}")):
-        try:
-            out.append((path.parent, Entry.model_validate_json(path.read_bytes())))
-        except ValueError as exc:
-            raise RegistryError(f"{path} is not a valid registry entry: {exc}") from None
+        out.append((path.parent, read_entry(path)))
     return out
 
 
@@ -73,10 +82,7 @@ def folder_owner(folder: Path) -> tuple[str, str] | None:
     path = folder / ENTRY_NAME
     if not path.is_file():
         return None
-    try:
-        sub = Entry.model_validate_json(path.read_bytes()).submitter
-    except ValueError as exc:
-        raise RegistryError(f"{path} is not a valid registry entry: {exc}") from None
+    sub = read_entry(path).submitter
     return sub.model_name, sub.revision
 
 

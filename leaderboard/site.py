@@ -2,8 +2,14 @@
 
 Pure output of its inputs: the same rows give the same bytes (sorted iteration, no build timestamp),
 so the published site can be rebuilt and diffed. Jinja2 autoescapes every value (model names and
-descriptions are untrusted text); the pages load nothing from the network and read without
-JavaScript, which only adds column sorting (``static/sort.js``).
+descriptions are untrusted text) and every bidirectional control character (a right-to-left override
+would show "Shape\u202eX" reversed) is replaced by U+FFFD on the pages and in the CSV; the pages load
+nothing from the network and read without JavaScript, which only adds column sorting
+(``static/sort.js``).
+
+A build is all or nothing: every registry entry is re-checked first (``published_run_problems``), the
+site is written into a fresh folder beside ``--out`` and swapped in only when complete, so a refused
+entry (named in the error) or a crash leaves the previous site as it was.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import csv
 import io
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from leaderboard.charts import bar_chart
+from leaderboard.names import neutralise_bidi
 from leaderboard.reference_rows import PAPER_BENCHMARKS, PAPER_CITATION, reference_rows
 from leaderboard.rows import TIERS, LeaderboardRow, MetricFact, rank_rows, row_from_reference
 
@@ -71,13 +79,23 @@ class _BenchmarkView:
     default_fact: MetricFact
 
 
+def _finalize(value):
+    """Every ``{{ }}`` value on a page: bidi controls neutralised (before autoescaping)."""
+    from markupsafe import Markup
+
+    if isinstance(value, Markup):
+        return Markup(neutralise_bidi(str(value)))
+    return neutralise_bidi(value) if isinstance(value, str) else value
+
+
 def _environment():
     import jinja2
 
     loader = jinja2.FileSystemLoader(str(resources.files("leaderboard") / "templates"))
     # Autoescape every template (.j2 included): all text shown comes from submitters.
     return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True)
+                              trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True,
+                              finalize=_finalize)
 
 
 #: The site's copy of the project's submission guide (docs/leaderboard.md), linked from every page.
@@ -127,17 +145,42 @@ def _facts_for(rows: list[LeaderboardRow]) -> dict[str, bool]:
 def build_site(rows: list[LeaderboardRow], out: Path, *, category_labels: dict[str, str],
                protocol_version: str, include_paper: bool = True,
                schema_files: list[Path] = ()) -> list[Path]:
-    """Write the site into ``out`` (created or emptied first); return the written files.
+    """Write the site into ``out`` (replacing a previous build only when the new one is complete);
+    return the written files.
 
     ``category_labels``: category id -> display name, in display order.
     """
-    out = Path(out)
-    if out.exists():
-        # Replace a previous build only: never delete a folder that is not one (e.g. `--out .`).
-        if not out.is_dir() or (any(out.iterdir()) and not (out / "leaderboard.json").is_file()):
-            raise ValueError(f"{out} exists and is not a previous leaderboard build (no leaderboard.json); "
+    out = Path(out).absolute()
+    # Replace a previous build only: never delete a folder that is not one (e.g. `--out .`).
+    previous = out.is_dir() and (not any(out.iterdir()) or (out / "leaderboard.json").is_file())
+    if out.exists() and not previous:
+        raise ValueError(f"{out} exists and is not a previous leaderboard build (no leaderboard.json); "
                              "pass a new or empty folder to --out")
-        shutil.rmtree(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        written = _write_site(rows, stage, category_labels=category_labels, protocol_version=protocol_version,
+                              include_paper=include_paper, schema_files=schema_files)
+        _swap_in(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return [out / p.relative_to(stage) for p in written]
+
+
+def _swap_in(stage: Path, out: Path) -> None:
+    """Put the finished ``stage`` folder at ``out``; a previous build there is removed afterwards."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{stage.name.rsplit('-', 1)[-1]}")
+        out.rename(old)
+    stage.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_site(rows: list[LeaderboardRow], out: Path, *, category_labels: dict[str, str],
+                protocol_version: str, include_paper: bool, schema_files: list[Path]) -> list[Path]:
     (out / "static").mkdir(parents=True)
     env = _environment()
     written: list[Path] = []
@@ -241,7 +284,7 @@ def leaderboard_json(views: list[_BenchmarkView], protocol_version: str) -> str:
 
 def _cell(text: str | None) -> str:
     # A cell starting with = + - @ is a formula to spreadsheets (CSV injection); quote it as text.
-    text = "" if text is None else str(text)
+    text = "" if text is None else neutralise_bidi(str(text))
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
@@ -281,13 +324,25 @@ def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True
     """
     import tempfile
 
-    from leaderboard.registry import iter_entries, row_from_entry
+    from leaderboard.registry import RegistryError, iter_entries, row_from_entry
     from leaderboard.schema_export import export_bundle_schemas
+    from leaderboard.validate import published_run_problems
     from mme3dr import PROTOCOL_VERSION
     from mme3dr.benchmark.taxonomy import CATEGORIES
     from mme3dr.results import export_json_schemas
 
-    rows = [row_from_entry(folder, entry) for folder, entry in iter_entries(registry)]
+    rows = []
+    for folder, entry in iter_entries(registry):
+        problems = published_run_problems(folder)
+        if problems:
+            listed = "; ".join(str(p) for p in problems[:3]) + ("; …" if len(problems) > 3 else "")
+            raise RegistryError(f"registry entry {folder} cannot be published ({len(problems)} problem(s): "
+                                f"{listed}); remove or replace it. Nothing was built.")
+        try:
+            rows.append(row_from_entry(folder, entry))
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            raise RegistryError(f"registry entry {folder} cannot be published: {exc}. Nothing was built.") \
+                from None
     with tempfile.TemporaryDirectory(prefix="mme3dr-schemas-") as tmp:
         if preview is not None:
             from leaderboard.preview import preview_row
@@ -295,5 +350,8 @@ def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True
             rows.append(preview_row(preview, registry, Path(tmp) / "preview"))
         schemas = export_json_schemas(tmp) + export_bundle_schemas(tmp)
         labels = {c.id: c.name for c in CATEGORIES}
-        return build_site(rows, out, category_labels=labels, protocol_version=PROTOCOL_VERSION,
-                          include_paper=include_paper, schema_files=schemas)
+        try:
+            return build_site(rows, out, category_labels=labels, protocol_version=PROTOCOL_VERSION,
+                              include_paper=include_paper, schema_files=schemas)
+        except OSError as exc:  # e.g. a registry thumbnail that cannot be copied
+            raise RegistryError(f"the site could not be built ({exc}); {out} is as it was") from None

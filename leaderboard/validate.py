@@ -1,10 +1,12 @@
 """Validate a submission bundle, failing closed: any check that cannot pass rejects the bundle.
 
 Order: safe extraction (``archive_safety``) → ``bundle.json`` schema → every file's sha256 and size →
-size caps (``results.json``, ``samples.jsonl``, every string in them) → ``results.json`` /
+size caps (``results.json``, ``samples.jsonl``, every string in them) → strict JSON (``json_input``: no
+duplicate keys, NaN/Infinity or deep nesting) → ``results.json`` /
 ``samples.jsonl`` schemas (``mme3dr.results``, extra fields forbidden) →
 ``samples_sha256`` → the content checks (``content_checks``: eligibility, metric card, manifest hash,
-protocol and rig, cases and seeds, failures, duplicates, recomputed aggregates) → bundle-level asset
+protocol and rig, cases and seeds, failures, duplicates, recomputed aggregates; ``number_checks``:
+every number finite, in range and matching the samples' counts) → bundle-level asset
 checks → (with a registry) the same asset set not already submitted under another name.
 
 Light module: no torch, no renderer.
@@ -12,7 +14,6 @@ Light module: no torch, no renderer.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ from leaderboard.content_checks import (
     check_metric_facts,
     check_protocol,
 )
+from leaderboard.json_input import StrictJsonError, strict_loads
+from leaderboard.number_checks import check_numbers, check_raw_booleans
 
 #: Caps on a bundle's run files (tag ``limits``). A run's results.json is tens of kB and each
 #: samples.jsonl line about 1 kB; the caps leave ample room and stop a bundle from carrying hundreds of
@@ -184,16 +187,31 @@ def _parse_run(extracted: Path, report: ValidationReport) -> None:
     too_long: list[Problem] = []
     raw = (extracted / RESULTS_NAME).read_bytes()
     try:
-        check_string_lengths(json.loads(raw), "results.json", too_long)
+        # strict first: duplicate keys, NaN/Infinity and deep nesting are refused before anything else
+        # reads the file (100,000 nested arrays used to escape as a RecursionError traceback)
+        parsed = strict_loads(raw, RESULTS_NAME)
+        check_string_lengths(parsed, "results.json", too_long)
+        report.problems += check_raw_booleans(parsed)
         report.results = Results.model_validate_json(raw)
+    except StrictJsonError as exc:
+        report.problems.append(Problem("json", str(exc)))
     except ValueError as exc:
         report.problems.append(Problem("schema", f"results.json does not follow the results schema: {exc}"))
-    for lineno, line in enumerate((extracted / SAMPLES_NAME).read_text(encoding="utf-8").splitlines(), 1):
+    try:  # JSON Lines: split on \n only (a prompt may hold U+2028, which str.splitlines splits on)
+        lines = (extracted / SAMPLES_NAME).read_bytes().decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        report.problems.append(Problem("json", f"{SAMPLES_NAME} is not UTF-8 text ({exc})"))
+        lines = []
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        where = f"samples.jsonl line {lineno}"
         try:
-            check_string_lengths(json.loads(line), f"samples.jsonl line {lineno}", too_long)
+            check_string_lengths(strict_loads(line, where), where, too_long)
             rec = SampleRecord.model_validate_json(line)
+        except StrictJsonError as exc:
+            report.problems.append(Problem("json", str(exc)))
+            continue
         except ValueError as exc:
             report.problems.append(Problem("schema", f"samples.jsonl line {lineno}: {exc}"))
             continue
@@ -202,6 +220,25 @@ def _parse_run(extracted: Path, report: ValidationReport) -> None:
     if report.results is not None and report.results.samples_sha256 != samples_digest(report.samples):
         report.problems.append(Problem("samples", "samples.jsonl does not hash to results.samples_sha256 "
                                                   "(a sample record was changed, added or removed)"))
+
+
+def published_run_problems(folder: Path) -> list[Problem]:
+    """What :func:`leaderboard.site.build_from_registry` re-checks in a registry folder before publishing
+    it: the run files parse strictly and follow the schema, ``samples_sha256`` matches, and every number
+    is possible (``number_checks``) and agrees with the samples (``check_aggregates``). A bundle accepted
+    by an older, laxer version is caught here instead of reaching the page."""
+    report = ValidationReport(bundle=folder, bundle_sha256="")
+    for name in (RESULTS_NAME, SAMPLES_NAME):
+        if not (folder / name).is_file():
+            return [Problem("files", f"{name} is missing")]
+    oversized = check_file_sizes(folder)
+    if oversized:
+        return oversized
+    _parse_run(folder, report)
+    if report.results is not None:
+        report.problems += check_numbers(report.results, report.samples)
+        report.problems += check_aggregates(report.results, report.samples)
+    return report.problems
 
 
 def validate_extracted(extracted: Path, report: ValidationReport, *, registry: Path | None = None) -> None:
@@ -225,7 +262,7 @@ def validate_extracted(extracted: Path, report: ValidationReport, *, registry: P
         return
     for check in (check_eligibility, check_metric_card, check_metric_facts, check_benchmark, check_protocol):
         report.problems += check(res)
-    for check in (check_cases, check_failures, check_aggregates):
+    for check in (check_cases, check_failures, check_numbers, check_aggregates):
         report.problems += check(res, report.samples)
     report.problems += check_duplicate_assets(report.samples)
     report.problems += check_bundle_assets(report.manifest, report.samples, extracted, digests)

@@ -76,6 +76,7 @@ FAILURE_REASONS: tuple[str, ...] = (
     "unsupported_feature",  # the file uses something the renderer cannot honour (named in the detail)
     # later stages
     "render_error",
+    "non_finite_features",  # an encoder gave NaN or infinity for this render (or its prompt)
     "reference_missing",  # the case's ground-truth object could not be loaded or rendered
 )
 

@@ -7,6 +7,10 @@
 - :class:`CountingProxy` sits in front of it on loopback, counts the requests that reach the server
   (so a test can prove a cached question sent nothing) and can answer the next N requests with an
   HTTP error itself (a 5xx the server would not produce on demand).
+- :class:`ScriptedServer` is a real loopback HTTP server that answers each request with the next
+  scripted reply, byte for byte: the hostile replies a real model server will not produce on demand
+  (an HTTP-date ``Retry-After``, a body that trickles in, an error object in an HTTP 200, ``content:
+  null`` with the text in ``reasoning_content``, a 50 MB body, a redirect, ...).
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import http.client
 import json
 import threading
 import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ar3d_r1.rewards.stand_ins import ServedModel, build_tiny_vlm, free_port
 
-__all__ = ["CountingProxy", "ServedModel", "build_tiny_vlm", "free_port"]
+__all__ = ["CountingProxy", "Scripted", "ScriptedServer", "ServedModel", "build_tiny_vlm", "chat_reply",
+           "free_port"]
 
 
 class CountingProxy:
@@ -93,5 +99,85 @@ class CountingProxy:
             self._fail = [status] * n
 
     def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def chat_reply(content: str | None = "1. yes", finish_reason: str | None = "stop", **message) -> dict:
+    """A ``/chat/completions`` reply object with one choice."""
+    return {"id": "x", "object": "chat.completion", "model": "m",
+            "choices": [{"index": 0, "finish_reason": finish_reason,
+                         "message": {"role": "assistant", "content": content, **message}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+@dataclass
+class Scripted:
+    """One scripted reply: ``status``, ``body`` (bytes, or a JSON-able value), ``headers``; ``chunks``
+    splits the body into that many writes ``chunk_delay_s`` apart (a trickling body)."""
+
+    body: object = field(default_factory=chat_reply)
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+    chunks: int = 1
+    chunk_delay_s: float = 0.0
+    content_type: str | None = "application/json"
+    content_length: bool = True  # False: no Content-Length, the body ends when the connection closes
+
+
+class ScriptedServer:
+    """A loopback HTTP/1.1 server answering request k with ``script[k]`` (the last one repeats).
+
+    ``times`` holds the monotonic arrival time of each request, ``paths`` its path.
+    """
+
+    def __init__(self, script: list[Scripted]):
+        server = self
+        self.script, self.times, self.paths = list(script), [], []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.times.append(time.monotonic())
+                server.paths.append(self.path)
+                k = len(server.times) - 1
+                reply = server.script[min(k, len(server.script) - 1)]
+                body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                if reply.content_type:
+                    self.send_header("Content-Type", reply.content_type)
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                if reply.content_length:
+                    self.send_header("Content-Length", str(len(body)))
+                else:
+                    self.close_connection = True
+                self.end_headers()
+                step = max(1, -(-len(body) // reply.chunks))
+                try:
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i:i + step])
+                        self.wfile.flush()
+                        if reply.chunk_delay_s:
+                            time.sleep(reply.chunk_delay_s)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up: expected
+                    pass
+
+            do_GET = do_POST = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self) -> ScriptedServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()

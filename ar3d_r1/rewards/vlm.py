@@ -112,8 +112,10 @@ class VLMReward:
         keys = [[r.key for r in res] for res in results]
         flat = [r for res in results for r in res]
         counts = {"requests": len(flat), "cached": sum(r.cached for r in flat),
-                  "unparsed": sum(r.failure is None and not r.ok for r in flat),
-                  "failed": sum(r.failure is not None for r in flat)}
+                  # a reply the server cut short (finish_reason "length") arrived but is not parsed
+                  "unparsed": sum(not r.ok and (r.failure is None or r.failure.reason == "incomplete")
+                                  for r in flat),
+                  "failed": sum(r.failure is not None and r.failure.reason != "incomplete" for r in flat)}
         meta = {**self.card(), "cache_keys": keys, "counts": counts}
         return RewardBatch(values, failures, {self.name: meta})
 

@@ -33,7 +33,7 @@ def run_judge(console, run_dir: Path, config) -> int:
     """Judge ``run_dir`` and print a one-table summary; returns the exit code."""
     from rich.table import Table
 
-    from mme3dr.harness.judging import JudgeRunError, judge_run
+    from mme3dr.harness.judging import JudgeRunError, NoJudgeAnswer, judge_run
 
     try:
         summary = judge_run(run_dir, config)
@@ -42,7 +42,7 @@ def run_judge(console, run_dir: Path, config) -> int:
 
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         console.print(f"[red]error:[/] {escape(str(message))}", soft_wrap=True, highlight=False)  # one line
-        return 2
+        return 1 if isinstance(e, NoJudgeAnswer) else 2
     table = Table(title=f"judge {config.model} ({summary.n_scored} scored, {summary.n_failed} failed, "
                   f"{summary.n_cached} from cache)")
     for col in ("group", "judge ↑", "95% CI", "n", "failed"):

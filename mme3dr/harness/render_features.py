@@ -46,6 +46,9 @@ class RenderedRun:
     generated: dict[Any, RenderOutcome] = field(default_factory=dict)
     render_sha256: dict[tuple[str, Any], str] = field(default_factory=dict)
     features: dict[tuple[str, Any], dict[str, np.ndarray]] = field(default_factory=dict)
+    #: Renders whose features hold NaN or infinity: the encoder names, per key. Such a render has no
+    #: entry in ``features``/``render_sha256``, so it never reaches a score or a set metric.
+    nonfinite: dict[tuple[str, Any], list[str]] = field(default_factory=dict)
 
 
 def encoder_plan(workers: int, device: str, cores: int | None = None) -> tuple[int, int | None]:
@@ -130,8 +133,12 @@ def render_and_encode(
             for fut in done:
                 side_key = encoding.pop(fut)
                 sha, feats = fut.result()
-                run.render_sha256[side_key] = sha
-                run.features[side_key] = {k: feats[k] for k in PER_ASSET_FEATURES if k in feats}
+                bad = sorted(k for k, v in feats.items() if not np.isfinite(v).all())
+                if bad:  # caught here, per render, not at the run's aggregate
+                    run.nonfinite[side_key] = bad
+                else:
+                    run.render_sha256[side_key] = sha
+                    run.features[side_key] = {k: feats[k] for k in PER_ASSET_FEATURES if k in feats}
                 encoded += 1
                 progress("features", encoded, n_ok)
 

@@ -277,10 +277,20 @@ def sample_record(case, i, rec, rendered, text, profile, asset_clip_score,
                       failure_detail="the stored asset is missing; re-run with --resume")
     elif not gen_out.ok:
         record.update(failure=gen_out.reason, failure_detail=gen_out.detail or gen_out.error)
+    elif ("generated", (case.case_id, i)) in rendered.nonfinite:
+        names = ", ".join(rendered.nonfinite[("generated", (case.case_id, i))])
+        record.update(failure="non_finite_features",
+                      failure_detail=f"the {names} features of this render hold NaN or infinity")
     elif ref is None:
         detail = ref_out.detail if ref_out is not None else "no reference object"
-        record.update(failure="reference_missing",
-                      failure_detail=f"reference could not be rendered: {detail}")
+        detail = f"reference could not be rendered: {detail}"
+        if ("references", case.case_id) in rendered.nonfinite:
+            names = ", ".join(rendered.nonfinite[("references", case.case_id)])
+            detail = f"the reference render's {names} features hold NaN or infinity"
+        record.update(failure="reference_missing", failure_detail=detail)
+    elif not np.isfinite(text[case.case_id]).all():
+        record.update(failure="non_finite_features",
+                      failure_detail="the CLIP text feature of the prompt holds NaN or infinity")
     else:
         feats = rendered.features[("generated", (case.case_id, i))]
         t = text[case.case_id]

@@ -11,8 +11,10 @@ out on purpose: the same model answers the same question wherever it is served.
 
 One JSON file per key, ``<root>/<key[:2]>/<key>.json``, written atomically (temp file + rename), so a
 killed run leaves either a whole entry or none, and parallel writers of the same key cannot corrupt it.
-Only replies the server returned (HTTP 200 with a message) are stored; transport failures are not, so
-they are asked again. A reply that later fails to parse stays cached: the server did say it.
+Only replies the server returned (HTTP 200 with a message holding text, at most the client's
+``max_reply_bytes``) are stored; transport failures are not, so they are asked again. A reply that
+later fails to parse, or that the server marked cut short (``finish_reason`` "length"), stays cached
+with its ``finish_reason``: the server did say it, and the same question gets the same failure.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ class CachedReply:
 class ResponseCache:
     """Reply store under ``root``. ``get`` returns ``None`` on a miss or an unreadable entry."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, max_entry_bytes: int = 4 * 1024**2):
         self.root = Path(root)
+        self.max_entry_bytes = max_entry_bytes  # a larger file is not read (a miss): no reply is that long
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -59,11 +62,15 @@ class ResponseCache:
     def get(self, key: str) -> CachedReply | None:
         path = self.path(key)
         try:
+            if path.stat().st_size > self.max_entry_bytes:
+                return None
             entry = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(entry.get("content"), str):
+                return None
             return CachedReply(entry["content"], entry.get("finish_reason"), entry.get("usage"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             return None  # a damaged entry is a miss; the next put rewrites it whole
 
     def put(self, key: str, reply: CachedReply, meta: dict | None = None) -> None:

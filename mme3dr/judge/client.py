@@ -15,9 +15,19 @@ Why httpx (the ``httpx2`` distribution) and not the ``openai`` SDK:
 Concurrency: one :class:`asyncio.Semaphore` of ``concurrency`` slots per client, and an HTTP
 connection pool of the same size. Retries: on a refused/broken connection, a timeout, HTTP 429 and
 5xx, up to ``retries`` more attempts, sleeping ``min(backoff_max_s, backoff_s·2^k)`` before retry
-``k`` (or the server's ``Retry-After``, capped the same way). Other 4xx fail at once: asking again
+``k``, or exactly the server's ``Retry-After`` (seconds or an HTTP date; one longer than
+``retry_after_max_s`` fails at once instead of retrying inside the server's window). Other 4xx and
+redirects (never followed: the body and the API key would go elsewhere) fail at once: asking again
 would get the same answer. Failures are returned as :class:`RequestFailure` values with the reason
 and every attempt's detail, never swallowed into a score.
+
+What counts as a reply (``mme3dr.judge.replies``): ``timeout_s`` bounds each whole attempt, body
+included (httpx's read timeout restarts with every chunk, so a trickling body would never time out);
+a body over ``max_reply_bytes`` is dropped unread (``too_large``); an HTTP 200 must be a JSON object
+(``Content-Type`` JSON), and one holding an ``error`` object is a server error keeping its message.
+An answer is one choice whose message holds text and whose ``finish_reason`` is ``"stop"``:
+``content: null`` with the text in ``reasoning_content`` is ``no_content``, a reply cut at
+``max_tokens`` (``"length"``) is ``incomplete`` (its text is kept in the result, never parsed).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from mme3dr.judge.cache import CachedReply, ResponseCache, cache_key
 from mme3dr.judge.images import EncodedImage, encode_image
 from mme3dr.judge.parsers import Parsed, parse_reply
+from mme3dr.judge.replies import ReplyProblem, decode_reply, incomplete_reason, reply_from_data, retry_after_s
 from mme3dr.judge.templates import PromptTemplate
 
 #: Chat-completions fields of the OpenAI API that every compatible server must accept.
@@ -47,7 +58,11 @@ PROFILES: dict[str, frozenset[str]] = {
                        "structured_outputs", "guided_choice", "guided_regex", "guided_json"}),
 }
 
-FAILURE_REASONS = ("timeout", "connection", "server_error", "rate_limited", "client_error", "bad_response")
+FAILURE_REASONS = ("timeout", "connection", "server_error", "rate_limited", "client_error", "bad_response",
+                   "too_large", "no_content", "incomplete")
+#: Largest reply body read (bytes). A judge reply of 256 tokens is ~2 kB and a rollout completion a few
+#: 100 kB; a larger body is refused unread (``too_large``), never cached or written to ``judge.jsonl``.
+MAX_REPLY_BYTES = 2 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -101,17 +116,21 @@ class JudgeConfig:
     backoff_s: float = 0.5
     backoff_max_s: float = 8.0
     api_key_env: str | None = "OPENAI_API_KEY"
+    max_reply_bytes: int = MAX_REPLY_BYTES
+    retry_after_max_s: float = 60.0
 
     def __post_init__(self) -> None:
         """Refuse values the client cannot work with (ValueError naming the field): ``concurrency`` and
-        ``retries`` integers >= 1 and >= 0, timeouts > 0, backoffs >= 0."""
+        ``retries`` integers >= 1 and >= 0, timeouts > 0, backoffs >= 0, ``max_reply_bytes`` >= 1."""
         for name, low, strict, kind in (("concurrency", 1, False, int), ("retries", 0, False, int),
+                                        ("max_reply_bytes", 1, False, int),
+                                        ("retry_after_max_s", 0, False, (int, float)),
                                         ("timeout_s", 0, True, (int, float)),
                                         ("connect_timeout_s", 0, True, (int, float)),
                                         ("backoff_s", 0, False, (int, float)),
                                         ("backoff_max_s", 0, False, (int, float))):
             value = getattr(self, name)
-            typed = not isinstance(value, bool) and isinstance(value, kind)
+            typed = not isinstance(value, bool) and isinstance(value, kind) and value == value  # not NaN
             if not typed or value < low or (strict and value == low):
                 raise ValueError(f"JudgeConfig.{name} must be {'an integer' if kind is int else 'a number'} "
                                  f"{'>' if strict else '>='} {low}, got {value!r}")
@@ -162,7 +181,7 @@ class JudgeRequest:
 @dataclass(frozen=True)
 class JudgeResult:
     """The outcome of one question. Exactly one of ``parsed`` / ``failure`` is set; ``reply`` is the raw
-    text when the server answered (kept in a parse failure too)."""
+    text when the server answered (kept in a parse failure and in an ``incomplete`` failure too)."""
 
     template_id: str
     template_sha256: str
@@ -230,17 +249,16 @@ class JudgeClient:
         return await self._send("POST", path, body)
 
     async def complete(self, body: dict) -> CachedReply:
-        """POST ``/chat/completions`` with ``body`` (model added) and return the first choice's message."""
+        """POST ``/chat/completions`` with ``body`` (model added) and return its one choice's message.
+
+        Raises :class:`JudgeRequestError`: no usable reply, or a reply with no text (``bad_response``:
+        no or several choices; ``no_content``: null/empty content, e.g. all of it in
+        ``reasoning_content``). A reply cut short is returned (its ``finish_reason`` says so)."""
         data = await self._send("POST", "/chat/completions", {"model": self.config.model, **body})
         try:
-            choice = data["choices"][0]
-            content = choice["message"]["content"]
-            if not isinstance(content, str):
-                raise TypeError(f"message content is {type(content).__name__}")
-        except (KeyError, IndexError, TypeError) as exc:
-            failure = RequestFailure("bad_response", f"no message in reply: {exc!r}", 1)
-            raise JudgeRequestError(failure) from None
-        return CachedReply(content, choice.get("finish_reason"), data.get("usage"))
+            return reply_from_data(data)
+        except ReplyProblem as exc:
+            raise JudgeRequestError(RequestFailure(exc.reason, exc.detail, 1)) from None
 
     async def ask(self, request: JudgeRequest) -> JudgeResult:
         """Ask one question (from the cache when it holds the key). Never raises for a server problem."""
@@ -272,7 +290,10 @@ class JudgeClient:
             pending.set_result((reply, failure))
             if reply is not None and self.cache is not None:
                 self.cache.put(key, reply, {"template": template.id, "model": self.config.model})
-        parsed = parse_reply(template.parser, reply.content, request.variables) if reply else None
+        cut = incomplete_reason(reply, sampling.get("max_tokens")) if reply is not None else None
+        if cut is not None:  # the server said it did not finish: the text is kept, never parsed
+            failure = RequestFailure("incomplete", cut, 1)
+        parsed = parse_reply(template.parser, reply.content, request.variables) if reply and not cut else None
         return JudgeResult(template.id, template.sha256, self.config.model, key, hashes,
                            reply.content if reply else None, parsed, failure, cached,
                            time.perf_counter() - t0)
@@ -282,8 +303,6 @@ class JudgeClient:
         return list(await asyncio.gather(*(self.ask(r) for r in requests)))
 
     async def _send(self, method: str, path: str, body: dict | None) -> dict:
-        import httpx2
-
         cfg, history = self.config, []
         # at least one attempt whatever the config says (JudgeConfig refuses retries < 0), so the failure
         # below always has a reason
@@ -293,45 +312,61 @@ class JudgeClient:
             async with self._slots:
                 self.stats["sent"] += 1
                 try:
-                    resp = await self._http.request(method, path, json=body)
-                except httpx2.TimeoutException as exc:
-                    reason, detail = "timeout", f"{type(exc).__name__} after {cfg.timeout_s:g} s: {exc}"
-                except httpx2.TransportError as exc:
-                    reason, detail = "connection", f"{type(exc).__name__}: {exc} ({cfg.api_root})"
-                else:
-                    if resp.status_code == 200:
-                        try:
-                            return resp.json()
-                        except ValueError:
-                            detail = f"HTTP 200 but not JSON: {resp.text[:200]!r}"
-                            failure = RequestFailure("bad_response", detail, attempt + 1, tuple(history))
-                            raise JudgeRequestError(failure) from None
-                    detail = f"HTTP {resp.status_code}: {resp.text[:300]}"
-                    if resp.status_code == 429 or resp.status_code >= 500:
-                        reason = "rate_limited" if resp.status_code == 429 else "server_error"
-                        wait = _retry_after(resp.headers.get("retry-after"), wait, cfg.backoff_max_s)
-                    else:
-                        history.append(detail)
-                        failure = RequestFailure("client_error", detail, attempt + 1, tuple(history))
-                        raise JudgeRequestError(failure)
-            history.append(detail)
+                    return decode_reply(*await self._attempt(method, path, body))
+                except ReplyProblem as exc:
+                    reason, detail, retry = exc.reason, exc.detail, exc.retry
+                    asked = retry_after_s(exc.retry_after)
+                    if retry and asked is not None and asked > cfg.retry_after_max_s:
+                        detail += (f" (Retry-After {asked:.0f} s is longer than retry_after_max_s "
+                                   f"{cfg.retry_after_max_s:g} s: not retried)")
+                        retry = False
+                    history.append(detail)
+                    if not retry:
+                        raise JudgeRequestError(RequestFailure(reason, detail, attempt + 1, tuple(history))) \
+                            from None
+                    wait = wait if asked is None else asked
             if attempt < cfg.retries:
                 self.stats["retries"] += 1
                 await asyncio.sleep(wait)
         raise JudgeRequestError(RequestFailure(reason, detail, max(cfg.retries, 0) + 1, tuple(history)))
+
+    async def _attempt(self, method: str, path: str, body: dict | None) -> tuple[int, dict, bytes]:
+        """One HTTP exchange, whole body read, within ``timeout_s`` in all and ``max_reply_bytes``;
+        raises :class:`ReplyProblem` (timeout, connection, too_large)."""
+        import httpx2
+
+        cfg = self.config
+        try:
+            return await asyncio.wait_for(self._read(method, path, body), cfg.timeout_s)
+        except (asyncio.TimeoutError, httpx2.TimeoutException) as exc:
+            raise ReplyProblem("timeout", f"{type(exc).__name__}: no complete reply within timeout_s "
+                                          f"{cfg.timeout_s:g} s", retry=True) from None
+        except httpx2.TransportError as exc:
+            raise ReplyProblem("connection", f"{type(exc).__name__}: {exc} ({cfg.api_root})", retry=True) \
+                from None
+
+    async def _read(self, method: str, path: str, body: dict | None) -> tuple[int, dict, bytes]:
+        cap = self.config.max_reply_bytes
+        async with self._http.stream(method, path, json=body) as resp:
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise ReplyProblem("too_large", f"HTTP {resp.status_code} reply of {int(declared):,} bytes "
+                                                f"(Content-Length); at most max_reply_bytes {cap:,} are read")
+            chunks, size = [], 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise ReplyProblem("too_large", f"HTTP {resp.status_code} reply longer than "
+                                                    f"max_reply_bytes {cap:,}; dropped unread")
+                chunks.append(chunk)
+            return resp.status_code, headers, b"".join(chunks)
 
 
 def request_key(config: JudgeConfig, request: JudgeRequest) -> str:
     """The response-cache key of ``request`` asked of ``config``'s model (see ``mme3dr.judge.cache``)."""
     return cache_key(config.model, request.template.sha256, request.template.render_text(request.variables),
                      [im.sha256 for im in request.images], request.decoding.body(config.profile))
-
-
-def _retry_after(header: str | None, default: float, cap: float) -> float:
-    try:
-        return min(cap, max(0.0, float(header))) if header else default
-    except ValueError:
-        return default  # an HTTP-date Retry-After: fall back to our own backoff
 
 
 def ask_all_sync(config: JudgeConfig, requests: list[JudgeRequest], cache: ResponseCache | None = None

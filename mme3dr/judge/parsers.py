@@ -16,7 +16,9 @@ item field may have ``"label": null`` (the line's first yes/no word). Optional `
 Rules (tested on hand-written replies): decimals are accepted unless ``integer`` is set; extra text
 around the values is ignored; when a label occurs more than once the last occurrence wins (the
 final verdict); a missing field, a value outside ``[min, max]`` or a non-integer where an integer is
-required is a :class:`ParseFailure` naming it. Nothing is clipped, rounded or defaulted.
+required is a :class:`ParseFailure` naming it. Numbers are ASCII decimals only: Unicode digits
+("５", "٣"), exponents ("1e5"), decimal commas ("4,5") and NaN/inf are not values, so the field is
+missing. Nothing is clipped, rounded or defaulted.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+# ASCII digits only (``\d`` would take "５" or "٣", which float() reads), and a number must end there:
+# "1e5", "4,5" (a decimal comma) or "3.7.1" are not read as 1, 4 or 3.7.
+_NUMBER = r"[-+]?[0-9]+(?:\.[0-9]+)?(?![0-9]|[eE][-+]?[0-9]|[.,][0-9])"
 _YES_NO = {"yes": 1.0, "true": 1.0, "no": 0.0, "false": 0.0}
 _YES_NO_WORD = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
-_ITEM_LINE = re.compile(r"^[^\S\n]*(?:item[^\S\n]*)?(\d+)[^\S\n]*[.):\-][^\S\n]*(.*)$",
+_ITEM_LINE = re.compile(r"^[^\S\n]*(?:item[^\S\n]*)?([0-9]+)[^\S\n]*[.):\-][^\S\n]*(.*)$",
                         re.IGNORECASE | re.MULTILINE)
 
 

@@ -60,12 +60,13 @@ def test_scores_from_cached_replies_and_failures_from_the_real_server(served_vlm
     # c0: 3 questions, answers yes/no/yes → 66.67; c1: 2 questions, yes/yes → 100; c2 goes to the server.
     for case, reply in zip(cases[:2], ["1. yes\n2. no\n3. yes", "1. yes\n2. Yes."], strict=True):
         request, items = case_request(case, template, decoding)
-        cache.put(request_key(config, request), CachedReply(reply))
+        cache.put(request_key(config, request), CachedReply(reply, "stop"))
     out = judge_cases(cases, config, cache, template, decoding)
     assert proxy.count() == 1
     assert out[0].score == pytest.approx(200 / 3) and out[0].answers == [1.0, 0.0, 1.0] and out[0].cached
     assert out[1].score == 100.0
-    assert out[2].score is None and out[2].failure.startswith("unparsed reply") and out[2].reply is not None
+    assert out[2].score is None and out[2].failure.startswith("request failed (incomplete)")
+    assert out[2].reply is not None  # the cut reply is kept for the record
 
     summary = summarise(out)
     low, high = bootstrap_ci(np.array([200 / 3, 100.0]))

@@ -52,10 +52,10 @@ def test_garbage_from_the_real_server_is_a_failure_per_sample_never_a_score(serv
     batch = reward(PROMPTS, VIEWS)
     assert proxy.count() == 2 * 6  # one request per view
     assert all(np.isnan(v).all() for v in batch.values.values())
-    assert all(f.startswith("unified2: view 0: unparsed reply (missing") for f in batch.failures)
+    assert all(f.startswith("unified2: view 0: request failed (incomplete") for f in batch.failures)
     assert batch.meta["unified2"]["template"]["name"] == "unifiedreward2-pointwise"
     joint = CategoryMatch(endpoint(proxy.url, served_vlm.model), ResponseCache(tmp_path))
-    assert joint(PROMPTS, VIEWS).failures[0].startswith("category: unparsed reply")
+    assert joint(PROMPTS, VIEWS).failures[0].startswith("category: request failed (incomplete")
     assert proxy.count() == 2 * 6 + 2  # one request per sample with all six views
 
 
