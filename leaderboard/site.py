@@ -322,8 +322,6 @@ def build_from_registry(registry: Path, out: Path, *, include_paper: bool = True
     ``preview``: a submission bundle shown among the entries, marked as a preview
     (:mod:`leaderboard.preview`); the registry is not changed.
     """
-    import tempfile
-
     from leaderboard.registry import RegistryError, iter_entries, row_from_entry
     from leaderboard.schema_export import export_bundle_schemas
     from leaderboard.validate import published_run_problems
