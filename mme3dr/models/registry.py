@@ -55,7 +55,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "cmd": "mme3dr.models.command:CommandModel",
 }
 #: Built-ins that take their argument after the colon, and the keyword it is passed as.
-_COLON_BUILTINS = {"folder": "root", "cmd": "command"}
+_COLON_BUILTINS = ("folder", "cmd")
 _CMD_EXAMPLE = "--model 'cmd:/path/to/python generate.py'"
 
 
