@@ -76,7 +76,9 @@ def _set_pdeathsig() -> None:  # runs in the forked child before exec
 
 
 class CommandModel:
-    """The ``cmd:`` adapter; ``command`` is ``PROGRAM ARGS...`` (shell-quoted, never run by a shell)."""
+    """Any program in its own environment: ``PROGRAM ARGS... --requests FILE --out-dir DIR`` per batch."""
+
+    requirements = {"extra": "-", "weights": "the program's own", "gpu": "the program's own"}
 
     def __init__(self, command: str, batch_size: str | int = 8, name: str | None = None,
                  revision: str = "unknown", up_axis: str = "y") -> None:

@@ -122,10 +122,11 @@ def write_obj(path: Path, vertices, faces, grid: int) -> Path:
 
 
 class LlamaMeshModel(BaseTextTo3DModel):
-    """The ``llama-mesh`` adapter (see the module docstring for its arguments)."""
+    """LLaMA-Mesh (Llama 3.1 8B writing OBJ text) through transformers (untextured mesh)."""
 
     max_batch_size = 1
-    requirements = {"extra": "llama-mesh", "weights": f"{DEFAULT_REPO} (16 GB)", "gpu": "yes (≈ 17 GB)"}
+    requirements = {"extra": "llama-mesh", "weights": DEFAULT_REPO, "gpu": "yes (8B parameters)",
+                    "imports": ("torch", "transformers")}
 
     def __init__(self, checkpoint: str = DEFAULT_REPO, weights_dir: str | None = None,
                  temperature: str | float = 0.95, top_p: str | float = 0.9, max_new_tokens: str | int = 4096,

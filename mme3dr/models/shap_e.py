@@ -36,10 +36,11 @@ _REQUIRED = ("model_index.json", "prior", "text_encoder", "tokenizer", "schedule
 
 
 class ShapEModel(BaseTextTo3DModel):
-    """The ``shap-e`` adapter (see the module docstring for its arguments)."""
+    """OpenAI Shap-E text-to-3D through diffusers' ShapEPipeline (textured mesh, Z up)."""
 
     max_batch_size = 1
-    requirements = {"extra": "shap-e", "weights": f"{DEFAULT_REPO} (≈ 2 GB)", "gpu": "recommended (≈ 6 GB)"}
+    requirements = {"extra": "shap-e", "weights": DEFAULT_REPO, "gpu": "recommended",
+                    "imports": ("torch", "diffusers", "transformers")}
 
     def __init__(self, checkpoint: str = DEFAULT_REPO, weights_dir: str | None = None,
                  guidance_scale: str | float = 15.0, steps: str | int = 64, grid_size: str | int = 128,
