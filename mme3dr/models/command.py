@@ -43,6 +43,7 @@ from pathlib import Path
 
 from mme3dr.models.folder import EXTENSIONS, FolderModel
 from mme3dr.models.protocol import Asset, GenerationRequest, ModelInfo
+from mme3dr.process_lifetime import _set_pdeathsig  # the child's preexec_fn: never import after a fork
 
 __all__ = ["CommandFailed", "CommandModel", "request_id", "tail"]
 
@@ -67,12 +68,6 @@ def tail(path: Path, lines: int = TAIL_LINES) -> str:
     except OSError:
         return ""
     return " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][-lines:])
-
-
-def _set_pdeathsig() -> None:  # runs in the forked child before exec
-    from mme3dr.process_lifetime import _set_pdeathsig as set_it
-
-    set_it()
 
 
 class CommandModel:
