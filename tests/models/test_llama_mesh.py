@@ -86,3 +86,17 @@ def test_offline_the_error_names_the_folder_to_fill(tmp_path, monkeypatch):
     (tmp_path / "incomplete").mkdir()
     with pytest.raises(WeightsNotFoundError, match="lacks config.json"):
         load_model("llama-mesh", {"checkpoint": str(tmp_path / "incomplete")})
+
+
+def test_a_reply_cut_at_max_new_tokens_is_a_failure_not_a_partial_mesh(tmp_path):
+    """The fixed-OBJ stand-in allowed one token writes the whole OBJ but never ends its turn."""
+    from mme3dr.harness.generation import generate_batch
+    from mme3dr.models.protocol import GenerationRequest
+
+    model_dir = build_fixed_obj_llama_mesh(tmp_path / "fixed")
+    model = load_model("llama-mesh", {"checkpoint": str(model_dir), "max_new_tokens": "1"}).model
+    (outcome,) = generate_batch(model, [GenerationRequest("c", "A red chair.", 3, 0, tmp_path)])
+    assert outcome.failure == "adapter_error" and "cut off at max_new_tokens=1" in outcome.detail
+    assert not list(tmp_path.glob("*.obj"))
+    whole = load_model("llama-mesh", {"checkpoint": str(model_dir), "temperature": "0"}).model
+    assert whole.reply("A red chair.", 0) == (STAND_IN_OBJ, True)
