@@ -70,6 +70,9 @@ class ShapeLLMOmniModel(BaseTextTo3DModel):
     default_steps = "1"
     licence = "unknown"
     homepage = "https://github.com/JAMESYJL/ShapeLLM-Omni"
+    #: What `mme3dr models` lists (mme3dr.models.listing).
+    requirements = {"extra": "train", "weights": "yejunliang23/ShapeLLM-7B-omni + yejunliang23/3DVQVAE",
+                    "gpu": "yes (7B parameters)", "imports": ("torch", "transformers")}
 
     def __init__(self, checkpoint: str | None = None, vqvae: str = "yejunliang23/3DVQVAE",
                  steps: str | None = None, top_k: str = "8192", top_p: str = "0.7",
@@ -193,3 +196,5 @@ class AR3DR1Model(ShapeLLMOmniModel):
     model_name = "ar3d-r1"
     default_checkpoint = "IvanTang/3DGen-R1"
     homepage = "https://github.com/Ivan-Tang-3D/3DGen-R1"
+    requirements = {**ShapeLLMOmniModel.requirements,
+                    "weights": "IvanTang/3DGen-R1 + yejunliang23/3DVQVAE"}

@@ -109,7 +109,7 @@ class AdapterSource(_Strict):
     """Where the adapter came from, so a reader can find the exact code."""
 
     spec: str = Field(description="the --model value as given, e.g. 'primitives' or 'my_pkg.mod:Model'")
-    kind: Literal["builtin", "entry_point", "module", "file", "folder", "object"]
+    kind: Literal["builtin", "entry_point", "module", "file", "folder", "command", "object"]
     target: str = Field(description="the resolved 'module:attr' (or file path:attr)")
     model_args: dict[str, str] = Field(default_factory=dict)
     distribution: str | None = Field(None, description="installed package providing it, if any")

@@ -55,10 +55,11 @@ def _register_all() -> None:
     from mme3dr.cli import judge as _judge
     from mme3dr.cli import manifest as _manifest
     from mme3dr.cli import metrics as _metrics
+    from mme3dr.cli import models as _models
     from mme3dr.cli import render as _render
     from mme3dr.cli import submit as _submit
 
-    for module in (_evaluate, _judge, _render, _metrics, _manifest, _submit):
+    for module in (_evaluate, _models, _judge, _render, _metrics, _manifest, _submit):
         module.register(app)
     try:
         from leaderboard.cli import app as leaderboard_app

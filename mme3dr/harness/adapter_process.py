@@ -36,7 +36,12 @@ from mme3dr.harness.generation import GenerationOutcome, classify_return
 from mme3dr.models.protocol import Asset, GenerationRequest
 from mme3dr.models.registry import ModelSpecError
 
-__all__ = ["AdapterProcess", "BadItem", "describe_exit"]
+__all__ = ["AdapterProcess", "BadItem", "TIMEOUT_GRACE_S", "describe_exit"]
+
+#: Extra seconds the parent waits for an adapter that enforces ``--timeout`` itself (it has a
+#: ``set_request_timeout(seconds)`` method, like ``cmd:``), so its own failure, with its reason, arrives
+#: before the parent kills it.
+TIMEOUT_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ class AdapterProcess:
         self.model = SimpleNamespace(info=SimpleNamespace(**payload["info"]))
         self._max_batch_size = payload["max_batch_size"]
         self._wants_references = payload["wants_references"]
+        self._takes_timeout = payload.get("takes_timeout", False)
         if self._references is not None:
             self._call(("bind", self._references), None)
 
@@ -165,9 +171,11 @@ class AdapterProcess:
         """One ``generate`` call in the child, classified; ``timeout`` is seconds per request."""
         requests = list(requests)
         limit = None if timeout is None else timeout * len(requests)
+        if limit is not None and self._takes_timeout:  # it stops its own work first and says why
+            limit += TIMEOUT_GRACE_S
         t0 = time.perf_counter()
         try:
-            reply = self._call(("generate", requests), limit)
+            reply = self._call(("generate", (requests, timeout)), limit)
         except (OSError, ValueError):  # the pipe broke while sending: the child is gone
             reply = None
         share = (time.perf_counter() - t0) / max(1, len(requests))
@@ -243,7 +251,8 @@ def _child_main(conn, spec: str, model_args, parent_pid: int) -> None:
     info = {k: getattr(model.info, k) for k in ModelInfoRecord.model_fields if hasattr(model.info, k)}
     conn.send(("ready", {"source": loaded.source_record(), "info": info,
                          "max_batch_size": max(1, int(getattr(model, "max_batch_size", 1) or 1)),
-                         "wants_references": hasattr(model, "bind_references")}))
+                         "wants_references": hasattr(model, "bind_references"),
+                         "takes_timeout": hasattr(model, "set_request_timeout")}))
     while True:
         try:
             kind, payload = conn.recv()
@@ -255,8 +264,11 @@ def _child_main(conn, spec: str, model_args, parent_pid: int) -> None:
             model.bind_references({k: (Path(p), axis) for k, (p, axis) in payload.items()})
             conn.send(("ok", None))
             continue
+        requests, timeout = payload
         try:
-            reply = ("assets", _portable(model.generate(payload)))
+            if hasattr(model, "set_request_timeout"):  # e.g. cmd:, which kills its program in time
+                model.set_request_timeout(timeout)
+            reply = ("assets", _portable(model.generate(requests)))
         except BaseException as e:  # noqa: BLE001 - any adapter failure is recorded, not raised
             reply = ("error", f"{type(e).__name__}: {e}"[:2000])
         conn.send(reply)

@@ -38,6 +38,7 @@ class FolderModel:
     """Serve pre-generated files from ``root``; ``name``/``revision`` describe the model that made them."""
 
     max_batch_size = 64
+    requirements = {"extra": "-", "weights": "-", "gpu": "no"}
 
     def __init__(self, root: str | Path, name: str | None = None, revision: str = "unknown",
                  up_axis: str = "y") -> None:

@@ -16,6 +16,9 @@ __all__ = ["OracleModel"]
 
 
 class OracleModel:
+    """Each case's own reference object (the upper bound of every metric; checks the pipeline)."""
+
+    requirements = {"extra": "-", "weights": "-", "gpu": "no"}
     info = ModelInfo(name="oracle", revision="ground-truth", output_format="mixed", license="n/a",
                      open_weights=True, deterministic=True)
     max_batch_size = 64

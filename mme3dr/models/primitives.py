@@ -166,6 +166,8 @@ def build_parts(prompt: str) -> list[trimesh.Trimesh]:
 class PrimitivesModel(BaseTextTo3DModel):
     """The ``primitives`` baseline adapter (GLB with vertex colours)."""
 
+    requirements = {"extra": "-", "weights": "-", "gpu": "no"}
+
     info = ModelInfo(name="primitives-baseline", revision="1", output_format="glb", license="Apache-2.0",
                      open_weights=True, deterministic=True)
     max_batch_size = 16

@@ -2,8 +2,8 @@
 
 A ``--model`` value is one of:
 
-- a built-in name: ``primitives``, ``oracle``, or ``folder:DIR`` (lazy ``module:attr`` strings, so
-  listing them imports nothing);
+- a built-in name: ``primitives``, ``oracle``, ``shap-e``, ``llama-mesh``, ``folder:DIR`` or
+  ``cmd:PROGRAM ARGS...`` (lazy ``module:attr`` strings, so listing them imports nothing);
 - the name of an installed plug-in: any distribution that declares an entry point in the
   ``mme3dr.models`` group, e.g. in its ``pyproject.toml``::
 
@@ -44,12 +44,19 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "mme3dr.models"
 
-#: Built-in adapters. ``folder`` takes its directory after a colon: ``folder:DIR``.
+#: Built-in adapters. ``folder`` takes its directory after a colon (``folder:DIR``), ``cmd`` its command
+#: line (``cmd:PROGRAM ARGS...``).
 BUILTIN_MODELS: dict[str, str] = {
     "primitives": "mme3dr.models.primitives:PrimitivesModel",
     "oracle": "mme3dr.models.oracle:OracleModel",
+    "shap-e": "mme3dr.models.shap_e:ShapEModel",
+    "llama-mesh": "mme3dr.models.llama_mesh:LlamaMeshModel",
     "folder": "mme3dr.models.folder:FolderModel",
+    "cmd": "mme3dr.models.command:CommandModel",
 }
+#: Built-ins that take their argument after the colon, and the keyword it is passed as.
+_COLON_BUILTINS = ("folder", "cmd")
+_CMD_EXAMPLE = "--model 'cmd:/path/to/python generate.py'"
 
 
 class ModelSpecError(ValueError):
@@ -62,7 +69,7 @@ class LoadedModel:
 
     model: TextTo3DModel
     spec: str
-    kind: str  # builtin | entry_point | module | file | folder
+    kind: str  # builtin | entry_point | module | file | folder | command
     target: str
     model_args: dict[str, str] = field(default_factory=dict)
     distribution: str | None = None
@@ -182,6 +189,21 @@ def _source_file_sha256(obj: Any) -> str | None:
     return file_sha256(src) if src and Path(src).is_file() else None
 
 
+def _command_sha256(command: str) -> str | None:
+    """sha256 of the first existing file among the command's words (the script a ``cmd:`` adapter runs,
+    e.g. ``generate.py`` in ``cmd:python generate.py``), so results name the code that made the assets."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    for word in words[1:] + words[:1]:
+        if not word.startswith("-") and Path(word).expanduser().is_file():
+            return file_sha256(Path(word).expanduser())
+    return None
+
+
 def load_model(spec: str, model_args: dict[str, str] | str | None = None) -> LoadedModel:
     """Resolve ``spec`` (see the module docstring) and build the adapter; raises ``ModelSpecError``."""
     args = parse_model_args(model_args) if isinstance(model_args, str) or model_args is None else model_args
@@ -198,9 +220,19 @@ def load_model(spec: str, model_args: dict[str, str] | str | None = None) -> Loa
         model = _instantiate(factory, {"root": rest, **args}, spec)
         return LoadedModel(model, spec, "folder", BUILTIN_MODELS["folder"], args,
                            file_sha256=_source_file_sha256(factory))
+    if name == "cmd" and sep:
+        if not rest.strip():
+            raise ModelSpecError(f"--model cmd: needs a command line: {_CMD_EXAMPLE}")
+        module_name, attr = BUILTIN_MODELS["cmd"].split(":")
+        factory = _import_attr(module_name, attr, spec)
+        model = _instantiate(factory, {"command": rest, **args}, spec)
+        return LoadedModel(model, spec, "command", BUILTIN_MODELS["cmd"], args,
+                           file_sha256=_command_sha256(rest))
     if not sep and spec in BUILTIN_MODELS:
-        if spec == "folder":
-            raise ModelSpecError("--model folder needs a directory: --model folder:path/to/assets")
+        if spec in _COLON_BUILTINS:
+            raise ModelSpecError("--model folder needs a directory: --model folder:path/to/assets"
+                                 if spec == "folder" else
+                                 f"--model cmd needs a command line: {_CMD_EXAMPLE}")
         module_name, attr = BUILTIN_MODELS[spec].split(":")
         factory = _import_attr(module_name, attr, spec)
         return LoadedModel(_instantiate(factory, args, spec), spec, "builtin", BUILTIN_MODELS[spec], args,

@@ -1,0 +1,31 @@
+"""``mme3dr models``: the adapters ``--model`` accepts, built in and installed, and what each needs."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("models")
+    def models(
+        as_json: bool = typer.Option(False, "--json", help="Print the list as JSON."),
+    ) -> None:
+        """List the built-in and installed adapters with what each needs (extra, weights, GPU)."""
+        import json
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from mme3dr.models.listing import list_adapters
+
+        rows = list_adapters()
+        if as_json:
+            typer.echo(json.dumps([r.to_dict() for r in rows], indent=1, ensure_ascii=False))
+            return
+        table = Table(title="adapters for `mme3dr evaluate --model ...`")
+        for col in ("model", "source", "extra", "weights", "GPU", "ready", "what it is"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(r.model, r.source, r.extra, r.weights, r.gpu, r.ready, r.summary)
+        Console().print(table)
+        typer.echo("Arguments go in --model-args key=value,...; see docs/evaluate.md for each adapter's.")

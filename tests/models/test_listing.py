@@ -1,0 +1,35 @@
+"""``mme3dr models`` lists the built-in and installed adapters with their extra, weights, GPU and
+whether their libraries are importable."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+from typer.testing import CliRunner
+
+from mme3dr.cli import app
+from mme3dr.models import listing
+
+
+def test_models_lists_builtins_and_entry_points_with_their_needs():
+    result = CliRunner().invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["model"]: r for r in json.loads(result.output)}
+    assert {"primitives", "oracle", "shap-e", "llama-mesh", "folder:DIR", "cmd:PROGRAM ARGS..."} <= set(rows)
+    assert rows["shap-e"]["extra"] == "shap-e" and rows["shap-e"]["weights"] == "openai/shap-e"
+    assert rows["llama-mesh"]["extra"] == "llama-mesh" and rows["llama-mesh"]["gpu"].startswith("yes")
+    assert rows["primitives"]["gpu"] == "no" and rows["primitives"]["source"] == "built-in"
+    assert all(r["source"].startswith("installed") for name, r in rows.items()
+               if name in ("ar3d-r1", "shapellm-omni"))
+
+
+def test_an_adapter_whose_libraries_are_missing_says_which_extra_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "diffusers" else real(name, *a))
+    rows = {r.model: r for r in listing.list_adapters()}
+    assert rows["shap-e"].ready == 'no: pip install "mme3dr[shap-e]" (diffusers missing)'
+    assert rows["llama-mesh"].ready == "yes"
+    table = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"}).output
+    assert "llama-mesh" in table and "cmd:PROGRAM ARGS..." in table
