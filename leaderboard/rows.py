@@ -73,6 +73,9 @@ class LeaderboardRow:
     n_failures: int | None = None
     verification: dict = field(default_factory=dict)
     source_note: str | None = None
+    #: Mean CLIP of each scored case (over its samples), from the bundle's samples.jsonl: the input of
+    #: the rank intervals (leaderboard.rank_intervals).
+    case_scores: dict[str, float] = field(default_factory=dict)
 
 
 def row_from_reference(ref: ReferenceRow) -> LeaderboardRow:
