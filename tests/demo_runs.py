@@ -14,7 +14,10 @@ CLI = [sys.executable, "-c", "from mme3dr.cli import main; main()"]
 
 
 def run_cli(args: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
+    # One BLAS thread: compare's many small eigenproblems slow down a hundredfold when BLAS threads fight
+    # over a loaded CI machine's cores.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120", "OPENBLAS_NUM_THREADS": "1",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -25,5 +28,6 @@ def demo_run(tmp_path_factory, name: str, *args: str) -> Path:
     if not (out / "results.json").is_file():
         proc = run_cli(["evaluate", "--out", str(out), "--benchmark", "demo", *FAST,
                         "--cache-dir", str(root / "cache"), *args])
+        (root / f"{name}.log").write_text(proc.stdout + proc.stderr)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return out

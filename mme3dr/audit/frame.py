@@ -16,7 +16,8 @@ Per sample (status ``ok``):
    centred bounding box to a centred box with the same longest side);
 3. ``iou[j]``: the mean over views of the soft IoU ``Σ min(a, b) / Σ max(a, b)``.
 
-Decision (:func:`decide`): a sample *supports* rotation j when ``iou[j] ≥ iou[identity] + MARGIN``.
+Decision (:func:`decide`): a sample *supports* rotation j when j is (within ``TIE``) its best rotation
+and ``iou[j] ≥ iou[identity] + MARGIN``.
 The run is flagged when the most supported non-identity rotation is supported by more than
 ``MIN_SHARE`` of the checked samples (and at least ``MIN_SAMPLES`` of them). Assets that match
 (identity best) support nothing; assets that match no better one way than another (random
@@ -42,6 +43,9 @@ AUDIT_SIZE = 32
 AUDIT_VIEWS = (0, 6, 12, 18)
 #: A rotation must beat the identity by this much IoU on a sample to count for it.
 MARGIN = 0.05
+#: Rotations within this IoU of a sample's best all count as its best (a symmetric object matches under
+#: several rotations equally: turning a table by R or by R then 180° about its up axis looks the same).
+TIE = 0.02
 MIN_SHARE = 0.5
 MIN_SAMPLES = 3
 
@@ -82,7 +86,8 @@ def decide(ious: np.ndarray) -> tuple[int | None, float, np.ndarray]:
     if ious.ndim != 2 or ious.shape[1] != len(CUBE_ROTATIONS):
         raise ValueError(f"ious must be (n, {len(CUBE_ROTATIONS)}), got {ious.shape}")
     n = ious.shape[0]
-    support = (ious >= ious[:, [IDENTITY]] + MARGIN).sum(axis=0)
+    near_best = ious >= ious.max(axis=1, keepdims=True) - TIE
+    support = (near_best & (ious >= ious[:, [IDENTITY]] + MARGIN)).sum(axis=0)
     support[IDENTITY] = 0
     if n == 0:
         return None, 0.0, support

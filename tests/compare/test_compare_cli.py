@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 from demo_runs import run_cli
 
-from mme3dr.compare import compare_runs
 from mme3dr.results import read_samples
+
+
+def compare_runs(paths: list[Path]) -> dict:
+    """``mme3dr compare PATHS --json`` in a subprocess (one BLAS thread, see demo_runs.run_cli)."""
+    proc = run_cli(["compare", *map(str, paths), "--json"])
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def _clip_by_key(run: Path) -> dict:
