@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from demo_runs import run_cli
 
 from mme3dr.audit import audit_run, record_frame_audit
@@ -45,7 +46,8 @@ def test_the_audit_never_changes_a_score(turned_ground_truth_run: Path, tmp_path
     copy = tmp_path / "run"
     shutil.copytree(turned_ground_truth_run, copy, ignore=shutil.ignore_patterns(".lock"))
     before = json.loads((copy / "results.json").read_text())
-    after = record_frame_audit(copy, {k: v for k, v in before.items() if k != "frame_audit"})
+    with pytest.warns(UserWarning, match=r"look turned \+90° about X"):
+        after = record_frame_audit(copy, {k: v for k, v in before.items() if k != "frame_audit"})
     assert strip_volatile(after) == strip_volatile(before)
     assert json.loads((copy / "results.json").read_text()) == after
     assert (copy / "samples.jsonl").read_bytes() == (turned_ground_truth_run / "samples.jsonl").read_bytes()

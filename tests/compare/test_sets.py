@@ -52,6 +52,7 @@ def test_identical_runs_give_zero_difference_and_a_zero_width_interval():
         assert used == cls.bootstrap_resamples
 
 
+@pytest.mark.filterwarnings("ignore:KD subset size clamped")
 def test_a_run_further_from_the_references_is_worse_and_the_ci_says_so():
     rng = np.random.default_rng(3)
     ref = _side(rng, d=16)
