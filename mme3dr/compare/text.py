@@ -24,8 +24,9 @@ def _p(p: float) -> str:
 
 def sentence(label: str, baseline: str, metric: str, stats: dict[str, Any], higher_is_better: bool,
              correction: str | None = None) -> str:
-    """``"<label> is higher on <title> by Δ [low, high] than <baseline>, p = …, N pairs."`` plus whether
-    that is better, and a note when the 95% interval includes 0 (not significant)."""
+    """``"<label> is higher on <title> by |Δ| [low, high] than <baseline>, p = …, N pairs."`` plus whether
+    that is better, and a note when the 95% interval includes 0 (not significant). The interval is
+    that of the amount in the sentence's direction (for "lower", the negated CI of Δ)."""
     delta = stats["delta"]
     if delta == 0:
         head = f"{label} and {baseline} tie on {metric_title(metric)} (0 [{_num(stats['ci95_low'])}, " \
@@ -33,8 +34,11 @@ def sentence(label: str, baseline: str, metric: str, stats: dict[str, Any], high
     else:
         word = "higher" if delta > 0 else "lower"
         better = (delta > 0) == higher_is_better
+        # "lower by 0.5 [0.2, 0.9]": the interval of the amount, in the sentence's direction
+        low, high = (stats["ci95_low"], stats["ci95_high"]) if delta > 0 else (-stats["ci95_high"],
+                                                                              -stats["ci95_low"])
         head = (f"{label} is {word} on {metric_title(metric)} by {_num(abs(delta))} "
-                f"[{_num(stats['ci95_low'])}, {_num(stats['ci95_high'])}] than {baseline} "
+                f"[{_num(low)}, {_num(high)}] than {baseline} "
                 f"({'better' if better else 'worse'})")
     parts = [head]
     if stats.get("p_value") is not None:

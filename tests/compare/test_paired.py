@@ -106,3 +106,15 @@ def test_bad_input_is_refused():
         case_sums(["a"], np.array([np.nan]))
     with pytest.raises(ValueError, match="one sum and one count"):
         paired_bootstrap(np.zeros(0), np.zeros(0), **PROTOCOL)
+
+
+def test_sentence_reads_in_the_direction_of_the_difference():
+    from mme3dr.compare.text import sentence
+
+    up = {"delta": 1.8, "ci95_low": 0.9, "ci95_high": 2.7, "p_value": 0.002, "n_pairs": 249, "n_cases": 249}
+    assert sentence("B", "A", "clip", up, True) == (
+        "B is higher on CLIP by 1.8 [0.9, 2.7] than A (better), p = 0.002, 249 pairs.")
+    down = {"delta": -0.5, "ci95_low": -0.9, "ci95_high": 0.1, "p_value": None, "n_pairs": 15, "n_cases": 15}
+    text = sentence("B", "A", "kd_incep", down, False)
+    assert text.startswith("B is lower on KD_incep (×100) by 0.5 [-0.1, 0.9] than A (better), 15 cases")
+    assert text.endswith("not a significant difference.")
