@@ -4,7 +4,7 @@ Runs, each in a fresh process as a user would:
 
 1. ``mme3dr evaluate --model MODEL --benchmark BENCH --profile smoke`` cold (empty run folder and render
    cache) at the protocol's 512 px; evaluate runs the audit after scoring and records its seconds in
-   ``results.json`` (``frame_audit.seconds``);
+   ``results.json`` (``timing.audit``);
 2. ``mme3dr audit RUN --json`` on the finished run (the stand-alone command: process start, imports and
    the OpenGL context included).
 
@@ -54,7 +54,7 @@ def main() -> None:
     standalone = time.perf_counter() - t0
     print(f"{args.model} on {args.benchmark}: {audit['n']} samples audited, flagged={audit['flagged']}")
     print(f"evaluation render time (references + generated): {render:.2f} s")
-    inside = audit["seconds"]
+    inside = timing["audit"]
     print(f"audit inside evaluate: {inside:.2f} s = {inside / render:.1%} of the render time")
     print(f"`mme3dr audit --json` process (start-up + imports included): {standalone:.2f} s = "
           f"{standalone / render:.1%}; it printed {proc.stdout.strip()}")

@@ -201,22 +201,24 @@ def audit_run(run_dir: str | Path) -> AuditResult:
 def record_frame_audit(run_dir: str | Path, results: dict) -> dict:
     """Run :func:`audit_run` on a just-scored run and record it; returns the updated results dict.
 
-    Adds ``frame_audit`` (``AuditResult.to_dict()``) to ``results.json`` (rewritten canonically; no other
-    key changes: the audit never changes a score) and, when flagged, issues a ``UserWarning`` with the
-    message (the CLI prints it as one ``warning:`` line). An audit that cannot run (no OpenGL, a missing
-    render folder) is recorded as ``{"error": ...}`` and never fails the evaluation.
+    Adds ``frame_audit`` (``AuditResult.to_dict()`` without ``seconds``, which go to ``timing.audit``)
+    to ``results.json``, rewritten canonically; no score changes. When flagged, issues a ``UserWarning``
+    with the message (the CLI prints it as one ``warning:`` line). An audit that cannot run (no OpenGL,
+    a missing render folder) is recorded as ``{"error": ...}`` and never fails the evaluation.
     """
     import warnings
 
     from mme3dr.results import Results, dump_results
 
     run = Path(run_dir)
+    timing = dict(results.get("timing") or {})
     try:
         audit = audit_run(run).to_dict()
+        timing["audit"] = audit.pop("seconds")
     except Exception as e:  # noqa: BLE001 - a diagnostic must not break the run it diagnoses
         audit = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
     if audit.get("flagged"):
         warnings.warn(audit["message"], UserWarning, stacklevel=2)
-    updated = {**results, "frame_audit": audit}
+    updated = {**results, "frame_audit": audit, "timing": timing}
     dump_results(Results.model_validate(updated), run / "results.json")
     return updated
