@@ -70,7 +70,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("compare", help=COMPARE_HELP)
     def compare_cmd(
-        runs: list[Path] = typer.Argument(..., help="Finished run folders; the first is the baseline."),
+        runs: list[Path] = typer.Argument(..., metavar="RUN_A RUN_B [RUN_C]",
+                                          help="Finished run folders; the first is the baseline."),
         as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON for scripts."),
     ) -> None:
         from rich.console import Console
