@@ -149,15 +149,18 @@ class _Features:
     """The stored per-render feature arrays of one run (``RUN/features/<render sha>.<suite>.npz``)."""
 
     def __init__(self, run: RunData) -> None:
-        self.dirs, self.suite_id = [run.path / "features"], _suite_id(run)
+        self.run, self.dirs, self.suite_id = run.path, [run.path / "features"], _suite_id(run)
 
     def rows(self, render_sha: str, feature: str) -> np.ndarray:
         from mme3dr.harness.scoring import load_feature_file
 
         try:
             return load_feature_file(self.dirs, render_sha, self.suite_id)[feature]
-        except FileNotFoundError as e:
-            raise CompareError(str(e)) from None
+        except FileNotFoundError:
+            raise CompareError(
+                f"{self.run}: the feature file of render {render_sha[:12]}… is not in {self.dirs[0]}; KD/FD "
+                "differences need the features evaluate stored (a merged run keeps them in its shard "
+                "folders: compare a single-folder run, or copy the shards' features/ into it)") from None
 
 
 def _side(run: RunData, feats: _Features, feature: str, case_index: dict[str, int]) -> SetSide:
