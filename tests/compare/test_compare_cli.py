@@ -119,3 +119,12 @@ def test_mismatched_runs_are_refused_with_one_line(primitives_run, tmp_path, key
 def test_missing_run_folder_is_one_clear_error(primitives_run, tmp_path):
     proc = run_cli(["compare", str(primitives_run), str(tmp_path / "nope")])
     assert proc.returncode == 2 and "no such run folder" in proc.stderr
+
+
+def test_missing_stored_features_is_one_clear_error(primitives_run, tmp_path):
+    other = tmp_path / "nofeatures"
+    skip = shutil.ignore_patterns("cache", "report", "features", ".lock")
+    shutil.copytree(primitives_run, other, ignore=skip)
+    proc = run_cli(["compare", str(primitives_run), str(other)])
+    assert proc.returncode == 2
+    assert "feature file of render" in proc.stderr and str(other) in proc.stderr
