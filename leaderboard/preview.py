@@ -16,7 +16,8 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from leaderboard.registry import RegistryError, entry_slug, row_from_results, slugify
+from leaderboard.bundle import SAMPLES_NAME
+from leaderboard.registry import RegistryError, case_scores_from, entry_slug, row_from_results, slugify
 from leaderboard.rows import LeaderboardRow
 from leaderboard.validate import validate_bundle
 
@@ -48,5 +49,6 @@ def preview_row(bundle: Path, registry: Path, workdir: Path) -> LeaderboardRow:
         report.results, sub, slug=f"preview-{entry_slug(sub)}", tier=PREVIEW_TIER,
         generated_by=sub.evaluator, scored_by=sub.evaluator,
         date=dt.datetime.now(dt.timezone.utc).date().isoformat(), bundle_sha256=report.bundle_sha256,
-        thumbnails=tuple(copied), is_preview=True, preview_problems=tuple(str(p) for p in report.problems),
+        thumbnails=tuple(copied), case_scores=case_scores_from(report.extracted / SAMPLES_NAME),
+        is_preview=True, preview_problems=tuple(str(p) for p in report.problems),
     )

@@ -16,7 +16,7 @@ import json
 import re
 from pathlib import Path
 
-from leaderboard.bundle import RESULTS_NAME, Submitter
+from leaderboard.bundle import RESULTS_NAME, SAMPLES_NAME, Submitter
 from leaderboard.entry import Entry
 from leaderboard.rows import LeaderboardRow, MetricValue
 
@@ -94,6 +94,19 @@ def _metric_value(task: dict, name: str) -> MetricValue | None:
     return MetricValue(float(value), low, high, std)
 
 
+def case_scores_from(samples_file: Path, metric: str = "clip") -> dict[str, float]:
+    """Mean ``metric`` of each case over its scored samples (``samples.jsonl``); {} when absent."""
+    from mme3dr.results import read_samples
+
+    if not samples_file.is_file():
+        return {}
+    sums: dict[str, list[float]] = {}
+    for s in read_samples(samples_file):
+        if s.status == "ok" and s.metrics.get(metric) is not None:
+            sums.setdefault(s.case_id, []).append(float(s.metrics[metric]))
+    return {case: sum(v) / len(v) for case, v in sums.items()}
+
+
 def row_from_entry(folder: Path, entry: Entry) -> LeaderboardRow:
     """The site row of one registry folder: every metric its results report, with its CI."""
     from mme3dr.results import load_results
@@ -104,6 +117,7 @@ def row_from_entry(folder: Path, entry: Entry) -> LeaderboardRow:
         bundle_sha256=entry.bundle_sha256,
         thumbnails=tuple(str(p) for p in sorted((folder / "thumbnails").glob("*.png"))),
         verification=entry.verification.model_dump(mode="json") if entry.verification else {},
+        case_scores=case_scores_from(folder / SAMPLES_NAME),
     )
 
 

@@ -77,6 +77,9 @@ class LeaderboardRow:
     #: published; ``preview_problems`` are what validation would refuse it for (empty: it would pass).
     is_preview: bool = False
     preview_problems: tuple[str, ...] = ()
+    #: Mean CLIP of each scored case (over its samples), from the bundle's samples.jsonl: the input of
+    #: the rank intervals (leaderboard.rank_intervals).
+    case_scores: dict[str, float] = field(default_factory=dict)
 
 
 def row_from_reference(ref: ReferenceRow) -> LeaderboardRow:

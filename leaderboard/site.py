@@ -62,6 +62,10 @@ class _RowView:
     page: str
     tier_rank: int
     thumbnails: list[dict] = field(default_factory=list)
+    #: 95% bootstrap rank interval among the rows on the same cases (None: no comparable rows).
+    rank_interval: tuple[int, int] | None = None
+    #: Whether the next row's difference from this one is significant (None: not comparable).
+    differs_from_next: bool | None = None
 
     def __getattr__(self, name: str):
         return getattr(self.row, name)
@@ -228,6 +232,7 @@ def _write_site(rows: list[LeaderboardRow], out: Path, *, category_labels: dict[
                 thumbs.append({"src": f"thumbnails/{Path(src).name}", "caption": Path(src).stem})
             tier_rank = TIERS.index(row.tier) if row.tier in TIERS else -1
             row_views.append(_RowView(row, page, tier_rank, thumbs))
+        _add_rank_intervals(row_views, primary)
         views.append(_BenchmarkView(bench, PAPER_BENCHMARKS.get(bench, bench), row_views, paper, columns,
                                     cat_columns, paper_columns, primary))
         for view in row_views:
@@ -244,6 +249,30 @@ def _write_site(rows: list[LeaderboardRow], out: Path, *, category_labels: dict[
     emit("leaderboard.json", leaderboard_json(views, protocol_version))
     emit("leaderboard.csv", leaderboard_csv(views))
     return written
+
+
+def _add_rank_intervals(views: list[_RowView], fact: MetricFact) -> None:
+    """Set ``rank_interval`` and ``differs_from_next`` on rows sharing manifest, protocol and profile
+    (they scored the same cases), from their per-case CLIP (``leaderboard.rank_intervals``)."""
+    from leaderboard.rank_intervals import adjacent_significant, case_matrix, rank_intervals
+    from mme3dr.metrics import get_metric
+
+    cls = get_metric(fact.name)
+    boot = {"n": cls.bootstrap_resamples, "seed": cls.bootstrap_seed, "level": cls.bootstrap_level}
+    groups: dict[tuple, list[int]] = {}
+    for i, v in enumerate(views):
+        if v.row.case_scores:
+            groups.setdefault((v.row.manifest_sha256, v.row.protocol_version, v.row.profile), []).append(i)
+    for members in groups.values():
+        cases, scores = case_matrix([views[i].row.case_scores for i in members])
+        if len(members) < 2 or len(cases) < 2:
+            continue
+        for i, interval in zip(members, rank_intervals(scores, fact.higher_is_better, **boot), strict=True):
+            views[i].rank_interval = interval
+        significant = adjacent_significant(scores, list(range(len(members))), **boot)
+        for k, (i, j) in enumerate(zip(members, members[1:], strict=False)):
+            if j == i + 1:  # neighbours in the displayed table
+                views[i].differs_from_next = significant[k]
 
 
 def _row_record(view: _RowView | LeaderboardRow, rank: int | None) -> dict:
@@ -264,6 +293,8 @@ def _row_record(view: _RowView | LeaderboardRow, rank: int | None) -> dict:
             "page": view.page, "bundle_sha256": row.bundle_sha256, "profile": row.profile,
             "protocol_version": row.protocol_version, "manifest_sha256": row.manifest_sha256,
             "evaluator_relationship": row.evaluator_relationship, "link": row.link,
+            "rank_ci95": list(view.rank_interval) if view.rank_interval else None,
+            "differs_from_next": view.differs_from_next,
         })
     return record
 

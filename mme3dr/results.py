@@ -80,7 +80,8 @@ FAILURE_REASONS: tuple[str, ...] = (
     "reference_missing",  # the case's ground-truth object could not be loaded or rendered
 )
 
-VOLATILE_RESULT_KEYS: tuple[str, ...] = ("date", "execution", "timing")
+#: ``frame_audit`` is a diagnostic (mme3dr.audit), not a score: a merge or a verifier's re-run may lack it.
+VOLATILE_RESULT_KEYS: tuple[str, ...] = ("date", "execution", "timing", "frame_audit")
 VOLATILE_SAMPLE_KEYS: tuple[str, ...] = ("seconds",)
 
 _SHA256 = r"^[0-9a-f]{64}$"
@@ -171,6 +172,9 @@ class Results(_Strict):
     )
     execution: dict[str, Any] | None = Field(None, description="workers, shards, resume (volatile)")
     timing: dict[str, float] | None = Field(None, description="seconds per stage (volatile)")
+    frame_audit: dict[str, Any] | None = Field(
+        None, description="mme3dr.audit's check that the generated assets are not turned relative to the "
+        "references: flagged, rotation, share, n, message (volatile; never changes a score)")
 
     @field_validator("results")
     @classmethod

@@ -28,7 +28,7 @@ STAGES = (
     ("mme3dr.features",),
     ("mme3dr.judge",),
     ("mme3dr.models",),
-    ("mme3dr.harness",),
+    ("mme3dr.harness", "mme3dr.compare", "mme3dr.audit"),
     ("mme3dr.report",),
     ("leaderboard", "ar3d_r1"),
     ("mme3dr.cli",),

@@ -51,6 +51,8 @@ def _one_line_warnings() -> None:
 
 def _register_all() -> None:
     # Plain imports: each module adds its commands. Order is the order shown in --help.
+    from mme3dr.cli import audit as _audit
+    from mme3dr.cli import compare as _compare
     from mme3dr.cli import evaluate as _evaluate
     from mme3dr.cli import judge as _judge
     from mme3dr.cli import manifest as _manifest
@@ -59,7 +61,7 @@ def _register_all() -> None:
     from mme3dr.cli import render as _render
     from mme3dr.cli import submit as _submit
 
-    for module in (_evaluate, _models, _judge, _render, _metrics, _manifest, _submit):
+    for module in (_evaluate, _models, _judge, _render, _metrics, _manifest, _submit, _compare, _audit):
         module.register(app)
     try:
         from leaderboard.cli import app as leaderboard_app

@@ -225,6 +225,7 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
 
 
 def _evaluate(cfg: EvalConfig, progress: Progress) -> EvalSummary:
+    from mme3dr.audit import record_frame_audit
     from mme3dr.features.profiles import get_profile, with_options
     from mme3dr.harness.adapter_process import AdapterProcess
     from mme3dr.harness.merge import finalize, shard_manifest
@@ -325,6 +326,7 @@ def _evaluate(cfg: EvalConfig, progress: Progress) -> EvalSummary:
     t = time.perf_counter()
     results = finalize([cfg.out], cfg.out)
     timing["metrics"] = time.perf_counter() - t
+    results = record_frame_audit(cfg.out, results)  # mme3dr.audit: warns, never changes a score
     timing["total"] = time.perf_counter() - t0
     return EvalSummary(cfg.out, cfg.out / "results.json", n_ok, len(samples) - n_ok, failures, counters,
                        timing, results)

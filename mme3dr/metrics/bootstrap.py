@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Protocol v1's bootstrap (design.md §3): resamples, seed and level of every reported 95% CI. Read by
+#: the metric classes (``Metric.bootstrap_resamples`` …) and by ``mme3dr compare``; never restate them.
+PROTOCOL_RESAMPLES = 1000
+PROTOCOL_SEED = 0
+PROTOCOL_LEVEL = 0.95
 
-def bootstrap_means(values: np.ndarray, n: int = 1000, seed: int = 0) -> np.ndarray:
+
+def bootstrap_means(values: np.ndarray, n: int = PROTOCOL_RESAMPLES, seed: int = PROTOCOL_SEED) -> np.ndarray:
     """Means of ``n`` resamples with replacement of ``values: (k,)``; returns ``(n,)`` float64.
 
     Resample r uses indices ``rng.integers(0, k, size=(n, k))[r]`` with ``rng = default_rng(seed)``, drawn
@@ -22,7 +28,8 @@ def bootstrap_means(values: np.ndarray, n: int = 1000, seed: int = 0) -> np.ndar
 
 
 def bootstrap_ci(
-    values: np.ndarray, n: int = 1000, seed: int = 0, level: float = 0.95
+    values: np.ndarray, n: int = PROTOCOL_RESAMPLES, seed: int = PROTOCOL_SEED,
+    level: float = PROTOCOL_LEVEL,
 ) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean of ``values: (k,)``: ``(low, high)`` floats.
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mme3dr.metrics.bootstrap import bootstrap_ci
+from mme3dr.metrics.bootstrap import PROTOCOL_RESAMPLES, PROTOCOL_SEED, bootstrap_ci
 
 #: CLIPScore's weight w (Hessel et al. 2021); puts scores on the 0–100 scale the paper reports.
 CLIP_WEIGHT = 100.0
@@ -46,7 +46,7 @@ def asset_clip_score(image_feats: np.ndarray, text_feat: np.ndarray) -> float:
     return float(per_view_clip_scores(image_feats, text_feat).mean())
 
 
-def summarise(values: Sequence[float], n_boot: int = 1000, seed: int = 0) -> dict:
+def summarise(values: Sequence[float], n_boot: int = PROTOCOL_RESAMPLES, seed: int = PROTOCOL_SEED) -> dict:
     """``{"mean", "ci95": [low, high], "n"}`` of per-asset values (bootstrap over assets)."""
     vals = np.asarray(values, dtype=np.float64)
     low, high = bootstrap_ci(vals, n=n_boot, seed=seed)
@@ -56,8 +56,8 @@ def summarise(values: Sequence[float], n_boot: int = 1000, seed: int = 0) -> dic
 def aggregate_clip_scores(
     asset_scores: Sequence[float],
     categories: Sequence[str] | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
+    n_boot: int = PROTOCOL_RESAMPLES,
+    seed: int = PROTOCOL_SEED,
 ) -> dict:
     """Benchmark-level and per-category CLIP score from per-asset scores.
 

@@ -88,15 +88,15 @@ def run_cli(args: list[str], *, env: dict | None = None, timeout: float = 600) -
 
 
 def stable_results(run: Path) -> dict:
-    """results.json without the volatile keys (date, execution, timing) and ``git_hash``.
+    """results.json without the volatile keys (``VOLATILE_RESULT_KEYS``: date, execution, timing, the
+    frame audit) and ``git_hash``.
 
     ``git_hash`` is dropped only because the test runs share a working tree in which HEAD may move
     between the two runs being compared (unrelated commits); it is the same code either way.
     """
-    from mme3dr.results import strip_volatile
+    from mme3dr.results import VOLATILE_RESULT_KEYS, strip_volatile
 
-    return strip_volatile(json.loads((run / "results.json").read_text()), ("date", "execution", "timing",
-                                                                             "git_hash"))
+    return strip_volatile(json.loads((run / "results.json").read_text()), (*VOLATILE_RESULT_KEYS, "git_hash"))
 
 
 def stable_samples(run: Path) -> list[dict]:

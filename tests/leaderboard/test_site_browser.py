@@ -127,3 +127,23 @@ def test_index_loads_sorts_and_submission_page_shows_chart(browser, served_site,
     assert _severe(browser) == []
     print(f"\nscreenshots: {index_shot} {page_shot}")
     assert index_shot.stat().st_size > 10_000 and page_shot.stat().st_size > 10_000
+
+
+def test_index_shows_rank_intervals_and_marks_close_neighbours(browser, served_site, site: Path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{served_site}/index.html")
+    table = browser.find_element(By.ID, "table-mme3dr-v1")
+    header = table.find_element(By.CSS_SELECTOR, "th.rank-ci")
+    assert header.text == "95% rank" and header.is_displayed()
+    subs = json.loads((site / "leaderboard.json").read_text())["benchmarks"]["mme3dr-v1"]["submissions"]
+    cells = table.find_elements(By.CSS_SELECTOR, "tbody tr td.rank-ci")
+    assert len(cells) == len(subs)
+    for cell, sub in zip(cells, subs, strict=True):
+        low, high = sub["rank_ci95"]
+        assert cell.is_displayed() and cell.text.startswith(f"{low}–{high}")
+        marks = cell.find_elements(By.CSS_SELECTOR, ".ns")
+        assert len(marks) == (1 if sub["differs_from_next"] is False else 0)
+        if marks:
+            assert marks[0].text == "≈" and "not significantly different" in marks[0].get_attribute("title")
+    assert _severe(browser) == []

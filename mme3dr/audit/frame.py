@@ -1,0 +1,224 @@
+"""The frame audit: do the generated assets stand the way the references do? (``mme3dr audit RUN_DIR``)
+
+An adapter that forgets to declare its up axis, or exports its assets a quarter turn off, is scored
+against the references from the wrong side, silently. The audit compares each scored sample's
+silhouettes with its reference's under the 24 proper rotations of the cube and warns when one
+non-identity rotation agrees clearly better for most samples. It never changes a score.
+
+Per sample (status ``ok``):
+
+1. reference silhouettes: the alpha of ``AUDIT_VIEWS`` of the reference's cached evaluation render (the
+   run's ``shard.json`` names its folder), box-downsampled to ``AUDIT_SIZE`` px (coverage in [0, 1]);
+2. generated silhouettes: the stored asset, loaded as evaluate loaded it (same ``up_axis``, normalised
+   into the unit cube) and drawn once with ``mme3dr.render`` at ``AUDIT_SIZE`` px from 24 × V cameras:
+   turning the object by R and looking with camera ``c2w`` gives the same image as looking at the
+   unturned object with ``Rᵀ·c2w`` (the normalisation commutes with R: a cube rotation maps the
+   centred bounding box to a centred box with the same longest side);
+3. ``iou[j]``: the mean over views of the soft IoU ``Σ min(a, b) / Σ max(a, b)``.
+
+Decision (:func:`decide`): a sample *supports* rotation j when j is (within ``TIE``) its best rotation
+and ``iou[j] ≥ iou[identity] + MARGIN``.
+The run is flagged when the most supported non-identity rotation is supported by more than
+``MIN_SHARE`` of the checked samples (and at least ``MIN_SAMPLES`` of them). Assets that match
+(identity best) support nothing; assets that match no better one way than another (random
+disagreement) spread their support over many rotations, and no rotation reaches a majority.
+The reported turn is the inverse of the best rotation: the assets look turned by T = Rᵀ.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mme3dr.audit.rotations import CUBE_ROTATIONS, IDENTITY, rotation_name, up_axis_hint
+
+__all__ = ["AUDIT_SIZE", "AUDIT_VIEWS", "AuditResult", "audit_run", "decide", "record_frame_audit",
+           "silhouette_ious"]
+
+#: Silhouette size (px) and which views of the evaluation rig (eval24 indices) the audit uses.
+AUDIT_SIZE = 32
+AUDIT_VIEWS = (0, 6, 12, 18)
+#: A rotation must beat the identity by this much IoU on a sample to count for it.
+MARGIN = 0.05
+#: Rotations within this IoU of a sample's best all count as its best (a symmetric object matches under
+#: several rotations equally: turning a table by R or by R then 180° about its up axis looks the same).
+TIE = 0.02
+MIN_SHARE = 0.5
+MIN_SAMPLES = 3
+
+
+@dataclass
+class AuditResult:
+    """What ``mme3dr audit --json`` prints; ``message`` is the warning (None when not flagged)."""
+
+    flagged: bool
+    rotation: str | None
+    share: float
+    n: int
+    message: str | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def soft_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Soft IoU of coverage masks in [0, 1] over the last two axes: ``(..., H, W) → (...)`` float64; two
+    empty masks give 1."""
+    inter = np.minimum(a, b).sum(axis=(-2, -1))
+    union = np.maximum(a, b).sum(axis=(-2, -1))
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 1.0)
+
+
+def silhouette_ious(gen: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``gen (24, V, H, W)`` and ``ref (V, H, W)`` coverage → ``(24,)`` mean IoU over the V views."""
+    return soft_iou(gen, ref[None]).mean(axis=1)
+
+
+def decide(ious: np.ndarray) -> tuple[int | None, float, np.ndarray]:
+    """``(best rotation index or None, its share of samples, support counts (24,))`` from ``ious
+    (n, 24)``; the index is None when no non-identity rotation has more than ``MIN_SHARE`` support."""
+    ious = np.asarray(ious, dtype=np.float64)
+    if ious.ndim != 2 or ious.shape[1] != len(CUBE_ROTATIONS):
+        raise ValueError(f"ious must be (n, {len(CUBE_ROTATIONS)}), got {ious.shape}")
+    n = ious.shape[0]
+    near_best = ious >= ious.max(axis=1, keepdims=True) - TIE
+    support = (near_best & (ious >= ious[:, [IDENTITY]] + MARGIN)).sum(axis=0)
+    support[IDENTITY] = 0
+    if n == 0:
+        return None, 0.0, support
+    gain = (ious - ious[:, [IDENTITY]]).mean(axis=0)
+    best = int(max(range(len(support)), key=lambda j: (support[j], gain[j])))
+    share = float(support[best] / n)
+    if support[best] < MIN_SAMPLES or share <= MIN_SHARE:
+        return None, share, support
+    return best, share, support
+
+
+def _camera_rig(base_rig):
+    """The audit rig: for each cube rotation R (outer) and audit view v (inner), camera ``Rᵀ·c2w_v``."""
+    from mme3dr.render.cameras import Rig
+
+    c2w = base_rig.c2w[list(AUDIT_VIEWS)]
+    cams = []
+    for _, rot in CUBE_ROTATIONS:
+        turn = np.eye(4)
+        turn[:3, :3] = rot.T
+        cams.extend(turn @ c for c in c2w)
+    return Rig(name="audit", c2w=np.stack(cams), fov_y_deg=base_rig.fov_y_deg, width=AUDIT_SIZE,
+               height=AUDIT_SIZE)
+
+
+def _reference_silhouettes(render_dir: Path) -> np.ndarray:
+    from PIL import Image
+
+    frames = json.loads((render_dir / "transforms.json").read_text())["frames"]
+    out = []
+    for v in AUDIT_VIEWS:
+        with Image.open(render_dir / frames[v]["file_path"]) as im:
+            alpha = im.convert("RGBA").getchannel("A").resize((AUDIT_SIZE, AUDIT_SIZE), Image.Resampling.BOX)
+        out.append(np.asarray(alpha, dtype=np.float64) / 255.0)
+    return np.stack(out)
+
+
+def _generated_silhouettes(renderer, path: Path, up_axis: str, rig) -> np.ndarray:
+    from mme3dr.assets.mesh import load_mesh
+
+    mesh = load_mesh(path, up_axis=up_axis, normalise=True)
+    rgba = renderer.render(mesh, rig, shading="plain_white", depth=False).rgba
+    alpha = rgba[..., 3].astype(np.float64) / 255.0
+    return alpha.reshape(len(CUBE_ROTATIONS), len(AUDIT_VIEWS), AUDIT_SIZE, AUDIT_SIZE)
+
+
+def _render_dirs(run_dir: Path) -> dict[str, str]:
+    from mme3dr.harness.merge import shard_render_dirs
+
+    return shard_render_dirs([run_dir])
+
+
+def audit_run(run_dir: str | Path) -> AuditResult:
+    """Audit the frame of a finished run's generated assets against its references (module docstring).
+
+    Reads ``samples.jsonl``, ``shard.json`` (render folders), the asset store and the cached reference
+    renders; renders with the process's ``mme3dr.render`` context (import torch first if the process
+    will use it, see ``mme3dr.render.renderer``). Samples whose files are gone are skipped and counted
+    in ``skipped`` by reason. Raises ``ValueError`` when the folder is not a finished run.
+    """
+    import time
+
+    from mme3dr.assets.store import AssetStore
+    from mme3dr.render.cache import ENTRY_META
+    from mme3dr.render.cameras import get_rig
+    from mme3dr.render.renderer import get_renderer
+    from mme3dr.results import load_results, read_samples
+
+    t0 = time.perf_counter()
+    run = Path(run_dir)
+    results = load_results(run / "results.json")
+    samples = [s for s in read_samples(run / results.samples_file) if s.status == "ok"]
+    dirs = _render_dirs(run)
+    store = AssetStore(run / "assets")
+    rig = _camera_rig(get_rig(results.renderer.rig))
+    renderer = None
+    ious, ups, skipped = [], [], {}
+    for s in samples:
+        gen_dir, ref_dir = dirs.get(s.render_sha256 or ""), dirs.get(s.reference_render_sha256 or "")
+        path = store.get(s.asset_sha256, s.asset_format) if s.asset_sha256 and s.asset_format else None
+        reason = ("no generated render folder" if gen_dir is None else "no reference render folder"
+                  if ref_dir is None or not Path(ref_dir).is_dir() else "asset missing from the store"
+                  if path is None else None)
+        if reason:
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        meta_file = Path(gen_dir) / ENTRY_META  # the render's record: how evaluate loaded the asset
+        up = json.loads(meta_file.read_text()).get("up_axis", "y") if meta_file.is_file() else "y"
+        renderer = renderer or get_renderer(AUDIT_SIZE, AUDIT_SIZE)
+        try:
+            gen = _generated_silhouettes(renderer, path, up, rig)
+        except Exception as e:  # noqa: BLE001 - one unreadable asset must not stop the audit
+            key = f"could not render: {type(e).__name__}"
+            skipped[key] = skipped.get(key, 0) + 1
+            continue
+        ious.append(silhouette_ious(gen, _reference_silhouettes(Path(ref_dir))))
+        ups.append(up)
+    best, share, _ = decide(np.array(ious).reshape(-1, len(CUBE_ROTATIONS)))
+    result = AuditResult(flagged=best is not None, rotation=None, share=round(share, 6), n=len(ious),
+                         skipped=skipped)
+    if best is not None:
+        turn = CUBE_ROTATIONS[best][1].T
+        declared = max(set(ups), key=ups.count)
+        result.rotation = rotation_name(turn)
+        result.message = (f"generated assets look turned {result.rotation} relative to the references "
+                          f"({share:.0%} of {len(ious)} samples): {up_axis_hint(turn, declared)}")
+    result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def record_frame_audit(run_dir: str | Path, results: dict) -> dict:
+    """Run :func:`audit_run` on a just-scored run and record it; returns the updated results dict.
+
+    Adds ``frame_audit`` (``AuditResult.to_dict()`` without ``seconds``, which go to ``timing.audit``)
+    to ``results.json``, rewritten canonically; no score changes. When flagged, issues a ``UserWarning``
+    with the message (the CLI prints it as one ``warning:`` line). An audit that cannot run (no OpenGL,
+    a missing render folder) is recorded as ``{"error": ...}`` and never fails the evaluation.
+    """
+    import warnings
+
+    from mme3dr.results import Results, dump_results
+
+    run = Path(run_dir)
+    timing = dict(results.get("timing") or {})
+    try:
+        audit = audit_run(run).to_dict()
+        timing["audit"] = audit.pop("seconds")
+    except Exception as e:  # noqa: BLE001 - a diagnostic must not break the run it diagnoses
+        audit = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+    if audit.get("flagged"):
+        warnings.warn(audit["message"], UserWarning, stacklevel=2)
+    updated = {**results, "frame_audit": audit, "timing": timing}
+    dump_results(Results.model_validate(updated), run / "results.json")
+    return updated
