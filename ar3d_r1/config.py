@@ -22,6 +22,7 @@ completions, i.e. that divided by ``num_generations`` prompts (paper: 1 × 2 × 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,47 @@ import yaml
 
 def _f(default: Any, help: str, **kw) -> Any:
     return field(default=default, metadata={"help": help, **kw})
+
+
+#: The range of every numeric field of both configs (the same name means the same thing in both), which
+#: :func:`check_values` enforces: ``">= a"``, ``"> a"`` or an interval ``"[a, b]"`` / ``"(a, b]"``.
+RANGES: dict[str, str] = {
+    "num_prompts": ">= 1",
+    "prompt_seed": ">= 0",
+    "hidden_size": ">= 1",
+    "num_layers": ">= 1",
+    "learning_rate": ">= 0",
+    "max_steps": ">= 1",
+    "batch_size": ">= 1",
+    "seed": ">= 0",
+    "threads": ">= 0",
+    "log_every": ">= 1",
+    "lam": ">= 0",
+    "beta": ">= 0",
+    "epsilon_low": "[0, 1]",
+    "epsilon_high": ">= 0",
+    "adv_eps": "> 0",
+    "dynamic_sampling_tol": ">= 0",
+    "max_refill_rounds": ">= 0",
+    "num_iterations": ">= 1",
+    "warmup_steps": ">= 0",
+    "weight_decay": ">= 0",
+    "max_grad_norm": "> 0",
+    "num_generations": ">= 2",
+    "per_device_train_batch_size": ">= 1",
+    "gradient_accumulation_steps": ">= 1",
+    "temperature": "> 0",
+    "top_k": ">= 0",
+    "top_p": "(0, 1]",
+    "max_plan_tokens": ">= 1",
+    "logprob_chunk": ">= 1",
+    "render_size": ">= 8",
+    "save_steps": ">= 0",
+}
+#: Why a range is what it is, where the bound is not obvious (appended to the error).
+WHY = {"num_generations": "advantages compare samples of a group"}
+#: String fields that may not be empty.
+NONEMPTY = ("output_dir",)
 
 
 @dataclass
@@ -51,6 +93,9 @@ class SFTConfig:
     seed: int = _f(0, "Seed of the policy initialisation and the batch order.")
     threads: int = _f(0, "torch CPU threads (0: torch's default).")
     log_every: int = _f(20, "Steps between log lines.")
+
+    def __post_init__(self) -> None:
+        check_values(self)
 
 
 @dataclass
@@ -124,6 +169,7 @@ class HiGRPOConfig:
     def __post_init__(self) -> None:
         from ar3d_r1.loss import AGGREGATIONS, ALGORITHMS, LEVELS
 
+        check_values(self)
         checks = {
             "algorithm": (self.algorithm, tuple(ALGORITHMS)), "level": (self.level, LEVELS),
             "aggregation": (self.aggregation, AGGREGATIONS),
@@ -142,8 +188,6 @@ class HiGRPOConfig:
         if self.resume and self.overwrite_output_dir:
             raise ValueError("resume and overwrite_output_dir exclude each other: continue the run in "
                              "output_dir or start it over, not both")
-        if self.num_generations < 2:
-            raise ValueError("num_generations (G) must be at least 2: advantages compare samples of a group")
 
     def prompts_per_step(self, num_processes: int = 1) -> int:
         """Prompts per optimizer step over all processes; raises ValueError unless the completions
@@ -170,6 +214,59 @@ class HiGRPOConfig:
             self, algorithm=name, epsilon_low=s.eps_low, epsilon_high=s.eps_high, beta=s.beta, level=s.level,
             aggregation=s.aggregation, scale_rewards=s.std, dynamic_sampling=s.dynamic_sampling or "off",
         )
+
+
+def _in_range(value: float, spec: str) -> bool:
+    """Whether ``value`` lies in ``spec`` (:data:`RANGES`' notation)."""
+    if spec.startswith((">=", ">")):
+        bound = float(spec.lstrip(">= "))
+        return value >= bound if spec.startswith(">=") else value > bound
+    low, high = (float(x) for x in spec[1:-1].split(","))
+    above = value >= low if spec[0] == "[" else value > low
+    below = value <= high if spec[-1] == "]" else value < high
+    return above and below
+
+
+def _type_name(f: dataclasses.Field) -> str:
+    """``"int"``, ``"float"``, ``"bool"`` or ``"str"``: the annotation's name (HfArgumentParser replaces
+    the string annotations of the dataclass's fields by the types themselves)."""
+    return f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+
+
+def check_values(config: HiGRPOConfig | SFTConfig) -> None:
+    """Check every field's type and every number's range (:data:`RANGES`), before anything loads.
+
+    YAML reads ``1e-6`` as a string (YAML 1.1 wants a dot): a float field takes a string that ``float()``
+    parses, and is set to that float. Raises ValueError, its message starting with the field's name
+    (``learning_rate must be a finite number >= 0, got inf``), which :func:`parse_args` turns into one line
+    naming the flag.
+    """
+    for f in dataclasses.fields(config):
+        value, kind = getattr(config, f.name), _type_name(f)
+        if kind == "float" and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{f.name} must be a number, got {value!r}") from None
+            setattr(config, f.name, value)
+        if kind == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{f.name} must be true or false, got {value!r}")
+        if kind == "str" and not isinstance(value, str):
+            raise ValueError(f"{f.name} must be a string, got {value!r}")
+        if kind == "str" and f.name in NONEMPTY and not value.strip():
+            raise ValueError(f"{f.name} must not be empty")
+        if kind not in ("int", "float"):
+            continue
+        wrong = isinstance(value, bool) or not isinstance(value, int if kind == "int" else int | float)
+        if wrong:
+            what = "an integer" if kind == "int" else "a number"
+            raise ValueError(f"{f.name} must be {what}, got {value!r}")
+        spec = RANGES.get(f.name, "")
+        if not math.isfinite(value) or (spec and not _in_range(value, spec)):
+            what = "an integer" if kind == "int" else "a finite number"
+            where = f" {spec}" if spec[:1] in "<>" else f" in {spec}" if spec else ""
+            why = f": {WHY[f.name]}" if f.name in WHY else ""
+            raise ValueError(f"{f.name} must be {what}{where}, got {value!r}{why}")
 
 
 #: Learning-rate schedules a run may name (``transformers.get_scheduler`` types; one step per optimizer step).
@@ -230,12 +327,14 @@ class ConfigError(ValueError):
     """A config file, flag or value is invalid; the message (one line) names the file, flag or field."""
 
 
-def load_config(path: str | Path) -> HiGRPOConfig | SFTConfig:
-    """Read a YAML written by :func:`save_config` (or by hand).
+def load_config(path: str | Path, base: HiGRPOConfig | SFTConfig | None = None) -> HiGRPOConfig | SFTConfig:
+    """Read a YAML written by :func:`save_config` (or by hand). With ``base`` (a preset), the file's keys
+    are laid over it and every other field keeps the base's value (``--config`` on top of ``--preset``);
+    without, they are laid over the dataclass defaults.
 
     Raises:
-        ConfigError: no such file, a directory, not YAML, not a mapping, unknown keys, or an invalid value
-            (the message starts with the path).
+        ConfigError: no such file, a directory, not YAML, not a mapping, a ``kind:`` other than the
+            base's, unknown keys, or an invalid value (the message starts with the path).
     """
     path = Path(path)
     if path.is_dir():
@@ -248,14 +347,20 @@ def load_config(path: str | Path) -> HiGRPOConfig | SFTConfig:
         raise ConfigError(f"{path}: not a readable YAML file ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file is a mapping of fields, got {type(data).__name__}")
-    kind = data.pop("kind", "train")
-    cls = HiGRPOConfig if kind == "train" else SFTConfig
+    kind = data.pop("kind", None)
+    if kind not in (None, "train", "sft"):
+        raise ConfigError(f"{path}: kind must be 'train' or 'sft', got {kind!r}")
+    cls = HiGRPOConfig if (kind or "train") == "train" else SFTConfig
+    if base is not None and kind is not None and not isinstance(base, cls):
+        raise ConfigError(f"{path}: a {cls.__name__} file (its 'kind:' key), and this command reads a "
+                          f"{type(base).__name__}")
+    cls = type(base) if base is not None else cls
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
     try:
-        return cls(**data)
+        return dataclasses.replace(base, **data) if base is not None else cls(**data)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
 

@@ -48,9 +48,10 @@ def user_errors() -> tuple[type[Exception], ...]:
     from ar3d_r1.rewards.hps import HPSLoadError
     from ar3d_r1.rewards.vlm_task import RewardServerError
     from mme3dr.features.weights import WeightsNotFoundError
+    from mme3dr.harness.run_state import RunStateError
 
     return (ConfigError, OutputDirError, ResumeError, PolicyNotFoundError, VQVAEWeightsError, EndpointsError,
-            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError)
+            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError, RunStateError)
 
 
 @contextmanager
@@ -95,32 +96,76 @@ def missing_inputs(config, kind: str = "train") -> None:
 
 
 def _config(kind: str, preset_name: str, config_file: Path | None, args: list[str]):
-    """The config of ``--preset`` or ``--config``, with the flags applied. Raises ConfigError (one line
-    naming the flag, file or value)."""
+    """The config of ``--preset``, with ``--config FILE`` laid over it (the file's keys replace the
+    preset's, the rest stay) and then the flags. Raises ConfigError (one line naming the flag, file or
+    value)."""
     from ar3d_r1.config import ConfigError, HiGRPOConfig, SFTConfig, load_config, parse_args, preset
 
     cls = HiGRPOConfig if kind == "train" else SFTConfig
+    try:
+        base = preset(preset_name, kind)
+    except ValueError as exc:
+        raise ConfigError(f"--preset {preset_name}: {exc}") from None
     if config_file:
         try:
-            base = load_config(config_file)
+            base = load_config(config_file, base=base)
         except ConfigError as exc:
             raise ConfigError(f"--config {exc}") from None
-        if not isinstance(base, cls):
-            raise ConfigError(f"--config {config_file}: a {type(base).__name__} file, and `ar3d-r1 {kind}` "
-                              f"reads a {cls.__name__} (its 'kind:' key)")
-    else:
-        try:
-            base = preset(preset_name, kind)
-        except ValueError as exc:
-            raise ConfigError(f"--preset {preset_name}: {exc}") from None
     return parse_args(cls, args, base)
 
 
+def check_batch(config, dry_run: bool) -> None:
+    """The batch settings split into groups of G over the processes of this launch (``WORLD_SIZE``; a
+    ``task vlm`` dry run holds 8 processes' batch in one), checked before anything loads. Raises
+    ConfigError naming the fields."""
+    import os
+
+    from ar3d_r1.config import ConfigError
+
+    processes = 8 if dry_run and config.task == "vlm" else int(os.environ.get("WORLD_SIZE", "1") or 1)
+    try:
+        config.prompts_per_step(processes)
+    except ValueError as exc:
+        hint = ("; launch it on more processes (`accelerate launch --num_processes N -m ar3d_r1 train ...`, "
+                "docs/training.md) or raise the batch" if "WORLD_SIZE" not in os.environ else "")
+        raise ConfigError(f"--num_generations {config.num_generations}: {exc}{hint}") from None
+
+
+def dry_run_output_dir(config, preset_name: str):
+    """A dry run of a preset writes into ``<the preset's output_dir>/../dry-run`` (``runs/paper/dry-run``)
+    unless ``--output_dir`` (or ``--config``) named another folder: never into the real run's folder."""
+    from ar3d_r1.config import PRESETS
+
+    default = PRESETS.get(preset_name, {}).get("train", {}).get("output_dir")
+    if config.output_dir != default:
+        return config
+    return dataclasses.replace(config, output_dir=str(Path(default).parent / "dry-run"))
+
+
+@contextmanager
+def run_lock(output_dir: str, command: str) -> Iterator[None]:
+    """Hold ``output_dir/.lock`` (mme3dr's :class:`~mme3dr.harness.run_state.RunLock`, an ``flock`` the
+    kernel drops when the holder dies, even by ``kill -9``) for the block, on the main process only
+    (``RANK`` 0): a second run into the same folder is refused with the holder's PID instead of
+    interleaving its steps with the first's."""
+    import os
+
+    from mme3dr.harness.run_state import RunLock
+
+    if os.environ.get("RANK", "0") != "0":
+        yield
+        return
+    with RunLock(output_dir, command=f"ar3d-r1 {command}",
+                 hint="wait for it to finish (then --resume true), or choose another --output_dir"):
+        yield
+
+
 def _fields_help(kind: str) -> str:
-    from ar3d_r1.config import HiGRPOConfig, SFTConfig
+    from ar3d_r1.config import RANGES, HiGRPOConfig, SFTConfig
 
     cls = HiGRPOConfig if kind == "train" else SFTConfig
-    return "\n".join(f"--{f.name} ({f.type}): {f.metadata.get('help', '')}" for f in dataclasses.fields(cls))
+    return "\n".join(f"--{f.name} ({f.type}{', ' + RANGES[f.name] if f.name in RANGES else ''}): "
+                     f"{f.metadata.get('help', '')}" for f in dataclasses.fields(cls))
 
 
 @contextmanager
@@ -189,20 +234,15 @@ def dry_run_summary(config, history: list[dict], start_step: int = 0) -> str:
     return "\n".join(lines)
 
 
-def build_vlm_task(config):
-    """The ``task vlm`` scorer from ``reward_servers`` and ``prompts_file``; the servers are checked once
-    (``checking reward servers...`` on stderr; a short fixed timeout, ar3d_r1.rewards.endpoints).
+def vlm_inputs(config):
+    """``task vlm``'s local inputs, read and checked (no server is asked): ``(endpoints, captions)``.
 
     Raises:
         typer.BadParameter: fields are empty (all named at once), or a file is missing or invalid (the
             message names the flag, the file and the key or line).
-        ar3d_r1.rewards.vlm_task.RewardServerError: a server is down or does not serve its model (named).
-        HPSLoadError, WeightsNotFoundError: HPS cannot load (its device, its checkpoint).
     """
-    import os
-
-    from ar3d_r1.rewards.endpoints import CHECK_RETRIES, CHECK_TIMEOUT_S, EndpointsError, load_endpoints
-    from ar3d_r1.rewards.vlm_task import VLMTask, load_captions
+    from ar3d_r1.rewards.endpoints import EndpointsError, load_endpoints
+    from ar3d_r1.rewards.vlm_task import load_captions
 
     needs = {"reward_servers": "the reward-model endpoints YAML; ar3d_r1/rewards/reward_endpoints.yaml is "
                                "the paper set-up and docs/rewards.md serves it",
@@ -220,6 +260,25 @@ def build_vlm_task(config):
         captions = load_captions(config.prompts_file)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(f"--prompts_file: {exc}", param_hint="--prompts_file") from None
+    return endpoints, captions
+
+
+def build_vlm_task(config):
+    """The ``task vlm`` scorer from ``reward_servers`` and ``prompts_file`` (:func:`vlm_inputs`); the
+    servers are checked once (``checking reward servers...`` on stderr; a short fixed timeout,
+    ar3d_r1.rewards.endpoints).
+
+    Raises:
+        typer.BadParameter: what :func:`vlm_inputs` raises, or an endpoint the task needs is missing.
+        ar3d_r1.rewards.vlm_task.RewardServerError: a server is down or does not serve its model (named).
+        HPSLoadError, WeightsNotFoundError: HPS cannot load (its device, its checkpoint).
+    """
+    import os
+
+    from ar3d_r1.rewards.endpoints import CHECK_RETRIES, CHECK_TIMEOUT_S, EndpointsError
+    from ar3d_r1.rewards.vlm_task import VLMTask
+
+    endpoints, captions = vlm_inputs(config)
     if os.environ.get("RANK", "0") == "0":
         typer.echo(f"checking reward servers ({len(endpoints.endpoints)} endpoints of "
                    f"{config.reward_servers}: GET /v1/models, {CHECK_TIMEOUT_S:g} s timeout, "
@@ -265,8 +324,9 @@ def register(app: typer.Typer) -> None:
     def sft(
         ctx: typer.Context,
         preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu (the paper policy needs no SFT)."),
-        config_file: Path | None = typer.Option(None, "--config", help="YAML config (save_config's format)."),
+        config_file: Path | None = typer.Option(None, "--config", help="YAML config laid over the preset."),
         help_fields: bool = typer.Option(False, "--help-fields", help="List every config flag and exit."),
+        verbose: bool = typer.Option(False, "--verbose", help="Keep Hugging Face's own progress bars."),
     ) -> None:
         """Supervised warm start: prompt → plan + target mesh tokens, for both rollout steps.
 
@@ -280,20 +340,25 @@ def register(app: typer.Typer) -> None:
         if help_fields:
             typer.echo(_fields_help("sft"))
             raise typer.Exit()
+        quiet_libraries(verbose)
         exit_on_sigterm()
         with one_line_errors():
             config = _config("sft", preset, config_file, ctx.args)
             missing_inputs(config, "sft")
-            out = run_sft(config, console=Console(stderr=True))
+            with run_lock(config.output_dir, "sft"):
+                out = run_sft(config, console=Console(stderr=True))
         typer.echo(str(out))
 
     @app.command("train", context_settings=EXTRA)
     def train(
         ctx: typer.Context,
         preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu or paper."),
-        config_file: Path | None = typer.Option(None, "--config", help="YAML config (save_config's format)."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="2 steps of every code path, tiny stand-ins."),
+        config_file: Path | None = typer.Option(None, "--config", help="YAML config laid over the preset."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="2 steps of every code path, tiny stand-ins "
+                                     "(in <preset folder>/dry-run unless --output_dir is given)."),
         help_fields: bool = typer.Option(False, "--help-fields", help="List every config flag and exit."),
+        verbose: bool = typer.Option(False, "--verbose", help="Keep DeepSpeed's and Hugging Face's own "
+                                     "messages and progress bars."),
     ) -> None:
         """Hi-GRPO: two-step rollouts, hierarchical rewards, token-level clipped loss + k3 KL.
 
@@ -301,7 +366,7 @@ def register(app: typer.Typer) -> None:
         DIR); --help-fields lists them all. The paper preset (task vlm) needs --reward_servers FILE.yaml
         (the reward-model endpoints; docs/rewards.md) and --prompts_file FILE (the training captions);
         --dry-run runs it on tiny stand-ins without them. A directory that holds a run needs
-        --resume true (continue) or --overwrite_output_dir true (start over).
+        --resume true (continue) or --overwrite_output_dir true (start over); one run at a time holds it.
         """
         if help_fields:
             typer.echo(_fields_help("train"))
@@ -309,18 +374,82 @@ def register(app: typer.Typer) -> None:
         from ar3d_r1.engine.checkpoint import OutputDirError, output_dir_problem
         from mme3dr.process_lifetime import exit_on_sigterm
 
+        quiet_libraries(verbose)
         exit_on_sigterm()  # `kill` stops the run through its finally blocks (the dry run's served judge)
         with one_line_errors():
             config = _config("train", preset, config_file, ctx.args)
-            problem = output_dir_problem(config.output_dir, resume=config.resume,
-                                         overwrite=config.overwrite_output_dir)
-            if problem:  # before anything loads or the dry run builds its stand-ins there
-                raise OutputDirError(problem)
-            if not (dry_run or config.dry_run):
-                typer.echo(str(build_trainer(config).train()))
-                return
-            with dry_run_stand_ins(config) as stand_in:
-                trainer = build_trainer(stand_in)
-                final = trainer.train()
-            typer.echo(dry_run_summary(stand_in, trainer.history, trainer.start_step), err=True)
-            typer.echo(str(final))
+            dry = dry_run or config.dry_run
+            if dry:
+                config = dry_run_output_dir(config, preset)
+            if not dry:  # what the user must provide, before the folder is looked at
+                missing_inputs(config)
+                if config.task == "vlm":
+                    vlm_inputs(config)
+            check_batch(config, dry)
+            with run_lock(config.output_dir, "train"):
+                problem = output_dir_problem(config.output_dir, resume=config.resume,
+                                             overwrite=config.overwrite_output_dir)
+                if problem:  # before anything loads or the dry run builds its stand-ins there
+                    raise OutputDirError(problem)
+                if not dry:
+                    trainer = build_trainer(config)
+                    final = trainer.train()
+                    typer.echo(run_summary(trainer, final), err=True)
+                    typer.echo(str(final))
+                    return
+                with dry_run_stand_ins(config) as stand_in:
+                    trainer = build_trainer(stand_in)
+                    final = trainer.train()
+                typer.echo(dry_run_summary(stand_in, trainer.history, trainer.start_step), err=True)
+                typer.echo(str(final))
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Unless ``verbose``: no Hugging Face progress bars (loading and writing weights) and no DeepSpeed
+    accelerator warning (its auto-detection warns on every CPU run; naming the device it would find,
+    ``DS_ACCELERATOR`` = cuda or cpu, skips the detection). A ``DS_ACCELERATOR`` the user set is kept."""
+    import os
+
+    if verbose:
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+    hf_logging.disable_progress_bar()
+
+
+def run_summary(trainer, final: Path) -> str:
+    """What a finished ``train`` did, from its metric records (the steps of this invocation and before):
+    the mean total reward over the first and last 10 steps, the steps that had no signal (every group's
+    rewards equal: dynamic sampling kept no group, so nothing was learned) or were skipped, the failed
+    samples (malformed meshes, failed rewards), and where the curve, metrics and checkpoints are."""
+    from ar3d_r1.engine.checkpoint import checkpoints
+
+    cfg, history, out = trainer.config, trainer.history, Path(trainer.config.output_dir)
+    if not history:
+        return f"hi-grpo: no step recorded in {out}"
+    rows = (cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+            * trainer.accelerator.num_processes)
+    steps = [r["step"] for r in history]
+    window = min(10, len(history))
+    first = sum(r["reward/total"] for r in history[:window]) / window
+    last = sum(r["reward/total"] for r in history[-window:]) / window
+    idle = sum(1 for r in history if r.get("skipped") or (r.get("kept_groups/step1") == 0
+                                                          and not r.get("kept_groups/step2")))
+    malformed = round(sum(rows * (r.get("step1/malformed", 0) + r.get("step2/malformed", 0))
+                          for r in history))
+    failed = round(sum(r.get("samples/step1/failed", 0) + r.get("samples/step2/failed", 0) for r in history))
+    saved = ", ".join(p.name for _, p in checkpoints(out)) or "none kept (save_steps 0)"
+    lines = [f"hi-grpo: steps {steps[0]}-{steps[-1]} of {cfg.max_steps} in {out}",
+             f"  mean total reward (R_high + R_low): first {window} steps {first:.3f}, last {window} steps "
+             f"{last:.3f} ({last - first:+.3f})",
+             f"  steps with no signal or skipped: {idle} of {len(history)}",
+             f"  failed samples, of {rows} a step: {malformed} malformed meshes, {failed} failed rewards"
+             + (f" (reasons: {out / 'reward_failures.jsonl'})" if (out / "reward_failures.jsonl").exists()
+                else ""),
+             f"  reward curve {out / 'reward_curve.png'}; metrics {out / 'metrics.jsonl'}; TensorBoard "
+             f"{out / 'tb'}",
+             f"  checkpoints: {saved}; final policy {final}"]
+    return "\n".join(lines)
