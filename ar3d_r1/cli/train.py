@@ -42,6 +42,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     line by :func:`one_line_errors`."""
     from ar3d_r1.config import ConfigError
     from ar3d_r1.engine.checkpoint import OutputDirError, ResumeError
+    from ar3d_r1.engine.guards import CheckpointDiskFullError, NonFiniteStepError
     from ar3d_r1.policy.loading import PolicyNotFoundError
     from ar3d_r1.policy.vqvae import VQVAEWeightsError
     from ar3d_r1.rewards.endpoints import EndpointsError
@@ -51,7 +52,8 @@ def user_errors() -> tuple[type[Exception], ...]:
     from mme3dr.harness.run_state import RunStateError
 
     return (ConfigError, OutputDirError, ResumeError, PolicyNotFoundError, VQVAEWeightsError, EndpointsError,
-            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError, RunStateError)
+            HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError, RunStateError,
+            NonFiniteStepError, CheckpointDiskFullError)
 
 
 @contextmanager
@@ -68,6 +70,14 @@ def one_line_errors() -> Iterator[None]:
     except user_errors() as exc:
         typer.echo(f"error: {one_line(exc)}", err=True)
         raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+    except OSError as exc:  # a metrics record, a log: a full disk is one line too; anything else a bug
+        from mme3dr.output_files import is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        typer.echo(f"error: disk full: no space left on the device while writing {exc.filename or 'a file'}; "
+                   "free some space, then run the same command with --resume true", err=True)
+        raise typer.Exit(1) from None
 
 
 class MissingInputError(FileNotFoundError):

@@ -47,6 +47,7 @@ from ar3d_r1.engine.distributed import (
     process_rows,
     sum_gradients,
 )
+from ar3d_r1.engine.guards import check_step, disk_full, disk_full_error
 from ar3d_r1.logprobs import completion_logprobs, pack_sequences
 from ar3d_r1.loss import policy_loss
 from ar3d_r1.rewards.tasks import resolve_failures
@@ -122,6 +123,7 @@ class HiGRPOTrainer:
                 for _ in range(cfg.num_iterations):                                 # μ updates per batch
                     stats = self.optimise(batch, old, ref)                           # 4-5
                     step += 1
+                    check_step(self, step, stats)  # not finite: stop before it is logged or saved
                     record = self.record(step, batch, stats, time.perf_counter() - t0)
                     self._log(record, writer)
                     progress.update(task_id, advance=1, reward=record["reward/total"])
@@ -346,13 +348,24 @@ class HiGRPOTrainer:
         return bar()
 
     def save(self, directory: Path, step: int) -> Path:
+        """Write the policy, processor and optimizer to ``directory`` (``final/``); a full disk raises
+        CheckpointDiskFullError (ar3d_r1/engine/guards.py), the checkpoints left as they were."""
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            directory.mkdir(parents=True, exist_ok=True)
-            self.accelerator.unwrap_model(self.model).save_pretrained(directory)
-            self.processor.save_pretrained(directory)
-            torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
-            (directory / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n", encoding="utf-8")
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                self.accelerator.unwrap_model(self.model).save_pretrained(directory)
+                self.processor.save_pretrained(directory)
+                torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+                (directory / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n",
+                                                              encoding="utf-8")
+            except Exception as exc:
+                if disk_full(exc, directory.parent):
+                    from ar3d_r1.engine.checkpoint import latest_checkpoint
+
+                    raise disk_full_error(directory.parent, f"{directory.name}/",
+                                          latest_checkpoint(directory.parent)) from exc
+                raise
         return directory
 
     def plot_rewards(self, path: Path) -> Path | None:
