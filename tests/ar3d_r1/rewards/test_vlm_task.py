@@ -248,3 +248,31 @@ def test_task_vlm_without_its_files_is_refused(tmp_path):
     with pytest.raises(typer.BadParameter, match="x.yaml"):
         build_trainer(preset("paper", output_dir=str(tmp_path), reward_servers=str(tmp_path / "x.yaml"),
                              prompts_file="p.txt"))
+
+
+def test_an_unclosed_csv_quote_is_named_not_merged_into_one_caption(tmp_path):
+    rows = [f"{i},A chair number {i}." for i in range(1, 1002)]
+    rows[2] = '3,"A chair number 3.'  # never closed: the 999 rows after it would be one caption
+    (tmp_path / "a.csv").write_text("id,caption\n" + "\n".join(rows) + "\n", "utf-8")
+    with pytest.raises(ValueError) as info:
+        load_captions(tmp_path / "a.csv")
+    assert str(info.value) == (f"{tmp_path / 'a.csv'}:4: a quote opened on this line is never closed (the "
+                               "rest of the file would be one caption); close it")
+    rows[500] = '501,A chair number 501."'  # a later quote closes it: 499 lines would be one caption
+    (tmp_path / "b.csv").write_text("id,caption\n" + "\n".join(rows) + "\n", "utf-8")
+    with pytest.raises(ValueError, match=r"b\.csv:4: a quoted field opened on this line runs to line 502 "
+                                         r"\(499 lines\): an unclosed quote\?"):
+        load_captions(tmp_path / "b.csv")
+
+
+@pytest.mark.parametrize(("name", "line"), [
+    ("a.txt", "{caption}"), ("b.jsonl", '{{"caption": "{caption}"}}'), ("c.csv", '"{caption}"')])
+def test_a_caption_longer_than_the_cap_is_refused_with_its_line(tmp_path, name, line):
+    from ar3d_r1.rewards.vlm_task import MAX_CAPTION_CHARS
+
+    head = "caption\n" if name.endswith(".csv") else ""
+    fine, long = "A chair." * 10, "x" * (MAX_CAPTION_CHARS + 1)
+    (tmp_path / name).write_text(head + "\n".join(line.format(caption=c) for c in (fine, long)) + "\n")
+    number = 3 if head else 2
+    with pytest.raises(ValueError, match=fr"{name}:{number}: a caption of 2,001 characters; the most is "):
+        load_captions(tmp_path / name)
