@@ -174,3 +174,24 @@ def test_two_runs_on_one_folder_the_second_is_refused_and_a_killed_runs_lock_is_
                            timeout=300)
     assert third.returncode == 0, third.stderr[-3000:]
     assert [r["step"] for r in _records(out)] == list(range(1, last + 2))
+
+
+@pytest.mark.slow
+def test_sigterm_during_training_exits_promptly_through_the_finally_blocks(tiny_parts, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_train_cmd(tiny_parts, out, "--max_steps", "200", "--save_steps", "1",
+                                       "--max_plan_tokens", "32"),
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (out / "checkpoint-1").is_dir(), proc)
+        time.sleep(0.5)  # inside a later step's rollout (most of a step's time)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        waited = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143 and waited < 10, (proc.returncode, waited)
+    assert not (out / "final").exists()
