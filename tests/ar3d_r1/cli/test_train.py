@@ -220,3 +220,28 @@ def test_the_dry_run_summary_labels_rollout_steps_and_counts_only_this_invocatio
     assert lines[2].startswith("  rollout step 2 (M2), over 2 optimizer steps: 34 reward requests")
     assert dry_run_summary(cfg, history, start_step=3) == (
         "dry run: nothing to do: the run already finished at step 3 (out)")
+
+
+def test_train_ends_with_a_summary_of_rewards_skips_failures_and_files(tmp_path):
+    from types import SimpleNamespace
+
+    from ar3d_r1.cli.train import run_summary
+
+    cfg = preset("tiny-cpu", output_dir=str(tmp_path), per_device_train_batch_size=4,
+                 gradient_accumulation_steps=4, max_steps=30)
+    history = [{"step": s, "reward/total": 1.0 if s <= 10 else 2.0 if s > 20 else 1.5,
+                "kept_groups/step1": 0 if s in (3, 4) else 1, "kept_groups/step2": 0 if s in (3, 4) else 1,
+                "step1/malformed": 0.125 if s == 1 else 0.0, "step2/malformed": 0.0,
+                "samples/step1/failed": 1.0 if s == 2 else 0.0} for s in range(1, 31)]
+    (tmp_path / "checkpoint-20").mkdir()
+    (tmp_path / "checkpoint-20" / "trainer_state.json").write_text('{"step": 20}')
+    trainer = SimpleNamespace(config=cfg, history=history, accelerator=SimpleNamespace(num_processes=1))
+    lines = run_summary(trainer, tmp_path / "final").splitlines()
+    assert lines == [
+        f"hi-grpo: steps 1-30 of 30 in {tmp_path}",
+        "  mean total reward (R_high + R_low): first 10 steps 1.000, last 10 steps 2.000 (+1.000)",
+        "  steps with no signal or skipped: 2 of 30",
+        "  failed samples, of 16 a step: 2 malformed meshes, 1 failed rewards",
+        f"  reward curve {tmp_path / 'reward_curve.png'}; metrics {tmp_path / 'metrics.jsonl'}; TensorBoard "
+        f"{tmp_path / 'tb'}",
+        f"  checkpoints: checkpoint-20; final policy {tmp_path / 'final'}"]
