@@ -13,9 +13,13 @@ rewards are constants and only HPS tells the samples apart. The summary printed 
 with the request counts.
 
 Mistakes a user can make (a flag, a file, a missing input, a down server, a directory holding another
-run) are printed as one line, ``error: ...``, naming the flag, file or key and what to do, with exit
-status 2 for flags and config values and 1 otherwise; no traceback (:func:`one_line_errors`). SIGTERM
-exits through the ``finally`` blocks (status 143), so a dry run's served judge is stopped.
+run or in use by one, a step that is not finite, a full disk) are printed as one line, ``error: ...``,
+naming the flag, file or key and what to do, with exit status 2 for flags and config values and 1
+otherwise; no traceback (:func:`one_line_errors`). Before anything loads, ``train`` checks in this
+order: every config value (ranges, ar3d_r1/config.py), what the user must provide (the tiny-cpu inputs,
+``task vlm``'s files), the batch against the processes, the lock on ``output_dir``, then whether the
+folder holds a run (:mod:`ar3d_r1.cli.train_guards`). A dry run writes into ``<preset folder>/dry-run``.
+SIGTERM exits through the ``finally`` blocks (status 143), so a dry run's served judge is stopped.
 
 :func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli/__init__.py``).
 """
@@ -28,6 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+
+from ar3d_r1.cli.train_guards import check_batch, dry_run_output_dir, quiet_libraries, run_lock, run_summary
 
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -42,7 +48,8 @@ def user_errors() -> tuple[type[Exception], ...]:
     line by :func:`one_line_errors`."""
     from ar3d_r1.config import ConfigError
     from ar3d_r1.engine.checkpoint import OutputDirError, ResumeError
-    from ar3d_r1.engine.guards import CheckpointDiskFullError, NonFiniteStepError
+    from ar3d_r1.engine.disk_full import CheckpointDiskFullError
+    from ar3d_r1.engine.guards import NonFiniteStepError
     from ar3d_r1.policy.loading import PolicyNotFoundError
     from ar3d_r1.policy.vqvae import VQVAEWeightsError
     from ar3d_r1.rewards.endpoints import EndpointsError
@@ -122,52 +129,6 @@ def _config(kind: str, preset_name: str, config_file: Path | None, args: list[st
         except ConfigError as exc:
             raise ConfigError(f"--config {exc}") from None
     return parse_args(cls, args, base)
-
-
-def check_batch(config, dry_run: bool) -> None:
-    """The batch settings split into groups of G over the processes of this launch (``WORLD_SIZE``; a
-    ``task vlm`` dry run holds 8 processes' batch in one), checked before anything loads. Raises
-    ConfigError naming the fields."""
-    import os
-
-    from ar3d_r1.config import ConfigError
-
-    processes = 8 if dry_run and config.task == "vlm" else int(os.environ.get("WORLD_SIZE", "1") or 1)
-    try:
-        config.prompts_per_step(processes)
-    except ValueError as exc:
-        hint = ("; launch it on more processes (`accelerate launch --num_processes N -m ar3d_r1 train ...`, "
-                "docs/training.md) or raise the batch" if "WORLD_SIZE" not in os.environ else "")
-        raise ConfigError(f"--num_generations {config.num_generations}: {exc}{hint}") from None
-
-
-def dry_run_output_dir(config, preset_name: str):
-    """A dry run of a preset writes into ``<the preset's output_dir>/../dry-run`` (``runs/paper/dry-run``)
-    unless ``--output_dir`` (or ``--config``) named another folder: never into the real run's folder."""
-    from ar3d_r1.config import PRESETS
-
-    default = PRESETS.get(preset_name, {}).get("train", {}).get("output_dir")
-    if config.output_dir != default:
-        return config
-    return dataclasses.replace(config, output_dir=str(Path(default).parent / "dry-run"))
-
-
-@contextmanager
-def run_lock(output_dir: str, command: str) -> Iterator[None]:
-    """Hold ``output_dir/.lock`` (mme3dr's :class:`~mme3dr.harness.run_state.RunLock`, an ``flock`` the
-    kernel drops when the holder dies, even by ``kill -9``) for the block, on the main process only
-    (``RANK`` 0): a second run into the same folder is refused with the holder's PID instead of
-    interleaving its steps with the first's."""
-    import os
-
-    from mme3dr.harness.run_state import RunLock
-
-    if os.environ.get("RANK", "0") != "0":
-        yield
-        return
-    with RunLock(output_dir, command=f"ar3d-r1 {command}",
-                 hint="wait for it to finish (then --resume true), or choose another --output_dir"):
-        yield
 
 
 def _fields_help(kind: str) -> str:
@@ -414,52 +375,3 @@ def register(app: typer.Typer) -> None:
                 typer.echo(str(final))
 
 
-def quiet_libraries(verbose: bool) -> None:
-    """Unless ``verbose``: no Hugging Face progress bars (loading and writing weights) and no DeepSpeed
-    accelerator warning (its auto-detection warns on every CPU run; naming the device it would find,
-    ``DS_ACCELERATOR`` = cuda or cpu, skips the detection). A ``DS_ACCELERATOR`` the user set is kept."""
-    import os
-
-    if verbose:
-        return
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
-    hf_logging.disable_progress_bar()
-
-
-def run_summary(trainer, final: Path) -> str:
-    """What a finished ``train`` did, from its metric records (the steps of this invocation and before):
-    the mean total reward over the first and last 10 steps, the steps that had no signal (every group's
-    rewards equal: dynamic sampling kept no group, so nothing was learned) or were skipped, the failed
-    samples (malformed meshes, failed rewards), and where the curve, metrics and checkpoints are."""
-    from ar3d_r1.engine.checkpoint import checkpoints
-
-    cfg, history, out = trainer.config, trainer.history, Path(trainer.config.output_dir)
-    if not history:
-        return f"hi-grpo: no step recorded in {out}"
-    rows = (cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
-            * trainer.accelerator.num_processes)
-    steps = [r["step"] for r in history]
-    window = min(10, len(history))
-    first = sum(r["reward/total"] for r in history[:window]) / window
-    last = sum(r["reward/total"] for r in history[-window:]) / window
-    idle = sum(1 for r in history if r.get("skipped") or (r.get("kept_groups/step1") == 0
-                                                          and not r.get("kept_groups/step2")))
-    malformed = round(sum(rows * (r.get("step1/malformed", 0) + r.get("step2/malformed", 0))
-                          for r in history))
-    failed = round(sum(r.get("samples/step1/failed", 0) + r.get("samples/step2/failed", 0) for r in history))
-    saved = ", ".join(p.name for _, p in checkpoints(out)) or "none kept (save_steps 0)"
-    lines = [f"hi-grpo: steps {steps[0]}-{steps[-1]} of {cfg.max_steps} in {out}",
-             f"  mean total reward (R_high + R_low): first {window} steps {first:.3f}, last {window} steps "
-             f"{last:.3f} ({last - first:+.3f})",
-             f"  steps with no signal or skipped: {idle} of {len(history)}",
-             f"  failed samples, of {rows} a step: {malformed} malformed meshes, {failed} failed rewards"
-             + (f" (reasons: {out / 'reward_failures.jsonl'})" if (out / "reward_failures.jsonl").exists()
-                else ""),
-             f"  reward curve {out / 'reward_curve.png'}; metrics {out / 'metrics.jsonl'}; TensorBoard "
-             f"{out / 'tb'}",
-             f"  checkpoints: {saved}; final policy {final}"]
-    return "\n".join(lines)

@@ -99,10 +99,10 @@ def save_checkpoint(trainer, step: int) -> Path:
     process must call it. Returns the final path.
 
     Raises:
-        CheckpointDiskFullError: the disk filled up (ar3d_r1/engine/guards.py); the ``.partial`` directory
+        CheckpointDiskFullError: the disk filled up (ar3d_r1/engine/disk_full.py); the ``.partial`` directory
             is removed and the previous checkpoint is left as it was.
     """
-    from ar3d_r1.engine.guards import disk_full, disk_full_error
+    from ar3d_r1.engine.disk_full import disk_full, disk_full_error
 
     out = Path(trainer.config.output_dir)
     previous = latest_checkpoint(out)

@@ -37,6 +37,7 @@ import torch
 from ar3d_r1.advantages import dynamic_sampling, hi_grpo_advantages
 from ar3d_r1.config import HiGRPOConfig, save_config
 from ar3d_r1.engine.checkpoint import prepare_output_dir, resume_run, save_checkpoint, saved_step
+from ar3d_r1.engine.disk_full import disk_full, disk_full_error
 from ar3d_r1.engine.distributed import (
     check_deepspeed_accumulation,
     deepspeed_loss_scale,
@@ -47,7 +48,7 @@ from ar3d_r1.engine.distributed import (
     process_rows,
     sum_gradients,
 )
-from ar3d_r1.engine.guards import check_step, disk_full, disk_full_error
+from ar3d_r1.engine.guards import check_step
 from ar3d_r1.logprobs import completion_logprobs, pack_sequences
 from ar3d_r1.loss import policy_loss
 from ar3d_r1.rewards.tasks import resolve_failures
@@ -349,7 +350,7 @@ class HiGRPOTrainer:
 
     def save(self, directory: Path, step: int) -> Path:
         """Write the policy, processor and optimizer to ``directory`` (``final/``); a full disk raises
-        CheckpointDiskFullError (ar3d_r1/engine/guards.py), the checkpoints left as they were."""
+        CheckpointDiskFullError (ar3d_r1/engine/disk_full.py), the checkpoints left as they were."""
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             try:
@@ -371,44 +372,6 @@ class HiGRPOTrainer:
     def plot_rewards(self, path: Path) -> Path | None:
         if not self.accelerator.is_main_process or not self.history:
             return None
+        from ar3d_r1.engine.reward_curve import plot_reward_curves
+
         return plot_reward_curves({"run": self.history}, path)
-
-
-def moving_average(values: list[float], window: int = 10) -> np.ndarray:
-    """The trailing mean of the last ``window`` values at each position (fewer at the start), NaN skipped;
-    float64, the length of ``values``."""
-    x = np.asarray(values, dtype=np.float64)
-    out = np.full(len(x), np.nan)
-    for i in range(len(x)):
-        part = x[max(0, i + 1 - window):i + 1]
-        if np.isfinite(part).any():
-            out[i] = np.nanmean(part)
-    return out
-
-
-def plot_reward_curves(runs: dict[str, list[dict]], path: Path, window: int = 10) -> Path:
-    """Mean total reward per step of each run (``{label: metrics records}``; the first is the run, a
-    second the control, e.g. ``python -m ar3d_r1.reference RUN CONTROL --plot``) as a PNG: the raw steps
-    thin and faint, their ``window``-step moving average (:func:`moving_average`) bold, in one colour
-    per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    for (label, recs), colour in zip(runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"],
-                                     strict=False):
-        steps = [r["step"] for r in recs]
-        reward = [np.nan if r.get("reward/total") is None else r["reward/total"] for r in recs]
-        ax.plot(steps, reward, color=colour, lw=0.8, alpha=0.35)
-        ax.plot(steps, moving_average(reward, window), color=colour, lw=2.0,
-                label=f"{label} ({window}-step mean)")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("mean total reward (R_high + R_low)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path

@@ -183,7 +183,7 @@ def test_config_file_is_laid_over_the_preset(tmp_path):
 
 
 def test_a_dry_run_has_its_own_folder():
-    from ar3d_r1.cli.train import dry_run_output_dir
+    from ar3d_r1.cli.train_guards import dry_run_output_dir
 
     assert dry_run_output_dir(preset("paper"), "paper").output_dir == "runs/paper/dry-run"
     assert dry_run_output_dir(preset("tiny-cpu"), "tiny-cpu").output_dir == "runs/tiny-cpu/dry-run"
@@ -225,7 +225,7 @@ def test_the_dry_run_summary_labels_rollout_steps_and_counts_only_this_invocatio
 def test_train_ends_with_a_summary_of_rewards_skips_failures_and_files(tmp_path):
     from types import SimpleNamespace
 
-    from ar3d_r1.cli.train import run_summary
+    from ar3d_r1.cli.train_guards import run_summary
 
     cfg = preset("tiny-cpu", output_dir=str(tmp_path), per_device_train_batch_size=4,
                  gradient_accumulation_steps=4, max_steps=30)

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from ar3d_r1.engine.trainer import moving_average, plot_reward_curves  # noqa: E402
+from ar3d_r1.engine.reward_curve import moving_average, plot_reward_curves  # noqa: E402
 
 
 def test_the_moving_average_is_the_trailing_mean_and_skips_gaps():
