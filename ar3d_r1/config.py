@@ -193,7 +193,7 @@ class HiGRPOConfig:
         )
 
 
-def _in_range(value: float, spec: str) -> bool:
+def in_range(value: float, spec: str) -> bool:
     """Whether ``value`` lies in ``spec`` (:data:`RANGES`' notation)."""
     if spec.startswith((">=", ">")):
         bound = float(spec.lstrip(">= "))
@@ -239,7 +239,7 @@ def check_values(config: HiGRPOConfig | SFTConfig) -> None:
             what = "an integer" if kind == "int" else "a number"
             raise ValueError(f"{f.name} must be {what}, got {value!r}")
         spec = RANGES.get(f.name, "")
-        if not math.isfinite(value) or (spec and not _in_range(value, spec)):
+        if not math.isfinite(value) or (spec and not in_range(value, spec)):
             what = "an integer" if kind == "int" else "a finite number"
             where = f" {spec}" if spec[:1] in "<>" else f" in {spec}" if spec else ""
             why = f": {WHY[f.name]}" if f.name in WHY else ""

@@ -54,8 +54,11 @@ def vqvae_fit(
                                        target_iou=target_iou, threads=threads).items() if v is not None}
     try:
         config = FitConfig.preset(preset, **overrides)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--preset") from None
+    except ValueError as exc:  # an unknown preset, or "<field> must be ..." for a flag's value
+        field = str(exc).split(" ", 1)[0]
+        flag = f"--{field.replace('_', '-')}" if field in overrides else "--preset"
+        typer.echo(f"error: {flag}: {exc}", err=True)  # one line, as the other commands
+        raise typer.Exit(2) from None
     console.print(f"vqvae fit: {pick_threads(config.threads)[1]}", soft_wrap=True, highlight=False)
     state = {"iou": float("nan"), "used": float("nan"), "where": "starting"}
     columns = (TextColumn("[bold]vqvae fit"), BarColumn(), TextColumn("{task.fields[where]}"),

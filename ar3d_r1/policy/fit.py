@@ -59,6 +59,17 @@ class FitConfig:
     threads: int = field(default=0, metadata={"help": "torch threads (0: as many as cores are free, "
                                                        ":func:`pick_threads`)"})
 
+    def __post_init__(self) -> None:
+        """Every number finite and in its :data:`FIT_RANGES` range: ValueError ``<field> must be ...``."""
+        from ar3d_r1.config import in_range
+
+        for name, spec in FIT_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                    or not in_range(value, spec):
+                where = f" {spec}" if spec[:1] in "<>" else f" in {spec}"
+                raise ValueError(f"{name} must be a finite number{where}, got {value!r}")
+
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> FitConfig:
         if name not in FIT_PRESETS:
@@ -70,6 +81,12 @@ class FitConfig:
         d["vqvae"] = self.vqvae.to_dict()
         return d
 
+
+#: The range of each numeric :class:`FitConfig` field (``ar3d_r1.config.RANGES``' notation).
+FIT_RANGES = {"n_train": ">= 1", "n_val": ">= 1", "steps": ">= 1", "max_seconds": "> 0",
+              "batch_size": ">= 1", "lr": "> 0", "beta": ">= 0", "warmup_steps": ">= 0",
+              "ema_decay": "[0, 1]", "restart_every": ">= 0", "eval_every": ">= 1", "eval_seconds": ">= 0",
+              "target_iou": "[0, 1]", "seed": ">= 0", "threads": ">= 0"}
 
 #: Named fit set-ups (factories so each call gets fresh objects).
 FIT_PRESETS: dict[str, Callable[[], dict[str, Any]]] = {

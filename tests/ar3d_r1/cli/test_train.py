@@ -245,3 +245,15 @@ def test_train_ends_with_a_summary_of_rewards_skips_failures_and_files(tmp_path)
         f"  reward curve {tmp_path / 'reward_curve.png'}; metrics {tmp_path / 'metrics.jsonl'}; TensorBoard "
         f"{tmp_path / 'tb'}",
         f"  checkpoints: checkpoint-20; final policy {tmp_path / 'final'}"]
+
+
+@pytest.mark.parametrize("command", ["train", "sft"])
+def test_a_folder_another_run_holds_is_refused_in_one_line(tmp_path, command):
+    import os
+
+    from mme3dr.harness.run_state import RunLock
+
+    with RunLock(tmp_path):  # another open file description of the lock: refused as another process is
+        line = run(command, "--vqvae", "v", "--policy", "p", "--output_dir", str(tmp_path), code=1)
+    assert line == (f"error: {tmp_path} is in use by another ar3d-r1 {command} (PID {os.getpid()}); wait for "
+                    "it to finish (then --resume true), or choose another --output_dir")

@@ -122,3 +122,21 @@ def test_ctrl_c_saves_the_weights_so_far_for_a_later_run(tmp_path):
     log = json.loads((tmp_path / "vq" / "fit_log.json").read_text())
     assert log["result"]["interrupted"] is True and log["result"]["steps"] >= 1
     assert load_vqvae(tmp_path / "vq").config.name == "tiny"
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("steps", 0, "steps must be a finite number >= 1, got 0"),
+    ("max_seconds", float("inf"), "max_seconds must be a finite number > 0, got inf"),
+    ("threads", -1, "threads must be a finite number >= 0, got -1"),
+    ("target_iou", 2.0, "target_iou must be a finite number in [0, 1], got 2.0"),
+    ("lr", float("nan"), "lr must be a finite number > 0, got nan"),
+])
+def test_every_fit_number_is_checked(field, value, message):
+    from ar3d_r1.policy.fit import FIT_RANGES
+
+    numbers = {f for f, v in FitConfig().to_dict().items()
+               if isinstance(v, int | float) and not isinstance(v, bool)}
+    assert numbers <= set(FIT_RANGES)
+    with pytest.raises(ValueError) as info:
+        FitConfig.preset("smoke", **{field: value})
+    assert str(info.value) == message
