@@ -50,7 +50,7 @@ RANGES: dict[str, str] = {
 #: Why a range is what it is, where the bound is not obvious (appended to the error).
 WHY = {"num_generations": "advantages compare samples of a group"}
 #: String fields that may not be empty.
-NONEMPTY = ("output_dir",)
+NONEMPTY = ("output_dir", "vqvae")
 
 
 @dataclass
@@ -162,6 +162,12 @@ class HiGRPOConfig:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if not self.policy.strip():
+            raise ValueError("policy must not be empty: a policy directory or hub id (tiny-cpu: the SFT "
+                             "output)")
+        if self.rollout_backend == "server" and not (self.rollout_url and self.rollout_model):
+            raise ValueError("rollout_backend 'server' needs --rollout_url (the server root) and "
+                             "--rollout_model (the id it serves, as GET /v1/models lists it)")
         if self.resume and self.overwrite_output_dir:
             raise ValueError("resume and overwrite_output_dir exclude each other: continue the run in "
                              "output_dir or start it over, not both")
@@ -369,8 +375,9 @@ def parse_args(cls: type, args: list[str], base: HiGRPOConfig | SFTConfig) -> Hi
     except ValueError as exc:  # __post_init__: the message starts with the field's name
         name = str(exc).split(" ", 1)[0]
         flag = f"--{name}"
-        if flag in args and args.index(flag) + 1 < len(args):
-            raise ConfigError(f"{flag} {args[args.index(flag) + 1]}: {exc}") from None
+        at = len(args) - 1 - args[::-1].index(flag) if flag in args else len(args)  # the last one counts
+        if at + 1 < len(args):
+            raise ConfigError(f"{flag} {args[at + 1]}: {exc}") from None
         raise ConfigError(str(exc)) from None
     for token in rest:
         if token.startswith("--"):

@@ -33,7 +33,14 @@ from pathlib import Path
 
 import typer
 
-from ar3d_r1.cli.train_guards import check_batch, dry_run_output_dir, quiet_libraries, run_lock, run_summary
+from ar3d_r1.cli.train_guards import (
+    check_batch,
+    dry_run_output_dir,
+    quiet_libraries,
+    run_lock,
+    run_summary,
+    usable_output_dir,
+)
 
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -316,6 +323,7 @@ def register(app: typer.Typer) -> None:
         with one_line_errors():
             config = _config("sft", preset, config_file, ctx.args)
             missing_inputs(config, "sft")
+            usable_output_dir(config.output_dir)
             with run_lock(config.output_dir, "sft"):
                 out = run_sft(config, console=Console(stderr=True))
         typer.echo(str(out))
@@ -357,6 +365,7 @@ def register(app: typer.Typer) -> None:
                 if config.task == "vlm":
                     vlm_inputs(config)
             check_batch(config, dry)
+            usable_output_dir(config.output_dir)
             with run_lock(config.output_dir, "train"):
                 problem = output_dir_problem(config.output_dir, resume=config.resume,
                                              overwrite=config.overwrite_output_dir)

@@ -41,6 +41,19 @@ def dry_run_output_dir(config, preset_name: str):
     return dataclasses.replace(config, output_dir=str(Path(default).parent / "dry-run"))
 
 
+def usable_output_dir(output_dir: str) -> None:
+    """Create ``output_dir`` if needed and check that files can be written in it
+    (:func:`mme3dr.output_files.prepare_output_dir`); raises ConfigError naming ``--output_dir`` when it is
+    a file, lies under one, or cannot be written."""
+    from ar3d_r1.config import ConfigError
+    from mme3dr.output_files import OutputDirError, prepare_output_dir
+
+    try:
+        prepare_output_dir(output_dir, flag="--output_dir")
+    except OutputDirError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @contextmanager
 def run_lock(output_dir: str, command: str) -> Iterator[None]:
     """Hold ``output_dir/.lock`` (mme3dr's :class:`~mme3dr.harness.run_state.RunLock`, an ``flock`` the

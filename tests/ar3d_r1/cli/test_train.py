@@ -257,3 +257,16 @@ def test_a_folder_another_run_holds_is_refused_in_one_line(tmp_path, command):
         line = run(command, "--vqvae", "v", "--policy", "p", "--output_dir", str(tmp_path), code=1)
     assert line == (f"error: {tmp_path} is in use by another ar3d-r1 {command} (PID {os.getpid()}); wait for "
                     "it to finish (then --resume true), or choose another --output_dir")
+
+
+def test_an_unusable_output_dir_or_empty_input_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("")
+    flags = ["--vqvae", "v", "--policy", "p"]
+    assert run("train", *flags, "--output_dir", str(tmp_path / "afile"), code=2) == (
+        f"error: --output_dir {tmp_path / 'afile'} is a file, not a folder; pass a folder path (it is "
+        "created if missing)")
+    assert "no folder can be made under it" in run("sft", "--vqvae", "v", "--output_dir",
+                                                   str(tmp_path / "afile" / "sub"), code=2)
+    assert run("train", *flags, "--vqvae", "", code=2) == "error: --vqvae : vqvae must not be empty"
+    assert run("train", *flags, "--rollout_backend", "server", code=2).startswith(
+        "error: --rollout_backend server: rollout_backend 'server' needs --rollout_url")
