@@ -21,15 +21,19 @@ class NonFiniteStepError(RuntimeError):
 
 
 def check_step(trainer, step: int, stats: dict[str, float]) -> None:
-    """Raise :class:`NonFiniteStepError` unless optimizer step ``step``'s losses (``stats["<rollout
-    step>/loss"]``), gradient norm (``stats["grad_norm"]``; DeepSpeed's engine may report none, NaN
-    here, and is then not judged) and the policy's parameters are all finite."""
+    """Raise :class:`NonFiniteStepError` unless optimizer step ``step``'s losses (``stats["loss"]``,
+    ``stats["<rollout step>/loss"]``), gradient norm (``stats["grad_norm"]``; a skipped step and
+    DeepSpeed's engine may report none, NaN here, which is then not judged) and the policy's parameters
+    are all finite."""
     from ar3d_r1.engine.distributed import is_deepspeed
 
-    bad = [f"{k} {v}" for k, v in stats.items() if k.endswith("/loss") and not math.isfinite(v)]
-    unreported = is_deepspeed(trainer.accelerator) and math.isnan(stats["grad_norm"])
-    if not unreported and not math.isfinite(stats["grad_norm"]):
-        bad.append(f"gradient norm {stats['grad_norm']}")
+    bad = [f"{k} {v}" for k, v in stats.items() if (k == "loss" or k.endswith("/loss"))
+           and isinstance(v, float) and not math.isfinite(v)]
+    # a step skipped for want of signal (or DeepSpeed's engine) reports no gradient norm: NaN, not judged
+    norm = stats["grad_norm"]
+    unreported = stats.get("skipped") or (is_deepspeed(trainer.accelerator) and math.isnan(norm))
+    if not unreported and not math.isfinite(norm):
+        bad.append(f"gradient norm {norm}")
     if not bad:
         import torch
 

@@ -16,11 +16,15 @@ import time
 from pathlib import Path
 
 import pytest
-import test_trainer
 import torch
 
-tiny_parts = test_trainer.tiny_parts  # the tiny policy and VQVAE of the trainer's tests (a fixture)
-_trainer = test_trainer._trainer
+try:  # the engine tests' shared parts: tiny_parts comes from tests/ar3d_r1/engine/conftest.py
+    from trainer_parts import make_trainer as _trainer
+except ImportError:  # before those existed, test_trainer.py held them
+    import test_trainer
+
+    tiny_parts = test_trainer.tiny_parts  # the tiny policy and VQVAE of the trainer's tests (a fixture)
+    _trainer = test_trainer._trainer
 
 REPO = Path(__file__).resolve().parents[3]
 
