@@ -46,6 +46,9 @@ RANGES: dict[str, str] = {
     "num_generations": ">= 2", "per_device_train_batch_size": ">= 1",
     "gradient_accumulation_steps": ">= 1", "temperature": "> 0", "top_k": ">= 0", "top_p": "(0, 1]",
     "max_plan_tokens": ">= 1", "logprob_chunk": ">= 1", "render_size": ">= 8", "save_steps": ">= 0",
+    # fields the engine's and the 3dgen-r1 preset's branches add (issue 21): a range waits for each
+    "max_skipped_steps": ">= 0", "kl_log_ratio_clamp": ">= 0", "kl_value_clamp": ">= 0",
+    "max_mesh_tokens": ">= 0",
 }
 #: Why a range is what it is, where the bound is not obvious (appended to the error).
 WHY = {"num_generations": "advantages compare samples of a group"}
