@@ -35,10 +35,7 @@ def check_step(trainer, step: int, stats: dict[str, float]) -> None:
     if not unreported and not math.isfinite(norm):
         bad.append(f"gradient norm {norm}")
     if not bad:
-        import torch
-
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        names = [n for n, p in model.named_parameters() if p.numel() and not bool(torch.isfinite(p).all())]
+        names = non_finite_parameters(trainer.accelerator.unwrap_model(trainer.model))
         if names:
             bad.append(f"parameters {', '.join(names[:3])}{' …' if len(names) > 3 else ''}")
     if not bad:
@@ -48,3 +45,17 @@ def check_step(trainer, step: int, stats: dict[str, float]) -> None:
             f"changed --learning_rate)" if last else "no checkpoint was written before it")
     raise NonFiniteStepError(f"step {step} is not finite ({'; '.join(bad)}): the run stops without saving "
                              f"it; {keep}")
+
+
+def non_finite_parameters(model) -> list[str]:
+    """Names of ``model``'s parameters holding a NaN or infinity (one device-to-host sync for all)."""
+    import torch
+
+    params = [(n, p) for n, p in model.named_parameters() if p.numel()]
+    if not params:
+        return []
+    device = params[0][1].device
+    flags = torch.stack([torch.isfinite(p.detach()).all().to(device) for _, p in params])
+    if bool(flags.all()):
+        return []
+    return [n for (n, _), ok in zip(params, flags.tolist(), strict=True) if not ok]

@@ -199,3 +199,14 @@ def test_sigterm_during_training_exits_promptly_through_the_finally_blocks(tiny_
             proc.communicate()
     assert proc.returncode == 143 and waited < 10, (proc.returncode, waited)
     assert not (out / "final").exists()
+
+
+def test_non_finite_parameters_are_named():
+    from ar3d_r1.engine.guards import non_finite_parameters
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    assert non_finite_parameters(model) == []
+    with torch.no_grad():
+        model[1].bias[0] = float("nan")
+        model[0].weight[1, 1] = float("inf")
+    assert non_finite_parameters(model) == ["0.weight", "1.bias"]
