@@ -20,7 +20,9 @@ of every sample whose reward failed), TensorBoard under ``tb/``, and ``reward_cu
 Checkpoints every ``save_steps`` and at the end (``final/``). A fresh run refuses an ``output_dir`` that
 holds another run unless ``overwrite_output_dir`` (ar3d_r1/engine/checkpoint.py); ``start_step`` is the
 step this invocation started from (the resumed checkpoint's), so ``history[i]["step"] > start_step``
-are its own.
+are its own. A step whose loss, gradient norm or parameters are not finite stops the run before it is
+logged or saved (ar3d_r1/engine/guards.py); a full disk while saving is one line
+(ar3d_r1/engine/disk_full.py).
 """
 
 from __future__ import annotations
