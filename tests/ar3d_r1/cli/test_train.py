@@ -157,6 +157,10 @@ def test_a_run_directory_is_refused_before_anything_loads_and_after_missing_inpu
     # issue 25: what the user has to provide is named first, before the folder is looked at
     line = run("train", "--preset", "paper", "--output_dir", str(tmp_path), code=2)
     assert line.startswith("error: task 'vlm' needs --reward_servers")
+    # the authors' recipe (issue 21) serves its rewards too: its inputs are asked for before any folder
+    line = run("train", "--preset", "3dgen-r1", "--output_dir", str(tmp_path / "authors"), code=2)
+    assert line.startswith("error: task 'hps-unified2' needs --reward_servers")
+    assert not (tmp_path / "authors").exists()
 
 
 def test_a_batch_that_does_not_split_into_groups_is_refused_before_anything_loads(tmp_path):
@@ -187,6 +191,12 @@ def test_a_dry_run_has_its_own_folder():
 
     assert dry_run_output_dir(preset("paper"), "paper").output_dir == "runs/paper/dry-run"
     assert dry_run_output_dir(preset("tiny-cpu"), "tiny-cpu").output_dir == "runs/tiny-cpu/dry-run"
+    assert dry_run_output_dir(preset("3dgen-r1"), "3dgen-r1").output_dir == "runs/3dgen-r1/dry-run"
+    # --print-config shows where a dry run writes, and the layers under it (preset, --config, flags)
+    shown = yaml.safe_load(CliRunner().invoke(app, ["train", "--preset", "3dgen-r1", "--dry-run",
+                                                    "--print-config", "--beta", "0.5"]).stdout)
+    assert (shown["output_dir"], shown["beta"], shown["task"]) == ("runs/3dgen-r1/dry-run", 0.5,
+                                                                   "hps-unified2")
     mine = preset("paper", output_dir="elsewhere")
     assert dry_run_output_dir(mine, "paper").output_dir == "elsewhere"
 
