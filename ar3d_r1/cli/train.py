@@ -17,10 +17,11 @@ Mistakes a user can make (a flag, a file, a missing input, a down server, a dire
 run or in use by one, a step that is not finite, a full disk) are printed as one line, ``error: ...``,
 naming the flag, file or key and what to do, with exit status 2 for flags and config values and 1
 otherwise; no traceback (:func:`one_line_errors`). Before anything loads, ``train`` checks in this
-order: every config value (ranges, ar3d_r1/config.py), what the user must provide (the tiny-cpu inputs,
-``task vlm``'s files), the batch against the processes, the lock on ``output_dir``, then whether the
-folder holds a run (:mod:`ar3d_r1.cli.train_guards`). A dry run writes into ``<preset folder>/dry-run``.
-SIGTERM exits through the ``finally`` blocks (status 143), so a dry run's served judge is stopped.
+order: every config value (ranges, ar3d_r1/config_ranges.py), what the user must provide (the tiny-cpu
+inputs, the served tasks' files: ``vlm``, ``hps-unified2``), the batch against the processes, the lock on
+``output_dir``, then whether the folder holds a run (:mod:`ar3d_r1.cli.train_guards`). A dry run writes
+into ``<preset folder>/dry-run``. SIGTERM exits through the ``finally`` blocks (status 143), so a dry
+run's served judge is stopped.
 
 :func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli/__init__.py``).
 """
