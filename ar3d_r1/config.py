@@ -4,7 +4,7 @@ One dataclass is at once the Python API, the YAML file (:func:`load_config`, :fu
 command line (``ar3d-r1 train --preset tiny-cpu --learning_rate 0 --max_steps 20``): every field's
 ``help`` metadata is its flag's help text (parsed by ``transformers.HfArgumentParser``, as TRL does).
 
-Presets (:data:`PRESETS`):
+Presets (:data:`PRESETS`, their values in ``ar3d_r1/config_presets.py``):
 
 - ``paper``: the AR3D-R1 run (Tang et al. 2025, §5 and paper-facts.md): lr 1e-6, β 0.01, G 8, batch 1
   per device on 8 GPUs, gradient accumulation 2, 1,200 steps, λ 1, ShapeLLM-Omni policy, 1,024 mesh
@@ -32,6 +32,9 @@ from typing import Any
 
 import yaml
 
+from ar3d_r1.config_presets import PRESETS
+from ar3d_r1.config_ranges import NONEMPTY, RANGES, WHY, check_values, in_range  # noqa: F401 (re-exported)
+
 
 def _f(default: Any, help: str, **kw) -> Any:
     return field(default=default, metadata={"help": help, **kw})
@@ -54,6 +57,9 @@ class SFTConfig:
     seed: int = _f(0, "Seed of the policy initialisation and the batch order.")
     threads: int = _f(0, "torch CPU threads (0: torch's default).")
     log_every: int = _f(20, "Steps between log lines.")
+
+    def __post_init__(self) -> None:
+        check_values(self)
 
 
 @dataclass
@@ -178,6 +184,7 @@ class HiGRPOConfig:
     def __post_init__(self) -> None:
         from ar3d_r1.loss import AGGREGATIONS, ALGORITHMS, LEVELS
 
+        check_values(self)
         checks = {
             "algorithm": (self.algorithm, tuple(ALGORITHMS)), "level": (self.level, LEVELS),
             "aggregation": (self.aggregation, AGGREGATIONS),
@@ -200,6 +207,12 @@ class HiGRPOConfig:
         for name, (value, allowed) in checks.items():
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if not self.policy.strip():
+            raise ValueError("policy must not be empty: a policy directory or hub id (tiny-cpu: the SFT "
+                             "output)")
+        if self.rollout_backend == "server" and not (self.rollout_url and self.rollout_model):
+            raise ValueError("rollout_backend 'server' needs --rollout_url (the server root) and "
+                             "--rollout_model (the id it serves, as GET /v1/models lists it)")
         if self.resume and self.overwrite_output_dir:
             raise ValueError("resume and overwrite_output_dir exclude each other: continue the run in "
                              "output_dir or start it over, not both")
@@ -209,11 +222,6 @@ class HiGRPOConfig:
         if self.loss_segments == "joint" and self.advantage_mode != "shared":
             raise ValueError("loss_segments 'joint' needs advantage_mode 'shared': one aggregate over both "
                              "segments takes one advantage per sample")
-        for name in ("max_refill_rounds", "max_skipped_steps", "kl_log_ratio_clamp", "kl_value_clamp"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.num_generations < 2:
-            raise ValueError("num_generations (G) must be at least 2: advantages compare samples of a group")
 
     def prompts_per_step(self, num_processes: int = 1) -> int:
         """Prompts per optimizer step over all processes; raises ValueError unless the completions
@@ -245,61 +253,6 @@ class HiGRPOConfig:
 #: Learning-rate schedules a run may name (``transformers.get_scheduler`` types; one step per optimizer step).
 LR_SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")
 
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {
-        "sft": {},  # ShapeLLM-Omni is already instruction-tuned; no warm start
-        "train": dict(
-            output_dir="runs/paper/train", policy="yejunliang23/ShapeLLM-7B-omni",
-            vqvae="yejunliang23/3DVQVAE",
-            task="vlm", learning_rate=1e-6, beta=0.01, num_generations=8, per_device_train_batch_size=1,
-            gradient_accumulation_steps=2, max_steps=1200, lam=1.0, epsilon_low=0.2, epsilon_high=0.28,
-            temperature=0.7, top_k=8192, top_p=0.7, render_size=512, save_steps=100,
-        ),
-    },
-    # The authors' released one-step trainer (3DGen-R1 at 290cb73; every field: docs/training.md "The
-    # authors' released trainer"). 7 processes x 2 micro-steps x 1 prompt x G 8 = 14 prompts per step.
-    "3dgen-r1": {
-        "sft": {},
-        "train": dict(
-            output_dir="runs/3dgen-r1/train", policy="yejunliang23/ShapeLLM-7B-omni",
-            vqvae="yejunliang23/3DVQVAE", task="hps-unified2", rollout_style="reasoning-then-mesh",
-            two_step=True,
-            advantage_mode="shared", loss_segments="joint", loss_normaliser="micro-batch", mesh_mask="all",
-            clip_ratio=False,
-            reward_rig="video6", malformed_reward="half-column", mesh_pad="repeat",
-            frozen_modules="visual,vision_tower,vision_model,mm_projector,multi_modal_projector,"
-                           "vision_resampler,aligner,lm_head",
-            learning_rate=1e-6, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0,
-            max_grad_norm=1.0,
-            beta=0.01, num_generations=8, per_device_train_batch_size=8, gradient_accumulation_steps=2,
-            max_steps=900, save_steps=200, scale_rewards="unbiased", adv_eps=1e-4, dynamic_sampling="off",
-            temperature=1.0, top_k=0, top_p=1.0, max_plan_tokens=2048, max_mesh_tokens=2048,
-            render_size=512, mixed_precision="bf16",
-        ),
-    },
-    "tiny-cpu": {
-        # One torch thread: a tiny model's ops are too small to split, and on a shared 2-core machine two
-        # threads thrash (measured at load 8: generation 14.9 s vs 1.4 s, an SFT step 3.0 s vs 0.6 s).
-        # The warm start sees five prompts; Hi-GRPO then trains on the first of them for 80 steps (one
-        # prompt x G 16 a step): with five prompts, 40-80 steps on 2 cores did not lift the reward by
-        # 3 standard errors. G 16 and a 30-step linear warm-up: at a constant lr the policy gained most
-        # of its reward within the first 5 steps (inside the first-10 window the proof compares), and
-        # G 8's step means were too noisy (seeds 0-2 failed with z 0.55-2.43; with both changes z 5.4 and
-        # 7.9; docs/training.md, "The CPU reference run").
-        "sft": dict(output_dir="runs/tiny-cpu/sft", vqvae="runs/vqvae-tiny", threads=1, num_prompts=5,
-                    prompt_seed=1, max_steps=100),
-        "train": dict(
-            output_dir="runs/tiny-cpu/train", policy="runs/tiny-cpu/sft", vqvae="runs/vqvae-tiny", threads=1,
-            task="geometry", num_prompts=1, prompt_seed=1, learning_rate=1e-4,
-            lr_scheduler_type="constant_with_warmup", warmup_steps=30, beta=0.01, num_generations=16,
-            per_device_train_batch_size=4, gradient_accumulation_steps=4, max_steps=80, lam=1.0,
-            temperature=0.7, top_k=0, top_p=1.0,
-            max_plan_tokens=32, render_size=64, save_steps=0, logprob_chunk=512,
-        ),
-    },
-}
-
-
 def preset(name: str, kind: str = "train", **overrides) -> HiGRPOConfig | SFTConfig:
     """The ``kind`` ("train" or "sft") config of preset ``name``, with ``overrides`` applied."""
     if name not in PRESETS:
@@ -327,12 +280,14 @@ class ConfigError(ValueError):
     """A config file, flag or value is invalid; the message (one line) names the file, flag or field."""
 
 
-def load_config(path: str | Path) -> HiGRPOConfig | SFTConfig:
-    """Read a YAML written by :func:`save_config` (or by hand).
+def load_config(path: str | Path, base: HiGRPOConfig | SFTConfig | None = None) -> HiGRPOConfig | SFTConfig:
+    """Read a YAML written by :func:`save_config` (or by hand). With ``base`` (a preset), the file's keys
+    are laid over it and every other field keeps the base's value (``--config`` on top of ``--preset``);
+    without, they are laid over the dataclass defaults.
 
     Raises:
-        ConfigError: no such file, a directory, not YAML, not a mapping, unknown keys, or an invalid value
-            (the message starts with the path).
+        ConfigError: no such file, a directory, not YAML, not a mapping, a ``kind:`` other than the
+            base's, unknown keys, or an invalid value (the message starts with the path).
     """
     path = Path(path)
     if path.is_dir():
@@ -345,14 +300,20 @@ def load_config(path: str | Path) -> HiGRPOConfig | SFTConfig:
         raise ConfigError(f"{path}: not a readable YAML file ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file is a mapping of fields, got {type(data).__name__}")
-    kind = data.pop("kind", "train")
-    cls = HiGRPOConfig if kind == "train" else SFTConfig
+    kind = data.pop("kind", None)
+    if kind not in (None, "train", "sft"):
+        raise ConfigError(f"{path}: kind must be 'train' or 'sft', got {kind!r}")
+    cls = HiGRPOConfig if (kind or "train") == "train" else SFTConfig
+    if base is not None and kind is not None and not isinstance(base, cls):
+        raise ConfigError(f"{path}: a {cls.__name__} file (its 'kind:' key), and this command reads a "
+                          f"{type(base).__name__}")
+    cls = type(base) if base is not None else cls
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
     try:
-        return cls(**data)
+        return dataclasses.replace(base, **data) if base is not None else cls(**data)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
@@ -384,8 +345,9 @@ def parse_args(cls: type, args: list[str], base: HiGRPOConfig | SFTConfig) -> Hi
     except ValueError as exc:  # __post_init__: the message starts with the field's name
         name = str(exc).split(" ", 1)[0]
         flag = f"--{name}"
-        if flag in args and args.index(flag) + 1 < len(args):
-            raise ConfigError(f"{flag} {args[args.index(flag) + 1]}: {exc}") from None
+        at = len(args) - 1 - args[::-1].index(flag) if flag in args else len(args)  # the last one counts
+        if at + 1 < len(args):
+            raise ConfigError(f"{flag} {args[at + 1]}: {exc}") from None
         raise ConfigError(str(exc)) from None
     for token in rest:
         if token.startswith("--"):

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{sum(r['seconds'] for r in records):.0f} s of steps")
         curves[label] = records
     if args.plot:
-        from ar3d_r1.engine.trainer import plot_reward_curves
+        from ar3d_r1.engine.reward_curve import plot_reward_curves
 
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot_reward_curves(curves, args.plot)

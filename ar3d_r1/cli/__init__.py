@@ -34,43 +34,59 @@ def vqvae_fit(
     max_seconds: float | None = typer.Option(None, "--max-seconds", help="Training time budget (s)."),
     seed: int | None = typer.Option(None, "--seed", help="Data and initialisation seed."),
     target_iou: float | None = typer.Option(None, "--target-iou", help="Stop at this held-out IoU."),
-    threads: int = typer.Option(0, "--threads", help="torch threads (0: torch's default)."),
+    threads: int = typer.Option(0, "--threads", help="torch threads (0: as many as cores are free: the "
+                                "cores less the load average; it says which it chose)."),
 ) -> None:
     """Fit a VQVAE of the ShapeLLM-Omni class on voxelised primitives and their compositions.
 
-    Logs held-out reconstruction IoU and codebook use; saves the weights in the authors' state-dict
-    layout (OUT/3DVQVAE.bin), loadable with `--model-args vqvae=OUT`.
+    Logs held-out reconstruction IoU and codebook use (at the first step, then every 100 steps or 60 s);
+    saves the weights in the authors' state-dict layout (OUT/3DVQVAE.bin), loadable with
+    `--model-args vqvae=OUT`. The bar counts whichever ends the run first: the steps or the time budget.
+    Ctrl-C stops the fit and saves the weights so far (usable like a finished fit's).
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ar3d_r1.policy.fit import FitConfig, fit_vqvae
+    from ar3d_r1.policy.fit import FitConfig, fit_vqvae, pick_threads
 
     console = Console(stderr=True)
     overrides = {k: v for k, v in dict(steps=steps, max_seconds=max_seconds, seed=seed,
                                        target_iou=target_iou, threads=threads).items() if v is not None}
     try:
         config = FitConfig.preset(preset, **overrides)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--preset") from None
-    state = {"iou": float("nan"), "used": float("nan")}
-    columns = (TextColumn("[bold]vqvae fit"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+    except ValueError as exc:  # an unknown preset, or "<field> must be ..." for a flag's value
+        field = str(exc).split(" ", 1)[0]
+        flag = f"--{field.replace('_', '-')}" if field in overrides else "--preset"
+        typer.echo(f"error: {flag}: {exc}", err=True)  # one line, as the other commands
+        raise typer.Exit(2) from None
+    console.print(f"vqvae fit: {pick_threads(config.threads)[1]}", soft_wrap=True, highlight=False)
+    state = {"iou": float("nan"), "used": float("nan"), "where": "starting"}
+    columns = (TextColumn("[bold]vqvae fit"), BarColumn(), TextColumn("{task.fields[where]}"),
                TextColumn("loss {task.fields[loss]:.4f}  val IoU {task.fields[iou]:.3f}  "
                           "codes {task.fields[used]:.0%}"),
                TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task("fit", total=config.steps, loss=float("nan"), **state)
+        task = bar.add_task("fit", total=1.0, loss=float("nan"), **state)
 
         def progress(record: dict[str, float]) -> None:
             if "val_iou" in record:
                 state.update(iou=record["val_iou"], used=record["codes_used"])
                 bar.console.log(f"step {int(record['step'])}: val IoU {record['val_iou']:.4f}, codes used "
                                 f"{record['codes_used']:.1%}, perplexity {record['perplexity']:.1f}")
-            bar.update(task, completed=int(record["step"]), loss=record["loss"], **state)
+            by_steps, by_time = record["step"] / config.steps, record["seconds"] / config.max_seconds
+            state["where"] = (f"step {int(record['step'])}/{config.steps}" if by_steps >= by_time else
+                              f"{record['seconds']:.0f}/{config.max_seconds:.0f} s budget, step "
+                              f"{int(record['step'])}")
+            bar.update(task, completed=min(1.0, max(by_steps, by_time)), loss=record["loss"], **state)
 
         result = fit_vqvae(config, out, progress=progress)
     log = {"config": config.to_dict(), "result": result.summary(), "history": result.history}
     (out / "fit_log.json").write_text(json.dumps(log, indent=1) + "\n", encoding="utf-8")
+    if result.interrupted:
+        console.print(f"interrupted at step {result.steps} ({result.seconds:.0f} s): the weights so far are "
+                      f"saved in {out} (held-out IoU {result.val_iou:.4f} at the last evaluation); "
+                      f"`--vqvae {out}` uses them, a new fit starts over", soft_wrap=True, highlight=False)
+        raise typer.Exit(130)
     console.print(f"held-out IoU {result.val_iou:.4f}, codes used {result.codes_used:.1%}, "
                   f"{result.steps} steps in {result.seconds:.0f} s -> {result.weights}")
 

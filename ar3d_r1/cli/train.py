@@ -1,8 +1,9 @@
 """``ar3d-r1 sft`` and ``ar3d-r1 train``: the warm start and the Hi-GRPO trainer on the command line.
 
-Both take ``--preset`` (``tiny-cpu``, ``paper``), an optional ``--config FILE.yaml`` on top of it, and then
-any field of the config as a flag, TRL style (``--learning_rate 0 --max_steps 20``; ``--help-fields``
-lists them). ``train --dry-run`` runs every code path of the chosen preset for 2 steps on tiny stand-ins:
+Both take ``--preset`` (``tiny-cpu``, ``paper``, ``3dgen-r1``), an optional ``--config FILE.yaml`` on top of
+it, and then any field of the config as a flag, TRL style (``--learning_rate 0 --max_steps 20``;
+``--help-fields`` lists them). ``train --dry-run`` runs every code path of the chosen preset for 2 steps on
+tiny stand-ins (:mod:`ar3d_r1.cli.dry_run`):
 a random tiny policy and VQVAE built offline, sampled through the mesh grammar so its shapes are
 well-formed. For the paper preset (``task vlm``) the served rewards keep their real path: a tiny
 Qwen2.5-VL built offline is served by a ``transformers serve`` process the dry run starts and stops,
@@ -13,9 +14,14 @@ rewards are constants and only HPS tells the samples apart. The summary printed 
 with the request counts.
 
 Mistakes a user can make (a flag, a file, a missing input, a down server, a directory holding another
-run) are printed as one line, ``error: ...``, naming the flag, file or key and what to do, with exit
-status 2 for flags and config values and 1 otherwise; no traceback (:func:`one_line_errors`). SIGTERM
-exits through the ``finally`` blocks (status 143), so a dry run's served judge is stopped.
+run or in use by one, a step that is not finite, a full disk) are printed as one line, ``error: ...``,
+naming the flag, file or key and what to do, with exit status 2 for flags and config values and 1
+otherwise; no traceback (:func:`one_line_errors`). Before anything loads, ``train`` checks in this
+order: every config value (ranges, ar3d_r1/config_ranges.py), what the user must provide (the tiny-cpu
+inputs, the served tasks' files: ``vlm``, ``hps-unified2``), the batch against the processes, the lock on
+``output_dir``, then whether the folder holds a run (:mod:`ar3d_r1.cli.train_guards`). A dry run writes
+into ``<preset folder>/dry-run``. SIGTERM exits through the ``finally`` blocks (status 143), so a dry
+run's served judge is stopped.
 
 :func:`register` adds the commands to the ``ar3d-r1`` typer app (``ar3d_r1/cli/__init__.py``).
 """
@@ -29,9 +35,17 @@ from pathlib import Path
 
 import typer
 
+from ar3d_r1.cli.dry_run import SERVED_TASKS, dry_run_stand_ins, dry_run_summary
+from ar3d_r1.cli.train_guards import (
+    check_batch,
+    dry_run_output_dir,
+    quiet_libraries,
+    run_lock,
+    run_summary,
+    usable_output_dir,
+)
+
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
-#: Tasks whose rewards are served (an endpoints file and a captions file; stand-ins in a dry run).
-SERVED_TASKS = ("vlm", "hps-unified2")
 
 
 def one_line(message: object) -> str:
@@ -45,6 +59,8 @@ def user_errors() -> tuple[type[Exception], ...]:
     from ar3d_r1.config import ConfigError
     from ar3d_r1.engine import NoSignalError
     from ar3d_r1.engine.checkpoint import OutputDirError, ResumeError
+    from ar3d_r1.engine.disk_full import CheckpointDiskFullError
+    from ar3d_r1.engine.guards import NonFiniteStepError
     from ar3d_r1.policy.loading import PolicyNotFoundError
     from ar3d_r1.policy.vqvae import VQVAEWeightsError
     from ar3d_r1.rewards.endpoints import EndpointsError
@@ -52,10 +68,11 @@ def user_errors() -> tuple[type[Exception], ...]:
     from ar3d_r1.rewards.vlm_task import RewardServerError
     from ar3d_r1.rollout.one_step import ReasoningPromptError
     from mme3dr.features.weights import WeightsNotFoundError
+    from mme3dr.harness.run_state import RunStateError
 
     return (ConfigError, OutputDirError, ResumeError, PolicyNotFoundError, VQVAEWeightsError, EndpointsError,
             HPSLoadError, RewardServerError, WeightsNotFoundError, MissingInputError, NoSignalError,
-            ReasoningPromptError)
+            ReasoningPromptError, RunStateError, NonFiniteStepError, CheckpointDiskFullError)
 
 
 @contextmanager
@@ -72,6 +89,14 @@ def one_line_errors() -> Iterator[None]:
     except user_errors() as exc:
         typer.echo(f"error: {one_line(exc)}", err=True)
         raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+    except OSError as exc:  # a metrics record, a log: a full disk is one line too; anything else a bug
+        from mme3dr.output_files import is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        typer.echo(f"error: disk full: no space left on the device while writing {exc.filename or 'a file'}; "
+                   "free some space, then run the same command with --resume true", err=True)
+        raise typer.Exit(1) from None
 
 
 class MissingInputError(FileNotFoundError):
@@ -100,138 +125,41 @@ def missing_inputs(config, kind: str = "train") -> None:
 
 
 def _config(kind: str, preset_name: str, config_file: Path | None, args: list[str]):
-    """The config of ``--preset`` or ``--config``, with the flags applied. Raises ConfigError (one line
-    naming the flag, file or value)."""
+    """The config of ``--preset``, with ``--config FILE`` laid over it (the file's keys replace the
+    preset's, the rest stay) and then the flags. Raises ConfigError (one line naming the flag, file or
+    value)."""
     from ar3d_r1.config import ConfigError, HiGRPOConfig, SFTConfig, load_config, parse_args, preset
 
     cls = HiGRPOConfig if kind == "train" else SFTConfig
+    try:
+        base = preset(preset_name, kind)
+    except ValueError as exc:
+        raise ConfigError(f"--preset {preset_name}: {exc}") from None
     if config_file:
         try:
-            base = load_config(config_file)
+            base = load_config(config_file, base=base)
         except ConfigError as exc:
             raise ConfigError(f"--config {exc}") from None
-        if not isinstance(base, cls):
-            raise ConfigError(f"--config {config_file}: a {type(base).__name__} file, and `ar3d-r1 {kind}` "
-                              f"reads a {cls.__name__} (its 'kind:' key)")
-    else:
-        try:
-            base = preset(preset_name, kind)
-        except ValueError as exc:
-            raise ConfigError(f"--preset {preset_name}: {exc}") from None
     return parse_args(cls, args, base)
 
 
 def _fields_help(kind: str) -> str:
-    from ar3d_r1.config import HiGRPOConfig, SFTConfig
+    from ar3d_r1.config import RANGES, HiGRPOConfig, SFTConfig
 
     cls = HiGRPOConfig if kind == "train" else SFTConfig
-    return "\n".join(f"--{f.name} ({f.type}): {f.metadata.get('help', '')}" for f in dataclasses.fields(cls))
+    return "\n".join(f"--{f.name} ({f.type}{', ' + RANGES[f.name] if f.name in RANGES else ''}): "
+                     f"{f.metadata.get('help', '')}" for f in dataclasses.fields(cls))
 
 
-@contextmanager
-def dry_run_stand_ins(config) -> Iterator:
-    """Yield the config with the tiny stand-ins of a dry run (module docstring): 2 steps, a tiny VQVAE and
-    policy under ``output_dir/stand-ins``, one process holding the whole global batch (gradient
-    accumulation × 8 so per-device batch and G stay the preset's) for ``task vlm``, one process's share of
-    it (the preset's accumulation) for ``hps-unified2``. For the served tasks the tiny reward VLM is served
-    until the block exits, and ``reward_servers`` / ``prompts_file`` point at the stand-ins' (for
-    ``hps-unified2`` the captions are written as a JSON list in the authors' ``sampled_prompt.json``
-    format, so that loader runs)."""
-    import torch
-
-    from ar3d_r1.policy.tiny import build_tiny_policy
-    from ar3d_r1.policy.vqvae import VQVAE3D, VQVAEConfig, save_vqvae
-
-    root = Path(config.output_dir) / "stand-ins"
-    torch.manual_seed(config.seed)
-    vq_cfg = VQVAEConfig.tiny()
-    save_vqvae(VQVAE3D(vq_cfg), root / "vqvae")
-    build_tiny_policy(root / "policy", codebook_size=vq_cfg.codebook_size, seed=config.seed)
-    accum = config.gradient_accumulation_steps * (8 if config.task == "vlm" else 1)
-    config = dataclasses.replace(config, policy=str(root / "policy"), vqvae=str(root / "vqvae"),
-                                 max_steps=2, render_size=64, max_plan_tokens=16, num_prompts=4,
-                                 gradient_accumulation_steps=accum, save_steps=1, top_k=min(config.top_k, 64),
-                                 constrain=True)
-    if config.task not in SERVED_TASKS:
-        yield config
-        return
-    from ar3d_r1.rewards.stand_ins import reward_stand_ins
-
-    # a resumed dry run keeps its response cache: the replies it already has are not asked again
-    with reward_stand_ins(root / "rewards", seed=config.seed, keep_cache=config.resume) as served:
-        prompts = served.prompts_file
-        if config.task == "hps-unified2":
-            prompts = authors_format_prompts(served.prompts_file, root / "rewards" / "sampled_prompt.json")
-        yield dataclasses.replace(config, reward_servers=str(served.reward_servers),
-                                  prompts_file=str(prompts))
-
-
-def authors_format_prompts(captions_file: Path, out: Path) -> Path:
-    """Write the captions of ``captions_file`` as the authors' training-prompt format, a JSON list of
-    ``{"prompt", "task_type", "category"}`` objects, to ``out``; returns it."""
-    import json
-
-    from ar3d_r1.rewards.vlm_task import load_captions
-
-    items = [{"prompt": c, "task_type": "3d_generation", "category": "dry_run"}
-             for c in load_captions(captions_file)]
-    out.write_text(json.dumps(items, indent=2) + "\n", encoding="utf-8")
-    return out
-
-
-def dry_run_summary(config, history: list[dict], start_step: int = 0, frozen: int | None = None) -> str:
-    """What this invocation of a dry run did, from its metric records (``step > start_step``; a resumed
-    run's history also holds the steps it continued from): for ``task vlm``, the reward requests the
-    served stand-in answered, per Hi-GRPO rollout step summed over the optimizer steps, and how failures
-    were scored; for ``hps-unified2``, :func:`ar3d_r1.cli.authors_summary.authors_dry_run_lines`
-    (``frozen``: how many parameter tensors the trainer froze)."""
-    mine = [r for r in history if r.get("step", 0) > start_step]
-    if not mine:
-        return (f"dry run: nothing to do: the run already finished at step {start_step} "
-                f"({config.output_dir})")
-    resumed = f", resumed from step {start_step}" if start_step else ""
-    lines = [f"dry run: {len(mine)} optimizer steps of the {config.task!r} task on tiny stand-ins "
-             f"({config.output_dir}{resumed})"]
-    if config.task == "hps-unified2":
-        from ar3d_r1.cli.authors_summary import authors_dry_run_lines
-
-        return "\n".join(lines + authors_dry_run_lines(config, mine, frozen))
-    if config.task != "vlm":
-        return lines[0]
-
-    def total(key: str) -> int:
-        return int(sum(r.get(key) or 0 for r in mine))
-
-    rows = config.per_device_train_batch_size * config.gradient_accumulation_steps * len(mine)
-    for step, label in (("step1", "rollout step 1 (M1)"), ("step2", "rollout step 2 (M2)")):
-        sent, cached = total(f"requests/{step}/sent"), total(f"requests/{step}/cached")
-        unparsed, failed = total(f"requests/{step}/unparsed"), total(f"requests/{step}/failed")
-        lines.append(f"  {label}, over {len(mine)} optimizer steps: {sent + cached} reward requests ({sent} "
-                     f"sent to the served stand-in judge, {cached} answered from the response cache): "
-                     f"{sent + cached - unparsed - failed} parsed, {unparsed} did not parse, {failed} got "
-                     f"no reply; {total(f'samples/{step}/failed')} of {rows} samples failed a reward")
-    lines.append("  the served judge is a tiny Qwen2.5-VL whose weights make greedy decoding write one fixed "
-                 "reply that parses under every reward template (ar3d_r1.rewards.stand_ins): its scores are "
-                 "constants that say nothing about the shapes, and the samples of a group differ only by HPS "
-                 "(a tiny random open_clip). A failed reward would be NaN with its reason in "
-                 f"reward_failures.jsonl, scored by malformed_reward={config.malformed_reward!r}.")
-    return "\n".join(lines)
-
-
-def build_vlm_task(config):
-    """The ``task vlm`` scorer from ``reward_servers`` and ``prompts_file``; the servers are checked once
-    (``checking reward servers...`` on stderr; a short fixed timeout, ar3d_r1.rewards.endpoints).
+def vlm_inputs(config):
+    """``task vlm``'s local inputs, read and checked (no server is asked): ``(endpoints, captions)``.
 
     Raises:
         typer.BadParameter: fields are empty (all named at once), or a file is missing or invalid (the
             message names the flag, the file and the key or line).
-        ar3d_r1.rewards.vlm_task.RewardServerError: a server is down or does not serve its model (named).
-        HPSLoadError, WeightsNotFoundError: HPS cannot load (its device, its checkpoint).
     """
-    import os
-
-    from ar3d_r1.rewards.endpoints import CHECK_RETRIES, CHECK_TIMEOUT_S, EndpointsError, load_endpoints
-    from ar3d_r1.rewards.vlm_task import VLMTask, load_captions
+    from ar3d_r1.rewards.endpoints import EndpointsError, load_endpoints
+    from ar3d_r1.rewards.vlm_task import load_captions
 
     needs = {"reward_servers": "the reward-model endpoints YAML; ar3d_r1/rewards/reward_endpoints.yaml is "
                                "the paper set-up and docs/rewards.md serves it",
@@ -250,6 +178,25 @@ def build_vlm_task(config):
         captions = load_captions(config.prompts_file)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(f"--prompts_file: {exc}", param_hint="--prompts_file") from None
+    return endpoints, captions
+
+
+def build_vlm_task(config):
+    """The ``task vlm`` scorer from ``reward_servers`` and ``prompts_file`` (:func:`vlm_inputs`); the
+    servers are checked once (``checking reward servers...`` on stderr; a short fixed timeout,
+    ar3d_r1.rewards.endpoints).
+
+    Raises:
+        typer.BadParameter: what :func:`vlm_inputs` raises, or an endpoint the task needs is missing.
+        ar3d_r1.rewards.vlm_task.RewardServerError: a server is down or does not serve its model (named).
+        HPSLoadError, WeightsNotFoundError: HPS cannot load (its device, its checkpoint).
+    """
+    import os
+
+    from ar3d_r1.rewards.endpoints import CHECK_RETRIES, CHECK_TIMEOUT_S, EndpointsError
+    from ar3d_r1.rewards.vlm_task import VLMTask
+
+    endpoints, captions = vlm_inputs(config)
     if os.environ.get("RANK", "0") == "0":
         typer.echo(f"checking reward servers ({len(endpoints.endpoints)} endpoints of "
                    f"{config.reward_servers}: GET /v1/models, {CHECK_TIMEOUT_S:g} s timeout, "
@@ -306,8 +253,9 @@ def register(app: typer.Typer) -> None:
     def sft(
         ctx: typer.Context,
         preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu (the paper policy needs no SFT)."),
-        config_file: Path | None = typer.Option(None, "--config", help="YAML config (save_config's format)."),
+        config_file: Path | None = typer.Option(None, "--config", help="YAML config laid over the preset."),
         help_fields: bool = typer.Option(False, "--help-fields", help="List every config flag and exit."),
+        verbose: bool = typer.Option(False, "--verbose", help="Keep Hugging Face's own progress bars."),
     ) -> None:
         """Supervised warm start: prompt → plan + target mesh tokens, for both rollout steps.
 
@@ -321,11 +269,14 @@ def register(app: typer.Typer) -> None:
         if help_fields:
             typer.echo(_fields_help("sft"))
             raise typer.Exit()
+        quiet_libraries(verbose)
         exit_on_sigterm()
         with one_line_errors():
             config = _config("sft", preset, config_file, ctx.args)
             missing_inputs(config, "sft")
-            out = run_sft(config, console=Console(stderr=True))
+            usable_output_dir(config.output_dir)
+            with run_lock(config.output_dir, "sft"):
+                out = run_sft(config, console=Console(stderr=True))
         typer.echo(str(out))
 
     @app.command("train", context_settings=EXTRA)
@@ -333,12 +284,15 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         preset: str = typer.Option("tiny-cpu", "--preset", help="tiny-cpu, paper or 3dgen-r1 (the authors' "
                                                                  "released one-step trainer)."),
-        config_file: Path | None = typer.Option(None, "--config", help="YAML config (save_config's format)."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="2 steps of every code path, tiny stand-ins."),
+        config_file: Path | None = typer.Option(None, "--config", help="YAML config laid over the preset."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="2 steps of every code path, tiny stand-ins "
+                                     "(in <preset folder>/dry-run unless --output_dir is given)."),
         help_fields: bool = typer.Option(False, "--help-fields", help="List every config flag and exit."),
         print_config: bool = typer.Option(False, "--print-config",
                                           help="Print the resolved config (preset, --config, flags) as YAML "
                                                "and exit."),
+        verbose: bool = typer.Option(False, "--verbose", help="Keep DeepSpeed's and Hugging Face's own "
+                                     "messages and progress bars."),
     ) -> None:
         """Hi-GRPO: two-step rollouts, hierarchical rewards, token-level clipped loss + k3 KL.
 
@@ -346,7 +300,7 @@ def register(app: typer.Typer) -> None:
         DIR); --help-fields lists them all. The paper preset (task vlm) needs --reward_servers FILE.yaml
         (the reward-model endpoints; docs/rewards.md) and --prompts_file FILE (the training captions);
         --dry-run runs it on tiny stand-ins without them. A directory that holds a run needs
-        --resume true (continue) or --overwrite_output_dir true (start over).
+        --resume true (continue) or --overwrite_output_dir true (start over); one run at a time holds it.
         """
         if help_fields:
             typer.echo(_fields_help("train"))
@@ -354,9 +308,13 @@ def register(app: typer.Typer) -> None:
         from ar3d_r1.engine.checkpoint import OutputDirError, output_dir_problem
         from mme3dr.process_lifetime import exit_on_sigterm
 
+        quiet_libraries(verbose)
         exit_on_sigterm()  # `kill` stops the run through its finally blocks (the dry run's served judge)
         with one_line_errors():
             config = _config("train", preset, config_file, ctx.args)
+            dry = dry_run or config.dry_run
+            if dry:
+                config = dry_run_output_dir(config, preset)
             if print_config:
                 from ar3d_r1.config import config_yaml
 
@@ -366,16 +324,26 @@ def register(app: typer.Typer) -> None:
                 from ar3d_r1.rollout.one_step import load_reasoning_prompt
 
                 load_reasoning_prompt(config.reasoning_prompt_file)
-            problem = output_dir_problem(config.output_dir, resume=config.resume,
-                                         overwrite=config.overwrite_output_dir)
-            if problem:  # before anything loads or the dry run builds its stand-ins there
-                raise OutputDirError(problem)
-            if not (dry_run or config.dry_run):
-                typer.echo(str(build_trainer(config).train()))
-                return
-            with dry_run_stand_ins(config) as stand_in:
-                trainer = build_trainer(stand_in)
-                final = trainer.train()
-            typer.echo(dry_run_summary(stand_in, trainer.history, trainer.start_step, len(trainer.frozen)),
-                       err=True)
-            typer.echo(str(final))
+            if not dry:  # what the user must provide, before the folder is looked at
+                missing_inputs(config)
+                if config.task in SERVED_TASKS:
+                    vlm_inputs(config)
+            check_batch(config, dry)
+            usable_output_dir(config.output_dir)
+            with run_lock(config.output_dir, "train"):
+                problem = output_dir_problem(config.output_dir, resume=config.resume,
+                                             overwrite=config.overwrite_output_dir)
+                if problem:  # before anything loads or the dry run builds its stand-ins there
+                    raise OutputDirError(problem)
+                if not dry:
+                    trainer = build_trainer(config)
+                    final = trainer.train()
+                    typer.echo(run_summary(trainer, final), err=True)
+                    typer.echo(str(final))
+                    return
+                with dry_run_stand_ins(config) as stand_in:
+                    trainer = build_trainer(stand_in)
+                    final = trainer.train()
+                summary = dry_run_summary(stand_in, trainer.history, trainer.start_step, len(trainer.frozen))
+                typer.echo(summary, err=True)
+                typer.echo(str(final))

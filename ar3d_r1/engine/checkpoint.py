@@ -96,7 +96,28 @@ def remove_partials(output_dir: str | Path) -> list[Path]:
 
 def save_checkpoint(trainer, step: int) -> Path:
     """Write ``checkpoint-<step>`` for ``trainer`` (a :class:`ar3d_r1.engine.trainer.HiGRPOTrainer`); every
-    process must call it. Returns the final path."""
+    process must call it. Returns the final path.
+
+    Raises:
+        CheckpointDiskFullError: the disk filled up (ar3d_r1/engine/disk_full.py); the ``.partial`` directory
+            is removed and the previous checkpoint is left as it was.
+    """
+    from ar3d_r1.engine.disk_full import disk_full, disk_full_error
+
+    out = Path(trainer.config.output_dir)
+    previous = latest_checkpoint(out)
+    try:
+        return _write_checkpoint(trainer, step)
+    except Exception as exc:
+        full = disk_full(exc, out)
+        if trainer.accelerator.is_main_process:
+            shutil.rmtree(out / f".{PREFIX}{step}.partial", ignore_errors=True)
+        if full:
+            raise disk_full_error(out, f"{PREFIX}{step}", previous) from exc
+        raise
+
+
+def _write_checkpoint(trainer, step: int) -> Path:
     import dataclasses
 
     import torch
@@ -153,12 +174,36 @@ def load_checkpoint(trainer, path: str | Path) -> int:
             raise ResumeError(f"{path} was written with {key}={saved[key]!r}, this run has "
                              f"{getattr(now, key)!r}; resuming would not continue the same run")
     acc.load_state(str(path))
+    trainer.resume_notes = apply_changed_rates(trainer, saved)
     trainer.rng.bit_generator.state = state["data_rng"]
     trainer._queue = list(state.get("data_queue", []))
     cache = path / "reward_cache.pt"
     if cache.is_file() and hasattr(trainer.task, "load_state_dict"):
         trainer.task.load_state_dict(torch.load(cache, weights_only=False))
     return int(state["step"])
+
+
+def apply_changed_rates(trainer, saved: dict) -> list[str]:
+    """After ``load_state``: the restored optimizer and scheduler hold the checkpoint run's
+    ``learning_rate`` and ``weight_decay``; set this run's instead, so that what ``config.yaml`` says is
+    what runs (the schedule's step and shape are kept: lr = new base rate × the schedule's factor at its
+    step). Returns a note per changed field."""
+    cfg, sched = trainer.config, trainer.scheduler
+    groups = sched.optimizer.param_groups
+    notes = []
+    if saved.get("learning_rate", cfg.learning_rate) != cfg.learning_rate:
+        sched.base_lrs = [cfg.learning_rate for _ in sched.base_lrs]
+        for group, factor in zip(groups, (f(sched.last_epoch) for f in sched.lr_lambdas), strict=True):
+            group["initial_lr"], group["lr"] = cfg.learning_rate, cfg.learning_rate * factor
+        sched._last_lr = [group["lr"] for group in groups]
+        notes.append(f"learning_rate {cfg.learning_rate:g} (the checkpoint's run had "
+                     f"{saved['learning_rate']:g})")
+    if saved.get("weight_decay", cfg.weight_decay) != cfg.weight_decay:
+        for group in groups:
+            group["weight_decay"] = cfg.weight_decay
+        notes.append(f"weight_decay {cfg.weight_decay:g} (the checkpoint's run had "
+                     f"{saved['weight_decay']:g})")
+    return notes
 
 
 def truncate_metrics(path: str | Path, step: int) -> list[dict]:
@@ -244,13 +289,44 @@ def prepare_output_dir(trainer) -> None:
     acc.wait_for_everyone()
 
 
+def _load_newest_intact(trainer, paths: list[Path]) -> tuple[int, Path]:
+    """Load the newest of ``paths`` (oldest first) that every process reads; an unreadable one (a torn
+    file, a truncated tensor) is named in a warning on stderr and the one before it is tried.
+
+    Raises:
+        ResumeError: a checkpoint of another run's settings (:func:`load_checkpoint`), or none is intact.
+    """
+    import sys
+
+    from ar3d_r1.engine.distributed import global_sums
+
+    acc, problems = trainer.accelerator, []
+    for path in reversed(paths):
+        reason = ""
+        try:
+            step = load_checkpoint(trainer, path)
+        except ResumeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: fall back to the one before
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        if global_sums(acc, {"ok": float(not reason)})["ok"] == acc.num_processes:
+            return step, path
+        problems.append(f"{path.name} ({reason or 'unreadable on another process'})")
+        if acc.is_main_process:
+            print(f"hi-grpo: warning: checkpoint {path} cannot be read ({reason or 'on another process'}); "
+                  "falling back to the one before it", file=sys.stderr, flush=True)
+    raise ResumeError(f"no intact checkpoint in {Path(trainer.config.output_dir)}: {'; '.join(problems)}; "
+                      "pass --overwrite_output_dir true to start over")
+
+
 def resume_run(trainer) -> int:
     """Continue ``trainer``'s run in its ``output_dir``; returns the step it starts from (every process
     calls it).
 
     - ``final/`` at ``max_steps`` or later: the run is finished; nothing is loaded (the caller has
       nothing to do);
-    - else the latest complete checkpoint is restored (:func:`load_checkpoint`) and ``metrics.jsonl`` and
+    - else the latest complete checkpoint is restored (:func:`load_checkpoint`; an unreadable one is
+      named in a warning and the one before it is used) and ``metrics.jsonl`` and
       ``reward_failures.jsonl`` are cut back to its step;
     - no checkpoint: step 0, with the files of a run killed before its first checkpoint deleted
       (:func:`clear_run`), so its steps are not logged twice.
@@ -269,8 +345,8 @@ def resume_run(trainer) -> int:
     if acc.is_main_process:
         remove_partials(out)
     acc.wait_for_everyone()
-    path = latest_checkpoint(out)
-    if path is None:
+    found = checkpoints(out)
+    if not found:
         if done is not None:
             raise OutputDirError(f"{out} holds a run that ended at step {done} (final/) with no checkpoint "
                                  f"to continue it to max_steps {cfg.max_steps} from; pass "
@@ -280,9 +356,10 @@ def resume_run(trainer) -> int:
             print(f"hi-grpo: no checkpoint in {out}: starting from step 0", flush=True)
         acc.wait_for_everyone()
         return 0
-    step = load_checkpoint(trainer, path)
+    step, path = _load_newest_intact(trainer, [p for _, p in found])
     if acc.is_main_process:
-        print(f"hi-grpo: resumed from step {step} ({path})", flush=True)
+        changed = "".join(f"; with {note}" for note in getattr(trainer, "resume_notes", []))
+        print(f"hi-grpo: resumed from step {step} ({path}){changed}", flush=True)
         trainer.history = truncate_metrics(metrics, step)
         truncate_metrics(out / "reward_failures.jsonl", step)
     acc.wait_for_everyone()

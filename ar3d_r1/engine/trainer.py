@@ -21,7 +21,9 @@ of every sample whose reward failed), TensorBoard under ``tb/``, and ``reward_cu
 Checkpoints every ``save_steps`` and at the end (``final/``). A fresh run refuses an ``output_dir`` that
 holds another run unless ``overwrite_output_dir`` (ar3d_r1/engine/checkpoint.py); ``start_step`` is the
 step this invocation started from (the resumed checkpoint's), so ``history[i]["step"] > start_step``
-are its own.
+are its own. A step whose loss, gradient norm or parameters are not finite stops the run before it is
+logged or saved (ar3d_r1/engine/guards.py); a full disk while saving is one line
+(ar3d_r1/engine/disk_full.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from ar3d_r1.config import HiGRPOConfig, save_config
 from ar3d_r1.engine import NoSignalError
 from ar3d_r1.engine.batch import generate_and_score
 from ar3d_r1.engine.checkpoint import prepare_output_dir, resume_run, save_checkpoint, saved_step
+from ar3d_r1.engine.disk_full import disk_full, disk_full_error
+from ar3d_r1.engine.guards import check_step
 from ar3d_r1.engine.step import micro_batches, segment_logprobs, train_step
 from ar3d_r1.policy.loading import freeze_parameters
 from ar3d_r1.rollout.backends import make_backend
@@ -116,6 +120,7 @@ class HiGRPOTrainer:
                 for _ in range(cfg.num_iterations):                                 # μ updates per batch
                     stats = self.optimise(batch, old, ref)                           # 4-5
                     step += 1
+                    check_step(self, step, stats)  # not finite: stop before it is logged or saved
                     record = self.record(step, batch, stats, time.perf_counter() - t0)
                     self._log(record, writer)
                     self._count_skips(step, stats)
@@ -247,36 +252,29 @@ class HiGRPOTrainer:
         return bar()
 
     def save(self, directory: Path, step: int) -> Path:
+        """Write the policy, processor and optimizer to ``directory`` (``final/``); a full disk raises
+        CheckpointDiskFullError (ar3d_r1/engine/disk_full.py), the checkpoints left as they were."""
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            directory.mkdir(parents=True, exist_ok=True)
-            self.accelerator.unwrap_model(self.model).save_pretrained(directory)
-            self.processor.save_pretrained(directory)
-            torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
-            (directory / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n", encoding="utf-8")
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                self.accelerator.unwrap_model(self.model).save_pretrained(directory)
+                self.processor.save_pretrained(directory)
+                torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+                (directory / "trainer_state.json").write_text(json.dumps({"step": step}) + "\n",
+                                                              encoding="utf-8")
+            except Exception as exc:
+                if disk_full(exc, directory.parent):
+                    from ar3d_r1.engine.checkpoint import latest_checkpoint
+
+                    raise disk_full_error(directory.parent, f"{directory.name}/",
+                                          latest_checkpoint(directory.parent)) from exc
+                raise
         return directory
 
     def plot_rewards(self, path: Path) -> Path | None:
         if not self.accelerator.is_main_process or not self.history:
             return None
+        from ar3d_r1.engine.reward_curve import plot_reward_curves
+
         return plot_reward_curves({"run": self.history}, path)
-
-
-def plot_reward_curves(runs: dict[str, list[dict]], path: Path) -> Path:
-    """Mean total reward per step of each run (``{label: metrics records}``) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    for label, recs in runs.items():
-        ax.plot([r["step"] for r in recs], [r["reward/total"] for r in recs], label=label, lw=1.2)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("mean total reward (R_high + R_low)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path

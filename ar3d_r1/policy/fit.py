@@ -52,9 +52,23 @@ class FitConfig:
     ema_decay: float = field(default=0.95, metadata={"help": "codebook moving-average decay"})
     restart_every: int = field(default=20, metadata={"help": "re-seed codes unused for this many steps"})
     eval_every: int = field(default=100, metadata={"help": "held-out IoU every this many steps"})
+    eval_seconds: float = field(default=60.0, metadata={"help": "... or after this many seconds (and at "
+                                                                "the first step), whichever comes first"})
     target_iou: float = field(default=0.0, metadata={"help": "stop early at this held-out IoU (0: never)"})
     seed: int = field(default=0, metadata={"help": "data and initialisation seed"})
-    threads: int = field(default=0, metadata={"help": "torch threads (0: leave torch's default)"})
+    threads: int = field(default=0, metadata={"help": "torch threads (0: as many as cores are free, "
+                                                       ":func:`pick_threads`)"})
+
+    def __post_init__(self) -> None:
+        """Every number finite and in its :data:`FIT_RANGES` range: ValueError ``<field> must be ...``."""
+        from ar3d_r1.config import in_range
+
+        for name, spec in FIT_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                    or not in_range(value, spec):
+                where = f" {spec}" if spec[:1] in "<>" else f" in {spec}"
+                raise ValueError(f"{name} must be a finite number{where}, got {value!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> FitConfig:
@@ -67,6 +81,12 @@ class FitConfig:
         d["vqvae"] = self.vqvae.to_dict()
         return d
 
+
+#: The range of each numeric :class:`FitConfig` field (``ar3d_r1.config.RANGES``' notation).
+FIT_RANGES = {"n_train": ">= 1", "n_val": ">= 1", "steps": ">= 1", "max_seconds": "> 0",
+              "batch_size": ">= 1", "lr": "> 0", "beta": ">= 0", "warmup_steps": ">= 0",
+              "ema_decay": "[0, 1]", "restart_every": ">= 0", "eval_every": ">= 1", "eval_seconds": ">= 0",
+              "target_iou": "[0, 1]", "seed": ">= 0", "threads": ">= 0"}
 
 #: Named fit set-ups (factories so each call gets fresh objects).
 FIT_PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -89,11 +109,32 @@ class FitResult:
     seconds: float
     history: list[dict[str, float]]
     weights: Path | None = None
+    interrupted: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {"val_iou": self.val_iou, "codes_used": self.codes_used, "perplexity": self.perplexity,
-                "steps": self.steps, "seconds": self.seconds,
+                "steps": self.steps, "seconds": self.seconds, "interrupted": self.interrupted,
                 "weights": str(self.weights) if self.weights else None}
+
+
+def pick_threads(requested: int = 0) -> tuple[int, str]:
+    """The torch thread count for a fit, and why: ``requested`` when > 0, else the cores this process may
+    run on (``os.sched_getaffinity``) less the 1-minute load average (rounded, at least 1).
+
+    Why: on a machine shared with other jobs, torch's default (one thread per core) made the tiny-cpu fit
+    about 5× slower than one thread (the threads wait on each other while other processes hold the
+    cores), while on an idle 2-core machine two threads ran 80 steps in 60 s against one thread's 64
+    (docs/benchmarks.md). The load average lags by about a minute.
+    """
+    import os
+
+    if requested > 0:
+        return requested, f"{requested} torch thread(s) (--threads)"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    n = max(1, min(cores, int(cores - load + 0.5)))
+    return n, (f"{n} torch thread(s): {cores} core(s), 1-minute load {load:.1f}, so about {n} free "
+               "(more threads than free cores wait on each other; --threads N overrides)")
 
 
 def codebook_usage(ids: torch.Tensor, codebook_size: int) -> tuple[float, float]:
@@ -178,72 +219,98 @@ def fit_vqvae(
 ) -> FitResult:
     """Fit a VQVAE per ``config``; save it to ``out_dir`` (``3DVQVAE.bin`` + ``vqvae_config.json``) if given.
 
-    ``progress`` is called after every step with ``{"step", "loss", "seconds"}`` and, at evaluations, also
-    ``{"val_iou", "codes_used", "perplexity"}``. Training stops at ``steps``, after ``max_seconds``, or
-    when the held-out IoU reaches ``target_iou`` (> 0). Returns the final held-out evaluation.
+    ``progress`` is called after every step with ``{"step", "loss", "seconds"}`` and, at evaluations (the
+    first step, then every ``eval_every`` steps or ``eval_seconds``, whichever comes first, and the last),
+    also ``{"val_iou", "codes_used", "perplexity"}``. Training stops at ``steps``, after ``max_seconds``,
+    when the held-out IoU reaches ``target_iou`` (> 0), or on Ctrl-C (``KeyboardInterrupt``): the model so
+    far is then saved like a finished one (``result.interrupted``; it loads wherever a fitted VQVAE does).
+    Threads: :func:`pick_threads`. Returns the final held-out evaluation.
     """
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    t0 = time.perf_counter()
-    cfg = config.vqvae
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    _, train = shape_grids(config.n_train, cfg.resolution, seed=config.seed, fill=config.fill)
-    _, val = shape_grids(config.n_val, cfg.resolution, seed=config.seed + 1_000_003, fill=config.fill)
-    train_t = torch.from_numpy(train).float().unsqueeze(1)
-    val_t = torch.from_numpy(val).float().unsqueeze(1)
-    model = VQVAE3D(cfg)
-    codebook = _EMACodebook(model, config.ema_decay, gen)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
-    last_used = torch.zeros(cfg.codebook_size, dtype=torch.long)
-    history: list[dict[str, float]] = []
-    seeded = False
-    step = 0
-    evaluation: dict[str, float] = {}
-    while step < config.steps and time.perf_counter() - t0 < config.max_seconds:
+    torch.set_num_threads(pick_threads(config.threads)[0])
+    run = _Fit(config, progress)
+    interrupted = False
+    try:
+        while run.step < config.steps and time.perf_counter() - run.t0 < config.max_seconds:
+            if run.one_step():
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    evaluation = run.evaluation
+    if not evaluation or (not interrupted and "val_iou" not in run.history[-1]):
+        evaluation = evaluate_reconstruction(run.model, run.val)
+    run.model.eval()
+    result = FitResult(run.model, evaluation["iou"], evaluation["codes_used"], evaluation["perplexity"],
+                       run.step, time.perf_counter() - run.t0, run.history, interrupted=interrupted)
+    if out_dir is not None:
+        result.weights = save_vqvae(run.model, out_dir)
+    return result
+
+
+class _Fit:
+    """The state of one :func:`fit_vqvae` run: data, model, codebook, optimiser, step and log."""
+
+    def __init__(self, config: FitConfig, progress: Callable[[dict[str, float]], None] | None) -> None:
+        self.config, self.progress, self.t0 = config, progress, time.perf_counter()
+        cfg = config.vqvae
+        torch.manual_seed(config.seed)
+        self.gen = torch.Generator().manual_seed(config.seed)
+        _, train = shape_grids(config.n_train, cfg.resolution, seed=config.seed, fill=config.fill)
+        _, val = shape_grids(config.n_val, cfg.resolution, seed=config.seed + 1_000_003, fill=config.fill)
+        self.train = torch.from_numpy(train).float().unsqueeze(1)
+        self.val = torch.from_numpy(val).float().unsqueeze(1)
+        self.model = VQVAE3D(cfg)
+        self.codebook = _EMACodebook(self.model, config.ema_decay, self.gen)
+        self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=config.lr)
+        self.last_used = torch.zeros(cfg.codebook_size, dtype=torch.long)
+        self.history: list[dict[str, float]] = []
+        self.evaluation: dict[str, float] = {}
+        self.seeded, self.step, self.last_eval = False, 0, self.t0
+
+    def one_step(self) -> bool:
+        """One optimiser step (and the evaluation when due); True when the target IoU is reached."""
+        config, cfg, model = self.config, self.config.vqvae, self.model
         model.train()
-        lr = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / max(1, config.steps))))
-        for group in opt.param_groups:
+        lr = config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * self.step / max(1, config.steps))))
+        for group in self.opt.param_groups:
             group["lr"] = lr
-        idx = torch.randint(len(train_t), (config.batch_size,), generator=gen)
-        x = _augment(train_t[idx], gen)
-        if not seeded and step >= config.warmup_steps:
+        x = _augment(self.train[torch.randint(len(self.train), (config.batch_size,), generator=self.gen)],
+                     self.gen)
+        if not self.seeded and self.step >= config.warmup_steps:
             # k-means-style start: the codebook is a sample of the warmed-up encoder's outputs.
             with torch.no_grad():
                 lat = latents_to_tokens(model.encode_latent(x), cfg.z_group).reshape(-1, cfg.code_dim)
-            codebook.seed(torch.arange(cfg.codebook_size), lat)
-            seeded = True
-        out = model(x, quantize=seeded)
+            self.codebook.seed(torch.arange(cfg.codebook_size), lat)
+            self.seeded = True
+        out = model(x, quantize=self.seeded)
         recon = F.binary_cross_entropy_with_logits(out["logits"], x)
-        loss = recon + config.beta * out["commitment_loss"] if seeded else recon
-        opt.zero_grad(set_to_none=True)
+        loss = recon + config.beta * out["commitment_loss"] if self.seeded else recon
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        step += 1
-        if seeded:
-            codebook.update(out["ids"], out["latent"].detach())
-            last_used[torch.unique(out["ids"])] = step
-        if seeded and config.restart_every and step % config.restart_every == 0:
-            dead = torch.nonzero(step - last_used >= config.restart_every).flatten()
-            codebook.seed(dead, out["latent"].detach().reshape(-1, cfg.code_dim))
-            last_used[dead] = step
-        record = {"step": float(step), "loss": float(loss.detach()), "recon": float(recon.detach()),
-                  "seconds": time.perf_counter() - t0}
-        final = step >= config.steps or time.perf_counter() - t0 >= config.max_seconds
-        if step % config.eval_every == 0 or final:
-            evaluation = evaluate_reconstruction(model, val_t)
-            record.update({"val_iou": evaluation["iou"], "codes_used": evaluation["codes_used"],
-                           "perplexity": evaluation["perplexity"]})
-        history.append(record)
-        if progress is not None:
-            progress(record)
-        if config.target_iou > 0 and evaluation.get("iou", 0.0) >= config.target_iou and "val_iou" in record:
-            break
-    if not evaluation or "val_iou" not in history[-1]:
-        evaluation = evaluate_reconstruction(model, val_t)
-    model.eval()
-    result = FitResult(model, evaluation["iou"], evaluation["codes_used"], evaluation["perplexity"], step,
-                       time.perf_counter() - t0, history)
-    if out_dir is not None:
-        result.weights = save_vqvae(model, out_dir)
-    return result
+        self.opt.step()
+        self.step += 1
+        self._codebook_upkeep(out)
+        now = time.perf_counter()
+        record = {"step": float(self.step), "loss": float(loss.detach()), "recon": float(recon.detach()),
+                  "seconds": now - self.t0}
+        final = self.step >= config.steps or now - self.t0 >= config.max_seconds
+        due = self.step % config.eval_every == 0 or now - self.last_eval >= config.eval_seconds
+        if self.step == 1 or due or final:
+            self.evaluation, self.last_eval = evaluate_reconstruction(model, self.val), now
+            record.update({"val_iou": self.evaluation["iou"], "codes_used": self.evaluation["codes_used"],
+                           "perplexity": self.evaluation["perplexity"]})
+        self.history.append(record)
+        if self.progress is not None:
+            self.progress(record)
+        return config.target_iou > 0 and "val_iou" in record and record["val_iou"] >= config.target_iou
+
+    def _codebook_upkeep(self, out: dict) -> None:
+        """The moving-average update, and the re-seeding of codes unused for ``restart_every`` steps."""
+        if not self.seeded:
+            return
+        self.codebook.update(out["ids"], out["latent"].detach())
+        self.last_used[torch.unique(out["ids"])] = self.step
+        every = self.config.restart_every
+        if every and self.step % every == 0:
+            dead = torch.nonzero(self.step - self.last_used >= every).flatten()
+            self.codebook.seed(dead, out["latent"].detach().reshape(-1, self.config.vqvae.code_dim))
+            self.last_used[dead] = self.step

@@ -43,6 +43,12 @@ from ar3d_r1.rollout.prompts import TaskPrompt
 #: Column (csv) or key (jsonl) names a caption may be under, in order of preference.
 CAPTION_COLUMNS = ("caption", "prompt", "text")
 COUNTS = ("requests", "cached", "unparsed", "failed")
+#: The longest caption a captions file may hold (characters). A caption is one short description (the
+#: paper's are a sentence or two); a longer one is an unclosed CSV quote that swallowed the rows after it
+#: or a pasted file, and would be the policy's prompt: a 1 MB caption took a rollout to 12 GB of memory.
+MAX_CAPTION_CHARS = 2000
+#: The most lines one quoted CSV caption may span before it counts as an unclosed quote.
+MAX_CAPTION_LINES = 5
 
 
 class RewardServerError(RuntimeError):
@@ -65,13 +71,14 @@ def load_captions(path: str | Path) -> list[str]:
     ``.jsonl`` (one JSON string or object a line, the caption under ``caption``, ``prompt`` or ``text``),
     ``.json`` (a JSON list of such strings or objects, e.g. the authors' ``data/sampled_prompt.json`` of
     ``{"prompt", "task_type", "category"}`` objects; other keys are ignored) or ``.csv`` (a header row
-    with one of those columns, matched case-insensitively; a quoted caption may span lines and keeps its
-    newlines). Captions are stripped; order and repeats kept.
+    with one of those columns, matched case-insensitively; a quoted caption may span up to
+    :data:`MAX_CAPTION_LINES` lines and keeps its newlines). Captions are stripped; order and repeats kept.
 
     Raises:
         FileNotFoundError: no such file. IsADirectoryError: ``path`` is a directory.
-        ValueError: another suffix, text that is not UTF-8, a line or row without a caption (its line is
-            named), or no caption.
+        ValueError: another suffix, text that is not UTF-8, a line or row without a caption, a CSV quote
+            that is never closed or runs over more than :data:`MAX_CAPTION_LINES` lines, a caption longer
+            than :data:`MAX_CAPTION_CHARS` (each names its line), or no caption.
     """
     path = Path(path)
     if path.is_dir():
@@ -86,7 +93,8 @@ def load_captions(path: str | Path) -> list[str]:
     text = _utf8_text(path)
     captions: list[str] = []
     if suffix == ".txt":
-        captions = [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
+        captions = [_check_length(f"{path}:{n}", s) for n, line in enumerate(text.splitlines(), 1)
+                    if (s := line.strip()) and not s.startswith("#")]
     elif suffix == ".jsonl":
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -95,7 +103,7 @@ def load_captions(path: str | Path) -> list[str]:
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
-            captions.append(_json_caption(item, f"{path}:{n}"))
+            captions.append(_check_length(f"{path}:{n}", _json_caption(item, f"{path}:{n}")))
     elif suffix == ".json":
         try:
             items = json.loads(text)
@@ -104,23 +112,10 @@ def load_captions(path: str | Path) -> list[str]:
         if not isinstance(items, list):
             raise ValueError(f"{path}: a .json prompts_file is a JSON list of captions or of objects with "
                              f"{' / '.join(CAPTION_COLUMNS)}, got a {type(items).__name__}")
-        captions = [_json_caption(item, f"{path}: item {k}") for k, item in enumerate(items)]
+        captions = [_check_length(f"{path}: item {k}", _json_caption(item, f"{path}: item {k}"))
+                    for k, item in enumerate(items)]
     else:
-        with path.open(newline="", encoding="utf-8-sig") as f:  # newline="": quoted newlines survive
-            reader = csv.DictReader(f)
-            try:
-                by_lower = {name.strip().lower(): name for name in reader.fieldnames or []}
-                column = next((by_lower[c] for c in CAPTION_COLUMNS if c in by_lower), None)
-                if column is None:
-                    raise ValueError(f"{path}: no caption column ({' / '.join(CAPTION_COLUMNS)}, any case); "
-                                     f"the header has {reader.fieldnames}")
-                for row in reader:
-                    caption = (row.get(column) or "").strip()
-                    if not caption:
-                        raise ValueError(f"{path}:{reader.line_num}: empty {column!r}")
-                    captions.append(caption)
-            except csv.Error as exc:
-                raise ValueError(f"{path}:{reader.line_num}: not CSV ({exc})") from None
+        captions = _csv_captions(path)
     if not captions:
         raise ValueError(f"{path}: no captions")
     return captions
@@ -135,6 +130,46 @@ def _json_caption(item, where: str) -> str:
         raise ValueError(f"{where}: no caption (a JSON string, or an object with a non-empty "
                          f"{' / '.join(CAPTION_COLUMNS)})")
     return found.strip()
+
+
+def _check_length(where: str, caption: str) -> str:
+    """``caption``, unless longer than :data:`MAX_CAPTION_CHARS`: ValueError naming ``where`` (file:line)."""
+    if len(caption) > MAX_CAPTION_CHARS:
+        raise ValueError(f"{where}: a caption of {len(caption):,} characters; the most is "
+                         f"{MAX_CAPTION_CHARS:,} (a caption is one short description: shorten it, or close "
+                         "the quote or remove the text pasted there)")
+    return caption
+
+
+def _csv_captions(path: Path) -> list[str]:
+    """The captions of a CSV file (:func:`load_captions`), each row's first line named in its errors."""
+    captions = []
+    with path.open(newline="", encoding="utf-8-sig") as f:  # newline="": quoted newlines survive
+        reader = csv.DictReader(f, strict=True)  # strict: a quote open at the end of the file is an error
+        start = 2
+        try:
+            by_lower = {name.strip().lower(): name for name in reader.fieldnames or []}
+            column = next((by_lower[c] for c in CAPTION_COLUMNS if c in by_lower), None)
+            if column is None:
+                raise ValueError(f"{path}: no caption column ({' / '.join(CAPTION_COLUMNS)}, any case); "
+                                 f"the header has {reader.fieldnames}")
+            start = reader.line_num + 1
+            for row in reader:
+                if reader.line_num - start + 1 > MAX_CAPTION_LINES:
+                    raise ValueError(f"{path}:{start}: a quoted field opened on this line runs to line "
+                                     f"{reader.line_num} ({reader.line_num - start + 1} lines): an unclosed "
+                                     "quote? Close it, or put each caption on its own line")
+                caption = (row.get(column) or "").strip()
+                if not caption:
+                    raise ValueError(f"{path}:{start}: empty {column!r}")
+                captions.append(_check_length(f"{path}:{start}", caption))
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise ValueError(f"{path}:{start}: a quote opened on this line is never closed (the rest of "
+                                 "the file would be one caption); close it") from None
+            raise ValueError(f"{path}:{reader.line_num}: not CSV ({exc})") from None
+    return captions
 
 
 def require_servers(endpoints: RewardEndpoints, names: Sequence[str]) -> None:

@@ -42,11 +42,14 @@ class RunStateError(RuntimeError):
 class RunLock:
     """An exclusive lock on a run folder for the life of one process (``with RunLock(out): ...``).
 
-    Raises ``RunStateError`` naming the PID that holds the lock when another process has it.
+    Raises ``RunStateError`` naming the PID that holds the lock when another process has it. ``command``
+    and ``hint`` word that message for other commands (``ar3d-r1 train`` locks its ``output_dir``).
     """
 
-    def __init__(self, out_dir: str | os.PathLike) -> None:
+    def __init__(self, out_dir: str | os.PathLike, command: str = "mme3dr evaluate",
+                 hint: str = "wait for it to finish (then --resume), or choose another --out") -> None:
         self.path = Path(out_dir) / LOCK_NAME
+        self.command, self.hint = command, hint
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
@@ -59,8 +62,8 @@ class RunLock:
         except BlockingIOError:
             holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise RunStateError(f"{self.path.parent} is in use by another mme3dr evaluate (PID {holder}); "
-                                "wait for it to finish (then --resume), or choose another --out") from None
+            raise RunStateError(f"{self.path.parent} is in use by another {self.command} (PID {holder}); "
+                                f"{self.hint}") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from ar3d_r1.config import HiGRPOConfig, SFTConfig, load_config, parse_args, preset, save_config
+from ar3d_r1.config import ConfigError, HiGRPOConfig, SFTConfig, load_config, parse_args, preset, save_config
 
 
 def test_paper_preset_holds_the_papers_numbers_and_dapo_clip():
@@ -36,7 +36,7 @@ def test_yaml_and_flags_round_trip(tmp_path):
 def test_switch_validation_and_algorithm_presets():
     with pytest.raises(ValueError, match="aggregation"):
         HiGRPOConfig(aggregation="mean")
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match="num_generations must be an integer >= 2, got 1: advantages"):
         HiGRPOConfig(num_generations=1)
     g = preset("paper").with_algorithm("dr-grpo")
     assert (g.aggregation, g.scale_rewards, g.beta) == ("seq-sum-norm", "none", 0.0)
@@ -84,3 +84,51 @@ def test_3dgen_r1_preset_and_its_switches():
                        ("malformed_reward", "half")):
         with pytest.raises(ValueError, match=f"{field} must be one of"):
             HiGRPOConfig(**{field: bad})
+
+
+@pytest.mark.parametrize("cls", [HiGRPOConfig, SFTConfig])
+def test_every_numeric_field_has_a_range(cls):
+    from ar3d_r1.config_ranges import RANGES, _type_name
+
+    numeric = {f.name for f in dataclasses.fields(cls) if _type_name(f) in ("int", "float")}
+    assert numeric - set(RANGES) == set()
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("learning_rate", float("inf"), "learning_rate must be a finite number >= 0, got inf"),
+    ("beta", float("nan"), "beta must be a finite number >= 0, got nan"),
+    ("per_device_train_batch_size", 0, "per_device_train_batch_size must be an integer >= 1, got 0"),
+    ("gradient_accumulation_steps", 0, "gradient_accumulation_steps must be an integer >= 1, got 0"),
+    ("render_size", 0, "render_size must be an integer >= 8, got 0"),
+    ("epsilon_low", -0.1, "epsilon_low must be a finite number in [0, 1], got -0.1"),
+    ("epsilon_high", -0.1, "epsilon_high must be a finite number >= 0, got -0.1"),
+    ("save_steps", -1, "save_steps must be an integer >= 0, got -1"),
+    ("max_steps", 0, "max_steps must be an integer >= 1, got 0"),
+    ("top_p", 0.0, "top_p must be a finite number in (0, 1], got 0.0"),
+    ("temperature", 0.0, "temperature must be a finite number > 0, got 0.0"),
+    ("max_grad_norm", float("-inf"), "max_grad_norm must be a finite number > 0, got -inf"),
+    ("seed", -3, "seed must be an integer >= 0, got -3"),
+    ("max_steps", 2.5, "max_steps must be an integer, got 2.5"),
+    ("two_step", "yes", "two_step must be true or false, got 'yes'"),
+    ("output_dir", " ", "output_dir must not be empty"),
+])
+def test_every_value_is_checked_when_the_config_is_made(field, value, message):
+    with pytest.raises(ValueError) as info:
+        dataclasses.replace(preset("tiny-cpu"), **{field: value})
+    assert str(info.value) == message
+
+
+def test_a_yaml_float_without_a_dot_is_a_number(tmp_path):
+    (tmp_path / "c.yaml").write_text("learning_rate: 1e-6\n")  # YAML 1.1 reads this as a string
+    assert load_config(tmp_path / "c.yaml").learning_rate == 1e-6
+    (tmp_path / "d.yaml").write_text("learning_rate: fast\n")
+    with pytest.raises(ConfigError, match="d.yaml: learning_rate must be a number, got 'fast'"):
+        load_config(tmp_path / "d.yaml")
+
+
+def test_a_config_file_lays_its_keys_over_the_base(tmp_path):
+    (tmp_path / "c.yaml").write_text("kind: train\nlearning_rate: 0.5\n")
+    c = load_config(tmp_path / "c.yaml", base=preset("tiny-cpu"))
+    assert c == dataclasses.replace(preset("tiny-cpu"), learning_rate=0.5)
+    with pytest.raises(ConfigError, match="a HiGRPOConfig file"):
+        load_config(tmp_path / "c.yaml", base=preset("tiny-cpu", "sft"))

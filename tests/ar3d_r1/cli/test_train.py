@@ -47,6 +47,20 @@ def run(*args: str, code: int) -> str:
                                                              "overwrite_output_dir exclude each other"),
     (["--config", "/nonexistent.yaml"], "error: --config /nonexistent.yaml: no such config file"),
     (["--preset", "huge"], "error: --preset huge: unknown preset 'huge'; known: paper, 3dgen-r1, tiny-cpu"),
+    # every value is checked before anything loads (issue 26): nothing here reaches a model
+    (["--learning_rate", "inf"], "error: --learning_rate inf: learning_rate must be a finite number >= 0, "
+                                 "got inf"),
+    (["--beta", "nan"], "error: --beta nan: beta must be a finite number >= 0, got nan"),
+    (["--per_device_train_batch_size", "0"], "error: --per_device_train_batch_size 0: "
+                                             "per_device_train_batch_size must be an integer >= 1, got 0"),
+    (["--gradient_accumulation_steps", "0"], "error: --gradient_accumulation_steps 0: "
+                                             "gradient_accumulation_steps must be an integer >= 1, got 0"),
+    (["--render_size", "0"], "error: --render_size 0: render_size must be an integer >= 8, got 0"),
+    (["--epsilon_low", "-0.2"], "error: --epsilon_low -0.2: epsilon_low must be a finite number in [0, 1]"),
+    (["--save_steps", "-1"], "error: --save_steps -1: save_steps must be an integer >= 0, got -1"),
+    (["--max_steps", "0"], "error: --max_steps 0: max_steps must be an integer >= 1, got 0"),
+    (["--top_p", "1.5"], "error: --top_p 1.5: top_p must be a finite number in (0, 1], got 1.5"),
+    (["--output_dir", ""], "error: --output_dir : output_dir must not be empty"),
 ])
 def test_flag_and_config_mistakes_name_the_flag_and_value(flags, expected):
     line = run("train", *flags, code=2)
@@ -105,8 +119,9 @@ def _paper(tmp_path, servers: dict | str, captions: bytes | None = b"A chair.\n"
     prompts = tmp_path / "captions.txt"
     if captions is not None:
         prompts.write_bytes(captions)
-    return ["train", "--preset", "paper", "--output_dir", str(tmp_path / "run"), "--reward_servers",
-            str(path), "--prompts_file", str(prompts)]
+    return ["train", "--preset", "paper", "--gradient_accumulation_steps", "8",  # 8 completions, one process
+            "--output_dir", str(tmp_path / "run"), "--reward_servers", str(path),
+            "--prompts_file", str(prompts)]
 
 
 def test_endpoint_and_captions_file_mistakes_are_one_line(tmp_path):
@@ -133,11 +148,57 @@ def test_endpoint_and_captions_file_mistakes_are_one_line(tmp_path):
     assert result.stderr.splitlines()[-1].startswith("error: reward server(s) not ready")
 
 
-def test_a_run_directory_is_refused_before_anything_loads(tmp_path):
+def test_a_run_directory_is_refused_before_anything_loads_and_after_missing_inputs(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
-    assert run("train", "--preset", "paper", "--output_dir", str(tmp_path), code=1) == (
+    assert run("train", "--preset", "tiny-cpu", "--output_dir", str(tmp_path), "--policy", "p", "--vqvae",
+               "v", code=1) == (
         f"error: {tmp_path} already holds a run (metrics.jsonl); pass --resume true to continue it or "
         "--overwrite_output_dir true to start over")
+    # issue 25: what the user has to provide is named first, before the folder is looked at
+    line = run("train", "--preset", "paper", "--output_dir", str(tmp_path), code=2)
+    assert line.startswith("error: task 'vlm' needs --reward_servers")
+    # the authors' recipe (issue 21) serves its rewards too: its inputs are asked for before any folder
+    line = run("train", "--preset", "3dgen-r1", "--output_dir", str(tmp_path / "authors"), code=2)
+    assert line.startswith("error: task 'hps-unified2' needs --reward_servers")
+    assert not (tmp_path / "authors").exists()
+
+
+def test_a_batch_that_does_not_split_into_groups_is_refused_before_anything_loads(tmp_path):
+    line = run("train", "--num_generations", "3", "--policy", "p", "--vqvae", "v", "--output_dir",
+               str(tmp_path), code=2)
+    assert line.startswith("error: --num_generations 3: 16 completions per step")
+    assert "accelerate launch" in line
+
+
+def test_a_sft_config_is_checked_too():
+    assert run("sft", "--batch_size", "0", code=2) == (
+        "error: --batch_size 0: batch_size must be an integer >= 1, got 0")
+
+
+def test_config_file_is_laid_over_the_preset(tmp_path):
+    (tmp_path / "c.yaml").write_text("max_steps: 5\n")
+    # the paper preset's task (vlm) survives a file that does not name it: its inputs are asked for
+    line = run("train", "--preset", "paper", "--config", str(tmp_path / "c.yaml"), "--output_dir",
+               str(tmp_path / "run"), code=2)
+    assert line.startswith("error: task 'vlm' needs --reward_servers")
+    (tmp_path / "bad.yaml").write_text("beta: .nan\n")
+    assert run("train", "--config", str(tmp_path / "bad.yaml"), code=2) == (
+        f"error: --config {tmp_path / 'bad.yaml'}: beta must be a finite number >= 0, got nan")
+
+
+def test_a_dry_run_has_its_own_folder():
+    from ar3d_r1.cli.train_guards import dry_run_output_dir
+
+    assert dry_run_output_dir(preset("paper"), "paper").output_dir == "runs/paper/dry-run"
+    assert dry_run_output_dir(preset("tiny-cpu"), "tiny-cpu").output_dir == "runs/tiny-cpu/dry-run"
+    assert dry_run_output_dir(preset("3dgen-r1"), "3dgen-r1").output_dir == "runs/3dgen-r1/dry-run"
+    # --print-config shows where a dry run writes, and the layers under it (preset, --config, flags)
+    shown = yaml.safe_load(CliRunner().invoke(app, ["train", "--preset", "3dgen-r1", "--dry-run",
+                                                    "--print-config", "--beta", "0.5"]).stdout)
+    assert (shown["output_dir"], shown["beta"], shown["task"]) == ("runs/3dgen-r1/dry-run", 0.5,
+                                                                   "hps-unified2")
+    mine = preset("paper", output_dir="elsewhere")
+    assert dry_run_output_dir(mine, "paper").output_dir == "elsewhere"
 
 
 def test_help_says_every_field_is_a_flag_and_what_the_paper_preset_needs():
@@ -216,3 +277,53 @@ def test_a_reasoning_prompt_file_mistake_is_one_line(tmp_path):
     line = run("train", "--preset", "3dgen-r1", "--dry-run", "--output_dir", str(tmp_path / "run2"),
                "--reasoning_prompt_file", str(tmp_path / "none.txt"), code=1)
     assert line == f"error: reasoning_prompt_file {tmp_path / 'none.txt'}: no such file"
+
+
+def test_train_ends_with_a_summary_of_rewards_skips_failures_and_files(tmp_path):
+    from types import SimpleNamespace
+
+    from ar3d_r1.cli.train_guards import run_summary
+
+    cfg = preset("tiny-cpu", output_dir=str(tmp_path), per_device_train_batch_size=4,
+                 gradient_accumulation_steps=4, max_steps=30)
+    history = [{"step": s, "reward/total": 1.0 if s <= 10 else 2.0 if s > 20 else 1.5,
+                "kept_groups/step1": 0 if s in (3, 4) else 1, "kept_groups/step2": 0 if s in (3, 4) else 1,
+                "step1/malformed": 0.125 if s == 1 else 0.0, "step2/malformed": 0.0,
+                "samples/step1/failed": 1.0 if s == 2 else 0.0} for s in range(1, 31)]
+    (tmp_path / "checkpoint-20").mkdir()
+    (tmp_path / "checkpoint-20" / "trainer_state.json").write_text('{"step": 20}')
+    trainer = SimpleNamespace(config=cfg, history=history, accelerator=SimpleNamespace(num_processes=1))
+    lines = run_summary(trainer, tmp_path / "final").splitlines()
+    assert lines == [
+        f"hi-grpo: steps 1-30 of 30 in {tmp_path}",
+        "  mean total reward (R_high + R_low): first 10 steps 1.000, last 10 steps 2.000 (+1.000)",
+        "  steps with no signal or skipped: 2 of 30",
+        "  failed samples, of 16 a step: 2 malformed meshes, 1 failed rewards",
+        f"  reward curve {tmp_path / 'reward_curve.png'}; metrics {tmp_path / 'metrics.jsonl'}; TensorBoard "
+        f"{tmp_path / 'tb'}",
+        f"  checkpoints: checkpoint-20; final policy {tmp_path / 'final'}"]
+
+
+@pytest.mark.parametrize("command", ["train", "sft"])
+def test_a_folder_another_run_holds_is_refused_in_one_line(tmp_path, command):
+    import os
+
+    from mme3dr.harness.run_state import RunLock
+
+    with RunLock(tmp_path):  # another open file description of the lock: refused as another process is
+        line = run(command, "--vqvae", "v", "--policy", "p", "--output_dir", str(tmp_path), code=1)
+    assert line == (f"error: {tmp_path} is in use by another ar3d-r1 {command} (PID {os.getpid()}); wait for "
+                    "it to finish (then --resume true), or choose another --output_dir")
+
+
+def test_an_unusable_output_dir_or_empty_input_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("")
+    flags = ["--vqvae", "v", "--policy", "p"]
+    assert run("train", *flags, "--output_dir", str(tmp_path / "afile"), code=2) == (
+        f"error: --output_dir {tmp_path / 'afile'} is a file, not a folder; pass a folder path (it is "
+        "created if missing)")
+    assert "no folder can be made under it" in run("sft", "--vqvae", "v", "--output_dir",
+                                                   str(tmp_path / "afile" / "sub"), code=2)
+    assert run("train", *flags, "--vqvae", "", code=2) == "error: --vqvae : vqvae must not be empty"
+    assert run("train", *flags, "--rollout_backend", "server", code=2).startswith(
+        "error: --rollout_backend server: rollout_backend 'server' needs --rollout_url")

@@ -269,3 +269,36 @@ def test_captions_from_the_authors_json_list_format(tmp_path):
     (tmp_path / "broken.json").write_text('[{"prompt": "x"},\n', "utf-8")
     with pytest.raises(ValueError, match=r"broken\.json:2: not JSON"):
         load_captions(tmp_path / "broken.json")
+    from ar3d_r1.rewards.vlm_task import MAX_CAPTION_CHARS
+
+    (tmp_path / "long.json").write_text(json.dumps([items[0], {"prompt": "x" * (MAX_CAPTION_CHARS + 1)}]))
+    with pytest.raises(ValueError, match=r"long\.json: item 1: a caption of 2,001 characters; the most is "):
+        load_captions(tmp_path / "long.json")
+
+
+def test_an_unclosed_csv_quote_is_named_not_merged_into_one_caption(tmp_path):
+    rows = [f"{i},A chair number {i}." for i in range(1, 1002)]
+    rows[2] = '3,"A chair number 3.'  # never closed: the 999 rows after it would be one caption
+    (tmp_path / "a.csv").write_text("id,caption\n" + "\n".join(rows) + "\n", "utf-8")
+    with pytest.raises(ValueError) as info:
+        load_captions(tmp_path / "a.csv")
+    assert str(info.value) == (f"{tmp_path / 'a.csv'}:4: a quote opened on this line is never closed (the "
+                               "rest of the file would be one caption); close it")
+    rows[500] = '501,A chair number 501."'  # a later quote closes it: 499 lines would be one caption
+    (tmp_path / "b.csv").write_text("id,caption\n" + "\n".join(rows) + "\n", "utf-8")
+    with pytest.raises(ValueError, match=r"b\.csv:4: a quoted field opened on this line runs to line 502 "
+                                         r"\(499 lines\): an unclosed quote\?"):
+        load_captions(tmp_path / "b.csv")
+
+
+@pytest.mark.parametrize(("name", "line"), [
+    ("a.txt", "{caption}"), ("b.jsonl", '{{"caption": "{caption}"}}'), ("c.csv", '"{caption}"')])
+def test_a_caption_longer_than_the_cap_is_refused_with_its_line(tmp_path, name, line):
+    from ar3d_r1.rewards.vlm_task import MAX_CAPTION_CHARS
+
+    head = "caption\n" if name.endswith(".csv") else ""
+    fine, long = "A chair." * 10, "x" * (MAX_CAPTION_CHARS + 1)
+    (tmp_path / name).write_text(head + "\n".join(line.format(caption=c) for c in (fine, long)) + "\n")
+    number = 3 if head else 2
+    with pytest.raises(ValueError, match=fr"{name}:{number}: a caption of 2,001 characters; the most is "):
+        load_captions(tmp_path / name)
