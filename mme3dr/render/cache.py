@@ -180,11 +180,13 @@ def render_asset(
     try:
         check_asset_file(path)
         sha = closure_sha256(asset_closure(path))  # the file and what it references (textures, .bin)
-    except ClosureError as exc:
-        error = str(exc)
-        return RenderOutcome(str(path), None, None, None, error, False, time.perf_counter() - t0, error=error)
+    except ClosureError as exc:  # a reference leaving the asset's folder: refused, never read
+        return _failure(path, None, MeshError(MeshFailure.asset_refused, path, str(exc)), t0)
     except MeshError as exc:
         return _failure(path, None, exc, t0)
+    except Exception as exc:  # noqa: BLE001 - whatever reading the closure raised is this asset's failure
+        error = f"{type(exc).__name__} while reading the asset's files: {exc}"
+        return RenderOutcome(str(path), None, None, None, error, False, time.perf_counter() - t0, error=error)
     backend = resolve_backend(backend)
     key = cache_key(sha, rig, shading=shading, backend=backend, up_axis=up_axis, normalise=normalise)
     final = entry_dir(cache_root, key)
