@@ -244,7 +244,8 @@ class _Reader:
             positions, normals = self._skinned(attr, skin, positions, normals)
             world = np.eye(4)  # §3.7.3.3: a skinned mesh ignores its node's transform
         linear = world[:3, :3]
-        positions = positions @ linear.T + world[:3, 3]
+        with np.errstate(all="ignore"):  # NaN/inf positions are reported by validation, not here
+            positions = positions @ linear.T + world[:3, 3]
         if normals is not None:
             with np.errstate(all="ignore"):
                 normals = normals @ np.linalg.inv(linear)  # inverse transpose, applied to row vectors
@@ -260,6 +261,8 @@ class _Reader:
     def _morph(self, prim, positions, normals, weights):
         """Rest pose of morph targets: base + Σ weight_i · target_i (glTF 2.0 §3.7.2.2)."""
         targets = prim.get("targets", [])
+        if not isinstance(targets, list) or not isinstance(weights or [], list):
+            raise MeshError(MeshFailure.corrupt_file, self.path, "morph targets or weights are not lists")
         for w, target in zip(weights or [], targets, strict=False):
             if not w:
                 continue

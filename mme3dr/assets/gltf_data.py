@@ -48,7 +48,9 @@ def read_gltf_json(path: Path, data: bytes) -> tuple[dict, bytes | None]:
     except ValueError as exc:
         raise _corrupt(path, str(exc)) from exc
     asset = doc.get("asset", {})
-    version = str(asset.get("version", "2.0") if isinstance(asset, dict) else "2.0")
+    if not isinstance(asset, dict):
+        raise _corrupt(path, f"glTF 'asset' is {type(asset).__name__}, not an object")
+    version = str(asset.get("version", "2.0"))
     if not version.startswith("2"):
         raise MeshError(MeshFailure.unsupported_feature, path,
                         f"unsupported_feature: glTF {version} (only glTF 2.0 is read; convert the file)")
