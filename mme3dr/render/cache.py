@@ -58,6 +58,8 @@ class RenderOutcome:
     seconds: float = 0.0
     meta: dict = field(default_factory=dict)
     error: str | None = None  # an unexpected renderer error (not the asset's fault), if any
+    #: The render passed the pool's deadline (``error`` says what was waiting): ``render_timeout``.
+    timed_out: bool = False
     #: The views just drawn, (V, H, W, 4) uint8 RGBA, the same pixels as the entry's PNGs; only when
     #: asked for (``keep_views``) and only for a fresh render, so a caller can skip decoding them again.
     views: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -68,9 +70,12 @@ class RenderOutcome:
 
     @property
     def reason(self) -> str | None:
-        """The failure reason as a string (``render_error`` for unexpected renderer errors)."""
+        """The failure reason as a string (``render_timeout`` past the pool's deadline, ``render_error``
+        for other unexpected renderer errors)."""
         if self.failure is not None:
             return self.failure.value
+        if self.timed_out:
+            return "render_timeout"
         return "render_error" if self.error else None
 
 
