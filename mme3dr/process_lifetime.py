@@ -44,7 +44,7 @@ import threading
 import time
 
 __all__ = ["descendants", "die_with_parent", "exit_on_sigterm", "keep_tree", "kill_descendants",
-           "spawn_context"]
+           "process_state", "spawn_context"]
 
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36  # linux/prctl.h
 _POLL_S = 0.5
@@ -103,6 +103,21 @@ def exit_on_sigterm(code: int = 128 + signal.SIGTERM) -> None:
         raise SystemExit(code)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+_STATES = {"R": "running", "S": "sleeping", "D": "disk wait", "T": "stopped", "t": "stopped (traced)",
+           "Z": "exited"}
+
+
+def process_state(pid: int) -> str:
+    """What process ``pid`` is doing, from ``/proc/<pid>/stat``: ``running``, ``sleeping``, ``disk wait``,
+    ``stopped`` (SIGSTOP), ``stopped (traced)``, ``exited`` (a zombie), or ``unknown``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            letter = f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return "unknown"
+    return _STATES.get(letter, letter)
 
 
 def _parents() -> dict[int, tuple[int, str]]:

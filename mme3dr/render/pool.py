@@ -39,8 +39,6 @@ from mme3dr.render.cameras import Rig
 #: Seconds one render may take once a worker has it (a 2,000,000-face asset at 512² x 24 views on
 #: llvmpipe takes about a minute).
 RENDER_TIMEOUT_S = 600.0
-_PROC_STATES = {"R": "running", "S": "sleeping", "D": "disk wait", "T": "stopped", "t": "stopped (traced)",
-                "Z": "exited"}
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -273,17 +271,11 @@ class RenderPool:
     def worker_states(self, processes=None) -> dict[int, str]:
         """``{pid: state}`` of the worker processes (or of ``processes``), from ``/proc/<pid>/stat``
         (``"unknown"`` where there is none)."""
-        out = {}
+        from mme3dr.process_lifetime import process_state
+
         if processes is None:
             processes = list((getattr(self._pool, "_processes", None) or {}).values())
-        for process in processes:
-            try:
-                with open(f"/proc/{process.pid}/stat", "rb") as f:
-                    letter = f.read().rsplit(b")", 1)[1].split()[0].decode()
-                out[process.pid] = _PROC_STATES.get(letter, letter)
-            except (OSError, IndexError):
-                out[process.pid] = "unknown"
-        return out
+        return {process.pid: process_state(process.pid) for process in processes}
 
     def _replace_workers(self) -> None:
         """SIGKILL every worker (a stopped one too: SIGKILL needs no SIGCONT) and start fresh ones."""
