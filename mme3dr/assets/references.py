@@ -217,7 +217,9 @@ def resolve(asset: Path, name: str, referrer: str = "") -> tuple[str, Path]:
     if os.path.isabs(ref) or _DRIVE.match(name.strip()) or ref.startswith("//"):
         raise _refuse(asset, name, "an absolute path")
     rel = os.path.normpath(os.path.join(os.path.dirname(referrer), ref))
-    if rel == ".." or rel.startswith("../") or rel == ".":
+    if rel == "." or not ref:
+        raise _refuse(asset, name, "which names the folder itself, not a file in it")
+    if rel == ".." or rel.startswith("../"):
         raise _refuse(asset, name, "which climbs out with '..'")
     candidate = root / rel
     real = candidate.resolve()
