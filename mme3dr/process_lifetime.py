@@ -44,7 +44,7 @@ import threading
 import time
 
 __all__ = ["descendants", "die_with_parent", "exit_on_sigterm", "keep_tree", "kill_descendants",
-           "process_state", "spawn_context"]
+           "process_state", "run_in_kept_tree", "spawn_context"]
 
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36  # linux/prctl.h
 _POLL_S = 0.5
@@ -242,3 +242,16 @@ def keep_tree(parent_pid: int, close_in_keeper=()) -> bool:
             item.close()
     _keeper(child, parent_pid)
     return False  # never reached: the keeper exits
+
+
+def run_in_kept_tree(parent_pid: int, target: str, *args) -> None:
+    """A spawned process's target: :func:`keep_tree` first, before this process imports anything of its
+    own (so no library has started a thread the fork would lose; spawn may already have re-imported the
+    parent's ``__main__``), then ``target``
+    (``"package.module:function"``) called with ``args``. Pipes to the harness (connections) are what
+    only the process that goes on may keep: any connection among ``args`` is closed in the keeper."""
+    import importlib
+
+    keep_tree(parent_pid, close_in_keeper=[a for a in args if hasattr(a, "close") and hasattr(a, "recv")])
+    module, _, name = target.partition(":")
+    getattr(importlib.import_module(module), name)(*args)

@@ -91,8 +91,12 @@ class AdapterProcess:
 
         ctx: Any = spawn_context()
         parent_conn, child_conn = ctx.Pipe()
-        proc = ctx.Process(target=_child_main, args=(child_conn, self.spec, self.model_args, os.getpid()),
-                           name="mme3dr-adapter", daemon=True)
+        from mme3dr.process_lifetime import run_in_kept_tree
+
+        # The child forks its keeper before it imports this module (numpy's BLAS threads and the like).
+        proc = ctx.Process(target=run_in_kept_tree, name="mme3dr-adapter", daemon=True,
+                           args=(os.getpid(), f"{__name__}:_child_main", child_conn, self.spec,
+                                 self.model_args))
         proc.start()
         child_conn.close()
         self._proc, self._conn = proc, parent_conn
@@ -245,10 +249,8 @@ def _portable(assets: object) -> object:
     return out
 
 
-def _child_main(conn, spec: str, model_args, parent_pid: int) -> None:
-    from mme3dr.process_lifetime import keep_tree
-
-    keep_tree(parent_pid, close_in_keeper=[conn])  # first: forks, so no thread and no adapter code yet
+def _child_main(conn, spec: str, model_args) -> None:
+    """The adapter process (below its keeper, :func:`mme3dr.process_lifetime.run_in_kept_tree`)."""
     from mme3dr.models.registry import load_model
     from mme3dr.results import ModelInfoRecord
 
