@@ -280,3 +280,25 @@ def test_a_deep_copy_of_the_malformed_table_leaves_the_box_intact():
     before = copy.deepcopy(doc)
     MALFORMED["count as string"](copy.deepcopy(doc))
     assert doc == before
+
+
+def test_draco_data_decoding_to_more_faces_than_declared_is_bounded(tmp_path):
+    """A Draco payload whose accessors declare one triangle but which decodes to 320: the declared count
+    passes the face limit, the decoded faces are checked against it too."""
+    DracoPy = pytest.importorskip("DracoPy")
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=2)  # 320 faces
+    b = GltfBuilder()
+    view = b.view(DracoPy.encode(np.asarray(sphere.vertices), np.asarray(sphere.faces), preserve_order=True))
+    pos_acc = b._add("accessors", {"componentType": FLOAT, "count": 3, "type": "VEC3"})
+    idx_acc = b._add("accessors", {"componentType": UINT, "count": 3, "type": "SCALAR"})  # "one triangle"
+    prim = {"attributes": {"POSITION": pos_acc}, "indices": idx_acc,
+            "extensions": {"KHR_draco_mesh_compression": {"bufferView": view, "attributes": {"POSITION": 0}}}}
+    b.use("KHR_draco_mesh_compression", required=True)
+    b.node(mesh=b.mesh(prim))
+    path = b.write_glb(tmp_path / "bomb.glb")
+    with pytest.raises(MeshError) as info:
+        load_mesh(path, max_faces=100)
+    assert info.value.reason is MeshFailure.too_many_faces
+    assert "Draco data decodes to 320" in info.value.detail
