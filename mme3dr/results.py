@@ -74,9 +74,11 @@ FAILURE_REASONS: tuple[str, ...] = (
     "zero_extent",
     "too_many_faces",
     "unsupported_feature",  # the file uses something the renderer cannot honour (named in the detail)
+    "image_too_large",  # a texture declares more pixels than the loader decodes
     # later stages
     "render_error",
     "non_finite_features",  # an encoder gave NaN or infinity for this render (or its prompt)
+    "render_timeout",  # a render did not finish within the pool's deadline (a stopped or stuck worker)
     "reference_missing",  # the case's ground-truth object could not be loaded or rendered
 )
 

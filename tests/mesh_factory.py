@@ -111,7 +111,30 @@ def write_broken_assets(directory: Path) -> dict[str, Path]:
         "bufferViews": [{"buffer": 0, "byteLength": 36}],
         "buffers": [{"byteLength": 36, "uri": "data:application/octet-stream;base64,"
                      + base64.b64encode(np.eye(3, dtype=np.float32).tobytes()).decode()}]}))
+    out["asset_refused"] = d / "outside.obj"  # its MTL lies outside the OBJ's folder
+    out["asset_refused"].write_text("mtllib ../elsewhere.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    out["image_too_large"] = huge_texture_obj(d)
     return out
+
+
+def huge_texture_obj(directory: Path, side: int = 13_000) -> Path:
+    """An OBJ whose texture's PNG header declares ``side`` x ``side`` pixels (a 1-row IDAT: ~60 bytes on
+    disk; decoding it would need side² x 4 bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\0" * 7)) + chunk(b"IEND", b""))
+    d = Path(directory)
+    (d / "huge.png").write_bytes(png)
+    (d / "huge.mtl").write_text("newmtl m\nmap_Kd huge.png\n")
+    path = d / "huge.obj"
+    path.write_text("mtllib huge.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nusemtl m\n"
+                    "f 1/1 2/2 3/3\n")
+    return path
 
 
 TOO_MANY_FACES_LIMIT = 100  # the dense.ply above has 320 faces

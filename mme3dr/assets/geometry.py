@@ -33,6 +33,11 @@ class MeshFailure(str, Enum):
     #: The file uses something that changes its look which the renderer cannot honour (named in
     #: ``detail``: "unsupported_feature: KHR_texture_basisu ..."); never rendered approximately.
     unsupported_feature = "unsupported_feature"
+    #: A reference (MTL, texture, glTF buffer or image) leaves the asset's folder: an absolute path, a
+    #: URI, ``..``, a symlink pointing out (:mod:`mme3dr.assets.references`). Never read.
+    asset_refused = "asset_refused"
+    #: An image declares more pixels than ``MAX_IMAGE_PIXELS`` (checked from its header, before decoding).
+    image_too_large = "image_too_large"
 
 
 class MeshError(Exception):

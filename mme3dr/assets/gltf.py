@@ -36,6 +36,9 @@ SUPPORTED_EXTENSIONS = frozenset({
     "KHR_texture_basisu", "KHR_animation_pointer",
 })
 _TRIANGLE_MODES = {4, 5, 6}
+#: glTF 2.0 §3.7.2.1 topology names; the protocol renders surfaces, so 0-3 are left out with a note.
+MODE_NAMES = {0: "POINTS", 1: "LINES", 2: "LINE_LOOP", 3: "LINE_STRIP", 4: "TRIANGLES", 5: "TRIANGLE_STRIP",
+              6: "TRIANGLE_FAN"}
 
 
 def _unsupported(path, what: str) -> MeshError:
@@ -88,10 +91,14 @@ class _Reader:
         self.gf, self.path, self.doc, self.max_faces = gf, gf.path, gf.doc, max_faces
         self.materials = MaterialReader(gf)
         self.n_points = 0
+        self.left_out: dict[str, int] = {}  # topology name -> primitives not drawn
         self._check_extensions()
 
     def _check_extensions(self) -> None:
-        for name in self.doc.get("extensionsRequired", []) or []:
+        required = self.doc.get("extensionsRequired", []) or []
+        if not isinstance(required, list) or not all(isinstance(n, str) for n in required):
+            raise MeshError(MeshFailure.corrupt_file, self.path, "extensionsRequired is not a list of names")
+        for name in required:
             if name not in SUPPORTED_EXTENSIONS or name == "KHR_texture_basisu":
                 raise _unsupported(self.path, f"{name} (required by the file; not implemented here)")
 
@@ -143,7 +150,7 @@ class _Reader:
                 acc = next(iter(inst.get("attributes", {}).values()), None)
                 copies = 0 if acc is None else int(self.gf.get("accessors", acc, "accessor").get("count", 0))
             for prim in self.gf.get("meshes", node["mesh"], "mesh").get("primitives", []):
-                mode = prim.get("mode", 4)
+                mode = _mode(self.path, prim)
                 if mode not in _TRIANGLE_MODES:
                     continue
                 src = prim.get("indices", prim.get("attributes", {}).get("POSITION"))
@@ -190,15 +197,19 @@ class _Reader:
         return np.asarray(mats, np.float64)
 
     def _primitive(self, prim: dict, world: np.ndarray, weights, skin) -> MeshPart | None:
-        mode = prim.get("mode", 4)
+        mode = _mode(self.path, prim)
         if mode not in _TRIANGLE_MODES:
-            if mode == 0:
-                self.n_points += 1
+            self.n_points += mode == 0
+            self.left_out[MODE_NAMES[mode]] = self.left_out.get(MODE_NAMES[mode], 0) + 1
             return None
         attrs = dict(prim.get("attributes", {}))
         ext = prim.get("extensions", {})
         draco_ext = ext.get("KHR_draco_mesh_compression")
         draco = self.gf.decode_draco(prim, draco_ext) if draco_ext is not None else {}
+        if len(draco.get("indices", ())) > self.max_faces:  # the declared counts did not bound it
+            raise MeshError(MeshFailure.too_many_faces, self.path,
+                            f"Draco data decodes to {len(draco['indices']):,} faces, more than the limit of "
+                            f"{self.max_faces:,}")
 
         def attr(name):
             if name in draco:
@@ -233,7 +244,8 @@ class _Reader:
             positions, normals = self._skinned(attr, skin, positions, normals)
             world = np.eye(4)  # §3.7.3.3: a skinned mesh ignores its node's transform
         linear = world[:3, :3]
-        positions = positions @ linear.T + world[:3, 3]
+        with np.errstate(all="ignore"):  # NaN/inf positions are reported by validation, not here
+            positions = positions @ linear.T + world[:3, 3]
         if normals is not None:
             with np.errstate(all="ignore"):
                 normals = normals @ np.linalg.inv(linear)  # inverse transpose, applied to row vectors
@@ -249,6 +261,8 @@ class _Reader:
     def _morph(self, prim, positions, normals, weights):
         """Rest pose of morph targets: base + Σ weight_i · target_i (glTF 2.0 §3.7.2.2)."""
         targets = prim.get("targets", [])
+        if not isinstance(targets, list) or not isinstance(weights or [], list):
+            raise MeshError(MeshFailure.corrupt_file, self.path, "morph targets or weights are not lists")
         for w, target in zip(weights or [], targets, strict=False):
             if not w:
                 continue
@@ -277,15 +291,35 @@ class _Reader:
         return positions, normals
 
 
-def read_gltf(path: Path, data: bytes, max_faces: int) -> tuple[list[MeshPart], int]:
-    """(parts, number of point primitives) of a glTF 2.0 file's default scene. Raises MeshError."""
+def _mode(path, prim: dict) -> int:
+    mode = prim.get("mode", 4)
+    if not isinstance(mode, int) or isinstance(mode, bool) or mode not in MODE_NAMES:
+        raise MeshError(MeshFailure.corrupt_file, path, f"primitive mode {mode!r} is not a glTF topology "
+                                                        "(0-6)")
+    return mode
+
+
+def _left_out_note(left_out: dict[str, int]) -> str:
+    what = ", ".join(f"{n} {name}" for name, n in sorted(left_out.items()))
+    return f"left out {what} primitive(s): the protocol renders surfaces (triangles) only"
+
+
+def read_gltf(path: Path, data: bytes, max_faces: int) -> tuple[list[MeshPart], int, list[str]]:
+    """(parts, number of point primitives, notes) of a glTF 2.0 file's default scene; the notes name the
+    POINTS / LINES / LINE_LOOP / LINE_STRIP primitives left out. Raises MeshError: ``no_triangles``
+    (or ``point_cloud_only``) when nothing with area remains, ``corrupt_file`` for JSON whose types
+    are not the spec's (a string for a number, an object for a list)."""
     doc, binary = read_gltf_json(path, data)
-    reader = _Reader(GltfFile(path, doc, binary), max_faces)
     try:
+        reader = _Reader(GltfFile(path, doc, binary), max_faces)
         parts = reader.read()
     except MeshError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, np.linalg.LinAlgError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError,
+            np.linalg.LinAlgError) as exc:
         raise MeshError(MeshFailure.corrupt_file, path,
                         f"inconsistent glTF ({type(exc).__name__}: {exc})") from exc
-    return parts, reader.n_points
+    notes = [_left_out_note(reader.left_out)] if reader.left_out else []
+    if not parts and set(reader.left_out) - {"POINTS"}:
+        raise MeshError(MeshFailure.no_triangles, path, f"nothing with area to render: {notes[0]}")
+    return parts, reader.n_points, notes

@@ -9,7 +9,6 @@ any allocation of the declared size (glTF 2.0 §5 "Properties Reference"; GLB la
 from __future__ import annotations
 
 import base64
-import json
 import struct
 import urllib.parse
 from pathlib import Path
@@ -17,13 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from mme3dr.assets.geometry import MeshError, MeshFailure
+from mme3dr.assets.references import ClosureError, gltf_container, gltf_document, resolve
 
 __all__ = ["GltfFile", "read_gltf_json"]
 
 COMPONENT_DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32,
                     5126: np.float32}
+#: Elements an accessor without a bufferView may declare (it is allocated as zeros before sparse values
+#: are substituted, glTF 2.0 §3.6.2.2): 2**26 (256 MB of VEC4 floats), far above any mesh under max_faces.
+MAX_ZERO_ACCESSOR_COUNT = 1 << 26
 N_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
-_GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
 
 
 def _corrupt(path, detail: str) -> MeshError:
@@ -31,39 +33,24 @@ def _corrupt(path, detail: str) -> MeshError:
 
 
 def read_gltf_json(path: Path, data: bytes) -> tuple[dict, bytes | None]:
-    """(JSON document, GLB BIN chunk or None) of a ``.glb``/``.gltf`` file's bytes."""
-    if data[:4] == b"glTF":
-        if len(data) < 20:
-            raise _corrupt(path, f"GLB header is cut off ({len(data)} bytes)")
-        magic, version, length = struct.unpack_from("<III", data, 0)
+    """(JSON document, GLB BIN chunk or None) of a ``.glb``/``.gltf`` file's bytes, parsed by
+    :mod:`references` (the parser the asset's closure uses)."""
+    if data[:4] == b"glTF" and len(data) >= 12:
+        version = struct.unpack_from("<I", data, 4)[0]
         if version == 1:
             raise MeshError(MeshFailure.unsupported_feature, path,
                             "unsupported_feature: GLB version 1 (glTF 1.0; only glTF 2.0 is read)")
         if version != 2:
             raise _corrupt(path, f"GLB header version {version} is not 2 (not a GLB file?)")
-        if length > len(data):
-            raise _corrupt(path, f"GLB header declares {length:,} bytes but the file holds {len(data):,} "
-                                 "(truncated download?)")
-        chunks, offset = [], 12
-        while offset + 8 <= length:
-            size, kind = struct.unpack_from("<II", data, offset)
-            if offset + 8 + size > length:
-                raise _corrupt(path, f"GLB chunk at byte {offset} declares {size:,} bytes, past the end "
-                                     f"of the {length:,}-byte file")
-            chunks.append((kind, data[offset + 8: offset + 8 + size]))
-            offset += 8 + size
-        if not chunks or chunks[0][0] != _JSON_CHUNK:
-            raise _corrupt(path, "GLB has no JSON chunk first")
-        text, binary = chunks[0][1], next((c for k, c in chunks[1:] if k == _BIN_CHUNK), None)
-    else:
-        text, binary = data, None
     try:
-        doc = json.loads(text.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _corrupt(path, f"glTF JSON could not be parsed ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise _corrupt(path, "glTF JSON is not an object")
-    version = str(doc.get("asset", {}).get("version", "2.0"))
+        text, binary = gltf_container(data)
+        doc = gltf_document(text)
+    except ValueError as exc:
+        raise _corrupt(path, str(exc)) from exc
+    asset = doc.get("asset", {})
+    if not isinstance(asset, dict):
+        raise _corrupt(path, f"glTF 'asset' is {type(asset).__name__}, not an object")
+    version = str(asset.get("version", "2.0"))
     if not version.startswith("2"):
         raise MeshError(MeshFailure.unsupported_feature, path,
                         f"unsupported_feature: glTF {version} (only glTF 2.0 is read; convert the file)")
@@ -88,11 +75,17 @@ class GltfFile:
         return items[index]
 
     def resolve_uri(self, uri: str) -> Path:
-        """A relative URI as a path next to the file (percent-decoded, RFC 3986)."""
-        return self.path.parent / urllib.parse.unquote(uri)
+        """A relative URI as a path in the file's folder (percent-decoded, RFC 3986), resolved by
+        :func:`references.resolve`: one leaving the folder is ``asset_refused``."""
+        try:
+            return resolve(self.path, urllib.parse.unquote(uri))[1]
+        except ClosureError as exc:
+            raise MeshError(MeshFailure.asset_refused, self.path, str(exc)) from exc
 
     def uri_bytes(self, uri: str, what: str) -> bytes:
         """Bytes behind a ``data:`` URI or a relative file URI (missing file -> ``corrupt_file``)."""
+        if not isinstance(uri, str):
+            raise _corrupt(self.path, f"{what}: uri is {type(uri).__name__}, not a string")
         if uri.startswith("data:"):
             head, _, payload = uri.partition(",")
             try:
@@ -112,7 +105,7 @@ class GltfFile:
             return self._buffers[index]
         spec = self.get("buffers", index, "buffer")
         declared = spec.get("byteLength")
-        if not isinstance(declared, int) or declared < 0:
+        if not _is_int(declared) or declared < 0:
             raise _corrupt(self.path, f"buffer {index} has no valid byteLength ({declared!r})")
         if "uri" in spec:
             data = self.uri_bytes(spec["uri"], f"buffer {index}")
@@ -133,8 +126,8 @@ class GltfFile:
             raise MeshError(MeshFailure.unsupported_feature, self.path,
                             "unsupported_feature: EXT_meshopt_compression (decompress with gltfpack -noq)")
         data = self.buffer(view.get("buffer", -1))
-        start, length = int(view.get("byteOffset", 0)), view.get("byteLength")
-        if not isinstance(length, int) or start < 0 or start + length > len(data):
+        start, length = view.get("byteOffset", 0), view.get("byteLength")
+        if not _is_int(start) or not _is_int(length) or start < 0 or length < 0 or start + length > len(data):
             raise _corrupt(self.path, f"bufferView {index} (offset {start:,}, length {length!r}) reaches "
                                       "past "
                                       f"its {len(data):,}-byte buffer")
@@ -148,10 +141,13 @@ class GltfFile:
         dtype = COMPONENT_DTYPES.get(acc.get("componentType"))
         n = N_COMPONENTS.get(acc.get("type"))
         count = acc.get("count")
-        if dtype is None or n is None or not isinstance(count, int) or count < 0:
+        if dtype is None or n is None or not _is_int(count) or count < 0:
             raise _corrupt(self.path, f"accessor {index} has an invalid componentType/type/count")
         if "bufferView" in acc:
             out = self._strided(index, acc, dtype, n, count)
+        elif count > MAX_ZERO_ACCESSOR_COUNT:
+            raise _corrupt(self.path, f"accessor {index} declares {count:,} elements and no bufferView (more "
+                                      f"than {MAX_ZERO_ACCESSOR_COUNT:,}); nothing that large is a mesh")
         else:
             out = np.zeros((count, n), dtype)  # §3.6.2.2: no bufferView means zeros (sparse may fill)
         if "sparse" in acc:
@@ -163,10 +159,18 @@ class GltfFile:
     def _strided(self, index: int, acc: dict, dtype, n: int, count: int) -> np.ndarray:
         raw, stride = self.view_bytes(acc["bufferView"])
         item = np.dtype(dtype).itemsize * n
+        if stride is not None and (not _is_int(stride) or stride < item):
+            # glTF 2.0 §3.6.2.4: the stride is at least one element (and 4..252); a smaller or negative
+            # one would read overlapping or reversed elements: a scrambled mesh, never the intended one.
+            raise _corrupt(self.path, f"accessor {index}: bufferView {acc['bufferView']} has byteStride "
+                                      f"{stride!r}, smaller than one {acc.get('type')} element "
+                                      f"({item} bytes)")
         stride = int(stride or item)
-        offset = int(acc.get("byteOffset", 0))
+        offset = acc.get("byteOffset", 0)
+        if not _is_int(offset) or offset < 0:
+            raise _corrupt(self.path, f"accessor {index} has an invalid byteOffset {offset!r}")
         need = offset + (stride * (count - 1) + item if count else 0)
-        if need > len(raw) or offset < 0:
+        if need > len(raw):
             raise _corrupt(self.path, f"accessor {index} needs {need:,} bytes of bufferView "
                                       f"{acc['bufferView']}, which holds {len(raw):,}")
         if count == 0:
@@ -176,14 +180,16 @@ class GltfFile:
         return np.array(arr, dtype=dtype)  # a native-order copy: the file's bytes stay untouched
 
     def _sparse(self, index: int, sparse: dict, out: np.ndarray, dtype, n: int) -> np.ndarray:
-        k = int(sparse.get("count", 0))
+        k = sparse.get("count", 0)
         idx_spec, val_spec = sparse.get("indices", {}), sparse.get("values", {})
         idx_dtype = COMPONENT_DTYPES.get(idx_spec.get("componentType"))
-        if idx_dtype is None or k < 0:
-            raise _corrupt(self.path, f"accessor {index}: invalid sparse block")
+        if idx_dtype is None or idx_dtype not in (np.uint8, np.uint16, np.uint32) or not _is_int(k) or k < 0:
+            raise _corrupt(self.path, f"accessor {index}: invalid sparse block (count {k!r}, indices "
+                                      f"componentType {idx_spec.get('componentType')!r})")
         for spec, dt, m, what in ((idx_spec, idx_dtype, 1, "indices"), (val_spec, dtype, n, "values")):
             raw, _ = self.view_bytes(spec.get("bufferView", -1))
-            if int(spec.get("byteOffset", 0)) + k * np.dtype(dt).itemsize * m > len(raw):
+            offset = spec.get("byteOffset", 0)
+            if not _is_int(offset) or offset < 0 or offset + k * np.dtype(dt).itemsize * m > len(raw):
                 raise _corrupt(self.path, f"accessor {index}: sparse {what} reach past their bufferView")
         raw_i, _ = self.view_bytes(idx_spec["bufferView"])
         raw_v, _ = self.view_bytes(val_spec["bufferView"])
@@ -224,6 +230,11 @@ class GltfFile:
                 data = _dequantize(data)
             out[name] = data
         return out
+
+
+def _is_int(value) -> bool:
+    """A JSON integer (``True``/``False`` are not, though Python counts them as ints)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _dequantize(a: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from mme3dr.assets.geometry import MeshError, MeshFailure
 from mme3dr.assets.gltf_data import GltfFile
-from mme3dr.assets.materials import Material, Texture, decode_image, uv_transform_matrix
+from mme3dr.assets.materials import ImageTooLarge, Material, Texture, decode_image, uv_transform_matrix
 
 __all__ = ["MaterialReader"]
 
@@ -131,6 +131,8 @@ class MaterialReader:
                                    f"KTX2 image {index} (KHR_texture_basisu); re-export with PNG/JPEG")
             try:
                 self._images[index] = decode_image(data, where)
+            except ImageTooLarge as exc:
+                raise MeshError(MeshFailure.image_too_large, self.path, str(exc)) from exc
             except ValueError as exc:
                 raise MeshError(MeshFailure.corrupt_file, self.path, str(exc)) from exc
         return self._images[index]

@@ -25,6 +25,8 @@ import numpy as np
 __all__ = [
     "ALPHA_MODES",
     "UNCOLOURED",
+    "MAX_IMAGE_PIXELS",
+    "ImageTooLarge",
     "Material",
     "Texture",
     "decode_image",
@@ -125,18 +127,44 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(a.astype(np.float64) * (255.0 / top)), 0, 255).astype(np.uint8)
 
 
+#: Pixels a texture may declare: 8192 x 8192 (256 MB as RGBA). Checked from the image header before any
+#: pixel is decoded, so a 13,000 x 13,000 image (or a small PNG that inflates to it) costs nothing.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+class ImageTooLarge(ValueError):
+    """An image declares more than ``MAX_IMAGE_PIXELS`` pixels (``str`` gives its size and the cap)."""
+
+
 def decode_image(data: bytes, source: str = "") -> np.ndarray:
     """Encoded image bytes (PNG, JPEG, WebP, any bit depth and channel count) -> (h, w, 4) uint8 RGBA.
 
     Grey is replicated to RGB; missing alpha is 255; a palette with transparency keeps it. Samples
     deeper than 8 bits (16-bit PNG, opened by Pillow as mode I;16 or I) are rounded to 8 bits, v·255/65535
     (so 32896 -> 128). Colour-management data (ICC profiles, gamma chunks) is ignored, as glTF 2.0 §3.8.4
-    requires. Raises ``ValueError`` naming ``source`` if Pillow cannot decode it.
+    requires. Raises :class:`ImageTooLarge` when the header declares more than ``MAX_IMAGE_PIXELS``
+    pixels (nothing is decoded), ``ValueError`` naming ``source`` if Pillow cannot decode it.
     """
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap decides
+            im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:  # Pillow's own limit (2 x 89 M pixels) came first
+        raise ImageTooLarge(f"image {source or '(embedded)'}: {exc}") from exc
+    except Exception as exc:
+        raise ValueError(f"image {source or '(embedded)'} could not be decoded ({type(exc).__name__}: "
+                         f"{exc})") from exc
+    width, height = im.size
+    if width * height > MAX_IMAGE_PIXELS:
+        im.close()
+        raise ImageTooLarge(f"image {source or '(embedded)'} declares {width:,} x {height:,} pixels, more "
+                            f"than the {MAX_IMAGE_PIXELS:,} the loader decodes; downscale the texture")
+    try:
+        with im:
             im.load()
             mode = im.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):

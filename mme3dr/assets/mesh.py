@@ -13,6 +13,7 @@ caller that knows their convention (``up_axis="z"``); the loader never guesses i
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +66,24 @@ def check_asset_file(path: Path) -> None:
         raise MeshError(MeshFailure.empty_file, path, "the file is 0 bytes; re-export or re-download it")
 
 
+#: What a reader raises for a file whose values are not what its format allows (a string where a number
+#: belongs, an object for a list, nesting too deep): the file's fault, ``corrupt_file``.
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError,
+              UnicodeError, struct.error, np.linalg.LinAlgError)
+
+
 def _read_parts(path: Path, max_faces: int) -> tuple[list[MeshPart], int, list[str]]:
+    """(parts, point clouds, notes) of the file, by format; malformed values -> ``corrupt_file``."""
+    try:
+        return _read_format(path, max_faces)
+    except MeshError:
+        raise
+    except _MALFORMED as exc:
+        raise MeshError(MeshFailure.corrupt_file, path,
+                        f"malformed file ({type(exc).__name__}: {str(exc)[:300]})") from exc
+
+
+def _read_format(path: Path, max_faces: int) -> tuple[list[MeshPart], int, list[str]]:
     """(parts, point clouds, notes) of the file, by format. Declared face counts are checked first."""
     from mme3dr.assets.text_formats import declared_faces
 
@@ -74,8 +92,7 @@ def _read_parts(path: Path, max_faces: int) -> tuple[list[MeshPart], int, list[s
     if suffix in (".glb", ".gltf"):
         from mme3dr.assets.gltf import read_gltf
 
-        parts, n_points = read_gltf(path, data, max_faces)
-        return parts, n_points, []
+        return read_gltf(path, data, max_faces)
     declared_faces(path, data, max_faces)
     if suffix == ".obj":
         from mme3dr.assets.obj import read_obj
@@ -118,6 +135,21 @@ def _validate(
     return n_faces, used
 
 
+def _has_area(part: MeshPart) -> bool:
+    """Whether any triangle of ``part`` has a non-zero area (its corners' cross product)."""
+    f = part.faces
+    distinct = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])
+    if not distinct.any():
+        return False
+    p, f = part.positions, f[distinct]
+    for start in range(0, len(f), 1 << 16):  # a real mesh answers in its first chunk
+        c = f[start:start + (1 << 16)]
+        with np.errstate(all="ignore"):
+            if np.any(np.cross(p[c[:, 1]] - p[c[:, 0]], p[c[:, 2]] - p[c[:, 0]])):
+                return True
+    return False
+
+
 def _used_bounds(parts: list[MeshPart], used: list[np.ndarray]) -> np.ndarray:
     """(2, 3) float64 bounds of the vertices that faces use (stray unused vertices do not count);
     ``used``: per part, the vertex indices its faces use."""
@@ -156,6 +188,9 @@ def load_mesh(
     extent = float((bounds[1] - bounds[0]).max())
     if not np.isfinite(extent) or extent <= 1e-12 * max(1.0, float(np.abs(bounds).max())):
         raise MeshError(MeshFailure.zero_extent, path, "all vertices coincide: the mesh has no size")
+    if not any(_has_area(p) for p in parts):
+        raise MeshError(MeshFailure.no_triangles, path, f"all {n_faces:,} triangles are degenerate (zero "
+                                                        "area: repeated indices or collinear corners)")
     if normalise:
         # Centre the bounding box on the origin, then scale uniformly so the longest side is 1.0.
         centre = (bounds[0] + bounds[1]) / 2.0

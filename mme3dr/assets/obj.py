@@ -1,7 +1,11 @@
 """Wavefront OBJ + MTL -> :class:`MeshPart` lists with the protocol material model.
 
 Geometry (positions, polygons triangulated, ``vt``, ``vn``, per-vertex colours ``v x y z r g b``) is
-parsed by trimesh; materials by this module, so that what the file says is kept exactly:
+parsed by trimesh, which is handed the MTL text and nothing else (it reads no file); ``mtllib`` and
+``map_Kd`` statements are parsed and resolved by :mod:`references`, the parser of the asset's closure,
+so every file read is inside the OBJ's folder (a reference leaving it is ``asset_refused``) and texture
+names are relative to the MTL file that gives them; materials by this module, so that what the file
+says is kept exactly:
 
 - base colour = ``Kd`` (taken as linear, as Blender's importer does) x ``map_Kd`` (sRGB) x vertex
   colour (sRGB-encoded, decoded); ``d`` (or ``Tr`` = 1 - d) below 1 makes the surface BLEND with that
@@ -15,65 +19,34 @@ parsed by trimesh; materials by this module, so that what the file says is kept 
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import numpy as np
 
 from mme3dr.assets.geometry import MeshError, MeshFailure, MeshPart
-from mme3dr.assets.materials import CLAMP_TO_EDGE, Material, Texture, decode_image, srgb_to_linear
+from mme3dr.assets.materials import (
+    CLAMP_TO_EDGE,
+    ImageTooLarge,
+    Material,
+    Texture,
+    decode_image,
+    srgb_to_linear,
+)
+from mme3dr.assets.references import ClosureError, mtl_materials, obj_mtllibs, parse_map, resolve
 from mme3dr.assets.text_formats import decode_text, parse_with_trimesh, scene_geometries, trimesh_normals
 
 __all__ = ["read_obj"]
 
-# map_* options and how many arguments each takes (MTL spec, Paul Bourke's copy of the Wavefront docs).
-_OPTION_ARGS = {"-blendu": 1, "-blendv": 1, "-bm": 1, "-boost": 1, "-cc": 1, "-clamp": 1, "-imfchan": 1,
-                "-mm": 2, "-o": 3, "-s": 3, "-t": 3, "-texres": 1, "-type": 1}
 _FLIP_V = np.array([[1, 0, 0], [0, -1, 1], [0, 0, 1]], np.float32)  # (u, v) -> (u, 1 - v)
 
 
-def _parse_map(args: str) -> tuple[str, dict]:
-    """(file name, options) of a ``map_Kd`` argument string; file names may contain spaces."""
+def _resolve(obj_path: Path, name: str, referrer: str = "") -> Path:
+    """The file a reference names, inside the OBJ's folder (:func:`references.resolve`), else
+    ``asset_refused``."""
     try:
-        tokens = shlex.split(args, posix=True)
-    except ValueError:
-        tokens = args.split()
-    options, i = {}, 0
-    while i < len(tokens) and tokens[i] in _OPTION_ARGS:
-        key, n = tokens[i], _OPTION_ARGS[tokens[i]]
-        values = []
-        i += 1
-        while i < len(tokens) and len(values) < n and _is_number(tokens[i]):
-            values.append(tokens[i])
-            i += 1
-        if key == "-clamp" and i < len(tokens) and not values:
-            values, i = [tokens[i]], i + 1
-        options[key] = values
-    return " ".join(tokens[i:]), options
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-        return True
-    except ValueError:
-        return False
-
-
-def _parse_mtl(text: str) -> dict[str, dict]:
-    materials: dict[str, dict] = {}
-    current = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, _, rest = line.partition(" ")
-        key, rest = key.strip(), rest.strip()
-        if key == "newmtl":
-            current = materials.setdefault(rest, {})
-        elif current is not None:
-            current[key.lower() if key.lower() in ("kd", "d", "tr") else key] = rest
-    return materials
+        return resolve(obj_path, name, referrer)[1]
+    except ClosureError as exc:
+        raise MeshError(MeshFailure.asset_refused, obj_path, str(exc)) from exc
 
 
 class _MtlLibrary:
@@ -82,17 +55,21 @@ class _MtlLibrary:
     def __init__(self, path: Path, text: str) -> None:
         self.path, self.notes = path, []
         self.materials: dict[str, dict] = {}
+        self.mtl_of: dict[str, str] = {}  # material -> the MTL file defining it (textures are beside it)
         self.served: dict[str, bytes] = {}
-        names = [line.split(None, 1)[1].strip() for line in text.splitlines()
-                 if line.startswith("mtllib") and len(line.split(None, 1)) == 2]
-        for name in names:
-            target = path.parent / name
+        raw_names = [line.strip()[6:].strip() for line in text.splitlines()
+                     if line.split(None, 1)[:1] == ["mtllib"]]
+        for name in obj_mtllibs(text):
+            target = _resolve(path, name)
             if not target.is_file():
                 self.notes.append(f"missing MTL file {name!r}: its faces are rendered uncoloured")
                 continue
             mtl_text = decode_text(target.read_bytes())
-            self.served[name] = mtl_text.encode("utf-8")
-            self.materials.update(_parse_mtl(mtl_text))
+            # trimesh asks for the name as written (quotes and all): serve both spellings, nothing else.
+            for key in [name, *(r for r in raw_names if obj_mtllibs(f"mtllib {r}") == [name])]:
+                self.served[key] = mtl_text.encode("utf-8")
+            for material, spec in mtl_materials(mtl_text).items():
+                self.materials[material], self.mtl_of[material] = spec, name
         self._built: dict[str, Material] = {}
 
     def material(self, name: str | None) -> Material:
@@ -116,17 +93,19 @@ class _MtlLibrary:
             alpha = 1.0 - float(spec["tr"].split()[-1])
         mat = Material(base_color_factor=np.array([*kd, alpha], np.float32), name=name,
                        alpha_mode="BLEND" if alpha < 1.0 else "OPAQUE")
-        if "map_Kd" in spec:
-            file_name, options = _parse_map(spec["map_Kd"])
-            target = self.path.parent / file_name.replace("\\", "/")
-            if not target.is_file():
+        if "map_kd" in spec:
+            file_name, options = parse_map(spec["map_kd"])
+            target = _resolve(self.path, file_name, referrer=self.mtl_of.get(name, "")) if file_name else None
+            if target is None or not target.is_file():
                 self.notes.append(f"missing texture {file_name!r} of material {name!r}: rendered uncoloured")
                 return Material.grey()
             try:
                 rgba = decode_image(target.read_bytes(), file_name)
+            except ImageTooLarge as exc:
+                raise MeshError(MeshFailure.image_too_large, self.path, str(exc)) from exc
             except ValueError as exc:
                 raise MeshError(MeshFailure.corrupt_file, self.path, str(exc)) from exc
-            clamp = options.get("-clamp", ["off"])[0] == "on"
+            clamp = options.get("-clamp", ["off"]) == ["on"]
             wrap = CLAMP_TO_EDGE if clamp else 10497
             mat.texture = Texture(rgba=rgba, source=file_name, wrap_s=wrap, wrap_t=wrap)
             o = [float(v) for v in options.get("-o", [])] + [0.0, 0.0]

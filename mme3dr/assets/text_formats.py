@@ -13,22 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from mme3dr.assets.geometry import MeshError, MeshFailure
+from mme3dr.assets.references import decode_text
 
 __all__ = ["declared_faces", "decode_text", "parse_with_trimesh", "trimesh_normals"]
-
-
-def decode_text(data: bytes) -> str:
-    """Text of a text-format asset: UTF-8 (with or without BOM) when it decodes, else Windows-1252/
-    Latin-1, which decode any byte. Exporters write names and comments in their locale's code page;
-    the geometry itself is ASCII either way, so no byte can make a text asset unreadable."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
 
 
 def _too_many(path, n: int, max_faces: int, how: str) -> None:

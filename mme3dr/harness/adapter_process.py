@@ -12,8 +12,13 @@ harness therefore loads and calls the adapter in a spawned child process and tal
 - an exception, a wrong count, a bad return value or a missing file: classified exactly as
   :func:`mme3dr.harness.generation.classify_return` does for an in-process call.
 
-The child sets ``PR_SET_PDEATHSIG`` (:func:`mme3dr.process_lifetime.die_with_parent`), so it never
-outlives the evaluate process. Returned files are checked in the parent: both see the same file system.
+The child never outlives the evaluate process, and neither does anything the adapter starts, detached
+or not: the child is a keeper (a child subreaper, :func:`mme3dr.process_lifetime.keep_tree`) that runs
+the adapter in a process of its own and kills whatever is left below it when that process ends or the
+harness stops it. Every path handed to the adapter is absolute (``output_dir``, the oracle's
+references), and a relative path it returns is made absolute in the child, against the directory it
+is in then: an adapter that calls ``os.chdir`` changes nothing for the harness or later requests.
+Returned files are checked in the parent: both see the same file system.
 
 Light module (standard library; the adapter's own imports happen in the child).
 """
@@ -21,6 +26,7 @@ Light module (standard library; the adapter's own imports happen in the child).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -90,8 +96,12 @@ class AdapterProcess:
 
         ctx: Any = spawn_context()
         parent_conn, child_conn = ctx.Pipe()
-        proc = ctx.Process(target=_child_main, args=(child_conn, self.spec, self.model_args, os.getpid()),
-                           name="mme3dr-adapter", daemon=True)
+        from mme3dr.process_lifetime import run_in_kept_tree
+
+        # The child forks its keeper before it imports this module (numpy's BLAS threads and the like).
+        proc = ctx.Process(target=run_in_kept_tree, name="mme3dr-adapter", daemon=True,
+                           args=(os.getpid(), f"{__name__}:_child_main", child_conn, self.spec,
+                                 self.model_args))
         proc.start()
         child_conn.close()
         self._proc, self._conn = proc, parent_conn
@@ -124,9 +134,7 @@ class AdapterProcess:
         with contextlib.suppress(OSError, ValueError):
             conn.send(("stop", None))
         proc.join(5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+        _end(proc)
         conn.close()
 
     def __enter__(self) -> AdapterProcess:
@@ -163,13 +171,13 @@ class AdapterProcess:
 
     def bind_references(self, references: Mapping[str, tuple[Path, str]]) -> None:
         """Hand the oracle its references (kept, and handed again to a restarted child)."""
-        self._references = {k: (str(p), axis) for k, (p, axis) in references.items()}
+        self._references = {k: (os.path.abspath(p), axis) for k, (p, axis) in references.items()}
         self._call(("bind", self._references), None)
 
     def generate(self, requests: Sequence[GenerationRequest],
                  timeout: float | None) -> list[GenerationOutcome]:
         """One ``generate`` call in the child, classified; ``timeout`` is seconds per request."""
-        requests = list(requests)
+        requests = [dataclasses.replace(r, output_dir=Path(os.path.abspath(r.output_dir))) for r in requests]
         limit = None if timeout is None else timeout * len(requests)
         if limit is not None and self._takes_timeout:  # it stops its own work first and says why
             limit += TIMEOUT_GRACE_S
@@ -199,10 +207,19 @@ class AdapterProcess:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
         if proc is not None:
-            if proc.is_alive():
-                proc.kill()
-            proc.join()
+            _end(proc)
             conn.close()
+
+
+def _end(proc) -> None:
+    """End the child: SIGTERM first (its keeper then kills the adapter and everything below it), SIGKILL
+    if it is still there after 5 s."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5)
+    if proc.is_alive():
+        proc.kill()
+    proc.join()
 
 
 def describe_exit(proc) -> str:
@@ -223,20 +240,28 @@ def describe_exit(proc) -> str:
 
 def _portable(assets: object) -> object:
     """The adapter's return value in a form that pickles: a list of Asset / path / BadItem, or the
-    ``BadItem`` of a value that is not a list at all."""
+    ``BadItem`` of a value that is not a list at all. Relative paths are made absolute here, against
+    the adapter's working directory now (it may have changed it)."""
     try:
         items = list(assets)  # type: ignore[arg-type]
     except TypeError:
         return BadItem(type(assets).__name__)
-    return [i if isinstance(i, (Asset, str, Path)) else BadItem(type(i).__name__) for i in items]
+    out: list[object] = []
+    for item in items:
+        if isinstance(item, Asset):
+            out.append(dataclasses.replace(item, path=Path(os.path.abspath(item.path))))
+        elif isinstance(item, (str, Path)):
+            out.append(type(item)(os.path.abspath(item)) if str(item) else item)
+        else:
+            out.append(BadItem(type(item).__name__))
+    return out
 
 
-def _child_main(conn, spec: str, model_args, parent_pid: int) -> None:
+def _child_main(conn, spec: str, model_args) -> None:
+    """The adapter process (below its keeper, :func:`mme3dr.process_lifetime.run_in_kept_tree`)."""
     from mme3dr.models.registry import load_model
-    from mme3dr.process_lifetime import die_with_parent
     from mme3dr.results import ModelInfoRecord
 
-    die_with_parent(parent_pid)
     try:
         loaded = load_model(spec, model_args)
     except ModelSpecError as e:

@@ -194,6 +194,9 @@ def _generate_stage(cfg, state, store, loaded, inputs, cases, progress: Progress
                     if is_disk_full(e):  # not the adapter's fault: stop, record nothing, --resume redoes it
                         raise
                     record.update(failure="missing_output", detail=f"could not copy the asset: {e}")
+                except Exception as e:  # noqa: BLE001 - whatever storing one asset raises is its failure
+                    record.update(failure="asset_refused",
+                                  detail=f"could not store the asset ({type(e).__name__}: {str(e)[:500]})")
             state.put(r.case_id, r.sample_index, record)
             counters["generated"] += 1
             done += 1

@@ -58,6 +58,8 @@ class RenderOutcome:
     seconds: float = 0.0
     meta: dict = field(default_factory=dict)
     error: str | None = None  # an unexpected renderer error (not the asset's fault), if any
+    #: The render passed the pool's deadline (``error`` says what was waiting): ``render_timeout``.
+    timed_out: bool = False
     #: The views just drawn, (V, H, W, 4) uint8 RGBA, the same pixels as the entry's PNGs; only when
     #: asked for (``keep_views``) and only for a fresh render, so a caller can skip decoding them again.
     views: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -68,9 +70,12 @@ class RenderOutcome:
 
     @property
     def reason(self) -> str | None:
-        """The failure reason as a string (``render_error`` for unexpected renderer errors)."""
+        """The failure reason as a string (``render_timeout`` past the pool's deadline, ``render_error``
+        for other unexpected renderer errors)."""
         if self.failure is not None:
             return self.failure.value
+        if self.timed_out:
+            return "render_timeout"
         return "render_error" if self.error else None
 
 
@@ -180,11 +185,13 @@ def render_asset(
     try:
         check_asset_file(path)
         sha = closure_sha256(asset_closure(path))  # the file and what it references (textures, .bin)
-    except ClosureError as exc:
-        error = str(exc)
-        return RenderOutcome(str(path), None, None, None, error, False, time.perf_counter() - t0, error=error)
+    except ClosureError as exc:  # a reference leaving the asset's folder: refused, never read
+        return _failure(path, None, MeshError(MeshFailure.asset_refused, path, str(exc)), t0)
     except MeshError as exc:
         return _failure(path, None, exc, t0)
+    except Exception as exc:  # noqa: BLE001 - whatever reading the closure raised is this asset's failure
+        error = f"{type(exc).__name__} while reading the asset's files: {exc}"
+        return RenderOutcome(str(path), None, None, None, error, False, time.perf_counter() - t0, error=error)
     backend = resolve_backend(backend)
     key = cache_key(sha, rig, shading=shading, backend=backend, up_axis=up_axis, normalise=normalise)
     final = entry_dir(cache_root, key)

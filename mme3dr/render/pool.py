@@ -9,6 +9,14 @@ calling process. Outcomes come back in input order; a bad asset never stops the 
 and the generated assets through one pool, and encodes each finished render while the others draw): a
 worker's start-up (interpreter, triton, moderngl, an OpenGL context and its first shader compile) costs
 ≈ 3 s, which a pool per batch of 32 assets paid 16 times in a 249-case run.
+
+Every render has a deadline (``timeout``, :data:`RENDER_TIMEOUT_S` by default), counted from when the
+pool hands the asset to a worker (the executor queues at most one asset ahead of each worker, so the
+count may start up to one render early). A worker that stops (SIGSTOP, a debugger, a GL driver stuck in
+the kernel) would otherwise hang the run without a word: past the deadline the pool writes to stderr
+which assets were waiting and what each worker was doing (its /proc state: ``stopped``, ``running``,
+``sleeping``, ``disk wait``), records those assets as ``render_timeout``, kills its workers, starts fresh
+ones and renders the other assets that were in flight again.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +35,10 @@ from typing import Any
 from mme3dr.assets.mesh import DEFAULT_MAX_FACES
 from mme3dr.render.cache import RenderOutcome, render_asset
 from mme3dr.render.cameras import Rig
+
+#: Seconds one render may take once a worker has it (a 2,000,000-face asset at 512² x 24 views on
+#: llvmpipe takes about a minute).
+RENDER_TIMEOUT_S = 600.0
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -117,10 +131,12 @@ class RenderPool:
         normalise: bool = True,
         max_faces: int = DEFAULT_MAX_FACES,
         keep_views: bool = False,
+        timeout: float | None = RENDER_TIMEOUT_S,
     ) -> None:
         from mme3dr.render.renderer import resolve_backend
 
         self.rig, self.cache_root, self.workers = rig, str(cache_root), workers
+        self.timeout = timeout  # seconds per render with workers (module docstring); None: no deadline
         self.backend = resolve_backend(backend)  # resolved once here: the workers get the answer
         self.options = {"shading": shading, "backend": self.backend, "normalise": normalise,
                         "max_faces": max_faces, "keep_views": keep_views}
@@ -160,6 +176,7 @@ class RenderPool:
             self._start()
             inner = self._pool.submit(_render_one, str(path), self.rig, self.cache_root, options)
         outer: Future = Future()
+        outer.inner = inner  # type: ignore[attr-defined] - whether a worker has it: inner.running()
 
         def settle(fut: Future) -> None:
             from mme3dr.output_files import is_disk_full
@@ -205,35 +222,104 @@ class RenderPool:
                 yield key, self.submit(path, up_axis).result()
             return
         queue = iter(items)
-        pending: dict[Future, Any] = {}
+        pending: dict[Future, tuple[Any, str | os.PathLike, str]] = {}
+        started: dict[Future, float] = {}
 
         def refill() -> None:
             for key, path, up_axis in itertools.islice(queue, max(0, 4 * self.workers - len(pending))):
-                pending[self.submit(path, up_axis)] = key
+                pending[self.submit(path, up_axis)] = (key, path, up_axis)
 
         refill()
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=self._poll_s(), return_when=FIRST_COMPLETED)
+            now = time.monotonic()
+            for fut in pending:
+                if fut not in started and getattr(fut, "inner", fut).running():
+                    started[fut] = now
             for fut in done:
-                key = pending.pop(fut)
+                key, _, _ = pending.pop(fut)
+                started.pop(fut, None)
                 refill()  # before yielding: the workers keep drawing while the caller works
                 yield key, fut.result()
+            overdue = [f for f in pending if self.timeout is not None and f in started
+                       and now - started[f] > self.timeout and not f.done()]
+            if overdue:
+                yield from self._time_out(overdue, pending, started)
+
+    def _poll_s(self) -> float | None:
+        return None if self.timeout is None else min(1.0, max(0.01, self.timeout / 4))
+
+    def _time_out(self, overdue: list[Future], pending: dict,
+                  started: dict) -> Iterator[tuple[Any, RenderOutcome]]:
+        """Record ``overdue`` as ``render_timeout``, replace every worker, resubmit the rest in flight."""
+        states = self.worker_states()
+        waiting = ", ".join(str(pending[f][1]) for f in overdue)
+        message = (f"render deadline of {self.timeout:g} s passed; waiting for: {waiting}; workers: "
+                   f"{', '.join(f'pid {pid} {state}' for pid, state in states.items()) or 'none'}. The "
+                   "workers are replaced and the other renders in flight are started again.")
+        print(f"mme3dr: {message}", file=sys.stderr, flush=True)
+        in_flight = list(pending.items())
+        pending.clear()
+        started.clear()
+        self._replace_workers()
+        for fut, (key, path, up_axis) in in_flight:
+            if fut in overdue:
+                yield key, RenderOutcome(str(path), error=message, detail=message, timed_out=True)
+            else:
+                pending[self.submit(path, up_axis)] = (key, path, up_axis)
+
+    def worker_states(self, processes=None) -> dict[int, str]:
+        """``{pid: state}`` of the worker processes (or of ``processes``), from ``/proc/<pid>/stat``
+        (``"unknown"`` where there is none)."""
+        from mme3dr.process_lifetime import process_state
+
+        if processes is None:
+            processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        return {process.pid: process_state(process.pid) for process in processes}
+
+    def _replace_workers(self) -> None:
+        """SIGKILL every worker (a stopped one too: SIGKILL needs no SIGCONT) and start fresh ones."""
+        if self._pool is None:
+            return
+        self._kill(list((getattr(self._pool, "_processes", None) or {}).values()))
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._start()
 
     def close(self, abort: bool = False) -> None:
         """Stop the workers: let the running renders finish, or with ``abort`` (the ``with`` block ended
-        in an exception, e.g. Ctrl-C) terminate them first. A Ctrl-C reaches the workers too (one process
-        group) and can leave the executor waiting for results that never come, so a graceful shutdown
-        would hang; the render cache loses nothing (entries are written to a temporary name and renamed).
+        in an exception, e.g. Ctrl-C) kill them first (and a stopped worker always). A Ctrl-C reaches the
+        workers too (one process group) and can leave the executor waiting for results that never come,
+        so a graceful shutdown would hang; the render cache loses nothing (entries are written to a
+        temporary name and renamed).
         """
         if self._pool is None:
             return
+        from multiprocessing.connection import wait as wait_for
+
+        # ProcessPoolExecutor has no public handle on its processes; `_processes` is stable CPython.
+        processes = {p.sentinel: p for p in (getattr(self._pool, "_processes", None) or {}).values()}
         if abort:
-            # ProcessPoolExecutor has no public handle on its processes; `_processes` is stable CPython.
-            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
-                with contextlib.suppress(Exception):
-                    process.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            self._kill(processes.values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Wait for the workers by their sentinels (readable once a process has exited; nothing is reaped
+        # here, the executor does that). A stopped worker never reads its shutdown request and may hold
+        # the task queue's lock, so the others cannot read theirs either: then SIGKILL them all where
+        # they stand (SIGTERM would wait for a SIGCONT); so does the deadline.
+        deadline = time.monotonic() + (self.timeout if self.timeout is not None else 1e9)
+        left = set(processes)
+        while left:
+            left -= set(wait_for(list(left), timeout=0.25))
+            rest = [p for s, p in processes.items() if s in left]
+            states = self.worker_states(rest).values()
+            if time.monotonic() > deadline or any(state.startswith("stopped") for state in states):
+                self._kill(rest)
         self._pool = None
+
+    @staticmethod
+    def _kill(processes) -> None:
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.kill()
 
     def __enter__(self) -> RenderPool:
         return self

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,53 @@ def test_ctrl_c_to_the_process_group_stops_the_pool_and_its_workers(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_stopped_workers_meet_the_deadline_and_say_what_was_waiting(tmp_path, capfd):
+    """SIGSTOP both workers: the renders they hold fail as ``render_timeout`` after the deadline, naming
+    the asset and the stopped workers on stderr; fresh workers render the rest; closing does not hang."""
+    import signal
+
+    rig = get_rig("eval24").with_size(32)
+    items = [(i, write_uncoloured_obj(tmp_path, f"s{i}.obj", (1.0, 0.4 + 0.1 * i, 1.0)), "y")
+             for i in range(5)]
+    t0 = time.monotonic()
+    with RenderPool(rig, tmp_path / "cache", workers=2, timeout=3) as pool:
+        deadline = time.monotonic() + 60
+        while len(pool._pool._processes) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stopped = list(pool._pool._processes)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        while set(pool.worker_states().values()) != {"stopped"} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert set(pool.worker_states().values()) == {"stopped"}
+        outcomes = dict(pool.completed(items))
+        assert not set(stopped) & set(pool._pool._processes)  # replaced
+    assert time.monotonic() - t0 < 120
+    assert sorted(outcomes) == list(range(5))
+    timed_out = [k for k, o in outcomes.items() if o.reason == "render_timeout"]
+    assert timed_out and all(outcomes[k].ok for k in outcomes if k not in timed_out)
+    for k in timed_out:
+        assert "deadline of 3 s" in outcomes[k].error and f"s{k}.obj" in outcomes[k].error
+    err = capfd.readouterr().err
+    assert "render deadline of 3 s passed" in err and "stopped" in err
+    for pid in stopped:  # none of the stopped workers is left behind
+        assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def test_a_worker_stopped_while_idle_does_not_hang_the_close(tmp_path):
+    import signal
+
+    rig = get_rig("eval24").with_size(32)
+    pool = RenderPool(rig, tmp_path / "cache", workers=2, timeout=30)
+    items = [(i, write_uncoloured_obj(tmp_path, f"i{i}.obj", (1.0, 0.4 + 0.1 * i, 1.0)), "y")
+             for i in range(2)]
+    assert all(o.ok for _, o in pool.completed(items))
+    victim = next(iter(pool._pool._processes))
+    os.kill(victim, signal.SIGSTOP)
+    while pool.worker_states()[victim] != "stopped":
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    pool.close()
+    assert time.monotonic() - t0 < 30
