@@ -47,7 +47,7 @@ def vqvae_fit(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ar3d_r1.policy.fit import FitConfig, fit_vqvae, pick_threads
+    from ar3d_r1.policy.fit import FitConfig, fit_vqvae, pick_threads, usability_warning
 
     console = Console(stderr=True)
     overrides = {k: v for k, v in dict(steps=steps, max_seconds=max_seconds, seed=seed,
@@ -89,6 +89,9 @@ def vqvae_fit(
         raise typer.Exit(130)
     console.print(f"held-out IoU {result.val_iou:.4f}, codes used {result.codes_used:.1%}, "
                   f"{result.steps} steps in {result.seconds:.0f} s -> {result.weights}")
+    warning = usability_warning(result)
+    if warning:
+        console.print(warning, soft_wrap=True, highlight=False, style="yellow")
 
 
 # --- ar3d-r1 sft / train (ar3d_r1/cli/train.py) -----------------------------------------------------

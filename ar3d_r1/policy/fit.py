@@ -211,6 +211,25 @@ class _EMACodebook:
         self.weight.copy_(self.sum / smoothed[:, None])
 
 
+#: Below this held-out IoU a fit is not usable for the tiny-cpu policy: its decoded meshes are mostly
+#: malformed, so `sft` learns from poor targets and `train`'s rewards are 0 (every step skipped). The
+#: tiny-cpu reference fit reaches 0.85-0.95 in its 10-minute budget (docs/policy.md); a fit cut to a
+#: minute or two on a busy machine can end near 0.
+USABLE_IOU = 0.5
+
+
+def usability_warning(result) -> str | None:
+    """One line when a fit ``result`` (``FitResult``) is too poor to train on; ``None`` when it is usable."""
+    if result.steps == 0:
+        return ("warning: the time budget ran out before the first optimiser step: the saved weights are "
+                "untrained; give it more --max-seconds")
+    if not result.val_iou >= USABLE_IOU:  # also catches nan
+        return (f"warning: held-out IoU {result.val_iou:.3f} is below {USABLE_IOU}: meshes decoded with this "
+                "VQVAE will be mostly malformed and `ar3d-r1 train` will get no reward signal; fit longer "
+                "(more --max-seconds or --steps; the tiny-cpu reference reaches 0.85+ in 10 minutes)")
+    return None
+
+
 def fit_vqvae(
     config: FitConfig,
     out_dir: str | Path | None = None,

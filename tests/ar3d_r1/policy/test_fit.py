@@ -71,6 +71,8 @@ def test_cli_fit_smoke_writes_weights_and_log(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "held-out IoU" in proc.stderr and "codes used" in proc.stderr
     log = json.loads((tmp_path / "vq" / "fit_log.json").read_text())
+    # six smoke steps reconstruct poorly: the command says the weights are not usable for training
+    assert log["result"]["val_iou"] < 0.5 and "will get no reward signal; fit longer" in proc.stderr
     assert log["result"]["steps"] == 6 and log["config"]["vqvae"]["resolution"] == 32
     assert load_vqvae(tmp_path / "vq").config.name == "tiny"
     bad = subprocess.run(
