@@ -97,7 +97,10 @@ def test_cuda_means_each_processs_own_gpu(monkeypatch):
 
 # ---------------------------------------------------------------- the served child never outlives its parent
 SERVE_SCRIPT = """
-import sys, time
+import signal, sys, time
+# Ctrl-C must raise here even when pytest itself runs with SIGINT ignored (started in the background
+# with `&`, which makes the shell ignore SIGINT in the job and every process it starts)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from ar3d_r1.rewards.stand_ins import ServedModel
 from mme3dr.process_lifetime import exit_on_sigterm
 if sys.argv[3] == "handler":
