@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 __all__ = [
     "FAILURE_REASONS",
@@ -36,6 +36,12 @@ __all__ = [
     "VOLATILE_SAMPLE_KEYS",
     "AdapterSource",
     "BenchmarkInfo",
+    "EncoderCard",
+    "GenerationRecord",
+    "JudgeCard",
+    "MetricCard",
+    "RunMeta",
+    "ShardRecord",
     "ModelInfoRecord",
     "RendererInfo",
     "Results",
@@ -136,6 +142,99 @@ class RendererInfo(_Strict):
     shading: str
 
 
+class _OmitNone(_Strict):
+    """A card whose optional entries are left out (not written as null) when absent."""
+
+    _OMIT: tuple[str, ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler):
+        data = handler(self)
+        return {k: v for k, v in data.items() if not (k in self._OMIT and v is None)}
+
+
+class EncoderCard(_OmitNone):
+    """One feature encoder as the metric card records it (``FeatureSuite.card()['encoders'][name]``)."""
+
+    _OMIT = ("feature", "context_length", "text_truncation")
+    model_id: str = Field(description="weights id, e.g. 'open_clip:ViT-B-32/openai'; 'smoke:...' for smoke")
+    weights_sha256: str | None = None
+    input_size: int
+    resize: str
+    normalise: dict[str, list[float]] | str
+    feature: str | None = None
+    context_length: int | None = None
+    text_truncation: str | None = None
+
+
+class MetricFacts(_Strict):
+    """``mme3dr.metrics.Metric.facts()``: the class-level facts of one metric."""
+
+    name: str
+    title: str
+    higher_is_better: bool
+    scale: float
+    feature: str
+    lower_bound: float | None
+    upper_bound: float | None
+    leaderboard_eligible: bool
+
+
+class KdCard(_Strict):
+    """Kernel distance settings, read from ``mme3dr.metrics.KernelDistance``."""
+
+    scale: float
+    subsets: int
+    subset_size_max: int
+    seed: int
+
+
+class BootstrapCard(_Strict):
+    """The percentile bootstrap of every per-asset mean, read from ``mme3dr.metrics.Metric``."""
+
+    resamples: int
+    seed: int
+    level: float
+
+
+class JudgeCard(_Strict):
+    """The VLM judge's settings (``mme3dr.judge.evaluation.judge_card``)."""
+
+    model: str
+    server_profile: str
+    template: dict[str, Any]
+    decoding: dict[str, Any]
+    checklist_rules: str
+    views: list[int]
+    image_format: str
+    score: str
+    ci: str
+
+
+class MetricCard(_OmitNone):
+    """``results.metric_card``: everything that decides a number besides the assets (encoders and their
+    weights, render settings, metric facts, KD and bootstrap settings, the judge). The leaderboard checks
+    it field by field against the profile the run claims."""
+
+    _OMIT = ("prompt_source", "judge")
+    profile: str
+    leaderboard_eligible: bool
+    prompt_rule: str
+    prompt_source: str | None = None
+    render_size: list[int] = Field(min_length=2, max_length=2, description="[width, height] px")
+    shading: str
+    background: str
+    encoders: dict[str, EncoderCard]
+    metrics: dict[str, MetricFacts]
+    rig: str
+    rig_hash: str = Field(pattern=_SHA256)
+    n_views: int
+    kd: KdCard
+    clip_bootstrap: BootstrapCard
+    renderer: RendererInfo
+    judge: JudgeCard | None = None
+
+
 TaskResult = dict[str, float | int | str | None]
 
 
@@ -160,7 +259,7 @@ class Results(_Strict):
     benchmark: BenchmarkInfo
     rig_hash: str = Field(pattern=_SHA256)
     renderer: RendererInfo
-    metric_card: dict[str, Any]
+    metric_card: MetricCard
     leaderboard_eligible: bool
     ineligible_reasons: list[str]
     failures: dict[str, int] = Field(description="failed (case, sample) pairs by reason")
@@ -224,6 +323,58 @@ class SampleRecord(_Strict):
         if v is not None and v not in FAILURE_REASONS:
             raise ValueError(f"unknown failure reason {v!r}; known: {', '.join(FAILURE_REASONS)}")
         return v
+
+
+class GenerationRecord(_Strict):
+    """What generating one (case, sample) gave, as the run state keeps it: the stored asset, or why
+    there is none. ``detail`` is the failure's one-line explanation."""
+
+    seed: int = Field(ge=0)
+    seconds: float | None = None
+    asset_sha256: str | None = Field(None, pattern=_SHA256)
+    asset_format: str | None = None
+    up_axis: str | None = None
+    failure: str | None = None
+    detail: str | None = None
+
+    def state(self) -> dict[str, Any]:
+        """The run-state form (absent entries left out, as earlier runs wrote it)."""
+        return self.model_dump(exclude_none=True)
+
+
+class RunMeta(_Strict):
+    """Everything in ``results.json`` besides the metrics, the samples' hash and the volatile keys; made
+    once per run (every shard of a run makes the same one)."""
+
+    protocol_version: str
+    mme3dr_version: str
+    profile: str
+    metrics: list[str]
+    model_info: ModelInfoRecord
+    adapter: AdapterSource
+    benchmark: BenchmarkInfo
+    rig_hash: str = Field(pattern=_SHA256)
+    renderer: RendererInfo
+    metric_card: MetricCard
+    ineligible_reasons: list[str]
+    config: dict[str, Any]
+    n_original: int = Field(ge=0)
+    git_hash: str | None
+    environment: dict[str, Any]
+
+
+class ShardRecord(_Strict):
+    """One evaluate run's finished part (``shard.json``): its samples, reference render hashes, metadata
+    and where its renders are. A plain run hands it to the scoring core in memory; a sharded run
+    writes it for ``mme3dr merge``."""
+
+    meta: RunMeta
+    samples: list[SampleRecord]
+    references: dict[str, str] = Field(description="case id -> reference render sha256")
+    suite_id: str | None
+    execution: dict[str, Any]
+    timing: dict[str, float]
+    render_dirs: dict[str, str] = Field(default_factory=dict, description="render sha256 -> view folder")
 
 
 # --- reading and writing ---------------------------------------------------------------------------

@@ -19,6 +19,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from mme3dr.errors import UserError
+
+
+class ProfileError(UserError, ValueError):
+    """An option a profile does not allow (the message names it and the profile that does)."""
+
+
+#: What every place showing smoke-profile numbers says (terminal tables, the report, ``mme3dr score``).
+PIPELINE_ONLY = ("smoke profile: tiny random encoders. These numbers only test the pipeline; they are not "
+                 "scores and compare with nothing.")
+
+
+def pipeline_only_note(profile: str) -> str | None:
+    """:data:`PIPELINE_ONLY` for the smoke profile, else None."""
+    return PIPELINE_ONLY if profile == "smoke" else None
+
 
 @dataclass(frozen=True)
 class MetricProfile:
@@ -172,10 +188,10 @@ def with_options(profile: MetricProfile, clip: str | None = None, dinov2: str | 
     under a leaderboard-eligible profile (it reproduces a script's quirk, not the protocol)."""
     if prompt_source is not None and prompt_source != profile.prompt_source:
         if prompt_source not in PROMPT_SOURCES:
-            raise ValueError(f"unknown prompt source {prompt_source!r}; choose one of: "
+            raise ProfileError(f"unknown prompt source {prompt_source!r}; choose one of: "
                              f"{', '.join(PROMPT_SOURCES)}")
         if profile.leaderboard_eligible:
-            raise ValueError(f"prompt source {prompt_source!r} reproduces the authors' script; use it with "
+            raise ProfileError(f"prompt source {prompt_source!r} reproduces the authors' script; use it with "
                              f"--profile ar3d-r1-script, not {profile.name}")
     changes = {k: v for k, v in (("clip", clip), ("dinov2", dinov2), ("prompt_source", prompt_source)) if v}
     return replace(profile, **changes) if changes else profile

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from mme3dr.harness.scoring import ViewFeatures
+from mme3dr.harness.feature_store import ViewFeatures
 from mme3dr.render.cache import RenderOutcome
 from mme3dr.render.pool import RenderPool
 

@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mme3dr.errors import UserError
 from mme3dr.hashing import file_sha256
 from mme3dr.models.protocol import TextTo3DModel
 
@@ -52,7 +53,7 @@ BUILTIN_MODELS: dict[str, str] = {
 }
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(UserError, ValueError):
     """A ``--model`` / ``--model-args`` value that cannot be resolved; the message says what to do."""
 
 
