@@ -22,5 +22,6 @@ def one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (``KeyError`` keeps its message without the repr quotes;
     a multi-line message such as ``WeightsNotFoundError``'s list of fixes is joined with spaces)."""
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-    parts = [line.strip().lstrip("- ").strip() for line in str(message).splitlines() if line.strip()]
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    parts = [line[2:] if line.startswith("- ") else line for line in lines]
     return " ".join(parts)

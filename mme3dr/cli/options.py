@@ -52,14 +52,10 @@ def user_errors(console, out: Path | None = None) -> Iterator[None]:
                             + (f" (--out {out})" if out else ""))
 
 
-def _cli_type(hint: Any, choices: tuple[str, ...] | None, optional: bool) -> Any:
-    """The option's type: the field's, ``tuple[str, ...]`` given as one comma-separated string, and a
-    ``Literal`` of the choices where the field has them (click lists them and refuses others)."""
+def _cli_type(hint: Any) -> Any:
+    """The option's type: the field's, with ``tuple[str, ...]`` given as one comma-separated string."""
     if typing.get_origin(hint) is tuple:
         return str
-    if choices:
-        literal = typing.Literal[choices]  # type: ignore[valid-type]
-        return literal | None if optional else literal
     return hint
 
 
@@ -70,11 +66,13 @@ def _option(f, hint) -> inspect.Parameter:
     if meta["csv"]:
         default = ",".join(default)
     kwargs: dict[str, Any] = {"help": meta["help"], "rich_help_panel": _PANELS[meta["group"]]}
+    if meta["choices"]:  # listed in the help; a value outside them is the config's one-line error
+        kwargs["metavar"] = "[" + "|".join(meta["choices"]) + "]"
     for bound in ("min", "max"):
         if meta[bound] is not None:
             kwargs[bound] = meta[bound]
     option = typer.Option(... if meta["required"] else default, *flags, **kwargs)
-    annotation = _cli_type(hint, meta["choices"], optional=default is None)
+    annotation = _cli_type(hint)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
 

@@ -124,7 +124,7 @@ def _problems(cfg: EvalConfig):
         if value is None or isinstance(value, bool):
             continue
         if meta["choices"] and str(value).replace("_", "-") not in meta["choices"]:
-            yield f"{flag} {value!r}: choose one of {', '.join(meta['choices'])}"
+            yield f"{flag} {value!r} is not one of: {', '.join(meta['choices'])}"
         if meta["min"] is not None and value < meta["min"]:
             yield f"{flag} must be at least {meta['min']:g}, got {value}"
         if meta["max"] is not None and value > meta["max"]:

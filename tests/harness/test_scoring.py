@@ -1,5 +1,5 @@
-"""mme3dr.harness.scoring (with feature_store's memo): KD/FD memoised by their exact inputs give the computed values, and only for
-them."""
+"""mme3dr.harness.scoring with feature_store's memo: KD/FD memoised by their exact inputs give the
+computed values, and only for them."""
 
 from __future__ import annotations
 
