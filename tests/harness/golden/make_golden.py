@@ -1,7 +1,8 @@
 """Write the golden runs (issue 22, Must-show 1): what a pipeline gives on the demo, kept as test data.
 
 Run from the repository root of the code to record
-(``PYTHONPATH=. python tests/harness/golden/make_golden.py WORK_DIR``); it writes ``tests/harness/golden/*.json``. Each file keeps only what the comparison needs:
+(``PYTHONPATH=. python tests/harness/golden/make_golden.py WORK_DIR``); it writes
+``tests/harness/golden/*.json``. Each file keeps only what the comparison needs:
 the ``results`` block, and per sample its ``metrics``, ``status``, ``failure``, ``seed`` and the asset,
 reference and render hashes (``golden_view``). The runs:
 
