@@ -83,9 +83,9 @@ class MetricProfile:
         """
         if self.prompt_source == "raw_captions_column":
             if not raw_captions:
-                raise ValueError("prompt source 'raw_captions_column' needs the captions CSV's raw column "
-                                 "for every case; use a Toys4K benchmark with --captions, or drop "
-                                 "--prompt-source")
+                raise ProfileError("prompt source 'raw_captions_column' needs the captions CSV's raw column "
+                                   "for every case; use a Toys4K benchmark with --captions, or drop "
+                                   "--prompt-source")
             return prepare_prompt(raw_captions, self.prompt_rule)
         return self.prepare_prompt(prompt)
 

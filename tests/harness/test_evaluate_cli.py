@@ -44,13 +44,16 @@ def test_primitives_on_demo_writes_valid_results_report_and_summary(primitives_r
     # provenance
     assert res.adapter.kind == "builtin" and res.model_info.name == "primitives-baseline"
     assert res.renderer.width == 64 and res.renderer.n_views == 24 and res.rig_hash == res.renderer.rig_hash
-    assert "encoders" in res.metric_card and res.metric_card["kd"]["scale"] == 100.0
+    assert set(res.metric_card.encoders) == {"clip", "inception", "dinov2"}
+    assert res.metric_card.kd.scale == 100.0
     from mme3dr.models.protocol import derive_seed
 
     assert all(s.seed == derive_seed("mme3dr-demo", s.case_id, s.sample_index) for s in samples)
     assert all(s.asset_sha256 and s.render_sha256 and s.reference_render_sha256 for s in samples)
-    # summary table and report
-    assert "per category" in proc.stderr and "clip" in proc.stderr
+    # summary table and report: the results on stdout (`> log.txt` keeps them), progress on stderr
+    assert "per category" in proc.stdout and "clip" in proc.stdout and "per category" not in proc.stderr
+    assert "only test the pipeline" in proc.stdout  # smoke numbers say what they are
+    assert "features" in proc.stderr
     html = (out / "report" / "index.html").read_text()
     assert "A wooden table with four legs" in html
     assert (out / "report" / "category_bars.png").stat().st_size > 1000
@@ -98,7 +101,7 @@ def test_misbehaving_adapter_failures_are_recorded_and_the_run_completes(tmp_pat
     assert res.failures == {"adapter_error": 1, "adapter_timeout": 1, "adapter_wrong_count": 1,
                             "corrupt_file": 1}
     assert res.results["mme3dr-demo"]["n"] == 2 and res.results["mme3dr-demo"]["n_failed"] == 4
-    assert "failures:" in proc.stderr
+    assert "failures:" in proc.stdout
 
 
 def test_all_failed_exits_non_zero_with_a_clear_message(tmp_path: Path, render_cache):
@@ -107,7 +110,7 @@ def test_all_failed_exits_non_zero_with_a_clear_message(tmp_path: Path, render_c
     proc = run_cli(evaluate_cmd(out, "--model", f"{adapters}:AlwaysRaises", "--benchmark", "demo",
                                 "--limit", "2", "--cache-dir", str(render_cache), *FAST))
     assert proc.returncode == 1
-    assert "every sample failed" in proc.stderr and "adapter_error × 2" in proc.stderr
+    assert "every sample failed" in proc.stdout and "adapter_error × 2" in proc.stdout
     assert load_results(out / "results.json").failures == {"adapter_error": 2}
 
 
@@ -130,7 +133,7 @@ def test_two_shards_merged_equal_one_run(primitives_run, tmp_path: Path, render_
                                     "--num-shards", "2", "--shard-index", str(i),
                                     "--cache-dir", str(render_cache), *FAST))
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "mme3dr merge" in proc.stderr and not (shard / "results.json").exists()
+        assert "mme3dr merge" in proc.stdout and not (shard / "results.json").exists()
         shards.append(shard)
     assert {len(read_samples_from_shard(s)) for s in shards} == {3}
     merged = tmp_path / "merged"
