@@ -157,7 +157,6 @@ class _Pipeline:
 
     def _start(self, stack: contextlib.ExitStack) -> None:
         """The adapter's process, the run state, the render workers and the feature encoders."""
-        from mme3dr.features import load_feature_suite
         from mme3dr.harness.adapter_process import AdapterProcess
         from mme3dr.harness.records import run_config
         from mme3dr.render.pool import RenderPool
@@ -172,7 +171,7 @@ class _Pipeline:
                                                    keep_views=True))
         # Build the encoders before anything renders: importing torch (triton) after Mesa's EGL is loaded
         # into the process segfaults on these machines, so torch must come first.
-        self.suite = load_feature_suite(self.profile, device=cfg.device, weights_dir=cfg.weights_dir)
+        self.suite = _feature_suite(self.profile, cfg)
         # The run state opens once every input is known to be usable (the weights included), so a start
         # that fails on them leaves the run folder as it was.
         self.state = RunState(cfg.out)
@@ -270,6 +269,21 @@ class _Pipeline:
         return EvalSummary(self.cfg.out, None if results is None else self.cfg.out / "results.json", n_ok,
                            len(samples) - n_ok, failures, self.counters, self.timing, results,
                            results is None, getattr(self, "report_path", None), judge_failures)
+
+
+def _feature_suite(profile, cfg: EvalConfig):
+    """The profile's encoders; missing weights name the way to get them, and ``--profile smoke`` for a
+    check of the pipeline that needs none (the default profile, paper, needs them: a first run offline
+    lands here)."""
+    from mme3dr.features import load_feature_suite
+    from mme3dr.features.weights import WeightsNotFoundError
+
+    try:
+        return load_feature_suite(profile, device=cfg.device, weights_dir=cfg.weights_dir)
+    except WeightsNotFoundError as e:
+        hint = ("or, to check the pipeline offline without any weights: --profile smoke (tiny random "
+                "encoders; its numbers are not scores)")
+        raise WeightsNotFoundError(f"{e}\n- {hint}") from None
 
 
 def _n_ok(samples: list[SampleRecord]) -> int:

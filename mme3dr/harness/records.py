@@ -42,7 +42,7 @@ def run_config(cfg, loaded, inputs: BenchmarkInputs, rig, profile) -> dict[str, 
     extra = {"prompt_source": profile.prompt_source} if profile.prompt_source != "case" else {}
     return {
         **extra,
-        "model": cfg.model,
+        "model": loaded.source_record()["spec"],  # no local path (a file adapter: its name and hash)
         "model_args": loaded.model_args,
         "adapter_target": loaded.target,
         "adapter_file_sha256": loaded.file_sha256,

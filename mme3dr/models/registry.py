@@ -71,8 +71,10 @@ class LoadedModel:
     file_sha256: str | None = None
 
     def source_record(self) -> dict[str, Any]:
+        """``results.adapter``: what identifies the adapter (kind, module or file name, class, the source
+        file's sha256), never where it sat on this disk (:func:`public_spec`)."""
         return {
-            "spec": self.spec,
+            "spec": public_spec(self.spec, self.kind),
             "kind": self.kind,
             "target": self.target,
             "model_args": dict(self.model_args),
@@ -80,6 +82,18 @@ class LoadedModel:
             "distribution_version": self.distribution_version,
             "file_sha256": self.file_sha256,
         }
+
+
+def public_spec(spec: str, kind: str) -> str:
+    """``spec`` as results record it: a ``file`` adapter by its file name and class
+    (``/home/me/x/adapter.py:Model`` -> ``adapter.py:Model``; its sha256 is recorded beside it), a
+    ``folder:DIR`` by the folder's name; other specs (module paths, names) as given."""
+    if kind == "file":
+        name, _, attr = spec.rpartition(":")
+        return f"{Path(name).name}:{attr}"
+    if kind == "folder":
+        return f"folder:{Path(spec.partition(':')[2]).name}"
+    return spec
 
 
 def parse_model_args(text: str | None) -> dict[str, str]:
@@ -218,7 +232,7 @@ def load_model(spec: str, model_args: dict[str, str] | str | None = None) -> Loa
     if sep and (name.endswith(".py") or "/" in name or "\\" in name):
         path = Path(name).expanduser().resolve()
         factory, digest = _import_file(path, rest, spec)
-        return LoadedModel(_instantiate(factory, args, spec), spec, "file", f"{path}:{rest}", args,
+        return LoadedModel(_instantiate(factory, args, spec), spec, "file", f"{path.name}:{rest}", args,
                            file_sha256=digest)
     if sep and rest:
         factory = _import_attr(name, rest, spec)

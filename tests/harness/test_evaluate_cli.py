@@ -102,6 +102,16 @@ def test_misbehaving_adapter_failures_are_recorded_and_the_run_completes(tmp_pat
                             "corrupt_file": 1}
     assert res.results["mme3dr-demo"]["n"] == 2 and res.results["mme3dr-demo"]["n_failed"] == 4
     assert "failures:" in proc.stdout
+    # reference_clip, the ceiling, is one number over the full set: every case whose reference rendered,
+    # whatever the model's sample gave (issue 25), so it does not move with a model's failures.
+    refs = [s.metrics["reference_clip"] for s in by_case.values()]
+    assert len(refs) == 6 and "clip" not in by_case["demo-000"].metrics
+    assert res.results["mme3dr-demo"]["reference_clip"] == pytest.approx(np.mean(refs), rel=1e-9)
+    # The adapter file is recorded by name, class and hash, never by where it sits on this disk.
+    assert str(tmp_path) not in (out / "results.json").read_text()
+    assert res.adapter.kind == "file" and res.adapter.target == "test_adapters.py:Misbehaving"
+    assert res.adapter.spec == res.config["model"] == "test_adapters.py:Misbehaving"
+    assert res.adapter.file_sha256 and len(res.adapter.file_sha256) == 64
 
 
 def test_all_failed_exits_non_zero_with_a_clear_message(tmp_path: Path, render_cache):
@@ -117,8 +127,27 @@ def test_all_failed_exits_non_zero_with_a_clear_message(tmp_path: Path, render_c
 def test_bad_flags_give_clear_errors(tmp_path: Path):
     proc = run_cli(evaluate_cmd(tmp_path / "x", "--model", "primitivs", "--benchmark", "demo"))
     assert proc.returncode == 2 and "did you mean 'primitives'" in proc.stderr
+    assert not (tmp_path / "x").exists()  # a failed start leaves no run folder (nor its cache/) behind
     proc = run_cli(evaluate_cmd(tmp_path / "y", "--model", "primitives", "--benchmark", "mme3dr-v1"))
     assert proc.returncode == 2 and "--toys4k" in proc.stderr
+
+
+def test_the_default_profile_offline_without_weights_points_to_smoke(tmp_path: Path):
+    from mme3dr.features.weights import WeightsNotFoundError, resolve_weights
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    try:
+        resolve_weights("clip-vit-b-32-openai", empty, download=False)
+        pytest.skip("the paper weights are present on this machine (HF cache)")
+    except WeightsNotFoundError:
+        pass
+    out = tmp_path / "run"  # no --profile: the default, paper
+    proc = run_cli(evaluate_cmd(out, "--model", "primitives", "--limit", "1", "--weights-dir", str(empty)))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: Weights for") and "--profile smoke" in lines[-1]
+    assert not out.exists()  # nothing of the failed start is left: no run folder, no cache/
 
 
 @pytest.mark.slow
