@@ -163,12 +163,16 @@ def validate(
 
 @manifest_app.command("export")
 def export(
-    out: Path = typer.Argument(..., help="Output folder (hf) or file (jsonl, csv)."),
-    name: str = typer.Option("mme3dr-v1", "--manifest", "-m", help=NAME_HELP),
+    name: str = typer.Argument("mme3dr-v1", help=NAME_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (hf) or file (jsonl, csv)."),
     fmt: str = typer.Option("hf", "--format", help="hf (datasets.save_to_disk), jsonl, or csv."),
     captions: Path | None = typer.Option(None, "--captions", help="Toys4k.csv, to include prompts."),
 ) -> None:
-    """Export the cases: a Hugging Face dataset folder (reload with datasets.load_from_disk), JSONL or CSV."""
+    """Export the cases: a Hugging Face dataset folder (reload with datasets.load_from_disk), JSONL or CSV.
+
+    Like the other manifest commands it takes the manifest NAME first: `mme3dr manifest export mme3dr-v1
+    --out cases.jsonl --format jsonl`.
+    """
     import csv
 
     from mme3dr.benchmark.manifest import to_hf_dataset
