@@ -12,8 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mme3dr.harness.merge import shard_render_dirs
-from mme3dr.results import load_results, read_samples
+from mme3dr.results import load_results, read_samples, shard_render_dirs
 
 __all__ = ["category_rows", "plot_category_bars", "plot_category_radar", "write_report"]
 

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "FAILURE_REASONS",
@@ -51,6 +51,7 @@ __all__ = [
     "load_results",
     "read_samples",
     "sample_line",
+    "shard_render_dirs",
     "strip_volatile",
     "samples_digest",
     "write_samples",
@@ -93,6 +94,13 @@ _METRIC_KEY = re.compile(r"^[a-z0-9_]+$")
 
 Sha256 = str
 
+from mme3dr.metric_card import (  # noqa: E402  (re-exported: the card is part of results.json's schema)
+    EncoderCard,
+    JudgeCard,
+    MetricCard,
+    RendererInfo,
+)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -129,110 +137,6 @@ class BenchmarkInfo(_Strict):
     seed_namespace: str = Field(description="the benchmark_version argument of derive_seed()")
     n_cases: int = Field(ge=0, description="cases in the manifest before --limit/--categories")
     categories: list[str]
-
-
-class RendererInfo(_Strict):
-    backend: str = Field(description="'egl' (moderngl, headless EGL); 'osmesa' before issue 12")
-    versions: dict[str, str] = Field(description="library versions (moderngl, glcontext, trimesh, numpy)")
-    rig: str
-    rig_hash: str = Field(pattern=_SHA256)
-    width: int
-    height: int
-    n_views: int
-    shading: str
-
-
-class _OmitNone(_Strict):
-    """A card whose optional entries are left out (not written as null) when absent."""
-
-    _OMIT: tuple[str, ...] = ()
-
-    @model_serializer(mode="wrap")
-    def _omit_absent(self, handler):
-        data = handler(self)
-        return {k: v for k, v in data.items() if not (k in self._OMIT and v is None)}
-
-
-class EncoderCard(_OmitNone):
-    """One feature encoder as the metric card records it (``FeatureSuite.card()['encoders'][name]``)."""
-
-    _OMIT = ("feature", "context_length", "text_truncation")
-    model_id: str = Field(description="weights id, e.g. 'open_clip:ViT-B-32/openai'; 'smoke:...' for smoke")
-    weights_sha256: str | None = None
-    input_size: int
-    resize: str
-    normalise: dict[str, list[float]] | str
-    feature: str | None = None
-    context_length: int | None = None
-    text_truncation: str | None = None
-
-
-class MetricFacts(_Strict):
-    """``mme3dr.metrics.Metric.facts()``: the class-level facts of one metric."""
-
-    name: str
-    title: str
-    higher_is_better: bool
-    scale: float
-    feature: str
-    lower_bound: float | None
-    upper_bound: float | None
-    leaderboard_eligible: bool
-
-
-class KdCard(_Strict):
-    """Kernel distance settings, read from ``mme3dr.metrics.KernelDistance``."""
-
-    scale: float
-    subsets: int
-    subset_size_max: int
-    seed: int
-
-
-class BootstrapCard(_Strict):
-    """The percentile bootstrap of every per-asset mean, read from ``mme3dr.metrics.Metric``."""
-
-    resamples: int
-    seed: int
-    level: float
-
-
-class JudgeCard(_Strict):
-    """The VLM judge's settings (``mme3dr.judge.evaluation.judge_card``)."""
-
-    model: str
-    server_profile: str
-    template: dict[str, Any]
-    decoding: dict[str, Any]
-    checklist_rules: str
-    views: list[int]
-    image_format: str
-    score: str
-    ci: str
-
-
-class MetricCard(_OmitNone):
-    """``results.metric_card``: everything that decides a number besides the assets (encoders and their
-    weights, render settings, metric facts, KD and bootstrap settings, the judge). The leaderboard checks
-    it field by field against the profile the run claims."""
-
-    _OMIT = ("prompt_source", "judge")
-    profile: str
-    leaderboard_eligible: bool
-    prompt_rule: str
-    prompt_source: str | None = None
-    render_size: list[int] = Field(min_length=2, max_length=2, description="[width, height] px")
-    shading: str
-    background: str
-    encoders: dict[str, EncoderCard]
-    metrics: dict[str, MetricFacts]
-    rig: str
-    rig_hash: str = Field(pattern=_SHA256)
-    n_views: int
-    kd: KdCard
-    clip_bootstrap: BootstrapCard
-    renderer: RendererInfo
-    judge: JudgeCard | None = None
 
 
 TaskResult = dict[str, float | int | str | None]
@@ -448,6 +352,21 @@ def read_samples(path: str | Path) -> list[SampleRecord]:
         except ValueError as e:
             raise ValueError(f"{path}:{lineno}: invalid sample record: {e}") from None
     return out
+
+
+SHARD_FILE = "shard.json"
+
+
+def shard_render_dirs(dirs: list[Path]) -> dict[str, str]:
+    """``{render sha256: view folder}`` from the ``shard.json`` (a :class:`ShardRecord`) of each run
+    folder in ``dirs`` (later folders win; a folder without one adds nothing). Read by the report's
+    thumbnails and ``mme3dr judge``."""
+    found: dict[str, str] = {}
+    for d in dirs:
+        shard = Path(d) / SHARD_FILE
+        if shard.is_file():
+            found.update(json.loads(shard.read_text(encoding="utf-8")).get("render_dirs", {}))
+    return found
 
 
 def export_json_schemas(out_dir: str | Path) -> list[Path]:

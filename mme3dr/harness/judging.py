@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mme3dr.errors import UserError
-from mme3dr.harness.merge import shard_render_dirs
 from mme3dr.judge import Decoding, JudgeConfig, ResponseCache, load_template
 from mme3dr.judge.evaluation import (
     JUDGE_DECODING,
@@ -41,7 +40,7 @@ from mme3dr.judge.evaluation import (
     view_paths,
 )
 from mme3dr.output_files import atomic_write_text
-from mme3dr.results import Results, dump_results, load_results, read_samples, write_samples
+from mme3dr.results import Results, dump_results, load_results, read_samples, shard_render_dirs, write_samples
 
 
 class JudgeRunError(UserError, RuntimeError):

@@ -20,11 +20,19 @@ from typing import Any
 
 from mme3dr.errors import UserError
 from mme3dr.output_files import atomic_write_text
-from mme3dr.results import FAILURE_REASONS, Results, ShardRecord, dump_results, write_samples
+from mme3dr.results import (
+    FAILURE_REASONS,
+    SHARD_FILE,
+    Results,
+    ShardRecord,
+    dump_results,
+    shard_render_dirs,
+    write_samples,
+)
 
-__all__ = ["MergeError", "finalize", "finish", "load_shards", "shard_render_dirs", "write_shard"]
+__all__ = ["SHARD_FILE", "MergeError", "finalize", "finish", "load_shards", "shard_render_dirs",
+           "write_shard"]
 
-SHARD_FILE = "shard.json"
 #: Metadata that must agree across shards (it decides every number).
 _MUST_MATCH = ("config", "benchmark", "rig_hash", "profile", "metrics", "protocol_version")
 #: ``results.configs[task]``: the keys of ``results.config`` that decide the task's numbers.
@@ -34,17 +42,6 @@ _TASK_CONFIG = ("benchmark", "manifest_sha256", "profile", "rig", "rig_hash", "r
 
 class MergeError(UserError, ValueError):
     """Shards that cannot be combined; the message says which and what to do."""
-
-
-def shard_render_dirs(dirs: list[Path]) -> dict[str, str]:
-    """``{render sha256: render dir}`` from the ``shard.json`` of each run folder in ``dirs`` (later
-    folders win; a folder without one adds nothing). Read by the report's thumbnails and ``mme3dr judge``."""
-    found: dict[str, str] = {}
-    for d in dirs:
-        shard = Path(d) / SHARD_FILE
-        if shard.is_file():
-            found.update(json.loads(shard.read_text(encoding="utf-8")).get("render_dirs", {}))
-    return found
 
 
 def write_shard(out: Path, shard: ShardRecord) -> Path:

@@ -28,7 +28,7 @@ def load_golden(name: str) -> dict:
 
 def _render_dirs(run: Path) -> dict[str, str]:
     """``{render sha256: view folder}`` recorded by the run."""
-    from mme3dr.harness.merge import shard_render_dirs
+    from mme3dr.results import shard_render_dirs
 
     return shard_render_dirs([run])
 
