@@ -75,7 +75,8 @@ class EvalConfig:
     render_size: int | None = opt(None, "Override the render size in px (quick checks; marks the run "
                                   "ineligible).", min=MIN_SIZE, max=MAX_SIZE)
     weights_dir: Path | None = opt(None, "Local encoder weights.")
-    backend: str | None = opt(None, "Renderer backend (default egl, the only one).", choices=("egl",))
+    backend: str | None = opt(None, "Renderer backend: auto or egl (the only one; the default).",
+                              choices=("auto", "egl"))
     allow_renderer_change: bool = opt(False, "Resume even though this machine's renderer differs from the "
                                       "run's (everything is re-rendered; the results record the new one).")
     prompt_source: str = opt("case", "CLIP text: case (the prompt) | raw-captions-column (the authors' "
