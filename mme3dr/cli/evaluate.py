@@ -33,6 +33,7 @@ Examples:
 --captions Toys4k.csv --profile paper --out runs/mymodel
 """
 
+
 def _stage_progress(console):
     """A rich progress display with one bar per pipeline stage; returns (progress, callback)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
