@@ -40,7 +40,10 @@ def _register_plugin_commands() -> None:
     checks the declaration)."""
     import importlib
 
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the installed entry points are all there is
+        return
 
     from mme3dr.cli import COMMANDS_GROUP, app
 
