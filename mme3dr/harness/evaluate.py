@@ -92,14 +92,17 @@ def evaluate(cfg: EvalConfig, progress: Progress | None = None) -> EvalSummary:
     if cfg.cache_dir is not None:
         prepare_output_dir(cfg.cache_dir, "--cache-dir")
     run = _Pipeline(cfg, progress or (lambda stage, done, total: None))
+    locked = False
     try:
         check_device(cfg.device)
         with RunLock(cfg.out):
+            locked = True
             return run.run()
     except UserError:
-        if not run.started:  # nothing of the run was written: leave no folder behind that we made
-            for path in made:
-                shutil.rmtree(path, ignore_errors=True)
+        # Nothing of the run was written: leave no folder behind that this call made (before the lock
+        # is ours, only a run folder this call created: another run may be filling the cache).
+        for path in made if locked and not run.started else made[:1] if cfg.out in made else []:
+            shutil.rmtree(path, ignore_errors=True)
         raise
 
 
