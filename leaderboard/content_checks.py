@@ -75,72 +75,78 @@ def check_eligibility(res: Results) -> list[Problem]:
     return out
 
 
-def _card_strings(node) -> list[str]:
-    if isinstance(node, dict):
-        return [s for v in node.values() for s in _card_strings(v)]
-    if isinstance(node, list):
-        return [s for v in node for s in _card_strings(v)]
-    return [node] if isinstance(node, str) else []
+def _card(message: str) -> Problem:
+    return Problem("metric-card", message)
+
+
+def _expected_model_id(key: str) -> str:
+    """The ``model_id`` an encoder card of weights key ``key`` carries (``smoke-*``: ``smoke:...``)."""
+    from mme3dr.features.weights import CATALOGUE
+
+    spec = CATALOGUE.get(key)
+    return spec.model_id if spec is not None else "smoke:"
+
+
+def _encoder_problems(res: Results, profile) -> list[Problem]:
+    """Each encoder the claimed profile uses must be on the card, with that encoder's model id."""
+    out = []
+    for role in ("clip", "inception", "dinov2"):
+        key, enc = getattr(profile, role), res.metric_card.encoders.get(role)
+        if key is None:
+            continue
+        want = _expected_model_id(key)
+        smoke = want == "smoke:"
+        matches = enc is not None and (enc.model_id.startswith(want) if smoke else enc.model_id == want)
+        if not matches:
+            out.append(_card(f"metric_card does not name the {res.profile!r} profile's encoder "
+                             f"{key!r} ({want}) as encoders.{role}: the card and the profile "
+                             "disagree"))
+        if enc is not None and enc.model_id.startswith("smoke:") and want != "smoke:":
+            out.append(_card(f"metric_card names the smoke encoder {enc.model_id!r}, but the "
+                             f"run claims {res.profile!r}"))
+    return out
+
+
+def _facts_problems(res: Results) -> list[Problem]:
+    """The card's metric facts, KD and bootstrap settings are mme3dr's own (read from the classes)."""
+    from mme3dr.metrics import METRICS, ClipScore, KernelDistance
+
+    card, out = res.metric_card, []
+    for name, facts in card.metrics.items():
+        cls = METRICS.get(name)
+        if cls is None or facts.model_dump() != cls.facts():
+            out.append(_card(f"metric_card metrics.{name} differs from mme3dr's definition "
+                             f"of {name!r}"))
+    kd = {"scale": KernelDistance.scale, "subsets": KernelDistance.subsets,
+          "subset_size_max": KernelDistance.subset_size, "seed": KernelDistance.seed}
+    boot = {"resamples": ClipScore.bootstrap_resamples, "seed": ClipScore.bootstrap_seed,
+            "level": ClipScore.bootstrap_level}
+    for key, want in (("kd", kd), ("clip_bootstrap", boot)):
+        if getattr(card, key).model_dump() != want:
+            out.append(_card(f"metric_card {key} is {getattr(card, key).model_dump()}, not the "
+                             f"protocol's {want}"))
+    if card.rig_hash != res.rig_hash or card.renderer != res.renderer:
+        out.append(_card("metric_card rig/renderer differ from the run's rig_hash/renderer"))
+    return out
 
 
 def check_metric_card(res: Results) -> list[Problem]:
-    """The metric card must describe the profile the run claims (a forged ``profile`` is caught here).
-
-    The card must name each encoder of the claimed profile (its weights key or model id), must not name
-    an encoder of another profile that the claimed one does not use (e.g. ``smoke-clip``), and any
-    ``profile`` entry in it must equal the run's.
-    """
-    from mme3dr.features.profiles import PROFILES
-    from mme3dr.features.weights import CATALOGUE
-
-    if not res.metric_card:
-        return [Problem("metric-card", "metric_card is empty: a run records its models and weights there")]
+    """The metric card (``mme3dr.results.MetricCard``, typed) must describe the profile the run claims,
+    field by field (a forged ``profile`` is caught here): its ``profile`` and ``leaderboard_eligible``
+    agree with the run's, each encoder of the claimed profile is on it with that encoder's model id (a
+    smoke encoder under a real profile is named), and the metric facts, KD and bootstrap settings, rig
+    and renderer are mme3dr's and the run's own."""
     profile = _profile(res.profile)
     if profile is None:
         return [Problem("metric-card", f"cannot check the metric card of unknown profile {res.profile!r}")]
-    out: list[Problem] = []
-    strings = set(_card_strings(res.metric_card))
-
-    def named(key: str) -> bool:
-        spec = CATALOGUE.get(key)
-        if key in strings or (spec is not None and spec.model_id in strings):
-            return True
-        # The smoke suite's encoders call themselves "smoke:<arch>/seed<n>" (mme3dr.features.smoke).
-        return key.startswith("smoke-") and any(s.startswith("smoke:") for s in strings)
-
-    claimed = {k for k in (profile.clip, profile.inception, profile.dinov2) if k}
-    for key in sorted(claimed):
-        if not named(key):
-            msg = (f"metric_card does not name the {res.profile!r} profile's encoder {key!r}: "
-                   "the card and the profile disagree")
-            out.append(Problem("metric-card", msg))
-    foreign = {k for p in PROFILES.values() for k in (p.clip, p.inception, p.dinov2) if k} - claimed
-    for key in sorted(foreign - {k for k in foreign if k.startswith("smoke-")}):
-        if named(key):
-            out.append(Problem("metric-card", f"metric_card names encoder {key!r}, which profile "
-                                              f"{res.profile!r} does not use (forged profile?)"))
-    if not any(k.startswith("smoke") for k in claimed):
-        for s in sorted(x for x in strings if x.startswith(("smoke:", "smoke-"))):
-            msg = f"metric_card names the smoke encoder {s!r}, but the run claims {res.profile!r}"
-            out.append(Problem("metric-card", msg))
-
-    def walk(node, path: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                here = f"{path}.{k}" if path else str(k)
-                if k == "profile" and isinstance(v, str) and v != res.profile:
-                    out.append(Problem("metric-card", f"metric_card {here} is {v!r} but the run says profile "
-                                                      f"{res.profile!r}: the card and the profile disagree"))
-                if k == "leaderboard_eligible" and v is False and profile.leaderboard_eligible:
-                    out.append(Problem("metric-card", f"metric_card {here} is false: the feature suite that "
-                                                      "scored this run is not eligible"))
-                walk(v, here)
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, f"{path}[{i}]")
-
-    walk(res.metric_card, "")
-    return out
+    card, out = res.metric_card, []
+    if card.profile != res.profile:
+        out.append(_card(f"metric_card profile is {card.profile!r} but the run says profile "
+                         f"{res.profile!r}: the card and the profile disagree"))
+    if not card.leaderboard_eligible and profile.leaderboard_eligible:
+        out.append(_card("metric_card leaderboard_eligible is false: the feature suite that "
+                         "scored this run is not eligible"))
+    return out + _encoder_problems(res, profile) + _facts_problems(res)
 
 
 def load_benchmark_manifest(name: str):

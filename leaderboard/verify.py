@@ -159,7 +159,7 @@ def rescore(report, *, profile: str, reference: Path | None, captions: Path | No
     out = work / "rescored-run"
     cfg = EvalConfig(model=f"folder:{staged}", out=out, benchmark=bench, profile=profile, toys4k=reference,
                      captions=captions, limit=limit, cache_dir=work / "cache", weights_dir=weights_dir,
-                     device=device, overwrite=True,
+                     device=device, overwrite=True, report=False,
                      samples_per_prompt=max((s.sample_index for s in report.samples), default=0) + 1)
     try:
         evaluate(cfg, progress)

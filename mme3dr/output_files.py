@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mme3dr.errors import UserError
+
 __all__ = ["DISK_FULL_ERRNOS", "OutputDirError", "atomic_path", "atomic_write_bytes", "atomic_write_text",
            "is_disk_full", "prepare_output_dir"]
 
@@ -34,7 +36,7 @@ __all__ = ["DISK_FULL_ERRNOS", "OutputDirError", "atomic_path", "atomic_write_by
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
-class OutputDirError(ValueError):
+class OutputDirError(UserError, ValueError):
     """An output folder that cannot be used; the message names the flag, the reason and the fix."""
 
 

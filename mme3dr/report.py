@@ -12,8 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from mme3dr.harness.merge import shard_render_dirs
-from mme3dr.results import load_results, read_samples
+from mme3dr.results import load_results, read_samples, shard_render_dirs
 
 __all__ = ["category_rows", "plot_category_bars", "plot_category_radar", "write_report"]
 
@@ -186,10 +185,9 @@ def _legend(names: list[str]) -> list[tuple[str, str]]:
 
 def _pipeline_check_note(profile_name: str) -> str | None:
     """The banner for a profile whose numbers are not scores (``MetricProfile.pipeline_check_only``)."""
-    from mme3dr.features.profiles import PIPELINE_CHECK_NOTE, PROFILES
+    from mme3dr.features.profiles import pipeline_check_note
 
-    profile = PROFILES.get(profile_name)  # a profile this version does not know: no banner, no guess
-    return PIPELINE_CHECK_NOTE if profile is not None and profile.pipeline_check_only else None
+    return pipeline_check_note(profile_name)
 
 
 def write_report(run_dir: str | Path, *, shard_dirs: list[Path] | None = None) -> Path:

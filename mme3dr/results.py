@@ -36,6 +36,12 @@ __all__ = [
     "VOLATILE_SAMPLE_KEYS",
     "AdapterSource",
     "BenchmarkInfo",
+    "EncoderCard",
+    "GenerationRecord",
+    "JudgeCard",
+    "MetricCard",
+    "RunMeta",
+    "ShardRecord",
     "ModelInfoRecord",
     "RendererInfo",
     "Results",
@@ -45,6 +51,7 @@ __all__ = [
     "load_results",
     "read_samples",
     "sample_line",
+    "shard_render_dirs",
     "strip_volatile",
     "samples_digest",
     "write_samples",
@@ -91,6 +98,13 @@ _METRIC_KEY = re.compile(r"^[a-z0-9_]+$")
 
 Sha256 = str
 
+from mme3dr.metric_card import (  # noqa: E402  (re-exported: the card is part of results.json's schema)
+    EncoderCard,
+    JudgeCard,
+    MetricCard,
+    RendererInfo,
+)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -129,17 +143,6 @@ class BenchmarkInfo(_Strict):
     categories: list[str]
 
 
-class RendererInfo(_Strict):
-    backend: str = Field(description="'egl' (moderngl, headless EGL); 'osmesa' before issue 12")
-    versions: dict[str, str] = Field(description="library versions (moderngl, glcontext, trimesh, numpy)")
-    rig: str
-    rig_hash: str = Field(pattern=_SHA256)
-    width: int
-    height: int
-    n_views: int
-    shading: str
-
-
 TaskResult = dict[str, float | int | str | None]
 
 
@@ -164,7 +167,7 @@ class Results(_Strict):
     benchmark: BenchmarkInfo
     rig_hash: str = Field(pattern=_SHA256)
     renderer: RendererInfo
-    metric_card: dict[str, Any]
+    metric_card: MetricCard
     leaderboard_eligible: bool
     ineligible_reasons: list[str]
     failures: dict[str, int] = Field(description="failed (case, sample) pairs by reason")
@@ -231,6 +234,58 @@ class SampleRecord(_Strict):
         if v is not None and v not in FAILURE_REASONS:
             raise ValueError(f"unknown failure reason {v!r}; known: {', '.join(FAILURE_REASONS)}")
         return v
+
+
+class GenerationRecord(_Strict):
+    """What generating one (case, sample) gave, as the run state keeps it: the stored asset, or why
+    there is none. ``detail`` is the failure's one-line explanation."""
+
+    seed: int = Field(ge=0)
+    seconds: float | None = None
+    asset_sha256: str | None = Field(None, pattern=_SHA256)
+    asset_format: str | None = None
+    up_axis: str | None = None
+    failure: str | None = None
+    detail: str | None = None
+
+    def state(self) -> dict[str, Any]:
+        """The run-state form (absent entries left out, as earlier runs wrote it)."""
+        return self.model_dump(exclude_none=True)
+
+
+class RunMeta(_Strict):
+    """Everything in ``results.json`` besides the metrics, the samples' hash and the volatile keys; made
+    once per run (every shard of a run makes the same one)."""
+
+    protocol_version: str
+    mme3dr_version: str
+    profile: str
+    metrics: list[str]
+    model_info: ModelInfoRecord
+    adapter: AdapterSource
+    benchmark: BenchmarkInfo
+    rig_hash: str = Field(pattern=_SHA256)
+    renderer: RendererInfo
+    metric_card: MetricCard
+    ineligible_reasons: list[str]
+    config: dict[str, Any]
+    n_original: int = Field(ge=0)
+    git_hash: str | None
+    environment: dict[str, Any]
+
+
+class ShardRecord(_Strict):
+    """One evaluate run's finished part (``shard.json``): its samples, reference render hashes, metadata
+    and where its renders are. A plain run hands it to the scoring core in memory; a sharded run
+    writes it for ``mme3dr merge``."""
+
+    meta: RunMeta
+    samples: list[SampleRecord]
+    references: dict[str, str] = Field(description="case id -> reference render sha256")
+    suite_id: str | None
+    execution: dict[str, Any]
+    timing: dict[str, float]
+    render_dirs: dict[str, str] = Field(default_factory=dict, description="render sha256 -> view folder")
 
 
 # --- reading and writing ---------------------------------------------------------------------------
@@ -304,6 +359,21 @@ def read_samples(path: str | Path) -> list[SampleRecord]:
         except ValueError as e:
             raise ValueError(f"{path}:{lineno}: invalid sample record: {e}") from None
     return out
+
+
+SHARD_FILE = "shard.json"
+
+
+def shard_render_dirs(dirs: list[Path]) -> dict[str, str]:
+    """``{render sha256: view folder}`` from the ``shard.json`` (a :class:`ShardRecord`) of each run
+    folder in ``dirs`` (later folders win; a folder without one adds nothing). Read by the report's
+    thumbnails and ``mme3dr judge``."""
+    found: dict[str, str] = {}
+    for d in dirs:
+        shard = Path(d) / SHARD_FILE
+        if shard.is_file():
+            found.update(json.loads(shard.read_text(encoding="utf-8")).get("render_dirs", {}))
+    return found
 
 
 def export_json_schemas(out_dir: str | Path) -> list[Path]:

@@ -28,8 +28,8 @@ STAGES = (
     ("mme3dr.features",),
     ("mme3dr.judge",),
     ("mme3dr.models",),
-    ("mme3dr.harness", "mme3dr.compare", "mme3dr.audit"),
     ("mme3dr.report",),
+    ("mme3dr.harness", "mme3dr.compare", "mme3dr.audit"),
     ("leaderboard", "ar3d_r1"),
     ("mme3dr.cli",),
 )

@@ -15,6 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHA = "0" * 64
 
 
+RENDERER = {"backend": "osmesa", "versions": {}, "rig": "eval24", "rig_hash": SHA, "width": 512,
+            "height": 512, "n_views": 24, "shading": "protocol"}
+#: The smallest metric card the schema takes: no encoders or metrics listed (a real run lists them).
+CARD = {"profile": "smoke", "leaderboard_eligible": False, "prompt_rule": "full", "render_size": [512, 512],
+        "shading": "protocol", "background": "white", "encoders": {}, "metrics": {}, "rig": "eval24",
+        "rig_hash": SHA, "n_views": 24,
+        "kd": {"scale": 100.0, "subsets": 100, "subset_size_max": 1000, "seed": 0},
+        "clip_bootstrap": {"resamples": 1000, "seed": 0, "level": 0.95}, "renderer": RENDERER}
+
+
 def minimal_results(**overrides) -> dict:
     d = {
         "results": {"mme3dr-demo": {"clip": 20.0, "clip_ci95_low": 19.0, "clip_ci95_high": 21.0, "n": 15}},
@@ -34,9 +44,8 @@ def minimal_results(**overrides) -> dict:
         "benchmark": {"name": "mme3dr-demo", "version": "1", "manifest_sha256": SHA,
                       "seed_namespace": "mme3dr-demo", "n_cases": 15, "categories": ["spatial"]},
         "rig_hash": SHA,
-        "renderer": {"backend": "osmesa", "versions": {}, "rig": "eval24", "rig_hash": SHA, "width": 512,
-                     "height": 512, "n_views": 24, "shading": "protocol"},
-        "metric_card": {},
+        "renderer": RENDERER,
+        "metric_card": CARD,
         "leaderboard_eligible": False,
         "ineligible_reasons": ["profile smoke"],
         "failures": {},

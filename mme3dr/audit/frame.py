@@ -35,7 +35,8 @@ import numpy as np
 
 from mme3dr.audit.rotations import CUBE_ROTATIONS, IDENTITY, rotation_name, up_axis_hint
 
-__all__ = ["AUDIT_SIZE", "AUDIT_VIEWS", "AuditResult", "audit_run", "decide", "record_frame_audit",
+__all__ = ["AUDIT_SIZE", "AUDIT_VIEWS", "AuditResult", "audit_run", "audit_samples", "decide",
+           "frame_audit_entry", "record_frame_audit",
            "silhouette_ious"]
 
 #: Silhouette size (px) and which views of the evaluation rig (eval24 indices) the audit uses.
@@ -135,7 +136,7 @@ def _generated_silhouettes(renderer, path: Path, up_axis: str, rig) -> np.ndarra
 
 
 def _render_dirs(run_dir: Path) -> dict[str, str]:
-    from mme3dr.harness.merge import shard_render_dirs
+    from mme3dr.results import shard_render_dirs
 
     return shard_render_dirs([run_dir])
 
@@ -143,30 +144,39 @@ def _render_dirs(run_dir: Path) -> dict[str, str]:
 def audit_run(run_dir: str | Path) -> AuditResult:
     """Audit the frame of a finished run's generated assets against its references (module docstring).
 
-    Reads ``samples.jsonl``, ``shard.json`` (render folders), the asset store and the cached reference
-    renders; renders with the process's ``mme3dr.render`` context (import torch first if the process
-    will use it, see ``mme3dr.render.renderer``). Samples whose files are gone are skipped and counted
-    in ``skipped`` by reason. Raises ``ValueError`` when the folder is not a finished run.
+    Reads ``results.json``, ``samples.jsonl`` and ``shard.json`` (render folders), then
+    :func:`audit_samples`. Raises ``ValueError`` when the folder is not a finished run.
+    """
+    from mme3dr.results import load_results, read_samples
+
+    run = Path(run_dir)
+    results = load_results(run / "results.json")
+    samples = read_samples(run / results.samples_file)
+    return audit_samples(run, samples, results.renderer.rig, _render_dirs(run))
+
+
+def audit_samples(run_dir: str | Path, samples, rig_name: str, render_dirs: dict[str, str]) -> AuditResult:
+    """Audit the scored (``status == "ok"``) ``samples`` of the run in ``run_dir`` (its asset store):
+    each generated asset's silhouettes under the 24 cube rotations against its reference's renders.
+
+    ``render_dirs`` maps a render sha256 to its view folder (``mme3dr.results.shard_render_dirs``);
+    ``rig_name`` is the run's ``renderer.rig``. Renders with the process's ``mme3dr.render`` context
+    (import torch first if the process will use it, see ``mme3dr.render.renderer``). Samples whose files
+    are gone are skipped and counted in ``skipped`` by reason.
     """
     import time
 
     from mme3dr.assets.store import AssetStore
-    from mme3dr.render.cache import ENTRY_META
     from mme3dr.render.cameras import get_rig
-    from mme3dr.render.renderer import get_renderer
-    from mme3dr.results import load_results, read_samples
 
     t0 = time.perf_counter()
-    run = Path(run_dir)
-    results = load_results(run / "results.json")
-    samples = [s for s in read_samples(run / results.samples_file) if s.status == "ok"]
-    dirs = _render_dirs(run)
-    store = AssetStore(run / "assets")
-    rig = _camera_rig(get_rig(results.renderer.rig))
+    store = AssetStore(Path(run_dir) / "assets")
+    rig = _camera_rig(get_rig(rig_name))
     renderer = None
     ious, ups, skipped = [], [], {}
-    for s in samples:
-        gen_dir, ref_dir = dirs.get(s.render_sha256 or ""), dirs.get(s.reference_render_sha256 or "")
+    for s in (s for s in samples if s.status == "ok"):
+        gen_dir = render_dirs.get(s.render_sha256 or "")
+        ref_dir = render_dirs.get(s.reference_render_sha256 or "")
         path = store.get(s.asset_sha256, s.asset_format) if s.asset_sha256 and s.asset_format else None
         reason = ("no generated render folder" if gen_dir is None else "no reference render folder"
                   if ref_dir is None or not Path(ref_dir).is_dir() else "asset missing from the store"
@@ -174,9 +184,11 @@ def audit_run(run_dir: str | Path) -> AuditResult:
         if reason:
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
-        meta_file = Path(gen_dir) / ENTRY_META  # the render's record: how evaluate loaded the asset
-        up = json.loads(meta_file.read_text()).get("up_axis", "y") if meta_file.is_file() else "y"
-        renderer = renderer or get_renderer(AUDIT_SIZE, AUDIT_SIZE)
+        up = _loaded_up_axis(Path(gen_dir))
+        if renderer is None:
+            from mme3dr.render.renderer import get_renderer
+
+            renderer = get_renderer(AUDIT_SIZE, AUDIT_SIZE)
         try:
             gen = _generated_silhouettes(renderer, path, up, rig)
         except Exception as e:  # noqa: BLE001 - one unreadable asset must not stop the audit
@@ -185,6 +197,20 @@ def audit_run(run_dir: str | Path) -> AuditResult:
             continue
         ious.append(silhouette_ious(gen, _reference_silhouettes(Path(ref_dir))))
         ups.append(up)
+    result = _decision(ious, ups, skipped)
+    result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _loaded_up_axis(gen_dir: Path) -> str:
+    """How evaluate loaded the asset of a render (its render record's ``up_axis``; ``y`` when absent)."""
+    from mme3dr.render.cache import ENTRY_META
+
+    meta_file = gen_dir / ENTRY_META
+    return json.loads(meta_file.read_text()).get("up_axis", "y") if meta_file.is_file() else "y"
+
+
+def _decision(ious: list, ups: list[str], skipped: dict[str, int]) -> AuditResult:
     best, share, _ = decide(np.array(ious).reshape(-1, len(CUBE_ROTATIONS)))
     result = AuditResult(flagged=best is not None, rotation=None, share=round(share, 6), n=len(ious),
                          skipped=skipped)
@@ -194,31 +220,40 @@ def audit_run(run_dir: str | Path) -> AuditResult:
         result.rotation = rotation_name(turn)
         result.message = (f"generated assets look turned {result.rotation} relative to the references "
                           f"({share:.0%} of {len(ious)} samples): {up_axis_hint(turn, declared)}")
-    result.seconds = round(time.perf_counter() - t0, 3)
     return result
 
 
-def record_frame_audit(run_dir: str | Path, results: dict) -> dict:
-    """Run :func:`audit_run` on a just-scored run and record it; returns the updated results dict.
-
-    Adds ``frame_audit`` (``AuditResult.to_dict()`` without ``seconds``, which go to ``timing.audit``)
-    to ``results.json``, rewritten canonically; no score changes. When flagged, issues a ``UserWarning``
-    with the message (the CLI prints it as one ``warning:`` line). An audit that cannot run (no OpenGL,
-    a missing render folder) is recorded as ``{"error": ...}`` and never fails the evaluation.
-    """
+def frame_audit_entry(run_dir: str | Path, samples, rig_name: str, render_dirs: dict[str, str]
+                      ) -> tuple[dict, float | None]:
+    """``(results.frame_audit, timing.audit seconds)`` of :func:`audit_samples`: ``AuditResult.to_dict()``
+    without ``seconds``, or ``{"error": ...}`` (seconds None) when the audit cannot run (no OpenGL, a
+    missing render folder); it never fails the evaluation. When flagged, issues a ``UserWarning`` with the
+    message (the CLI prints it as one ``warning:`` line)."""
     import warnings
 
-    from mme3dr.results import Results, dump_results
-
-    run = Path(run_dir)
-    timing = dict(results.get("timing") or {})
+    seconds = None
     try:
-        audit = audit_run(run).to_dict()
-        timing["audit"] = audit.pop("seconds")
+        audit = audit_samples(run_dir, samples, rig_name, render_dirs).to_dict()
+        seconds = audit.pop("seconds")
     except Exception as e:  # noqa: BLE001 - a diagnostic must not break the run it diagnoses
         audit = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
     if audit.get("flagged"):
-        warnings.warn(audit["message"], UserWarning, stacklevel=2)
+        warnings.warn(audit["message"], UserWarning, stacklevel=3)
+    return audit, seconds
+
+
+def record_frame_audit(run_dir: str | Path, results: dict) -> dict:
+    """Audit a finished run (:func:`frame_audit_entry` over its ``samples.jsonl`` and ``shard.json``) and
+    record it in its ``results.json``; returns the updated results dict. ``mme3dr evaluate`` records the
+    audit as it writes ``results.json`` instead (``mme3dr.harness.merge.finish``)."""
+    from mme3dr.results import Results, dump_results, read_samples
+
+    run = Path(run_dir)
+    samples = read_samples(run / results.get("samples_file", "samples.jsonl"))
+    audit, seconds = frame_audit_entry(run, samples, results["renderer"]["rig"], _render_dirs(run))
+    timing = dict(results.get("timing") or {})
+    if seconds is not None:
+        timing["audit"] = seconds
     updated = {**results, "frame_audit": audit, "timing": timing}
     dump_results(Results.model_validate(updated), run / "results.json")
     return updated

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mme3dr.benchmark.taxonomy import Case
+from mme3dr.errors import UserError
 
 __all__ = [
     "CAPTIONS_FILE",
@@ -40,7 +41,7 @@ CAPTIONS_URL = f"https://huggingface.co/datasets/{CAPTIONS_REPO}/resolve/main/{C
 REQUIRED_COLUMNS = ("sha256", "captions")
 
 
-class CaptionsError(ValueError):
+class CaptionsError(UserError, ValueError):
     """A captions CSV that cannot be used; the message says what is wrong and what to do."""
 
 

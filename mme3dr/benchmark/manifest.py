@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 from mme3dr.benchmark.taxonomy import CATEGORY_IDS, V1_COUNTS, Case, CaseError
+from mme3dr.errors import UserError
 
 __all__ = [
     "BUILTIN_MANIFESTS",
@@ -47,7 +48,7 @@ BUILTIN_MANIFESTS: dict[str, str] = {"mme3dr-v1": "cases.jsonl", "toys4k-800": "
 DATA_VERSION = "v1"
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest that cannot be loaded or does not validate; the message says what and what to do."""
 
 

@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 
 from mme3dr.benchmark.captions import CaptionTable, read_captions_csv
 from mme3dr.benchmark.taxonomy import Case
+from mme3dr.errors import UserError
 from mme3dr.hashing import file_sha256
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".stl", ".off")
 
 
-class Toys4KError(ValueError):
+class Toys4KError(UserError, ValueError):
     """A source that cannot be used at all (missing/wrong zip, bad CSV): one line, what and what to do."""
 
 

@@ -49,25 +49,22 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
-def _register_all() -> None:
-    # Plain imports: each module adds its commands. Order is the order shown in --help.
-    from mme3dr.cli import audit as _audit
-    from mme3dr.cli import compare as _compare
-    from mme3dr.cli import evaluate as _evaluate
-    from mme3dr.cli import judge as _judge
-    from mme3dr.cli import manifest as _manifest
-    from mme3dr.cli import metrics as _metrics
-    from mme3dr.cli import models as _models
-    from mme3dr.cli import render as _render
-    from mme3dr.cli import submit as _submit
+#: The command modules of mme3dr itself, in --help order; each has ``register(app)``. A new stage adds its
+#: module here (or, from another package, registers through the ``mme3dr.commands`` entry point group).
+COMMAND_MODULES = ("evaluate", "models", "judge", "render", "metrics", "manifest", "compare", "audit")
+#: Entry point group of commands from other packages (the leaderboard's ``submit`` and ``leaderboard``):
+#: each entry point is a ``register(app)`` function.
+COMMANDS_GROUP = "mme3dr.commands"
 
-    for module in (_evaluate, _models, _judge, _render, _metrics, _manifest, _submit, _compare, _audit):
-        module.register(app)
-    try:
-        from leaderboard.cli import app as leaderboard_app
-    except ImportError:  # leaderboard package not installed alongside
-        return
-    app.add_typer(leaderboard_app, name="leaderboard", help="Validate, verify and publish submissions.")
+
+def _register_all() -> None:
+    import importlib
+    from importlib.metadata import entry_points
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"mme3dr.cli.{name}").register(app)
+    for ep in entry_points(group=COMMANDS_GROUP):
+        ep.load()(app)
 
 
 _register_all()

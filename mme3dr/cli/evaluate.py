@@ -1,5 +1,9 @@
 """CLI commands of the evaluate stage: ``mme3dr evaluate``, ``mme3dr merge``, ``mme3dr report``.
 
+``mme3dr evaluate``'s options are generated from :class:`mme3dr.harness.config.EvalConfig`
+(``mme3dr.cli.options.config_command``); the command builds the config, runs
+``mme3dr.harness.evaluate`` (judge and report are stages of it) and prints. Results go to stdout;
+progress, warnings and errors to stderr, so ``mme3dr evaluate ... > log.txt`` keeps the results.
 Heavy imports (torch, moderngl, matplotlib) happen inside the command bodies so ``mme3dr --help`` is fast.
 """
 
@@ -9,11 +13,17 @@ from pathlib import Path
 
 import typer
 
+from mme3dr.cli.options import config_command, error_exit, user_errors
+
 EVALUATE_HELP = """Evaluate a text-to-3D model on a benchmark and write results.json + samples.jsonl.
 
 The harness owns prompts, seeds, file names, rendering and scoring; the adapter (--model) only turns \
 requests into 3D files. Re-running with --resume skips every finished sample and cached render. \
 Guide: docs/evaluate.md.
+
+The default profile is paper (the protocol): it needs the encoder weights (`mme3dr weights download`). \
+Offline, check the pipeline with --profile smoke (tiny random encoders: numbers that test the pipeline, \
+not scores).
 
 Examples:
 
@@ -22,38 +32,6 @@ Examples:
   mme3dr evaluate --model folder:gen/ --benchmark mme3dr-v1 --toys4k toys4k_blend_files.zip \
 --captions Toys4k.csv --profile paper --out runs/mymodel
 """
-
-#: Parse-time ranges of the numeric flags (click reports a value outside them as a usage error, exit 2).
-MAX_WORKERS = 256
-MAX_SAMPLES = 1000
-MIN_SIZE, MAX_SIZE = 16, 4096
-
-
-def _error(console, message: str, code: int = 2) -> None:
-    """One line on stderr (never wrapped, ``[...]`` in the message kept as text), then exit ``code``."""
-    from rich.markup import escape
-
-    console.print(f"[red]error:[/] {escape(str(message))}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code)
-
-
-def _environment_error(console, exc: OSError, out: Path) -> None:
-    """A missing weight file or a full disk: one message saying what to do (exit 2); any other OSError
-    is a bug and keeps its traceback."""
-    from mme3dr.features.weights import WeightsNotFoundError
-    from mme3dr.output_files import is_disk_full
-
-    if isinstance(exc, WeightsNotFoundError):
-        # The weights module's message is a short list ("To fix:" and one bullet per way out); the
-        # command prints it as one line, so the run ends with exactly one line that names the fix.
-        parts = [line.strip().lstrip("- ").strip() for line in str(exc).splitlines() if line.strip()]
-        _error(console, " ".join(parts))
-    if is_disk_full(exc):
-        where = exc.filename or out
-        _error(console, f"no space left on the device while writing {where}; every file written so far "
-                        f"is complete. Free some space, then re-run the same command with --resume "
-                        f"(--out {out})")
-    raise exc
 
 
 def _stage_progress(console):
@@ -111,6 +89,12 @@ def _summary_tables(results: dict):
 
 
 def _report_outcome(console, results: dict, out: Path) -> int:
+    """The results on ``console`` (stdout): tables, failures, eligibility, files; returns the exit code."""
+    from mme3dr.features.profiles import pipeline_check_note
+
+    note = pipeline_check_note(results["profile"])
+    if note:
+        console.print(f"[bold yellow]{note}[/]", soft_wrap=True)
     for table in _summary_tables(results):
         console.print(table)
     if results["failures"]:
@@ -127,156 +111,65 @@ def _report_outcome(console, results: dict, out: Path) -> int:
     return 0
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``evaluate``, ``merge`` and ``report`` to the root app."""
+def run_evaluate(cfg) -> None:
+    """``mme3dr evaluate``: run ``cfg`` through the harness and print the outcome (exit 0, or 1 when
+    every sample failed)."""
+    from rich.console import Console
 
-    @app.command("evaluate", help=EVALUATE_HELP)
-    def evaluate_cmd(
-        model: str = typer.Option(..., "--model", "-m", help="Adapter: primitives | oracle | folder:DIR | an "
-                                  "installed plug-in name | pkg.module:Class | path/to/file.py:Class."),
-        model_args: str = typer.Option("", "--model-args",
-                                       help="Adapter keyword arguments: key=value,..."),
-        benchmark: str = typer.Option("demo", "--benchmark", "-b",
-                                      help="demo (built-in, offline) | mme3dr-v1 | toys4k-800 | a "
-                                      "manifest path."),
-        profile: str = typer.Option("paper", "--profile", "-p",
-                                    help="paper (protocol v1) | smoke (tiny offline encoders) | "
-                                    "ar3d-r1-script."),
-        out: Path = typer.Option(..., "--out", "-o",
-            help="Run directory (results.json, samples.jsonl, state)."),
-        toys4k: Path | None = typer.Option(None, "--toys4k", help="Toys4K objects: toys4k_blend_files.zip, "
-                                           "toys4k_obj_files.zip, a TRELLIS render folder or a mesh folder."),
-        toys4k_kind: str | None = typer.Option(None, "--toys4k-kind",
-                                               help="blend-zip | obj-zip | trellis | folder "
-                                               "(default: guessed)."),
-        captions: Path | None = typer.Option(None, "--captions", help="TRELLIS Toys4k.csv (prompts)."),
-        limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N cases (marks the run "
-                                         "not comparable / leaderboard-ineligible)."),
-        samples_per_prompt: int = typer.Option(1, "--samples-per-prompt", min=1, max=MAX_SAMPLES,
-                                                help="Assets per prompt."),
-        categories: str = typer.Option("", "--categories",
-            help="Comma-separated category ids (partial run)."),
-        resume: bool = typer.Option(False, "--resume",
-            help="Continue the run in --out, skipping finished work."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Discard an earlier run in --out."),
-        workers: int = typer.Option(1, "--workers", min=1, max=MAX_WORKERS,
-                                    help="Parallel workers for rendering."),
-        num_shards: int = typer.Option(1, "--num-shards", min=1,
-            help="Split the cases over K machines (then merge)."),
-        shard_index: int = typer.Option(0, "--shard-index", min=0, help="Which shard this is, 0..K-1."),
-        device: str = typer.Option("cpu", "--device", help="Torch device for the feature encoders."),
-        timeout: float = typer.Option(600.0, "--timeout", min=0.0, help="Seconds per requested asset before "
-                                      "the adapter call is abandoned (0 = no limit)."),
-        cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Render cache (default OUT/cache); "
-                                              "share it between runs to reuse reference renders."),
-        render_size: int | None = typer.Option(None, "--render-size", min=MIN_SIZE, max=MAX_SIZE,
-                                               help="Override the render size in px (quick checks; marks "
-                                               "the run ineligible)."),
-        weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Local encoder weights."),
-        backend: str | None = typer.Option(None, "--backend", help="Renderer backend: egl (the only one)."),
-        report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report and plots."),
-        judge: str | None = typer.Option(None, "--judge", help="Also ask this VLM judge server (URL …/v1) "
-                                         "a checklist per sample; see `mme3dr judge --help`."),
-        judge_model: str | None = typer.Option(None, "--judge-model", help="The judge server's model id."),
-        judge_profile: str = typer.Option("openai", "--judge-profile", help="openai | transformers | vllm."),
-        judge_concurrency: int = typer.Option(4, "--judge-concurrency", min=1, max=256,
-                                              help="Judge requests in flight."),
-        judge_timeout: float = typer.Option(300.0, "--judge-timeout", min=0.001,
-                                            help="Seconds per judge request."),
-        judge_retries: int = typer.Option(3, "--judge-retries", min=0, max=100,
-                                          help="Judge retries on 5xx/timeouts."),
-        allow_renderer_change: bool = typer.Option(
-            False, "--allow-renderer-change", help="Resume even though this machine's renderer differs from "
-            "the run's (everything is re-rendered; the results record the new renderer)."),
-        prompt_source: str = typer.Option(
-            "case", "--prompt-source", help="CLIP text: case (the prompt) | raw-captions-column (the "
-            "authors' script's quirk: the CSV's unparsed captions list; --profile ar3d-r1-script only)."),
-    ) -> None:
-        from rich.console import Console
+    from mme3dr.harness.evaluate import evaluate
+    from mme3dr.render.pool import reuse_freed_memory
 
-        from mme3dr.cli.judge import judge_config, run_judge
+    err, console = Console(stderr=True), Console(soft_wrap=True)
+    reuse_freed_memory()  # this process encodes every render: see its docstring
+    progress, update = _stage_progress(err)
+    with user_errors(err, cfg.out), progress:
+        summary = evaluate(cfg, progress=update)
+    if summary.shard_only:
+        console.print(f"shard {cfg.shard_index} of {cfg.num_shards} done: {summary.n_ok} scored, "
+                      f"{summary.n_failed} failed. When every shard is done: "
+                      f"mme3dr merge SHARD_DIRS... --out DIR")
+        return
+    code = _report_outcome(console, summary.results, cfg.out)
+    if summary.judge_failures:
+        console.print(f"judge failures ({', '.join(sorted(summary.judge_failures))}): details in "
+                      f"{cfg.out / 'judge.jsonl'}")
+    if summary.report_path is not None:
+        console.print(f"report: {summary.report_path}")
+    if summary.judge_error:  # as `mme3dr judge` with no answer: exit 1
+        err.print(f"error: {summary.judge_error}", soft_wrap=True, markup=False, highlight=False)
+        code = code or 1
+    raise typer.Exit(code)
 
-        if (judge is None) != (judge_model is None):
-            raise typer.BadParameter("--judge and --judge-model go together")
-        from mme3dr.harness.evaluate import EvalConfig, evaluate
-        from mme3dr.harness.inputs import BenchmarkInputError
-        from mme3dr.harness.run_state import RunStateError
-        from mme3dr.models.registry import ModelSpecError
 
-        console = Console(stderr=True)
-        if resume and overwrite:
-            _error(console, "--resume continues the run in --out and --overwrite discards it; pass only one "
-                   "of them")
-        try:
-            cfg = EvalConfig(
-                model=model, out=out, model_args=model_args, benchmark=benchmark, profile=profile,
-                toys4k=toys4k, toys4k_kind=toys4k_kind, captions=captions, limit=limit,
-                samples_per_prompt=samples_per_prompt,
-                categories=tuple(c.strip() for c in categories.split(",") if c.strip()),
-                resume=resume, overwrite=overwrite, workers=workers, num_shards=num_shards,
-                shard_index=shard_index, device=device, timeout=timeout or None, cache_dir=cache_dir,
-                render_size=render_size, weights_dir=weights_dir, backend=backend,
-                allow_renderer_change=allow_renderer_change, prompt_source=prompt_source.replace("-", "_"),
-            )
-            from mme3dr.render.pool import reuse_freed_memory
+def merge(
+    shards: list[Path] = typer.Argument(..., help="Shard run directories (every --shard-index once)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the merged results."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report and plots."),
+) -> None:
+    """Combine `--num-shards` runs into one results.json, identical to a single run's."""
+    from rich.console import Console
 
-            reuse_freed_memory()  # this process encodes every render: see its docstring
-            progress, update = _stage_progress(console)
-            with progress:
-                summary = evaluate(cfg, progress=update)
-        except (BenchmarkInputError, ModelSpecError, RunStateError, ValueError, KeyError) as e:
-            # str(KeyError) is the repr of its message (stray quotes): print the message itself.
-            _error(console, e.args[0] if isinstance(e, KeyError) and e.args else str(e))
-        except OSError as e:  # a missing weight (its message says where to put it) or a full disk
-            _environment_error(console, e, out)
-        if summary.shard_only:
-            console.print(f"shard {shard_index} of {num_shards} done: {summary.n_ok} scored, "
-                          f"{summary.n_failed} failed. When every shard is done: "
-                          f"mme3dr merge SHARD_DIRS... --out DIR")
-            return
-        code = _report_outcome(console, summary.results, out)
-        if judge and code == 0:  # after results.json exists: the judge adds its own metric to it
-            code = run_judge(console, out, judge_config(judge, judge_model, judge_profile, judge_concurrency,
-                                                        judge_timeout, judge_retries))
-        if report and code == 0:
-            _write_report(console, out)
-        raise typer.Exit(code)
+    from mme3dr.harness.merge import finalize
 
-    @app.command("merge")
-    def merge_cmd(
-        shards: list[Path] = typer.Argument(..., help="Shard run directories (every --shard-index once)."),
-        out: Path = typer.Option(..., "--out", "-o", help="Where to write the merged results."),
-        report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report and plots."),
-    ) -> None:
-        """Combine `--num-shards` runs into one results.json, identical to a single run's."""
-        from rich.console import Console
+    err, console = Console(stderr=True), Console(soft_wrap=True)
+    with user_errors(err, out):
+        results = finalize(shards, out)
+    code = _report_outcome(console, results, out)
+    if report and code == 0:
+        _write_report(console, out, shard_dirs=shards)
+    raise typer.Exit(code)
 
-        from mme3dr.harness.merge import MergeError, finalize
 
-        console = Console(stderr=True)
-        try:
-            results = finalize(shards, out)
-        except MergeError as e:
-            _error(console, str(e))
-        except OSError as e:
-            _environment_error(console, e, out)
-        code = _report_outcome(console, results, out)
-        if report and code == 0:
-            _write_report(console, out, shard_dirs=shards)
-        raise typer.Exit(code)
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory with results.json and samples.jsonl."),
+) -> None:
+    """Write per-category bar and radar charts (PNG) and an HTML report into RUN_DIR/report/."""
+    from rich.console import Console
 
-    @app.command("report")
-    def report_cmd(
-        run_dir: Path = typer.Argument(..., help="A run directory with results.json and samples.jsonl."),
-    ) -> None:
-        """Write per-category bar and radar charts (PNG) and an HTML report into RUN_DIR/report/."""
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        if not (run_dir / "results.json").is_file():
-            _error(console, f"{run_dir / 'results.json'} not found; run `mme3dr evaluate --out {run_dir}` "
-                   "first")
-        _write_report(console, run_dir)
+    if not (run_dir / "results.json").is_file():
+        error_exit(Console(stderr=True), f"{run_dir / 'results.json'} not found; run `mme3dr evaluate --out "
+                   f"{run_dir}` first")
+    _write_report(Console(soft_wrap=True), run_dir)
 
 
 def _write_report(console, run_dir: Path, shard_dirs: list[Path] | None = None) -> None:
@@ -284,3 +177,12 @@ def _write_report(console, run_dir: Path, shard_dirs: list[Path] | None = None) 
 
     index = write_report(run_dir, shard_dirs=shard_dirs)
     console.print(f"report: {index}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate``, ``merge`` and ``report`` to the root app."""
+    from mme3dr.harness.config import EvalConfig
+
+    app.command("evaluate", help=EVALUATE_HELP)(config_command(EvalConfig, run_evaluate, EVALUATE_HELP))
+    app.command("merge")(merge)
+    app.command("report")(report)

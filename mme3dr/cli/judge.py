@@ -61,24 +61,24 @@ def run_judge(console, run_dir: Path, config) -> int:
     return 0
 
 
+def judge(
+    run_dir: Path = typer.Argument(..., help="A finished run directory (results.json, samples.jsonl)."),
+    judge: str = typer.Option(..., "--judge", help="The judge server's URL (…/v1)."),
+    judge_model: str = typer.Option(..., "--judge-model", help="The model id the server serves."),
+    judge_profile: str = typer.Option("openai", "--judge-profile",
+                                      help="openai | transformers | vllm (which extra fields it takes)."),
+    judge_concurrency: int = typer.Option(4, "--judge-concurrency", min=1, max=256,
+                                          help="Requests in flight."),
+    judge_timeout: float = typer.Option(300.0, "--judge-timeout", min=0.001, help="Seconds per request."),
+    judge_retries: int = typer.Option(3, "--judge-retries", min=0, max=100,
+                                      help="Retries on 5xx/timeouts/refusals."),
+) -> None:
+    from rich.console import Console
+
+    config = judge_config(judge, judge_model, judge_profile, judge_concurrency, judge_timeout, judge_retries)
+    raise typer.Exit(run_judge(Console(stderr=True), run_dir, config))
+
+
 def register(app: typer.Typer) -> None:
     """Add ``judge`` to the root app."""
-
-    @app.command("judge", help=JUDGE_HELP)
-    def judge_cmd(
-        run_dir: Path = typer.Argument(..., help="A finished run directory (results.json, samples.jsonl)."),
-        judge: str = typer.Option(..., "--judge", help="The judge server's URL (…/v1)."),
-        judge_model: str = typer.Option(..., "--judge-model", help="The model id the server serves."),
-        judge_profile: str = typer.Option("openai", "--judge-profile",
-                                          help="openai | transformers | vllm (which extra fields it takes)."),
-        judge_concurrency: int = typer.Option(4, "--judge-concurrency", min=1, max=256,
-                                              help="Requests in flight."),
-        judge_timeout: float = typer.Option(300.0, "--judge-timeout", min=0.001, help="Seconds per request."),
-        judge_retries: int = typer.Option(3, "--judge-retries", min=0, max=100,
-                                          help="Retries on 5xx/timeouts/refusals."),
-    ) -> None:
-        from rich.console import Console
-
-        config = judge_config(judge, judge_model, judge_profile, judge_concurrency, judge_timeout,
-                              judge_retries)
-        raise typer.Exit(run_judge(Console(stderr=True), run_dir, config))
+    app.command("judge", help=JUDGE_HELP)(judge)

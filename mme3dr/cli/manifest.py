@@ -179,8 +179,8 @@ def export_rows(manifest, samples_per_prompt: int = 1) -> list[dict]:
 
 @manifest_app.command("export")
 def export(
-    out: Path = typer.Argument(..., help="Output folder (hf) or file (jsonl, csv)."),
-    name: str = typer.Option("mme3dr-v1", "--manifest", "-m", help=NAME_HELP),
+    name: str = typer.Argument("mme3dr-v1", help=NAME_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (hf) or file (jsonl, csv)."),
     fmt: str = typer.Option("hf", "--format", help="hf (datasets.save_to_disk), jsonl, or csv."),
     captions: Path | None = typer.Option(None, "--captions", help="Toys4k.csv, to include prompts."),
     samples_per_prompt: int = typer.Option(
@@ -188,6 +188,9 @@ def export(
         help="How many seeds per case the `seeds` column lists (evaluate's --samples-per-prompt)."),
 ) -> None:
     """Export the cases: a Hugging Face dataset folder (reload with datasets.load_from_disk), JSONL or CSV.
+
+    Like the other manifest commands it takes the manifest NAME first: `mme3dr manifest export mme3dr-v1
+    --out cases.jsonl --format jsonl`.
 
     Each row carries `seeds`: the protocol seed of sample 0, 1, ... of that case (derive_seed; in CSV,
     separated by spaces). Generate sample i of a case with seeds[i] and the seeds that a `folder:` run

@@ -39,10 +39,14 @@ def score(
     weights_dir: Path | None = typer.Option(None, "--weights-dir", help=_WEIGHTS_DIR_HELP),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu or cuda."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, max=4096, help="Images per encoder batch."),
+    task: str = typer.Option("renders", "--task", help="Name of the overall row in the results block (e.g. "
+                             "the benchmark's, to compare with a run's results.json)."),
 ) -> None:
     """Score already-rendered views against reference views: CLIP, KD and FD (per the profile).
 
-    Every view is composited onto white first. Prints a table and writes JSON with the metric card.
+    Every view is composited onto white first. The numbers come from the same scoring core as
+    `mme3dr evaluate`: the JSON's `results` block has results.json's shape. Prints a table and writes
+    JSON with the metric card.
     Example: `mme3dr score runs/x/renders --reference gt/renders --prompts eval_list.csv --profile smoke`.
     """
     from rich.console import Console
@@ -69,27 +73,32 @@ def score(
         _fail(str(exc))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("encoding views", total=None)
+        bar_task = bar.add_task("encoding views", total=None)
 
         def report(side: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"encoding {side} views")
+            bar.update(bar_task, completed=done, total=total, description=f"encoding {side} views")
 
         try:
-            result = score_renders(renders_dir, reference, prompt_map, suite, progress=report)
+            result = score_renders(renders_dir, reference, prompt_map, suite, progress=report, task=task)
         except (FileNotFoundError, ValueError) as exc:
             _fail(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
     n = result["n_assets"]
+    if result["note"]:
+        console.print(f"[bold yellow]{result['note']}[/]", soft_wrap=True)
     table = Table(title=f"mme3dr score · profile {result['profile']} · {n} object{'' if n == 1 else 's'}")
     for col in ("metric", "value", "± / 95% CI", "better"):
         table.add_column(col)
-    for name, m in result["metrics"].items():
-        spread = f"± {m['std']:.4g}" if "std" in m else (
-            f"[{m['ci95'][0]:.3g}, {m['ci95'][1]:.3g}]" if "ci95" in m else ""
-        )
-        table.add_row(name, f"{m['value']:.4g}", spread, "↑" if m["higher_is_better"] else "↓")
+    overall = result["results"][task]
+    for name, higher in result["higher_is_better"].items():
+        if overall.get(name) is None:
+            continue
+        spread = f"± {overall[name + '_std']:.4g}" if name + "_std" in overall else (
+            f"[{overall[name + '_ci95_low']:.3g}, {overall[name + '_ci95_high']:.3g}]"
+            if name + "_ci95_low" in overall else "")
+        table.add_row(name, f"{overall[name]:.4g}", spread, "↑" if higher else "↓")
     console.print(table)
     if not result["leaderboard_eligible"]:
         console.print(f"[yellow]profile {result['profile']!r} results are not leaderboard-eligible[/]")

@@ -67,7 +67,7 @@ def _identity(run: RunData) -> dict[str, Any]:
     r = run.results
     return {"manifest hash": r.benchmark.manifest_sha256, "protocol": r.protocol_version,
             "profile": r.profile, "rig": r.rig_hash,
-            "feature encoders": json.dumps(r.metric_card.get("encoders"), sort_keys=True)}
+            "feature encoders": json.dumps(r.metric_card.model_dump(mode="json")["encoders"], sort_keys=True)}
 
 
 def check_comparable(runs: list[RunData]) -> None:
@@ -135,14 +135,14 @@ def _categories(run: RunData) -> list[str]:
 
 
 def _suite_id(run: RunData) -> str:
-    from mme3dr.harness.scoring import suite_hash
+    from mme3dr.harness.feature_store import suite_hash
 
     shard = run.path / "shard.json"
     if shard.is_file():
         sid = json.loads(shard.read_text(encoding="utf-8")).get("suite_id")
         if sid:
             return sid
-    return suite_hash(run.results.metric_card)[:16]
+    return suite_hash(run.results.metric_card.model_dump(mode="json"))[:16]
 
 
 class _Features:
@@ -152,7 +152,7 @@ class _Features:
         self.run, self.dirs, self.suite_id = run.path, [run.path / "features"], _suite_id(run)
 
     def rows(self, render_sha: str, feature: str) -> np.ndarray:
-        from mme3dr.harness.scoring import load_feature_file
+        from mme3dr.harness.feature_store import load_feature_file
 
         try:
             return load_feature_file(self.dirs, render_sha, self.suite_id)[feature]

@@ -19,9 +19,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-#: What every view of a pipeline-check profile's numbers says beside them.
-PIPELINE_CHECK_NOTE = ("smoke profile: tiny random encoders, so these numbers only show that the pipeline "
-                       "runs; they are not scores and compare to nothing")
+from mme3dr.errors import UserError
+
+
+class ProfileError(UserError, ValueError):
+    """An option a profile does not allow (the message names it and the profile that does)."""
+
+
+#: What every place showing a pipeline-check profile's numbers says beside them (terminal tables, the
+#: report's banner, ``mme3dr score``); which profiles are such is :attr:`MetricProfile.pipeline_check_only`.
+PIPELINE_CHECK_NOTE = ("smoke profile: tiny random encoders. These numbers only test the pipeline; they are "
+                       "not scores and compare with nothing.")
+
+
+def pipeline_check_note(profile: str) -> str | None:
+    """:data:`PIPELINE_CHECK_NOTE` when the profile named ``profile`` is ``pipeline_check_only``, else None
+    (also None for a profile this version does not know: no banner, no guess)."""
+    known = PROFILES.get(profile)
+    return PIPELINE_CHECK_NOTE if known is not None and known.pipeline_check_only else None
 
 
 @dataclass(frozen=True)
@@ -74,9 +89,9 @@ class MetricProfile:
         """
         if self.prompt_source == "raw_captions_column":
             if not raw_captions:
-                raise ValueError("prompt source 'raw_captions_column' needs the captions CSV's raw column "
-                                 "for every case; use a Toys4K benchmark with --captions, or drop "
-                                 "--prompt-source")
+                raise ProfileError("prompt source 'raw_captions_column' needs the captions CSV's raw column "
+                                   "for every case; use a Toys4K benchmark with --captions, or drop "
+                                   "--prompt-source")
             return prepare_prompt(raw_captions, self.prompt_rule)
         return self.prepare_prompt(prompt)
 
@@ -180,10 +195,10 @@ def with_options(profile: MetricProfile, clip: str | None = None, dinov2: str | 
     under a leaderboard-eligible profile (it reproduces a script's quirk, not the protocol)."""
     if prompt_source is not None and prompt_source != profile.prompt_source:
         if prompt_source not in PROMPT_SOURCES:
-            raise ValueError(f"unknown prompt source {prompt_source!r}; choose one of: "
+            raise ProfileError(f"unknown prompt source {prompt_source!r}; choose one of: "
                              f"{', '.join(PROMPT_SOURCES)}")
         if profile.leaderboard_eligible:
-            raise ValueError(f"prompt source {prompt_source!r} reproduces the authors' script; use it with "
+            raise ProfileError(f"prompt source {prompt_source!r} reproduces the authors' script; use it with "
                              f"--profile ar3d-r1-script, not {profile.name}")
     changes = {k: v for k, v in (("clip", clip), ("dinov2", dinov2), ("prompt_source", prompt_source)) if v}
     return replace(profile, **changes) if changes else profile

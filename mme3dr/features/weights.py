@@ -30,13 +30,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mme3dr.errors import UserError
 from mme3dr.hashing import file_sha256 as content_sha256
 
 WEIGHTS_DIR_ENV = "MME3DR_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path("~/.cache/mme3dr/weights")
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(UserError, FileNotFoundError):
     """A model's weight file is not present and could not be fetched. The message says where to put it."""
 
 

@@ -7,12 +7,14 @@ Importing it is light; torch and OpenGL load when a run builds its encoders and 
 
 from __future__ import annotations
 
-from mme3dr.harness.evaluate import EvalConfig, EvalSummary, evaluate, select_cases
+from mme3dr.harness.config import EvalConfig
+from mme3dr.harness.evaluate import EvalSummary, evaluate, select_cases
+from mme3dr.harness.feature_store import ViewFeatures
 from mme3dr.harness.generation import GenerationOutcome, generate_batch
 from mme3dr.harness.inputs import BENCHMARKS, BenchmarkInputError, BenchmarkInputs, load_benchmark_inputs
-from mme3dr.harness.merge import MergeError, finalize, shard_manifest
+from mme3dr.harness.merge import MergeError, finalize, finish
 from mme3dr.harness.run_state import RunState, RunStateError, atomic_write_text
-from mme3dr.harness.scoring import ViewFeatures, score_samples
+from mme3dr.harness.scoring import results_block
 
 __all__ = [
     "BENCHMARKS",
@@ -30,7 +32,7 @@ __all__ = [
     "finalize",
     "generate_batch",
     "load_benchmark_inputs",
-    "score_samples",
+    "finish",
+    "results_block",
     "select_cases",
-    "shard_manifest",
 ]

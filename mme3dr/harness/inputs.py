@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mme3dr.benchmark.manifest import Manifest
+from mme3dr.errors import UserError
 
 __all__ = [
     "BenchmarkInputError", "BenchmarkInputs", "Reference", "guess_source_kind", "load_benchmark_inputs",
@@ -20,7 +21,7 @@ __all__ = [
 BENCHMARKS = ("demo", "mme3dr-v1", "toys4k-800")
 
 
-class BenchmarkInputError(ValueError):
+class BenchmarkInputError(UserError, ValueError):
     """The benchmark's data cannot be used at all (missing Toys4K or captions): what, and which flag."""
 
 

@@ -1,15 +1,19 @@
-"""Judge a finished run: ask the VLM judge about every scored sample and add its metric to the results.
+"""The judge stage: ask the VLM judge about every scored sample and add its metric to the results.
 
-``judge_run(RUN_DIR, config)`` is what ``mme3dr judge RUN_DIR`` and ``mme3dr evaluate --judge`` call
-after the run's ``results.json`` is written. It reads ``samples.jsonl`` and the render directories the
-run recorded (``shard.json``), asks one checklist question per generated sample over its eval views
-(``mme3dr.judge.evaluation``), and then:
+- :func:`judge_stage` is a stage of the harness pipeline: ``mme3dr evaluate --judge`` (and
+  ``mme3dr.harness.evaluate(EvalConfig(..., judge=URL))``) run it between scoring and writing the
+  results, so ``results.json`` is written once, with the judge in it.
+- :func:`judge_run` (``mme3dr judge RUN_DIR``) runs the same stage on a finished run: it reads
+  ``samples.jsonl`` and the render directories the run recorded (``shard.json``) and rewrites the
+  results with the judge added.
 
-- sets ``metrics.judge`` (0–100, or null when the judge failed) on each scored sample in
-  ``samples.jsonl`` and refreshes ``samples_sha256``;
-- adds ``judge``, ``judge_ci95_low``, ``judge_ci95_high``, ``judge_n``, ``judge_n_failed`` to the task's
-  and every category's results, ``higher_is_better[task]["judge"] = true`` and ``metric_card.judge``;
-- writes ``RUN_DIR/judge.jsonl`` (checklist, answers, raw reply, failure per sample).
+Either way, one checklist question per scored sample over its eval views (``mme3dr.judge.evaluation``):
+
+- ``metrics.judge`` (0–100, or null when the judge failed) on each scored sample, and ``samples_sha256``;
+- ``judge``, ``judge_ci95_low``, ``judge_ci95_high``, ``judge_n``, ``judge_n_failed`` in the task's and
+  every category's results (``mme3dr.harness.scoring.add_judge_rows``),
+  ``higher_is_better[task]["judge"] = true`` and ``metric_card.judge``;
+- ``RUN_DIR/judge.jsonl`` (checklist, answers, raw reply, failure per sample).
 
 When no sample got a score (the server never answered, every reply failed), nothing is written and
 :class:`NoJudgeAnswer` says why. A sample that fails now but holds a score from an earlier run of the
@@ -26,7 +30,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mme3dr.harness.merge import shard_render_dirs
+from mme3dr.errors import UserError
 from mme3dr.judge import Decoding, JudgeConfig, ResponseCache, load_template
 from mme3dr.judge.evaluation import (
     JUDGE_DECODING,
@@ -40,10 +44,10 @@ from mme3dr.judge.evaluation import (
     view_paths,
 )
 from mme3dr.output_files import atomic_write_text
-from mme3dr.results import Results, dump_results, load_results, read_samples, write_samples
+from mme3dr.results import Results, dump_results, load_results, read_samples, shard_render_dirs, write_samples
 
 
-class JudgeRunError(RuntimeError):
+class JudgeRunError(UserError, RuntimeError):
     """The run directory cannot be judged (no results yet); the message says what to run."""
 
 
@@ -63,12 +67,12 @@ class JudgeRunSummary:
     judgements: list[CaseJudgement]
 
 
-def run_cases(run_dir: Path, shard_dirs: list[Path] | None = None, views: tuple[int, ...] = JUDGE_VIEWS
-              ) -> tuple[list[JudgeCase], list[CaseJudgement]]:
-    """The run's judgeable samples, and judgements for scored samples whose views are missing."""
-    render_dirs = shard_render_dirs([run_dir, *(shard_dirs or [])])
+def judge_cases_of(samples, render_dirs: dict[str, str], views: tuple[int, ...] = JUDGE_VIEWS
+                   ) -> tuple[list[JudgeCase], list[CaseJudgement]]:
+    """The judgeable (scored) ``samples`` and judgements for scored samples whose views are missing;
+    ``render_dirs`` maps a render sha256 to its view folder."""
     cases, missing = [], []
-    for s in read_samples(run_dir / "samples.jsonl"):
+    for s in samples:
         if s.status != "ok":
             continue
         where = render_dirs.get(s.render_sha256 or "")
@@ -81,49 +85,82 @@ def run_cases(run_dir: Path, shard_dirs: list[Path] | None = None, views: tuple[
     return cases, missing
 
 
+def run_cases(run_dir: Path, shard_dirs: list[Path] | None = None, views: tuple[int, ...] = JUDGE_VIEWS
+              ) -> tuple[list[JudgeCase], list[CaseJudgement]]:
+    """The run's judgeable samples, and judgements for scored samples whose views are missing."""
+    render_dirs = shard_render_dirs([run_dir, *(shard_dirs or [])])
+    return judge_cases_of(read_samples(run_dir / "samples.jsonl"), render_dirs, views)
+
+
+def judge_stage(samples, render_dirs: dict[str, str], config: JudgeConfig, cache_dir: Path, *,
+                run_dir: Path, decoding: Decoding = JUDGE_DECODING, template_name: str = JUDGE_TEMPLATE,
+                earlier: tuple[dict | None, Path] | None = None) -> tuple[list[CaseJudgement], dict]:
+    """The judge stage of a run: judge every scored sample (replies cached in ``cache_dir``), set
+    ``metrics["judge"]`` on each (in place; null when the judge failed), and return the judgements and
+    the judge's metric card (rows: :func:`mme3dr.harness.scoring.add_judge_rows`).
+
+    ``earlier`` is ``(the run's metric_card.judge, its judge.jsonl)`` from a previous judge run: when that
+    card is this judge's, a sample that fails now keeps its earlier score (:func:`keep_earlier_scores`).
+
+    Raises:
+        NoJudgeAnswer: no sample got a score; the samples are left unchanged (``run_dir`` names the run).
+    """
+    template = load_template(template_name)
+    card = judge_card(config, template, decoding)
+    cases, missing = judge_cases_of(samples, render_dirs)
+    judged = judge_cases(cases, config, ResponseCache(Path(cache_dir)), template, decoding) + missing
+    if not any(j.score is not None for j in judged):
+        raise NoJudgeAnswer(_no_answer_message(run_dir, judged))
+    if earlier is not None and earlier[0] == json.loads(json.dumps(card)):
+        judged = keep_earlier_scores(judged, earlier[1])
+    by_key = {(j.case_id, j.sample_index): j for j in judged}
+    for rec in samples:
+        j = by_key.get((rec.case_id, rec.sample_index))
+        if j is not None:
+            rec.metrics["judge"] = None if j.score is None else round(j.score, 6)
+    return judged, card
+
+
+def write_judge_log(run_dir: Path, judged: list[CaseJudgement]) -> None:
+    """``RUN_DIR/judge.jsonl``: checklist, answers, raw reply and failure per sample (whole or not at all)."""
+    atomic_write_text(Path(run_dir) / "judge.jsonl", "".join(
+        json.dumps(j.record(), ensure_ascii=False, sort_keys=True) + "\n"
+        for j in sorted(judged, key=lambda j: (j.case_id, j.sample_index))))
+
+
 def judge_run(run_dir: str | Path, config: JudgeConfig, *, decoding: Decoding = JUDGE_DECODING,
               template_name: str = JUDGE_TEMPLATE, shard_dirs: list[Path] | None = None,
               cache_dir: str | Path | None = None) -> JudgeRunSummary:
-    """Judge ``run_dir``'s samples and write the judge metric into its results (module docstring).
+    """``mme3dr judge``: judge a finished run's samples and write the judge metric into its results
+    (module docstring).
 
     Raises:
         JudgeRunError: ``results.json`` or ``samples.jsonl`` is missing.
         ValueError: the decoding settings are not allowed by ``config.profile``.
     """
+    from mme3dr.harness.scoring import add_judge_rows
+
     run_dir = Path(run_dir)
     for name in ("results.json", "samples.jsonl"):
         if not (run_dir / name).is_file():
             raise JudgeRunError(f"{run_dir / name} not found: run `mme3dr evaluate --out {run_dir}` first")
-    template = load_template(template_name)
-    cases, missing = run_cases(run_dir, shard_dirs)
-    cache = ResponseCache(Path(cache_dir) if cache_dir else run_dir / "cache" / "judge")
-    judged = judge_cases(cases, config, cache, template, decoding) + missing
-    if not any(j.score is not None for j in judged):
-        raise NoJudgeAnswer(_no_answer_message(run_dir, judged))
-    results = load_results(run_dir / "results.json").model_dump(by_alias=True, mode="json")
-    card = judge_card(config, template, decoding)
-    if results["metric_card"].get("judge") == json.loads(json.dumps(card)):
-        judged = keep_earlier_scores(judged, run_dir / "judge.jsonl")
-    by_key = {(j.case_id, j.sample_index): j for j in judged}
-
     records = read_samples(run_dir / "samples.jsonl")
-    for rec in records:
-        j = by_key.get((rec.case_id, rec.sample_index))
-        if j is not None:
-            rec.metrics["judge"] = None if j.score is None else round(j.score, 6)
+    results = load_results(run_dir / "results.json")
+    render_dirs = shard_render_dirs([run_dir, *(shard_dirs or [])])
+    earlier_card = results.metric_card.model_dump(by_alias=True, mode="json").get("judge")
+    judged, card = judge_stage(records, render_dirs, config,
+                               Path(cache_dir) if cache_dir else run_dir / "cache" / "judge",
+                               decoding=decoding, template_name=template_name, run_dir=run_dir,
+                               earlier=(earlier_card, run_dir / "judge.jsonl"))
     samples_sha = write_samples(records, run_dir / "samples.jsonl")
-    atomic_write_text(run_dir / "judge.jsonl", "".join(  # whole or not at all, even on a full disk
-        json.dumps(j.record(), ensure_ascii=False, sort_keys=True) + "\n"
-        for j in sorted(judged, key=lambda j: (j.case_id, j.sample_index))))
-
-    task = results["benchmark"]["name"]
-    for group, row in summarise(judged).items():
-        key = task if group == "" else f"{task}/{group}"
-        results["results"].setdefault(key, {"alias": group} if group else {}).update(row)
-    results["higher_is_better"].setdefault(task, {})["judge"] = True
-    results["metric_card"]["judge"] = card
-    results["samples_sha256"] = samples_sha
-    dump_results(Results.model_validate(results), run_dir / "results.json")
+    write_judge_log(run_dir, judged)
+    task = results.benchmark.name
+    add_judge_rows(results.results, judged, task)
+    results.higher_is_better.setdefault(task, {})["judge"] = True
+    results.metric_card = results.metric_card.model_copy(update={"judge": card})
+    results.samples_sha256 = samples_sha
+    dump_results(Results.model_validate(results.model_dump(by_alias=True, mode="json")),
+                 run_dir / "results.json")
     scored = sum(j.score is not None for j in judged)
     return JudgeRunSummary(len(judged), scored, len(judged) - scored, sum(j.cached for j in judged),
                            summarise(judged)[""], judged)

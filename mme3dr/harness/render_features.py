@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from mme3dr.harness.scoring import ViewFeatures
+from mme3dr.harness.feature_store import ViewFeatures
 from mme3dr.render.cache import RenderOutcome
 from mme3dr.render.pool import RenderPool
 
@@ -49,6 +49,17 @@ class RenderedRun:
     #: Renders whose features hold NaN or infinity: the encoder names, per key. Such a render has no
     #: entry in ``features``/``render_sha256``, so it never reaches a score or a set metric.
     nonfinite: dict[tuple[str, Any], list[str]] = field(default_factory=dict)
+
+    def record(self, side_key: tuple[str, Any], sha: str, feats: dict[str, np.ndarray]) -> None:
+        """Keep one encoded render: its sha256 and per-asset features, or, when any feature array holds
+        NaN or infinity, only the names of those encoders in ``nonfinite`` (caught here, per render, not
+        at the run's aggregate)."""
+        bad = sorted(k for k, v in feats.items() if not np.isfinite(v).all())
+        if bad:
+            self.nonfinite[side_key] = bad
+        else:
+            self.render_sha256[side_key] = sha
+            self.features[side_key] = {k: feats[k] for k in PER_ASSET_FEATURES if k in feats}
 
 
 def encoder_plan(workers: int, device: str, cores: int | None = None) -> tuple[int, int | None]:
@@ -132,13 +143,7 @@ def render_and_encode(
             done, _ = wait(encoding, return_when=FIRST_COMPLETED)
             for fut in done:
                 side_key = encoding.pop(fut)
-                sha, feats = fut.result()
-                bad = sorted(k for k, v in feats.items() if not np.isfinite(v).all())
-                if bad:  # caught here, per render, not at the run's aggregate
-                    run.nonfinite[side_key] = bad
-                else:
-                    run.render_sha256[side_key] = sha
-                    run.features[side_key] = {k: feats[k] for k in PER_ASSET_FEATURES if k in feats}
+                run.record(side_key, *fut.result())
                 encoded += 1
                 progress("features", encoded, n_ok)
 

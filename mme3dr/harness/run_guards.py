@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from mme3dr.errors import UserError
 from mme3dr.models.registry import ModelSpecError
 
 __all__ = ["check_device", "check_folder_matches"]
@@ -28,16 +29,16 @@ def check_device(device: str) -> None:
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError) as e:
-        raise ValueError(f"--device {device!r} is not a torch device ({e}); use cpu or cuda") from None
+        raise UserError(f"--device {device!r} is not a torch device ({e}); use cpu or cuda") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             why = "no CUDA GPU is visible" if torch.version.cuda else "this torch is built without CUDA"
-            raise ValueError(f"--device {device}: {why} (torch {torch.__version__}); use --device cpu")
+            raise UserError(f"--device {device}: {why} (torch {torch.__version__}); use --device cpu")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA "
+            raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA "
                              f"device(s), numbered from 0; pick one of them or use --device cuda")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available on this machine; use --device cpu")
+        raise UserError(f"--device {device}: MPS is not available on this machine; use --device cpu")
 
 
 def check_folder_matches(model: str, keys: Sequence[tuple[str, int]]) -> None:

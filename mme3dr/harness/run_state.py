@@ -28,6 +28,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from mme3dr.errors import UserError
 from mme3dr.output_files import atomic_write_text
 
 __all__ = ["RunLock", "RunState", "RunStateError", "atomic_write_text", "fingerprint"]
@@ -35,7 +36,7 @@ __all__ = ["RunLock", "RunState", "RunStateError", "atomic_write_text", "fingerp
 LOCK_NAME = ".lock"
 
 
-class RunStateError(RuntimeError):
+class RunStateError(UserError, RuntimeError):
     """The output directory cannot be used as asked (the message says why and which flag to use)."""
 
 

@@ -1,4 +1,4 @@
-"""Score already-rendered views (TRELLIS layout) with a feature suite: the engine of ``mme3dr score``.
+"""Score already-rendered views (TRELLIS layout) with a feature suite: ``mme3dr score``.
 
 Input layout: ``<renders_dir>/<id>/NNN.png`` (RGBA or RGB) for generated objects and the same under the
 reference directory for ground truth; every view is composited onto white (protocol v1) before any
@@ -6,7 +6,9 @@ encoder sees it. Prompts come from a CSV (``id``/``case_id``/``sha256`` + ``prom
 columns, e.g. TRELLIS's ``eval_list.csv``), a JSONL file with the same keys, or a JSON ``{id: prompt}``.
 
 Bad objects (no views, unreadable PNG, no prompt) are skipped and listed under ``failures`` with a reason;
-they never stop the run. Metrics are computed by the pure functions in :mod:`mme3dr.metrics`.
+they never stop the run. The views become features through the same function as in ``mme3dr evaluate``
+(``mme3dr.harness.feature_store.encode_views``) and the numbers come from the scoring core
+(``mme3dr.harness.scoring``), so scoring a finished run's renders gives the run's own results block.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mme3dr.metrics.definitions import ClipScore, SetDistanceMetric, get_metric
+from mme3dr.results import SampleRecord
 
 _ID_KEYS = ("id", "case_id", "sha256")
 
@@ -88,19 +90,47 @@ def object_dirs(root: Path) -> dict[str, Path]:
     return {d.name: d for d in sorted(root.iterdir()) if d.is_dir() and view_files(d)}
 
 
+def _encode_side(dirs: dict[str, Path], side: str, suite, failures: list[dict], progress, done: list[int],
+                 total: int) -> dict[str, tuple[str, dict[str, np.ndarray], int]]:
+    """``{id: (render sha256, features, n_views)}`` for each readable object folder of one side."""
+    from mme3dr.harness.feature_store import encode_views, render_content_sha256
+
+    out = {}
+    for oid, d in dirs.items():
+        done[0] += 1
+        try:
+            views = load_object_views(d)
+            out[oid] = (render_content_sha256(d), encode_views(suite, views), int(len(views)))
+        except (OSError, ValueError) as exc:
+            failures.append({"id": oid, "side": side, "reason": f"unreadable_views: {exc}"})
+        if progress:
+            progress(side, done[0], total)
+    return out
+
+
 def score_renders(
     renders_dir: str | Path,
     reference_dir: str | Path,
     prompts: dict[str, PromptEntry],
     suite,
     progress: Callable[[str, int, int], None] | None = None,
+    task: str = "renders",
 ) -> dict:
     """Score generated renders against reference renders with ``suite`` (a :class:`FeatureSuite`).
 
-    Returns a JSON-ready dict: ``profile``, ``leaderboard_eligible``, ``metrics`` (name → value dict),
-    ``per_asset`` (id, clip, n_views, category), ``failures`` (id, side, reason) and ``card``.
+    Each generated object with a prompt is one sample (``case_id`` its folder name, category from the
+    prompts file or ``uncategorised``); each reference folder is one reference (paired by name for
+    ``reference_clip`` and the RBF similarity).
+
+    Returns a JSON-ready dict: ``profile``, ``leaderboard_eligible``, ``note`` (the smoke profile's
+    "pipeline only" line, else null), ``results`` (the ``results`` block of ``results.json`` under
+    ``task``), ``higher_is_better``, ``n_assets``, ``n_reference``, ``per_asset`` (id, clip,
+    reference_clip, n_views, category), ``failures`` (id, side, reason) and ``card``.
+    Raises ``FileNotFoundError`` / ``ValueError`` for unusable folders or nothing scorable.
     """
-    from mme3dr.metrics.clip_score import asset_clip_score
+    from mme3dr.benchmark.captions import prompt_sha256
+    from mme3dr.features.profiles import pipeline_check_note
+    from mme3dr.harness.scoring import asset_metrics, results_block
 
     profile = suite.profile
     gen_dirs, ref_dirs = object_dirs(Path(renders_dir)), object_dirs(Path(reference_dir))
@@ -108,78 +138,45 @@ def score_renders(
         raise FileNotFoundError(f"{renders_dir}: no <id>/NNN.png render directories found")
     if not ref_dirs:
         raise FileNotFoundError(f"{reference_dir}: no <id>/NNN.png reference directories found")
-    needs = {get_metric(m).feature for m in profile.metrics}
-    failures: list[dict] = []
-    per_asset: list[dict] = []
-    gen_feats: dict[str, dict[str, np.ndarray]] = {}
-    ref_feats: dict[str, dict[str, np.ndarray]] = {}
-
-    def encode(views: np.ndarray) -> dict[str, np.ndarray]:
-        out = {}
-        if "inception" in needs:
-            out["inception"] = suite.inception(views)
-        if "dinov2" in needs:
-            out["dinov2"] = suite.dinov2(views)
-        return out
-
-    total = len(gen_dirs) + len(ref_dirs)
-    done = 0
-    for oid, d in gen_dirs.items():
-        done += 1
-        entry = prompts.get(oid)
-        if entry is None:
-            failures.append({"id": oid, "side": "generated", "reason": "no_prompt"})
-            continue
-        try:
-            views = load_object_views(d)
-        except (OSError, ValueError) as exc:
-            failures.append({"id": oid, "side": "generated", "reason": f"unreadable_views: {exc}"})
-            continue
-        text = suite.clip.encode_texts([profile.prepare_prompt(entry.prompt)])[0]
-        score = asset_clip_score(suite.clip.encode_images(views), text)
-        per_asset.append({"id": oid, "clip": score, "n_views": int(len(views)), "category": entry.category})
-        gen_feats[oid] = encode(views)
-        if progress:
-            progress("generated", done, total)
-    for oid, d in ref_dirs.items():
-        done += 1
-        try:
-            ref_feats[oid] = encode(load_object_views(d))
-        except (OSError, ValueError) as exc:
-            failures.append({"id": oid, "side": "reference", "reason": f"unreadable_views: {exc}"})
-        if progress:
-            progress("reference", done, total)
-    if not per_asset:
+    failures = [{"id": oid, "side": "generated", "reason": "no_prompt"}
+                for oid in gen_dirs if oid not in prompts]
+    done, total = [0], len(gen_dirs) + len(ref_dirs)
+    done[0] = len(failures)
+    gen = _encode_side({k: d for k, d in gen_dirs.items() if k in prompts}, "generated", suite, failures,
+                       progress, done, total)
+    ref = _encode_side(ref_dirs, "reference", suite, failures, progress, done, total)
+    if not gen:
         raise ValueError("no generated object could be scored; see the failures: " + json.dumps(failures[:5]))
-
-    metrics: dict[str, dict] = {}
-    for name in profile.metrics:
-        cls = get_metric(name)
-        metric = cls()
-        if isinstance(metric, ClipScore):
-            for row in per_asset:
-                metric.update(row["clip"], row["category"])
-        elif isinstance(metric, SetDistanceMetric):  # KD/FD: the generated set vs the reference set
-            for oid in sorted(gen_feats):
-                metric.update(feats_gen=gen_feats[oid][cls.feature])
-            for oid in sorted(ref_feats):
-                metric.update(feats_ref=ref_feats[oid][cls.feature])
-        else:  # per-object pairing (the authors' script's RBF similarity)
-            paired = sorted(set(gen_feats) & set(ref_feats))
-            for oid in sorted(set(gen_feats) - set(ref_feats)):
-                failures.append({"id": oid, "side": "reference", "reason": f"no_reference_for_{name}"})
-            if not paired:
-                continue
-            for oid in paired:
-                metric.update(gen_feats[oid][cls.feature], ref_feats[oid][cls.feature])
-        metrics[name] = {**metric.compute().to_dict(), **{"higher_is_better": cls.higher_is_better}}
+    features = {sha: feats for sha, feats, _ in (*gen.values(), *ref.values())}
+    samples, per_asset = [], []
+    for oid, (sha, feats, n_views) in sorted(gen.items()):
+        entry = prompts[oid]
+        text = suite.clip.encode_texts([profile.prepare_prompt(entry.prompt)])[0]
+        scores = asset_metrics(profile.metrics, text, feats, ref[oid][1] if oid in ref else None)
+        category = entry.category or "uncategorised"
+        samples.append(SampleRecord(case_id=oid, category=category, sample_index=0, seed=0,
+                                    prompt=entry.prompt, prompt_sha256=prompt_sha256(entry.prompt),
+                                    render_sha256=sha, status="ok", metrics=scores))
+        per_asset.append({"id": oid, **scores, "n_views": n_views, "category": entry.category})
+    block = results_block(samples, {oid: sha for oid, (sha, _, _) in ref.items()}, features.__getitem__,
+                          metrics=profile.metrics, task=task,
+                          categories=list(dict.fromkeys(s.category for s in samples)))
+    names = {k for row in block.values() for k in row}
     return {
         "profile": profile.name,
         "leaderboard_eligible": profile.leaderboard_eligible,
+        "note": pipeline_check_note(profile.name),
+        "results": block,
+        "higher_is_better": _directions(names),
         "n_assets": len(per_asset),
-        "n_reference": len(ref_feats),
-        "metrics": metrics,
+        "n_reference": len(ref),
         "per_asset": per_asset,
         "failures": failures,
         "card": suite.card(),
     }
+
+
+def _directions(names: set[str]) -> dict[str, bool]:
+    from mme3dr.metrics import METRICS
+
+    return {m: cls.higher_is_better for m, cls in METRICS.items() if m in names}

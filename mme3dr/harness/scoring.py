@@ -1,304 +1,187 @@
-"""Features per render and the benchmark's numbers from them (the last two stages of evaluate).
+"""The scoring core: features + sample records + metric definitions → the ``results`` block.
 
-- ``ViewFeatures`` computes (or loads from ``features/``) one feature array per encoder for the views of
-  one render directory, keyed by the render's content hash and the suite's card hash, so a re-run or a
-  resumed run never encodes the same images twice.
-- ``score_samples`` turns per-sample records (with per-asset CLIP already filled in) and the stored
-  feature arrays into the ``results`` mapping: CLIP overall and per category with a bootstrap CI, and the
-  set metrics (KD/FD) overall. It is numpy only, so ``mme3dr merge`` can run it without any encoder.
-  KD/FD values are memoised by a hash of their exact inputs (``SetMetricMemo``): a resumed or re-merged
-  run with the same features skips ~10 s of KD subsets and FD matrix square roots at 249 cases.
+The one module every published number passes through. ``mme3dr evaluate`` (one run or each shard),
+``mme3dr merge`` and ``mme3dr score`` (existing renders) all call it:
 
-Ordering is fixed (samples by case id then sample index; references by case id) so that KD's random
-subsets, and therefore every number, are identical however the run was split or resumed.
+- :func:`asset_metrics`: one sample's per-asset scores from its features: ``clip`` (the generated views
+  against the prompt), ``reference_clip`` (the reference views against the same prompt: the ceiling,
+  recorded whenever the reference rendered, whatever the generation gave) and, for the profiles that
+  have it, the authors' script's per-object RBF similarity.
+- :func:`results_block`: the ``results`` mapping of ``results.json``: per-asset means with a percentile
+  bootstrap CI overall and per category, and the set metrics (KD, FD) overall.
+- :func:`add_judge_rows`: the VLM judge's rows (``judge``, its CI, ``judge_n``, ``judge_n_failed``).
+- :func:`metric_card`: the metric card, from the feature suite's card and the metric classes' facts.
+
+Metric facts (direction, scale, KD subsets and seed, bootstrap resamples and seed) are read from the
+classes in :mod:`mme3dr.metrics.definitions`, never restated. Ordering is fixed (samples by case id then
+sample index; references by case id) so that KD's random subsets, and therefore every number, are
+identical however the run was split or resumed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import threading
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from mme3dr.harness.run_state import atomic_write_text
-from mme3dr.hashing import file_sha256
+from mme3dr.harness.feature_store import SetMetricMemo, load_feature_file
+from mme3dr.results import MetricCard, SampleRecord
 
-__all__ = ["SetMetricMemo", "ViewFeatures", "render_content_sha256", "sample_record", "score_samples",
-           "suite_hash"]
+__all__ = ["FeatureLookup", "add_judge_rows", "asset_metrics", "features_from_dirs", "metric_card",
+           "results_block", "round_value"]
 
-
-def render_content_sha256(render_dir: str | os.PathLike) -> str:
-    """sha256 over the view PNGs of a render directory (name + bytes hash of each, sorted)."""
-    h = hashlib.sha256()
-    files = sorted(Path(render_dir).glob("[0-9][0-9][0-9].png"))
-    if not files:
-        raise FileNotFoundError(f"{render_dir}: no NNN.png views")
-    for f in files:
-        h.update(f"{f.name}:{file_sha256(f)}\n".encode())
-    return h.hexdigest()
+#: ``render sha256 -> {encoder name: (V, d) float64}``: where the set metrics find a render's features.
+FeatureLookup = Callable[[str], dict[str, np.ndarray]]
+#: Metric names aggregated by their own rules (the judge: :func:`add_judge_rows`), not as per-asset means.
+_OWN_ROWS = ("judge",)
 
 
-def suite_hash(card: dict[str, Any]) -> str:
-    """Identity of a feature suite: its encoders' card (ids, weight hashes, sizes) and background."""
-    key = {"encoders": card.get("encoders"), "background": card.get("background")}
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class ViewFeatures:
-    """Per-render feature arrays of a ``FeatureSuite``, cached as ``<dir>/<render_sha>.<suite>.npz``.
-
-    Safe to call from several threads at once (the encoder threads of ``render_and_encode``)."""
-
-    def __init__(self, suite: Any, features_dir: str | os.PathLike) -> None:
-        self.suite = suite
-        self._lock = threading.Lock()
-        self.dir = Path(features_dir)
-        self.suite_id = suite_hash(suite.card())[:16]
-        self.computed = 0
-        self.cached = 0
-        # Render cache entries are immutable (named by a hash of everything that makes them), so the
-        # content hash of an entry's views is computed once and remembered here: a cached re-run then
-        # reads no PNG at all.
-        self._hash_file = self.dir / "render_sha256.json"
-        self._hashes: dict[str, str] = (
-            json.loads(self._hash_file.read_text(encoding="utf-8")) if self._hash_file.is_file() else {}
-        )
-        self._hashes_dirty = False
-
-    def render_sha(self, render_dir: str | os.PathLike) -> str:
-        """``render_content_sha256`` of a render cache entry, memoised by the entry's name."""
-        key = Path(render_dir).name
-        if key not in self._hashes:
-            sha = render_content_sha256(render_dir)
-            with self._lock:
-                self._hashes[key] = sha
-                self._hashes_dirty = True
-        return self._hashes[key]
-
-    def save(self) -> None:
-        """Persist the memo of render hashes (atomically)."""
-        with self._lock:
-            if not self._hashes_dirty:
-                return
-            atomic_write_text(self._hash_file, json.dumps(self._hashes, sort_keys=True))
-            self._hashes_dirty = False
-
-    def path(self, render_sha: str) -> Path:
-        return _feature_path(self.dir, render_sha, self.suite_id)
-
-    def get(self, render_dir: str | os.PathLike, render_sha: str, views: np.ndarray | None = None
-            ) -> dict[str, np.ndarray]:
-        """The render's features: from ``features/`` if there, else encoded from ``views`` (its
-        ``(V, H, W, 4)`` RGBA views, when the caller already holds them) or from its PNGs."""
-        p = self.path(render_sha)
-        if p.is_file():
-            with self._lock:
-                self.cached += 1
-            return _read_features(p)
-        from mme3dr.render.cache import load_views
-        from mme3dr.render.renderer import composite_on_white
-
-        rgb = composite_on_white(load_views(render_dir) if views is None else views)
-        feats: dict[str, np.ndarray] = {}
-        for name, encoder in self.suite.encoders().items():
-            fn = encoder.encode_images if name == "clip" else encoder
-            feats[name] = np.asarray(fn(rgb), dtype=np.float64)
-        from mme3dr.output_files import atomic_path
-
-        with atomic_path(p, suffix=".npz") as tmp:  # a full disk leaves no cut or stray file
-            np.savez(tmp, **feats)
-        with self._lock:
-            self.computed += 1
-        return feats
-
-
-class SetMetricMemo:
-    """KD/FD results keyed by sha256 of (metric, the source of the code computing it, numpy version,
-    both feature arrays' shape and float64 bytes): a hit is the value that exact computation gave."""
-
-    #: Modules whose source enters the key (by module name: the package re-exports functions as fd, kid).
-    CODE_MODULES = ("definitions", "fd", "kid", "feature_matrix")
-
-    def __init__(self, directory: str | os.PathLike) -> None:
-        import importlib
-
-        self.dir = Path(directory)
-        self.hits = 0
-        h = hashlib.sha256()
-        for name in self.CODE_MODULES:
-            h.update(Path(importlib.import_module(f"mme3dr.metrics.{name}").__file__).read_bytes())
-        self.code_sha256 = h.hexdigest()
-
-    def key(self, name: str, gen: np.ndarray, ref: np.ndarray) -> str:
-        h = hashlib.sha256(json.dumps({"metric": name, "code": self.code_sha256,
-                                       "numpy": np.__version__}, sort_keys=True).encode())
-        for a in (gen, ref):
-            a = np.ascontiguousarray(a, dtype=np.float64)
-            h.update(f"{a.shape}|".encode())
-            h.update(memoryview(a).cast("B"))
-        return h.hexdigest()
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        p = self.dir / f"{key}.json"
-        if not p.is_file():
-            return None
-        self.hits += 1
-        return json.loads(p.read_text(encoding="utf-8"))
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        # json writes floats with repr: they read back bit for bit.
-        atomic_write_text(self.dir / f"{key}.json", json.dumps(value, sort_keys=True))
-
-
-def _feature_path(directory: str | os.PathLike, render_sha: str, suite_id: str) -> Path:
-    return Path(directory) / f"{render_sha}.{suite_id}.npz"
-
-
-def _read_features(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
-
-
-def load_feature_file(features_dirs: Iterable[Path], render_sha: str, suite_id: str) -> dict[str, np.ndarray]:
-    """Find ``<render_sha>.<suite_id>.npz`` in any of ``features_dirs`` (shards of one run)."""
-    for d in features_dirs:
-        p = _feature_path(d, render_sha, suite_id)
-        if p.is_file():
-            return _read_features(p)
-    raise FileNotFoundError(
-        f"features for render {render_sha[:12]}… (suite {suite_id}) are missing from "
-        f"{', '.join(str(d) for d in features_dirs)}; re-run `mme3dr evaluate --resume` for that shard"
-    )
-
-
-def _round(x: float) -> float:
-    # 12 significant digits: exact enough for every report, and stable across BLAS summation orders.
+def round_value(x: float) -> float:
+    """12 significant digits: exact enough for every report, and stable across BLAS summation orders."""
     return float(f"{x:.12g}")
 
 
-def score_samples(
-    samples: list[dict[str, Any]],
-    references: dict[str, str],
-    *,
-    metrics: tuple[str, ...],
-    categories: list[str],
-    features_dirs: list[Path],
-    suite_id: str,
-    task: str,
-    memo: SetMetricMemo | None = None,
-) -> dict[str, dict[str, Any]]:
-    """The ``results`` mapping of ``results.json``.
+def features_from_dirs(dirs: Sequence, suite_id: str) -> FeatureLookup:
+    """A :data:`FeatureLookup` over the ``.npz`` files of one or more ``features/`` folders."""
+    return lambda render_sha: load_feature_file(list(dirs), render_sha, suite_id)
+
+
+def asset_metrics(metrics: Sequence[str], text: np.ndarray, gen: dict[str, np.ndarray] | None,
+                  ref: dict[str, np.ndarray] | None) -> dict[str, float]:
+    """Per-asset scores of one sample, rounded (:func:`round_value`).
 
     Args:
-        samples: sample records (``SampleRecord`` dicts) in canonical order; ``metrics["clip"]`` set for
-            every ``status == "ok"`` one.
-        references: ``case_id -> reference render sha256`` for every evaluated case with a reference.
-        metrics: metric names of the profile (``mme3dr.metrics.METRICS`` keys).
-        categories: category ids in report order.
-        features_dirs: where the ``.npz`` feature files are.
-        task: the benchmark name (the overall task key).
-        memo: where KD/FD values are remembered by their exact inputs (None: always compute).
+        metrics: the profile's metric names (``script_kd_dinov2_rbf`` is computed only when listed).
+        text: ``(d,)`` CLIP text feature of the case's prompt (unit norm).
+        gen: the generated render's features (``clip`` ``(V, d)``, ``dinov2``), or None when it failed.
+        ref: the reference render's features, or None when the reference did not render.
+
+    Returns:
+        ``reference_clip`` whenever ``ref`` is given, ``clip`` whenever ``gen`` is, the RBF similarity
+        when both are.
     """
+    from mme3dr.metrics import ClipScore, ReferenceClip, ScriptRbfSimilarity, asset_clip_score
+    from mme3dr.metrics import object_rbf_similarity as rbf
+
+    out: dict[str, float] = {}
+    if ref is not None:
+        out[ReferenceClip.name] = asset_clip_score(ref[ReferenceClip.feature], text)
+    if gen is not None:
+        out[ClipScore.name] = asset_clip_score(gen[ClipScore.feature], text)
+        if ref is not None and ScriptRbfSimilarity.name in metrics:
+            f = ScriptRbfSimilarity.feature
+            out[ScriptRbfSimilarity.name] = rbf(gen[f], ref[f])
+    return {k: round_value(v) for k, v in out.items()}
+
+
+def _bootstrap_rows(name: str, samples: Sequence[SampleRecord]) -> tuple[dict, dict[str, dict]]:
+    """Mean and percentile-bootstrap CI of per-asset metric ``name`` over the samples that have it:
+    ``(overall keys, {category: keys})``."""
+    from mme3dr.metrics import ClipScore, aggregate_clip_scores
+
+    scored = [(s.category, s.metrics[name]) for s in samples if s.metrics.get(name) is not None]
+    agg = aggregate_clip_scores([v for _, v in scored], [c for c, _ in scored],
+                                n_boot=ClipScore.bootstrap_resamples, seed=ClipScore.bootstrap_seed)
+
+    def keys(a: dict) -> dict[str, float]:
+        return {name: round_value(a["mean"]), f"{name}_ci95_low": round_value(a["ci95"][0]),
+                f"{name}_ci95_high": round_value(a["ci95"][1])}
+
+    return keys(agg), {cat: keys(a) for cat, a in agg["per_category"].items()}
+
+
+def _set_metrics(names: Sequence[str], ok: Sequence[SampleRecord], references: dict[str, str],
+                 features: FeatureLookup, memo: SetMetricMemo | None) -> dict[str, float]:
+    """KD/FD between the scored samples' features and every reference's, memoised by exact inputs."""
     from mme3dr.metrics import get_metric
-    from mme3dr.metrics.clip_score import aggregate_clip_scores
-    from mme3dr.metrics.definitions import SetDistanceMetric
 
-    ok = [s for s in samples if s["status"] == "ok"]
-    out: dict[str, dict[str, Any]] = {}
+    gen = [features(s.render_sha256) for s in ok]
+    ref = [features(references[k]) for k in sorted(references)]
+    # Each feature's arrays once, shared by its KD and FD (and their memo keys).
+    stacked = {f: (np.concatenate([g[f] for g in gen]), np.concatenate([r[f] for r in ref]))
+               for f in dict.fromkeys(get_metric(m).feature for m in names)}
+    out: dict[str, float] = {}
+    for name in names:
+        metric = get_metric(name)()
+        feats_gen, feats_ref = stacked[metric.feature]
+        key = memo.key(name, feats_gen, feats_ref) if memo is not None else None
+        value = memo.get(key) if memo is not None else None
+        if value is None:
+            metric.update(feats_gen, feats_ref)
+            computed = metric.compute()
+            value = {"value": computed.value, "std": computed.std}
+            if memo is not None:
+                memo.put(key, value)
+        out[name] = round_value(value["value"])
+        if value["std"] is not None:
+            out[f"{name}_std"] = round_value(value["std"])
+    return out
+
+
+def results_block(samples: Sequence[SampleRecord], references: dict[str, str], features: FeatureLookup, *,
+                  metrics: Sequence[str], categories: Sequence[str], task: str,
+                  memo: SetMetricMemo | None = None) -> dict[str, dict[str, Any]]:
+    """The ``results`` mapping of ``results.json``: ``{task: overall, "task/category": row, ...}``.
+
+    Args:
+        samples: sample records in canonical order (case id, sample index); each ``ok`` one carries its
+            per-asset ``metrics`` and ``render_sha256``.
+        references: ``case id -> reference render sha256`` for every evaluated case whose reference
+            rendered (the reference side of KD/FD).
+        features: where a render's features are (:func:`features_from_dirs`, or in memory).
+        metrics: the profile's metric names; the set metrics among them are computed here.
+        categories: category ids present, in report order (one row each).
+        task: the overall row's key (the benchmark name).
+        memo: KD/FD values remembered by their exact inputs (None: always compute).
+
+    Each row has ``n`` (scored samples) and ``n_failed``; each per-asset metric ``m`` found on the
+    samples gives ``m``, ``m_ci95_low``, ``m_ci95_high`` (mean over the samples that have it; 95 %
+    percentile bootstrap, resamples and seed from :class:`mme3dr.metrics.ClipScore`); set metrics give
+    ``m`` and ``m_std`` in the overall row only.
+    """
+    from mme3dr.metrics import SetDistanceMetric, get_metric
+
+    ok = [s for s in samples if s.status == "ok"]
     overall: dict[str, Any] = {"alias": task, "n": len(ok), "n_failed": len(samples) - len(ok)}
+    rows: dict[str, dict[str, Any]] = {}
     for cat in categories:
-        n_cat = sum(1 for s in samples if s["category"] == cat)
-        n_ok = sum(1 for s in ok if s["category"] == cat)
-        out[f"{task}/{cat}"] = {"alias": cat, "n": n_ok, "n_failed": n_cat - n_ok}
-    # Per-asset metrics (CLIP, the reference renders' CLIP, the script's RBF similarity): mean over assets
-    # with a 95% bootstrap CI, overall and per category (design.md §3).
-    per_asset = sorted({k for s in ok for k, v in s["metrics"].items() if v is not None})
+        n_cat = sum(1 for s in samples if s.category == cat)
+        n_ok = sum(1 for s in ok if s.category == cat)
+        rows[f"{task}/{cat}"] = {"alias": cat, "n": n_ok, "n_failed": n_cat - n_ok}
+    per_asset = sorted({k for s in samples for k, v in s.metrics.items() if v is not None} - set(_OWN_ROWS))
     for name in per_asset:
-        scored = [(s["category"], s["metrics"][name]) for s in ok if s["metrics"].get(name) is not None]
-        agg = aggregate_clip_scores([v for _, v in scored], [c for c, _ in scored])
-        overall.update({name: _round(agg["mean"]), f"{name}_ci95_low": _round(agg["ci95"][0]),
-                        f"{name}_ci95_high": _round(agg["ci95"][1])})
-        for cat, a in agg["per_category"].items():
-            out.setdefault(f"{task}/{cat}", {"alias": cat}).update(
-                {name: _round(a["mean"]), f"{name}_ci95_low": _round(a["ci95"][0]),
-                 f"{name}_ci95_high": _round(a["ci95"][1])})
-    set_metrics = [m for m in metrics if issubclass(get_metric(m), SetDistanceMetric)]
-    if set_metrics and ok:
-        gen = [load_feature_file(features_dirs, s["render_sha256"], suite_id) for s in ok]
-        ref = [load_feature_file(features_dirs, references[k], suite_id) for k in sorted(references)]
-        # Each feature's arrays once, shared by its KD and FD (and their memo keys).
-        stacked = {f: (np.concatenate([g[f] for g in gen]), np.concatenate([r[f] for r in ref]))
-                   for f in dict.fromkeys(get_metric(m).feature for m in set_metrics)}
-        for name in set_metrics:
-            metric = get_metric(name)()
-            feats_gen, feats_ref = stacked[metric.feature]
-            key = memo.key(name, feats_gen, feats_ref) if memo is not None else None
-            value = memo.get(key) if memo is not None else None
-            if value is None:
-                metric.update(feats_gen, feats_ref)
-                computed = metric.compute()
-                value = {"value": computed.value, "std": computed.std}
-                if memo is not None:
-                    memo.put(key, value)
-            overall[name] = _round(value["value"])
-            if value["std"] is not None:
-                overall[f"{name}_std"] = _round(value["std"])
-    return {task: overall, **out}
+        top, per_cat = _bootstrap_rows(name, samples)
+        overall.update(top)
+        for cat, keys in per_cat.items():
+            rows.setdefault(f"{task}/{cat}", {"alias": cat}).update(keys)
+    set_names = [m for m in metrics if issubclass(get_metric(m), SetDistanceMetric)]
+    if set_names and ok:
+        overall.update(_set_metrics(set_names, ok, references, features, memo))
+    return {task: overall, **rows}
 
 
-def sample_record(case, i, rec, rendered, text, profile, asset_clip_score,
-                  object_rbf_similarity) -> dict[str, Any]:
-    """One ``samples.jsonl`` record: the generation record ``rec`` of (``case``, sample ``i``) with its
-    render outcomes and per-asset scores from ``rendered``; ``text`` maps case id -> CLIP text feature."""
-    from mme3dr.benchmark.captions import prompt_sha256
+def add_judge_rows(block: dict[str, dict[str, Any]], judgements: Sequence, task: str) -> None:
+    """Add the judge's keys (``judge``, ``judge_ci95_low``/``_high``, ``judge_n``, ``judge_n_failed``)
+    to the overall row and each category's row of ``block``, in place, from the judgements
+    (``mme3dr.judge.evaluation.CaseJudgement``; the bootstrap is the judge module's ``summarise``)."""
+    from mme3dr.judge.evaluation import summarise
 
-    prompt = case.prompt or ""
-    ref_out, gen_out = rendered.references.get(case.case_id), rendered.generated.get((case.case_id, i))
-    ref = rendered.features.get(("references", case.case_id))
-    ref_sha = rendered.render_sha256.get(("references", case.case_id))
-    record: dict[str, Any] = {
-        "case_id": case.case_id, "category": case.category, "sample_index": i,
-        "seed": rec.get("seed", 0), "prompt": prompt, "prompt_sha256": prompt_sha256(prompt),
-        "reference_sha256": ref_out.asset_sha256 if ref_out is not None else None,
-        "asset_sha256": rec.get("asset_sha256"), "asset_format": rec.get("asset_format"),
-        "render_sha256": None, "reference_render_sha256": ref_sha,
-        "metrics": {}, "status": "failed", "failure": rec.get("failure"),
-        "failure_detail": rec.get("detail"), "seconds": rec.get("seconds"),
-    }
-    if record["failure"] is not None:  # generation already failed; recorded as is
-        return record
-    if gen_out is None:
-        record.update(failure="missing_output",
-                      failure_detail="the stored asset is missing; re-run with --resume")
-    elif not gen_out.ok:
-        record.update(failure=gen_out.reason, failure_detail=gen_out.detail or gen_out.error)
-    elif ("generated", (case.case_id, i)) in rendered.nonfinite:
-        names = ", ".join(rendered.nonfinite[("generated", (case.case_id, i))])
-        record.update(failure="non_finite_features",
-                      failure_detail=f"the {names} features of this render hold NaN or infinity")
-    elif ref is None:
-        detail = ref_out.detail if ref_out is not None else "no reference object"
-        detail = f"reference could not be rendered: {detail}"
-        if ("references", case.case_id) in rendered.nonfinite:
-            names = ", ".join(rendered.nonfinite[("references", case.case_id)])
-            detail = f"the reference render's {names} features hold NaN or infinity"
-        record.update(failure="reference_missing", failure_detail=detail)
-    elif not np.isfinite(text[case.case_id]).all():
-        record.update(failure="non_finite_features",
-                      failure_detail="the CLIP text feature of the prompt holds NaN or infinity")
-    else:
-        feats = rendered.features[("generated", (case.case_id, i))]
-        t = text[case.case_id]
-        metrics = {"clip": asset_clip_score(feats["clip"], t),
-                   "reference_clip": asset_clip_score(ref["clip"], t)}
-        if "script_kd_dinov2_rbf" in profile.metrics:
-            metrics["script_kd_dinov2_rbf"] = object_rbf_similarity(feats["dinov2"], ref["dinov2"])
-        rounded = {k: float(f"{v:.12g}") for k, v in metrics.items()}
-        record.update(render_sha256=rendered.render_sha256[("generated", (case.case_id, i))], status="ok",
-                      metrics=rounded)
-    return record
+    for group, row in summarise(judgements).items():
+        key = task if group == "" else f"{task}/{group}"
+        block.setdefault(key, {"alias": group} if group else {}).update(row)
+
+
+def metric_card(suite_card: dict[str, Any], rig: Any, renderer: dict[str, Any],
+                judge: dict[str, Any] | None = None) -> MetricCard:
+    """The metric card: the feature suite's card (``FeatureSuite.card()``), the render rig, the renderer
+    record, the KD and bootstrap settings read from the metric classes, and the judge's card if any."""
+    from mme3dr.metrics import ClipScore, KernelDistance
+
+    kd = {"scale": KernelDistance.scale, "subsets": KernelDistance.subsets,
+          "subset_size_max": KernelDistance.subset_size, "seed": KernelDistance.seed}
+    boot = {"resamples": ClipScore.bootstrap_resamples, "seed": ClipScore.bootstrap_seed,
+            "level": ClipScore.bootstrap_level}
+    card = {**suite_card, "rig": rig.name, "rig_hash": rig.hash, "render_size": [rig.width, rig.height],
+            "n_views": rig.n_views, "kd": kd, "clip_bootstrap": boot, "renderer": renderer, "judge": judge}
+    return MetricCard.model_validate(card)

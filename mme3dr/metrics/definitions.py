@@ -196,11 +196,25 @@ class ClipScore(Metric):
         if not self._scores:
             raise ValueError("clip: no asset scores collected")
         cats = None if any(c is None for c in self._categories) else self._categories
-        agg = aggregate_clip_scores(self._scores, cats)
+        agg = aggregate_clip_scores(self._scores, cats, n_boot=self.bootstrap_resamples,
+                                     seed=self.bootstrap_seed)
         return MetricValue(
             self.name, agg["mean"] * self.scale, ci95=tuple(agg["ci95"]),
             extra={"n": agg["n"], "per_category": agg["per_category"]},
         )
+
+
+class ReferenceClip(ClipScore):
+    """The CLIP score of the *reference* object's renders against the same prompt: the ceiling a model's
+    ``clip`` is read against. Averaged over every evaluated case whose reference rendered (all samples of
+    the run, failed generations included), so it is one number per benchmark and render settings, the
+    same for every model. A diagnostic, not a model's score: never a leaderboard column."""
+
+    name = "reference_clip"
+    title = "reference CLIP (ceiling)"
+    description = ("CLIPScore of the reference object's views against the same prompt, mean over every case "
+                   "whose reference rendered: the ceiling to read clip against (not a model's score)")
+    leaderboard_eligible = False
 
 
 class ScriptRbfSimilarity(Metric):
@@ -230,7 +244,8 @@ class ScriptRbfSimilarity(Metric):
 
 
 METRICS: dict[str, type[Metric]] = {
-    cls.name: cls for cls in (ClipScore, KdIncep, KdDinov2, FdIncep, FdDinov2, ScriptRbfSimilarity)
+    cls.name: cls
+    for cls in (ClipScore, ReferenceClip, KdIncep, KdDinov2, FdIncep, FdDinov2, ScriptRbfSimilarity)
 }
 
 

@@ -29,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mme3dr.errors import UserError
 from mme3dr.hashing import file_sha256
 from mme3dr.models.protocol import TextTo3DModel
 
@@ -59,7 +60,7 @@ _COLON_BUILTINS = ("folder", "cmd")
 _CMD_EXAMPLE = "--model 'cmd:/path/to/python generate.py'"
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(UserError, ValueError):
     """A ``--model`` / ``--model-args`` value that cannot be resolved; the message says what to do."""
 
 
@@ -77,8 +78,10 @@ class LoadedModel:
     file_sha256: str | None = None
 
     def source_record(self) -> dict[str, Any]:
+        """``results.adapter``: what identifies the adapter (kind, module or file name, class, the source
+        file's sha256), never where it sat on this disk (:func:`public_spec`)."""
         return {
-            "spec": self.spec,
+            "spec": public_spec(self.spec, self.kind),
             "kind": self.kind,
             "target": self.target,
             "model_args": dict(self.model_args),
@@ -86,6 +89,18 @@ class LoadedModel:
             "distribution_version": self.distribution_version,
             "file_sha256": self.file_sha256,
         }
+
+
+def public_spec(spec: str, kind: str) -> str:
+    """``spec`` as results record it: a ``file`` adapter by its file name and class
+    (``/home/me/x/adapter.py:Model`` -> ``adapter.py:Model``; its sha256 is recorded beside it), a
+    ``folder:DIR`` by the folder's name; other specs (module paths, names) as given."""
+    if kind == "file":
+        name, _, attr = spec.rpartition(":")
+        return f"{Path(name).name}:{attr}"
+    if kind == "folder":
+        return f"folder:{Path(spec.partition(':')[2]).name}"
+    return spec
 
 
 def parse_model_args(text: str | None) -> dict[str, str]:
@@ -249,7 +264,7 @@ def load_model(spec: str, model_args: dict[str, str] | str | None = None) -> Loa
     if sep and (name.endswith(".py") or "/" in name or "\\" in name):
         path = Path(name).expanduser().resolve()
         factory, digest = _import_file(path, rest, spec)
-        return LoadedModel(_instantiate(factory, args, spec), spec, "file", f"{path}:{rest}", args,
+        return LoadedModel(_instantiate(factory, args, spec), spec, "file", f"{path.name}:{rest}", args,
                            file_sha256=digest)
     if sep and rest:
         factory = _import_attr(name, rest, spec)

@@ -76,7 +76,7 @@ def test_build_cli_missing_id_list_is_one_clear_line(app, tmp_path):
 def test_hf_export_round_trips_through_load_from_disk(app, tmp_path):
     datasets = pytest.importorskip("datasets")
     m = load_manifest("mme3dr-v1")
-    run(app, "manifest", "export", str(tmp_path / "hf"), "--format", "hf")
+    run(app, "manifest", "export", "mme3dr-v1", "--out", str(tmp_path / "hf"), "--format", "hf")
     ds = datasets.load_from_disk(str(tmp_path / "hf"))
     assert ds.num_rows == 249 and ds.column_names == [*m.cases[0].to_dict(), "seeds"]
     seeds = [[derive_seed("mme3dr-v1", c.case_id, 0)] for c in m.cases]
@@ -87,7 +87,7 @@ def test_hf_export_round_trips_through_load_from_disk(app, tmp_path):
 
 def test_export_lists_the_seeds_evaluate_hands_each_sample(app, tmp_path):
     out = tmp_path / "demo.csv"
-    run(app, "manifest", "export", str(out), "--manifest", "demo", "--format", "csv",
+    run(app, "manifest", "export", "demo", "--out", str(out), "--format", "csv",
         "--samples-per-prompt", "3")
     import csv
 
@@ -105,7 +105,7 @@ def test_export_with_captions_attaches_prompts(app, tmp_path):
     caps = json.dumps(["Long caption.", "The prompt."]).replace('"', '""')
     csv.write_text(f'sha256,file_identifier,captions\n{"e" * 64},{c.file_identifier},"{caps}"\n')
     out = str(tmp_path / "m.jsonl")
-    result = run(app, "manifest", "export", out, "--format", "jsonl", "--captions", str(csv))
+    result = run(app, "manifest", "export", "--out", out, "--format", "jsonl", "--captions", str(csv))
     assert "248 case(s) have no caption" in result.output
     rows = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
     assert rows[7]["prompt"] == "The prompt." and rows[7]["sha256"] == "e" * 64 and rows[0]["prompt"] is None

@@ -63,5 +63,5 @@ def test_unknown_profile_is_one_line_without_stray_quotes(tmp_path: Path) -> Non
     result = runner.invoke(app, ["evaluate", "--model", "primitives", "--out", str(tmp_path / "run"),
                                  "--profile", "nope"])
     assert result.exit_code == 2
-    assert result.output.strip() == ("error: unknown metric profile 'nope'; choose one of: paper, smoke, "
-                                     "ar3d-r1-script")
+    assert result.output.strip() == "error: --profile 'nope' is not one of: paper, smoke, ar3d-r1-script"
+    assert not (tmp_path / "run").exists()

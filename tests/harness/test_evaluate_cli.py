@@ -44,13 +44,16 @@ def test_primitives_on_demo_writes_valid_results_report_and_summary(primitives_r
     # provenance
     assert res.adapter.kind == "builtin" and res.model_info.name == "primitives-baseline"
     assert res.renderer.width == 64 and res.renderer.n_views == 24 and res.rig_hash == res.renderer.rig_hash
-    assert "encoders" in res.metric_card and res.metric_card["kd"]["scale"] == 100.0
+    assert set(res.metric_card.encoders) == {"clip", "inception", "dinov2"}
+    assert res.metric_card.kd.scale == 100.0
     from mme3dr.models.protocol import derive_seed
 
     assert all(s.seed == derive_seed("mme3dr-demo", s.case_id, s.sample_index) for s in samples)
     assert all(s.asset_sha256 and s.render_sha256 and s.reference_render_sha256 for s in samples)
-    # summary table and report
-    assert "per category" in proc.stderr and "clip" in proc.stderr
+    # summary table and report: the results on stdout (`> log.txt` keeps them), progress on stderr
+    assert "per category" in proc.stdout and "clip" in proc.stdout and "per category" not in proc.stderr
+    assert "only test the pipeline" in proc.stdout  # smoke numbers say what they are
+    assert "features" in proc.stderr
     html = (out / "report" / "index.html").read_text()
     assert "A wooden table with four legs" in html
     assert (out / "report" / "category_bars.png").stat().st_size > 1000
@@ -98,7 +101,17 @@ def test_misbehaving_adapter_failures_are_recorded_and_the_run_completes(tmp_pat
     assert res.failures == {"adapter_error": 1, "adapter_timeout": 1, "adapter_wrong_count": 1,
                             "corrupt_file": 1}
     assert res.results["mme3dr-demo"]["n"] == 2 and res.results["mme3dr-demo"]["n_failed"] == 4
-    assert "failures:" in proc.stderr
+    assert "failures:" in proc.stdout
+    # reference_clip, the ceiling, is one number over the full set: every case whose reference rendered,
+    # whatever the model's sample gave (issue 25), so it does not move with a model's failures.
+    refs = [s.metrics["reference_clip"] for s in by_case.values()]
+    assert len(refs) == 6 and "clip" not in by_case["demo-000"].metrics
+    assert res.results["mme3dr-demo"]["reference_clip"] == pytest.approx(np.mean(refs), rel=1e-9)
+    # The adapter file is recorded by name, class and hash, never by where it sits on this disk.
+    assert str(tmp_path) not in (out / "results.json").read_text()
+    assert res.adapter.kind == "file" and res.adapter.target == "test_adapters.py:Misbehaving"
+    assert res.adapter.spec == res.config["model"] == "test_adapters.py:Misbehaving"
+    assert res.adapter.file_sha256 and len(res.adapter.file_sha256) == 64
 
 
 def test_all_failed_exits_non_zero_with_a_clear_message(tmp_path: Path, render_cache):
@@ -107,15 +120,34 @@ def test_all_failed_exits_non_zero_with_a_clear_message(tmp_path: Path, render_c
     proc = run_cli(evaluate_cmd(out, "--model", f"{adapters}:AlwaysRaises", "--benchmark", "demo",
                                 "--limit", "2", "--cache-dir", str(render_cache), *FAST))
     assert proc.returncode == 1
-    assert "every sample failed" in proc.stderr and "adapter_error × 2" in proc.stderr
+    assert "every sample failed" in proc.stdout and "adapter_error × 2" in proc.stdout
     assert load_results(out / "results.json").failures == {"adapter_error": 2}
 
 
 def test_bad_flags_give_clear_errors(tmp_path: Path):
     proc = run_cli(evaluate_cmd(tmp_path / "x", "--model", "primitivs", "--benchmark", "demo"))
     assert proc.returncode == 2 and "did you mean 'primitives'" in proc.stderr
+    assert not (tmp_path / "x").exists()  # a failed start leaves no run folder (nor its cache/) behind
     proc = run_cli(evaluate_cmd(tmp_path / "y", "--model", "primitives", "--benchmark", "mme3dr-v1"))
     assert proc.returncode == 2 and "--toys4k" in proc.stderr
+
+
+def test_the_default_profile_offline_without_weights_points_to_smoke(tmp_path: Path):
+    from mme3dr.features.weights import WeightsNotFoundError, resolve_weights
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    try:
+        resolve_weights("clip-vit-b-32-openai", empty, download=False)
+        pytest.skip("the paper weights are present on this machine (HF cache)")
+    except WeightsNotFoundError:
+        pass
+    out = tmp_path / "run"  # no --profile: the default, paper
+    proc = run_cli(evaluate_cmd(out, "--model", "primitives", "--limit", "1", "--weights-dir", str(empty)))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: Weights for") and "--profile smoke" in lines[-1]
+    assert not out.exists()  # nothing of the failed start is left: no run folder, no cache/
 
 
 @pytest.mark.slow
@@ -130,7 +162,7 @@ def test_two_shards_merged_equal_one_run(primitives_run, tmp_path: Path, render_
                                     "--num-shards", "2", "--shard-index", str(i),
                                     "--cache-dir", str(render_cache), *FAST))
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert "mme3dr merge" in proc.stderr and not (shard / "results.json").exists()
+        assert "mme3dr merge" in proc.stdout and not (shard / "results.json").exists()
         shards.append(shard)
     assert {len(read_samples_from_shard(s)) for s in shards} == {3}
     merged = tmp_path / "merged"

@@ -113,3 +113,18 @@ def test_nan_features_fail_their_sample_where_they_arise_and_the_run_goes_on(fin
     overall = results["results"][results["benchmark"]["name"]]
     assert results["failures"] == {"non_finite_features": 1} and overall["n"] == 1
     assert all(np.isfinite(v) for v in overall.values() if isinstance(v, float))
+
+
+@pytest.mark.slow  # a resumed 2-case evaluate: ≈ 30 s on 2 loaded cores
+def test_evaluate_judge_with_no_answer_writes_the_results_without_the_judge_and_exits_1(finished_run,
+                                                                                          tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "results.json").unlink()
+    done = run_cli(evaluate_cmd(run, *ARGS, "--resume", "--judge", f"http://127.0.0.1:{free_port()}/v1",
+                                "--judge-model", "m", "--judge-retries", "0", "--judge-timeout", "20"))
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "no judge answer for any of 2 samples" in done.stderr
+    results = json.loads((run / "results.json").read_text())
+    assert "judge" not in results["metric_card"] and "judge" not in next(iter(results["results"].values()))
+    assert not (run / "judge.jsonl").exists() and judge_scores(run) == [None, None]

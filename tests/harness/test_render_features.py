@@ -10,8 +10,8 @@ from mesh_factory import write_broken_assets, write_uncoloured_obj, write_vertex
 
 import mme3dr.harness.render_features as render_features
 from mme3dr.features.suite import load_feature_suite
+from mme3dr.harness.feature_store import ViewFeatures
 from mme3dr.harness.render_features import encoder_plan, render_and_encode
-from mme3dr.harness.scoring import ViewFeatures
 from mme3dr.render import load_views
 from mme3dr.render.cameras import get_rig
 from mme3dr.render.pool import RenderPool

@@ -1,5 +1,5 @@
-"""mme3dr.harness.scoring: KD/FD memoised by their exact inputs give the computed values, and only for
-them."""
+"""mme3dr.harness.scoring with feature_store's memo: KD/FD memoised by their exact inputs give the
+computed values, and only for them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 import mme3dr.metrics.definitions as definitions
-from mme3dr.harness.scoring import SetMetricMemo, score_samples
+from mme3dr.harness.feature_store import SetMetricMemo
+from mme3dr.harness.scoring import features_from_dirs, results_block
+from mme3dr.results import SampleRecord
 
 pytestmark = pytest.mark.filterwarnings("ignore:KD subset size clamped")
 SUITE = "s" * 16
@@ -28,13 +30,14 @@ def _run(tmp_path: Path, memo: SetMetricMemo | None, shift: float = 0.0) -> dict
     samples, references = [], {}
     for k in range(6):
         case = f"case-{k}"
-        _write_features(features, f"gen{k}", rng, shift)
+        _write_features(features, f"{k:064x}", rng, shift)
         _write_features(features, f"ref{k}", rng)
         references[case] = f"ref{k}"
-        samples.append({"case_id": case, "sample_index": 0, "category": "spatial", "status": "ok",
-                        "render_sha256": f"gen{k}", "metrics": {"clip": 20.0 + k}})
-    return score_samples(samples, references, metrics=METRICS, categories=["spatial"],
-                         features_dirs=[features], suite_id=SUITE, task="t", memo=memo)["t"]
+        samples.append(SampleRecord(case_id=case, sample_index=0, category="spatial", status="ok", seed=0,
+                                    prompt="p", prompt_sha256="0" * 64, render_sha256=f"{k:064x}",
+                                    metrics={"clip": 20.0 + k}))
+    return results_block(samples, references, features_from_dirs([features], SUITE), metrics=METRICS,
+                         categories=["spatial"], task="t", memo=memo)["t"]
 
 
 def test_a_memo_hit_returns_exactly_what_was_computed(tmp_path, monkeypatch):

@@ -41,9 +41,18 @@ def tetra_obj(offset: float) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+#: The renderer every synthetic run records (and its metric card repeats).
+RENDERER = {"backend": "osmesa", "versions": {"pyrender": "0.1.45"}, "rig": "eval24",
+            "rig_hash": eval24().hash, "width": 512, "height": 512, "n_views": 24, "shading": "protocol"}
+
+
 def metric_card(profile: str, *, claimed: str | None = None) -> dict:
-    """A card shaped like ``FeatureSuite.card()`` (+ rig) for ``profile``'s encoders; ``claimed`` forges
-    the card's own ``profile``/``leaderboard_eligible`` entries as a careful forger would."""
+    """A full card as a run makes it (``mme3dr.harness.scoring.metric_card``) for ``profile``'s encoders;
+    ``claimed`` forges the card's own ``profile``/``leaderboard_eligible`` entries as a careful forger
+    would."""
+    from mme3dr.harness.scoring import metric_card as make_card
+    from mme3dr.metrics import get_metric
+
     p = get_profile(profile)
     encoders = {}
     for role in ("clip", "inception", "dinov2"):
@@ -51,11 +60,14 @@ def metric_card(profile: str, *, claimed: str | None = None) -> dict:
         spec = CATALOGUE.get(key)
         # Smoke encoders call themselves "smoke:<arch>/seed0" (mme3dr.features.smoke).
         model_id = spec.model_id if spec else f"smoke:tiny-{role}/seed0"
-        encoders[role] = {"model_id": model_id, "weights_sha256": FAKE_SHA, "input_size": 224}
+        encoders[role] = {"model_id": model_id, "weights_sha256": FAKE_SHA, "input_size": 224,
+                          "resize": "PIL bicubic", "normalise": "x / 255"}
     shown = get_profile(claimed or profile)
-    return {"profile": shown.name, "leaderboard_eligible": shown.leaderboard_eligible, "encoders": encoders,
-            "rig": "eval24", "rig_hash": eval24().hash,
-            "metrics": {"kd_incep": {"scale": 100.0, "higher_is_better": False}}}
+    suite_card = {"profile": shown.name, "leaderboard_eligible": shown.leaderboard_eligible,
+                  "prompt_rule": p.prompt_rule, "render_size": p.render_size, "shading": p.shading,
+                  "background": p.background, "encoders": encoders,
+                  "metrics": {m: get_metric(m).facts() for m in p.metrics}}
+    return make_card(suite_card, eval24(), RENDERER).model_dump(mode="json")
 
 
 def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1", with_renders: bool = True,
@@ -124,9 +136,7 @@ def make_run(root: Path, *, profile: str = "paper", benchmark: str = "mme3dr-v1"
                       "seed_namespace": manifest.name, "n_cases": len(manifest),
                       "categories": sorted({c.category for c in manifest.cases})},
         "rig_hash": eval24().hash,
-        "renderer": {"backend": "osmesa", "versions": {"pyrender": "0.1.45"}, "rig": "eval24",
-                     "rig_hash": eval24().hash, "width": 512, "height": 512, "n_views": 24,
-                     "shading": "protocol"},
+        "renderer": RENDERER,
         "metric_card": metric_card(card_profile or profile, claimed=card_claims),
         "leaderboard_eligible": eligible,
         "ineligible_reasons": [] if eligible else [f"profile {profile} / benchmark {benchmark}"],

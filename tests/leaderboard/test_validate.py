@@ -10,6 +10,7 @@ from bundle_factory import make_run, submitter, tamper
 
 from leaderboard.pack import pack_run
 from leaderboard.validate import validate_bundle
+from mme3dr.render.cameras import eval24
 
 
 def _checks(report) -> set[str]:
@@ -240,11 +241,13 @@ def test_forged_run_with_the_real_smoke_suite_card_is_rejected(tmp_path: Path) -
     pytest.importorskip("torch", reason="the real smoke suite needs torch (metrics extra)")
     from mme3dr import results as R
     from mme3dr.features import load_feature_suite
+    from mme3dr.harness.scoring import metric_card
 
-    card = load_feature_suite("smoke").card()
-    card.update(profile="paper", leaderboard_eligible=True)
+    suite_card = load_feature_suite("smoke").card()
+    suite_card.update(profile="paper", leaderboard_eligible=True)
     run = make_run(tmp_path / "forged", profile="paper", with_renders=False)
     res = R.load_results(run / "results.json")
+    card = metric_card(suite_card, eval24(), res.renderer.model_dump())
     R.dump_results(res.model_copy(update={"metric_card": card}), run / "results.json")
     pack_run(run, tmp_path / "forged.tar.gz", submitter())
     report = validate_bundle(tmp_path / "forged.tar.gz")

@@ -57,7 +57,8 @@ def test_tiny_random_llama_fails_every_sample_with_a_named_reason(tmp_path):
     proc = run_cli(evaluate_cmd(out, "--model", "llama-mesh", "--model-args",
                                 f"checkpoint={model_dir},max_new_tokens=24", "--benchmark", "demo",
                                 "--limit", "3", "--no-report", *FAST))
-    assert proc.returncode == 1 and "every sample failed" in proc.stderr, proc.stderr[-3000:]
+    # the results (the every-sample-failed line included) go to stdout
+    assert proc.returncode == 1 and "every sample failed" in proc.stdout, proc.stderr[-3000:]
     samples = read_samples(out / "samples.jsonl")
     assert len(samples) == 3 and {s.failure for s in samples} == {"adapter_error"}
     assert all(s.failure_detail.startswith("LlamaMeshParseError: ") for s in samples), \

@@ -78,7 +78,7 @@ tuned = reuse_freed_memory() if sys.argv[1] == "tuned" else None
 import torch
 from mme3dr.features import load_feature_suite
 from mme3dr.features.profiles import get_profile
-from mme3dr.harness.scoring import ViewFeatures
+from mme3dr.harness.feature_store import ViewFeatures
 torch.set_num_threads(1)
 views = np.zeros((24, 512, 512, 4), np.uint8)  # a render's worth: a coloured square on transparency
 views[:, 128:384, 128:384] = (200, 90, 40, 255)

@@ -1,6 +1,12 @@
-"""`mme3dr submit RUN_DIR --out BUNDLE`: pack a finished run into a leaderboard submission bundle.
+"""The leaderboard's commands on the ``mme3dr`` command line: ``mme3dr submit`` and ``mme3dr leaderboard``.
 
-The packing and validation live in ``leaderboard/`` (torch-free); this module only parses options.
+``mme3dr`` never imports the leaderboard: this module's :func:`register` reaches the ``mme3dr`` app
+through the ``mme3dr.commands`` entry point group (pyproject.toml), the way adapters reach the model
+registry through ``mme3dr.models``. Without the leaderboard installed, ``mme3dr`` simply has no
+``submit``/``leaderboard`` commands; ``leaderboard`` is also its own console script.
+
+``mme3dr submit RUN_DIR --out BUNDLE`` packs a finished run into a leaderboard submission bundle; the
+packing and validation live in ``leaderboard/`` (torch-free); this module only parses options.
 """
 
 from __future__ import annotations
@@ -11,8 +17,11 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the root app."""
+    """Add ``submit`` and the ``leaderboard`` command group to the ``mme3dr`` app (the entry point)."""
+    from leaderboard.cli import app as leaderboard_app
+
     app.command(name="submit")(submit)
+    app.add_typer(leaderboard_app, name="leaderboard", help="Validate, verify and publish submissions.")
 
 
 def submit(
@@ -51,14 +60,14 @@ def submit(
 
     console = Console(stderr=True)
     if out.exists() and not overwrite:
-        console.print(f"[red]{escape(str(out))} already exists; pass --overwrite to replace it "
-                      "(or another --out)[/red]")
+        console.print(f"[red]error:[/] {escape(str(out))} already exists; pass --overwrite to replace it "
+                      "(or another --out)", soft_wrap=True)
         raise typer.Exit(1)
     try:
         info = load_results(Path(run_dir) / "results.json").model_info
-    except ValueError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
-        raise typer.Exit(1) from None
+    except ValueError as exc:  # no run there, or not a valid results.json: unusable input
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
     try:
         submitter = Submitter(
             model_name=model_name or info.name, revision=revision or info.revision, evaluator=evaluator,
@@ -67,7 +76,7 @@ def submit(
         )
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        console.print(f"[red]bad submitter metadata: {escape(errors)}[/red]")
+        console.print(f"[red]error:[/] bad submitter metadata: {escape(errors)}", soft_wrap=True)
         raise typer.Exit(2) from None
     try:
         with console.status("packing the bundle (hashing every file)…"):
@@ -76,7 +85,7 @@ def submit(
         with console.status("validating the bundle…"):
             report = validate_bundle(out)
     except BundleError as exc:
-        console.print(f"[red]{escape(str(exc))}[/red]")
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     if not report.ok:
         # escape: the summary's "[check]" tags are text, not rich markup
