@@ -302,3 +302,25 @@ def test_draco_data_decoding_to_more_faces_than_declared_is_bounded(tmp_path):
         load_mesh(path, max_faces=100)
     assert info.value.reason is MeshFailure.too_many_faces
     assert "Draco data decodes to 320" in info.value.detail
+
+
+def _obj_with_texture(d: Path, rgb: np.ndarray, name: str) -> Path:
+    (d / f"{name}.png").write_bytes(png_bytes(rgb))
+    (d / f"{name}.mtl").write_text(f"newmtl m\nmap_Kd {name}.png\n")
+    (d / f"{name}.obj").write_text(f"mtllib {name}.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+                                   "usemtl m\nf 1/1 2/2 3/3\n")
+    return d / f"{name}.obj"
+
+
+def test_a_texture_side_longer_than_every_renderer_samples_is_refused(tmp_path):
+    # 16385 x 1 is far under the pixel cap, but over GL_MAX_TEXTURE_SIZE (16384 on llvmpipe), where the
+    # driver samples it as black: refused by name on every machine instead.
+    from mme3dr.assets.materials import MAX_IMAGE_SIDE
+
+    assert MAX_IMAGE_SIDE == 16384
+    grey = np.full((1, 16385, 3), 128, np.uint8)
+    _fails(_obj_with_texture(tmp_path, grey, "wide"), MeshFailure.image_too_large, "16,385 x 1")
+    _fails(_obj_with_texture(tmp_path, grey.transpose(1, 0, 2), "tall"), MeshFailure.image_too_large,
+           "1 x 16,385")
+    mesh = load_mesh(_obj_with_texture(tmp_path, grey[:, :16384], "edge"))
+    assert mesh.parts[0].material.texture.rgba.shape == (1, 16384, 4)
