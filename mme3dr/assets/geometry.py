@@ -36,7 +36,8 @@ class MeshFailure(str, Enum):
     #: A reference (MTL, texture, glTF buffer or image) leaves the asset's folder: an absolute path, a
     #: URI, ``..``, a symlink pointing out (:mod:`mme3dr.assets.references`). Never read.
     asset_refused = "asset_refused"
-    #: An image declares more pixels than ``MAX_IMAGE_PIXELS`` (checked from its header, before decoding).
+    #: An image declares more pixels than ``MAX_IMAGE_PIXELS``, or a side longer than ``MAX_IMAGE_SIDE``
+    #: (checked from its header, before decoding).
     image_too_large = "image_too_large"
 
 

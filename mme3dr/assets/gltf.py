@@ -86,6 +86,9 @@ def _triangles(indices: np.ndarray, mode: int) -> np.ndarray:
     return np.stack([np.full(len(i), idx[0]), idx[i + 1], idx[i + 2]], 1)  # fan
 
 
+_INSTANCE_KEYS = ("TRANSLATION", "ROTATION", "SCALE")  # EXT_mesh_gpu_instancing attributes that place copies
+
+
 class _Reader:
     def __init__(self, gf: GltfFile, max_faces: int) -> None:
         self.gf, self.path, self.doc, self.max_faces = gf, gf.path, gf.doc, max_faces
@@ -129,26 +132,37 @@ class _Reader:
         if not ext:
             return [world]
         attrs = ext.get("attributes", {})
-        keys = ("TRANSLATION", "ROTATION", "SCALE")
-        arrays = {k: self.gf.accessor(v) for k, v in attrs.items() if k in keys}
+        arrays = {k: self.gf.accessor(v) for k, v in attrs.items() if k in _INSTANCE_KEYS}
         n = max((len(a) for a in arrays.values()), default=0)
         t = arrays.get("TRANSLATION", np.zeros((n, 3)))
         r = arrays.get("ROTATION", np.tile([0.0, 0, 0, 1], (n, 1)))
         s = arrays.get("SCALE", np.ones((n, 3)))
         return [world @ _trs(t[i], r[i], s[i]) for i in range(n)]
 
-    def count_faces(self, nodes) -> int:
-        """Triangles the scene will draw, from declared accessor counts only (no buffer is read)."""
-        total = 0
+    def copies(self, node: dict) -> int:
+        """How many times :meth:`read` draws a node's mesh, from declared accessor counts only: 1, or
+        for ``EXT_mesh_gpu_instancing`` the largest count of its TRANSLATION/ROTATION/SCALE accessors
+        (the same attributes :meth:`instance_transforms` expands; custom ``_NAME`` attributes do not
+        count, whatever their order)."""
+        ext = node.get("extensions", {}).get("EXT_mesh_gpu_instancing")
+        if not ext:
+            return 1
+        attrs = ext.get("attributes", {})
+        attrs = attrs if isinstance(attrs, dict) else {}
+        counts = [self.gf.get("accessors", v, "accessor").get("count", 0) for k, v in attrs.items()
+                  if k in _INSTANCE_KEYS]
+        return max((int(c) for c in counts), default=0)
+
+    def count_faces(self, nodes) -> tuple[int, int]:
+        """(triangles, mesh copies) the scene will draw, from declared accessor counts only (no buffer
+        is read): every node referencing a mesh is one copy of it, times its instances."""
+        total = copies_total = 0
         for index, _ in nodes:
             node = self.gf.get("nodes", index, "node")
             if "mesh" not in node:
                 continue
-            copies = 1
-            inst = node.get("extensions", {}).get("EXT_mesh_gpu_instancing")
-            if inst:
-                acc = next(iter(inst.get("attributes", {}).values()), None)
-                copies = 0 if acc is None else int(self.gf.get("accessors", acc, "accessor").get("count", 0))
+            copies = self.copies(node)
+            copies_total += copies
             for prim in self.gf.get("meshes", node["mesh"], "mesh").get("primitives", []):
                 mode = _mode(self.path, prim)
                 if mode not in _TRIANGLE_MODES:
@@ -156,15 +170,20 @@ class _Reader:
                 src = prim.get("indices", prim.get("attributes", {}).get("POSITION"))
                 count = 0 if src is None else int(self.gf.get("accessors", src, "accessor").get("count", 0))
                 total += copies * (count // 3 if mode == 4 else max(count - 2, 0))
-        return total
+        return total, copies_total
 
     def read(self) -> list[MeshPart]:
         nodes = self.walk()
-        n_faces = self.count_faces(nodes)
+        n_faces, n_copies = self.count_faces(nodes)
         if n_faces > self.max_faces:
             raise MeshError(MeshFailure.too_many_faces, self.path,
-                            f"{n_faces:,} faces declared by the file's accessors exceed the limit of "
-                            f"{self.max_faces:,}; decimate the mesh or raise max_faces")
+                            f"{n_faces:,} faces declared by the file's accessors (instances and every "
+                            f"node using a mesh counted) exceed the limit of {self.max_faces:,}; "
+                            "decimate the mesh or raise max_faces")
+        if n_copies > self.max_faces:  # instances of a mesh drawing no triangle would still be expanded
+            raise MeshError(MeshFailure.too_many_faces, self.path,
+                            f"{n_copies:,} mesh instances declared by the file exceed the limit of "
+                            f"{self.max_faces:,} (each is expanded before drawing); raise max_faces")
         world_of = dict(nodes)
         parts: list[MeshPart] = []
         for index, world in nodes:

@@ -26,6 +26,7 @@ __all__ = [
     "ALPHA_MODES",
     "UNCOLOURED",
     "MAX_IMAGE_PIXELS",
+    "MAX_IMAGE_SIDE",
     "ImageTooLarge",
     "Material",
     "Texture",
@@ -130,10 +131,15 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
 #: Pixels a texture may declare: 8192 x 8192 (256 MB as RGBA). Checked from the image header before any
 #: pixel is decoded, so a 13,000 x 13,000 image (or a small PNG that inflates to it) costs nothing.
 MAX_IMAGE_PIXELS = 8192 * 8192
+#: Pixels a texture may have along either side: 16384, the smallest GL_MAX_TEXTURE_SIZE that OpenGL 4.1+
+#: guarantees (and llvmpipe's). A wider or taller image is refused (``image_too_large``) rather than
+#: resampled or handed to a driver that would sample it as black, so a score never depends on the driver.
+MAX_IMAGE_SIDE = 16384
 
 
 class ImageTooLarge(ValueError):
-    """An image declares more than ``MAX_IMAGE_PIXELS`` pixels (``str`` gives its size and the cap)."""
+    """An image declares more than ``MAX_IMAGE_PIXELS`` pixels, or a side longer than ``MAX_IMAGE_SIDE``
+    (``str`` gives its size and the cap)."""
 
 
 def decode_image(data: bytes, source: str = "") -> np.ndarray:
@@ -143,7 +149,8 @@ def decode_image(data: bytes, source: str = "") -> np.ndarray:
     deeper than 8 bits (16-bit PNG, opened by Pillow as mode I;16 or I) are rounded to 8 bits, v·255/65535
     (so 32896 -> 128). Colour-management data (ICC profiles, gamma chunks) is ignored, as glTF 2.0 §3.8.4
     requires. Raises :class:`ImageTooLarge` when the header declares more than ``MAX_IMAGE_PIXELS``
-    pixels (nothing is decoded), ``ValueError`` naming ``source`` if Pillow cannot decode it.
+    pixels or a side longer than ``MAX_IMAGE_SIDE`` (nothing is decoded), ``ValueError`` naming
+    ``source`` if Pillow cannot decode it.
     """
     import warnings
 
@@ -163,6 +170,10 @@ def decode_image(data: bytes, source: str = "") -> np.ndarray:
         im.close()
         raise ImageTooLarge(f"image {source or '(embedded)'} declares {width:,} x {height:,} pixels, more "
                             f"than the {MAX_IMAGE_PIXELS:,} the loader decodes; downscale the texture")
+    if max(width, height) > MAX_IMAGE_SIDE:
+        im.close()
+        raise ImageTooLarge(f"image {source or '(embedded)'} is {width:,} x {height:,} pixels, a side longer "
+                            f"than the {MAX_IMAGE_SIDE:,} every renderer can sample; downscale the texture")
     try:
         with im:
             im.load()

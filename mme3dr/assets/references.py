@@ -208,15 +208,17 @@ def _refuse(asset: Path, name: str, why: str) -> ClosureError:
 
 def resolve(asset: Path, name: str, referrer: str = "") -> tuple[str, Path]:
     """(normalised name relative to the asset's folder, real path) of reference ``name`` made by the
-    file ``referrer`` (relative to the asset's folder; "" for the asset itself). The file need not
-    exist. Raises :class:`ClosureError` when the reference leaves the folder (module docstring)."""
+    file ``referrer`` (relative to the asset's folder; "" for the asset itself). Backslashes are folder
+    separators in both ``name`` and ``referrer`` (so ``mtllib sub\\a.mtl``'s textures are looked up in
+    ``sub/`` by the closure and the loaders alike). The file need not exist. Raises
+    :class:`ClosureError` when the reference leaves the folder (module docstring)."""
     root = asset.parent.resolve()
     ref = name.strip().replace("\\", "/")
     if _SCHEME.match(ref):
         raise _refuse(asset, name, "a URI (only relative file names are read)")
     if os.path.isabs(ref) or _DRIVE.match(name.strip()) or ref.startswith("//"):
         raise _refuse(asset, name, "an absolute path")
-    rel = os.path.normpath(os.path.join(os.path.dirname(referrer), ref))
+    rel = os.path.normpath(os.path.join(os.path.dirname(referrer.replace("\\", "/")), ref))
     if rel == "." or not ref:
         raise _refuse(asset, name, "which names the folder itself, not a file in it")
     if rel == ".." or rel.startswith("../"):

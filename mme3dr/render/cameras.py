@@ -212,13 +212,29 @@ def get_rig(name: str) -> Rig:
         raise ValueError(f"unknown rig {name!r}; choose one of {', '.join(RIGS)}") from None
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    if not path.is_file():
-        return None
-    from PIL import Image
+def _image_size(transforms: Path, name: str) -> tuple[int, int] | None:
+    """(width, height) of frame image ``name`` of a transforms file, found by the asset reference
+    rules (:func:`mme3dr.assets.references.resolve`: inside the transforms file's folder only); None
+    when the file is absent. Raises ``ValueError`` for a path leaving the folder or a file that is
+    not a readable image."""
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return im.size
+    from mme3dr.assets.references import ClosureError, resolve
+
+    try:
+        real = resolve(transforms, name)[1]
+    except ClosureError:
+        raise ValueError(f"{transforms}: frame file_path {name!r} is not a file inside the transforms "
+                         "file's folder (absolute, a URI, '..' or a symlink out); only such files are "
+                         "read") from None
+    if not real.is_file():
+        return None
+    try:
+        with Image.open(real) as im:
+            return im.size
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{transforms}: frame file_path {name!r} is not a readable image "
+                         f"({type(exc).__name__}); give w and h in the file instead") from None
 
 
 def rig_from_transforms(
@@ -227,7 +243,10 @@ def rig_from_transforms(
     """Read a NeRF-style transforms.json (``camera_angle_x`` + 4x4 ``transform_matrix`` per frame).
 
     The image size comes from ``width``/``height``, else the file's ``w``/``h``, else the first
-    frame's image beside the file, else 512x512 (TRELLIS renders).
+    frame's image (its ``file_path``, resolved inside the file's folder only, as asset references
+    are), else 512x512 (TRELLIS renders). Raises ``ValueError`` (one line, naming the file) for an
+    unreadable file, a ``camera_angle_x`` that is not a finite angle in (0, π) radians, or a frame
+    image path that leaves the folder or is not a readable image.
     """
     path = Path(path)
     try:
@@ -242,12 +261,15 @@ def rig_from_transforms(
             f"{path}: not a NeRF-style transforms.json (need camera_angle_x and frames[].transform_matrix): "
             f"{type(exc).__name__}: {exc}"
         ) from None
+    if not (math.isfinite(fov_x) and 0.0 < fov_x < math.pi):
+        raise ValueError(f"{path}: camera_angle_x must be a finite angle in radians with 0 < angle < π, "
+                         f"got {fov_x}")
     if width is None:
         if "w" in data and "h" in data:
             width, height = int(data["w"]), int(data["h"])
         else:
             first = frames[0].get("file_path", "")
-            size = _image_size(path.parent / first) if first else None
+            size = _image_size(path, str(first)) if first else None
             width, height = size if size else (RIG_SIZE, RIG_SIZE)
     height = width if height is None else height
     fov_y = 2.0 * math.degrees(math.atan(math.tan(fov_x / 2.0) * height / width))

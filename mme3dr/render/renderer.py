@@ -171,6 +171,10 @@ class Renderer:
         mgl = self._mgl
         rgba = np.ascontiguousarray(tex.rgba, np.uint8)
         h, w = rgba.shape[:2]
+        limit = self.ctx.info["GL_MAX_TEXTURE_SIZE"]
+        if max(w, h) > limit:  # the loader caps sides at MAX_IMAGE_SIDE; a driver below that says so
+            raise ValueError(f"texture {tex.source or '(embedded)'} is {w} x {h} pixels, more than this "
+                             f"OpenGL driver's GL_MAX_TEXTURE_SIZE {limit} (it would be sampled as black)")
         # Rows of 4-byte texels are always 4-byte aligned; alignment=1 also covers any future format.
         gl_tex = self.ctx.texture((w, h), 4, rgba.tobytes(), alignment=1, internal_format=_SRGB8_ALPHA8)
         mipmapped = tex.min_filter in (9984, 9985, 9986, 9987)

@@ -87,3 +87,48 @@ def test_store_keeps_each_closure_and_nothing_else(tmp_path):
     s = store.put(single)
     assert s.path == tmp_path / "store" / s.sha256[:2] / f"{s.sha256}.ply"
     assert store.get(s.sha256, "ply") == s.path
+
+
+def _files_the_loader_reads(path: Path, monkeypatch) -> set[Path]:
+    from mme3dr.assets.mesh import load_mesh
+
+    read: set[Path] = set()
+    real_read_bytes = Path.read_bytes
+
+    def recording_read_bytes(self):
+        read.add(self.resolve())
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", recording_read_bytes)
+    mesh = load_mesh(path)
+    monkeypatch.setattr(Path, "read_bytes", real_read_bytes)
+    return read, mesh
+
+
+def windows_mtllib_obj(d: Path) -> Path:
+    """``mtllib sub\\a.mtl`` whose ``map_Kd t.png`` is ``sub/t.png`` (red); a decoy blue ``t.png`` at the
+    OBJ's root must never be read."""
+    (d / "sub").mkdir()
+    (d / "sub" / "t.png").write_bytes(png_bytes(np.full((4, 4, 3), (200, 30, 30), np.uint8)))
+    (d / "t.png").write_bytes(png_bytes(np.full((4, 4, 3), (30, 30, 200), np.uint8)))
+    (d / "sub" / "a.mtl").write_text("newmtl skin\nKd 1 1 1\nmap_Kd t.png\n")
+    (d / "m.obj").write_text("mtllib sub\\a.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+                             "usemtl skin\nf 1/1 2/2 3/3\n")
+    return d / "m.obj"
+
+
+@pytest.mark.parametrize("make", [windows_mtllib_obj, obj_with_subfolder_texture])
+def test_the_closure_hash_covers_every_file_the_loader_reads(tmp_path, monkeypatch, make):
+    path = make(tmp_path)
+    closure = {real for _, real in asset_closure(path)}
+    read, mesh = _files_the_loader_reads(path, monkeypatch)
+    assert read <= closure, f"loader read files outside the hashed closure: {read - closure}"
+    assert read == closure  # and the closure holds nothing the loader ignores
+
+
+def test_a_backslash_mtllib_takes_its_texture_from_the_mtl_folder(tmp_path, monkeypatch):
+    path = windows_mtllib_obj(tmp_path)
+    assert [n for n, _ in asset_closure(path)] == ["m.obj", "sub/a.mtl", "sub/t.png"]
+    _, mesh = _files_the_loader_reads(path, monkeypatch)
+    textures = [p.material.texture for p in mesh.parts if p.material.texture is not None]
+    assert len(textures) == 1 and tuple(textures[0].rgba[0, 0, :3]) == (200, 30, 30)

@@ -302,3 +302,70 @@ def test_draco_data_decoding_to_more_faces_than_declared_is_bounded(tmp_path):
         load_mesh(path, max_faces=100)
     assert info.value.reason is MeshFailure.too_many_faces
     assert "Draco data decodes to 320" in info.value.detail
+
+
+def _obj_with_texture(d: Path, rgb: np.ndarray, name: str) -> Path:
+    (d / f"{name}.png").write_bytes(png_bytes(rgb))
+    (d / f"{name}.mtl").write_text(f"newmtl m\nmap_Kd {name}.png\n")
+    (d / f"{name}.obj").write_text(f"mtllib {name}.mtl\nv 0 0 0\nv 1 0 0\nv 0 1 0\nvt 0 0\nvt 1 0\nvt 0 1\n"
+                                   "usemtl m\nf 1/1 2/2 3/3\n")
+    return d / f"{name}.obj"
+
+
+def test_a_texture_side_longer_than_every_renderer_samples_is_refused(tmp_path):
+    # 16385 x 1 is far under the pixel cap, but over GL_MAX_TEXTURE_SIZE (16384 on llvmpipe), where the
+    # driver samples it as black: refused by name on every machine instead.
+    from mme3dr.assets.materials import MAX_IMAGE_SIDE
+
+    assert MAX_IMAGE_SIDE == 16384
+    grey = np.full((1, 16385, 3), 128, np.uint8)
+    _fails(_obj_with_texture(tmp_path, grey, "wide"), MeshFailure.image_too_large, "16,385 x 1")
+    _fails(_obj_with_texture(tmp_path, grey.transpose(1, 0, 2), "tall"), MeshFailure.image_too_large,
+           "1 x 16,385")
+    mesh = load_mesh(_obj_with_texture(tmp_path, grey[:, :16384], "edge"))
+    assert mesh.parts[0].material.texture.rgba.shape == (1, 16384, 4)
+
+
+def _instanced_box(tmp_path: Path, copies: int, *, mode: int = 4, custom_first: bool = True) -> Path:
+    """A box (12 triangles) drawn ``copies`` times by EXT_mesh_gpu_instancing, its TRANSLATION an
+    accessor without a buffer view (zeros: a few bytes on disk), after a 1-element custom attribute."""
+    pos, _, _, idx = box_arrays()
+    b = GltfBuilder()
+    b.use("EXT_mesh_gpu_instancing")
+    prim = {"attributes": {"POSITION": b.accessor(pos)}, "mode": mode}
+    if mode == 4:
+        prim["indices"] = b.accessor(idx, UINT)
+    mesh = b.mesh(prim)
+    custom = b.accessor(np.zeros((1, 1), np.float32))
+    shifts = b._add("accessors", {"componentType": FLOAT, "type": "VEC3", "count": copies})
+    attrs = {"_ID": custom, "TRANSLATION": shifts} if custom_first else {"TRANSLATION": shifts, "_ID": custom}
+    b.node(mesh=mesh, extensions={"EXT_mesh_gpu_instancing": {"attributes": attrs}})
+    return b.write_glb(tmp_path / f"inst{copies}_{mode}.glb")
+
+
+@pytest.mark.parametrize("custom_first", [True, False])
+def test_instances_count_towards_the_face_limit_before_anything_is_expanded(tmp_path, custom_first):
+    path = _instanced_box(tmp_path, 150_000, custom_first=custom_first)
+    assert path.stat().st_size < 2_000
+    t0 = time.perf_counter()
+    with pytest.raises(MeshError) as info:
+        load_mesh(path, max_faces=1_000_000)
+    assert info.value.reason is MeshFailure.too_many_faces and "1,800,000 faces" in info.value.detail
+    assert time.perf_counter() - t0 < 3  # refused from the declared counts, not after expanding
+
+
+def test_instances_of_a_mesh_without_triangles_are_still_counted(tmp_path):
+    with pytest.raises(MeshError) as info:
+        load_mesh(_instanced_box(tmp_path, 3_000_000, mode=0))  # POINTS: no face, 3 M copies
+    assert info.value.reason is MeshFailure.too_many_faces and "instances" in info.value.detail
+
+
+def test_many_nodes_sharing_one_mesh_count_once_each(tmp_path):
+    b = GltfBuilder()
+    mesh = b.mesh(b.box_primitive())
+    for i in range(100):
+        b.node(mesh=mesh, translation=[float(i), 0.0, 0.0])
+    with pytest.raises(MeshError) as info:
+        load_mesh(b.write_glb(tmp_path / "shared.glb"), max_faces=1_199)
+    assert info.value.reason is MeshFailure.too_many_faces and "1,200 faces" in info.value.detail
+    assert load_mesh(tmp_path / "shared.glb", max_faces=1_200).n_faces == 1_200

@@ -128,3 +128,46 @@ def test_video6_is_the_frames_the_authors_trainer_picks_from_trellis_orbit_video
     for m, eye in zip(rig.c2w, y_up, strict=True):
         np.testing.assert_allclose(-m[:3, 2], -eye / np.linalg.norm(eye), atol=1e-6)  # looks at the origin
         assert m[1, 1] > 0  # image up has a positive world-Y part (TRELLIS's +Z up)
+
+
+def _transforms(directory, **fields):
+    frame = {"transform_matrix": np.eye(4).tolist()}
+    frame.update(fields.pop("frame", {}))
+    path = directory / "transforms.json"
+    path.write_text(json.dumps({"camera_angle_x": 0.7, **fields, "frames": [frame]}))
+    return path
+
+
+@pytest.mark.parametrize("angle", ["NaN", 0.0, -0.5, math.pi, 4.0])
+def test_a_camera_angle_that_is_not_an_angle_is_refused(tmp_path, angle):
+    path = tmp_path / "t.json"
+    matrix = json.dumps(np.eye(4).tolist())
+    path.write_text(f'{{"camera_angle_x": {angle}, "frames": [{{"transform_matrix": {matrix}}}]}}')
+    with pytest.raises(ValueError, match="camera_angle_x must be a finite angle"):
+        rig_from_transforms(path)
+
+
+def test_frame_image_paths_stay_inside_the_transforms_folder(tmp_path):
+    inside = tmp_path / "rig"
+    inside.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (40, 20)).save(tmp_path / "outside.png")
+    for name in ("../outside.png", str(tmp_path / "outside.png"), "file:///etc/passwd"):
+        with pytest.raises(ValueError, match="not a file inside the transforms file's folder"):
+            rig_from_transforms(_transforms(inside, frame={"file_path": name}))
+    (inside / "link.png").symlink_to(tmp_path / "outside.png")
+    with pytest.raises(ValueError, match="not a file inside"):
+        rig_from_transforms(_transforms(inside, frame={"file_path": "link.png"}))
+    (inside / "sub").mkdir()
+    Image.new("RGB", (40, 20)).save(inside / "sub" / "f.png")
+    rig = rig_from_transforms(_transforms(inside, frame={"file_path": "sub\\f.png"}))
+    assert (rig.width, rig.height) == (40, 20)
+    assert (rig_from_transforms(_transforms(inside, frame={"file_path": "absent.png"})).width) == 512
+
+
+def test_an_unreadable_frame_image_is_a_one_line_error(tmp_path):
+    (tmp_path / "f.png").write_text("not an image")
+    with pytest.raises(ValueError, match="'f.png' is not a readable image") as info:
+        rig_from_transforms(_transforms(tmp_path, frame={"file_path": "f.png"}))
+    assert "\n" not in str(info.value)

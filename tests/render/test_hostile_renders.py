@@ -62,3 +62,21 @@ def test_lines_left_out_are_noted_in_the_render_metadata(tmp_path):
     assert outcome.ok, outcome.error or outcome.detail
     meta = json.loads((tmp_path / "cache" / outcome.render_dir / "render.json").read_text())
     assert any("1 LINES" in note for note in meta["notes"])
+
+
+def test_a_texture_over_the_driver_s_max_size_is_an_error_not_black(tmp_path):
+    # The loader caps texture sides at MAX_IMAGE_SIDE (16384); a driver whose GL_MAX_TEXTURE_SIZE is
+    # below a texture's side would sample it as black, so the renderer refuses it by name.
+    import numpy as np
+    from mesh_factory import obj_with_subfolder_texture
+
+    from mme3dr.assets.mesh import load_mesh
+    from mme3dr.render import get_renderer
+
+    renderer = get_renderer(32, 32, None)
+    limit = renderer.ctx.info["GL_MAX_TEXTURE_SIZE"]
+    mesh = load_mesh(obj_with_subfolder_texture(tmp_path))
+    texture = mesh.parts[0].material.texture
+    texture.rgba = np.full((1, limit + 1, 4), 128, np.uint8)
+    with pytest.raises(ValueError, match="GL_MAX_TEXTURE_SIZE"):
+        renderer.render(mesh, RIG)

@@ -119,3 +119,19 @@ def test_rerendering_with_fewer_views_leaves_no_stale_views(tmp_path):
     assert invoke(asset, "--size", "16", "--rig", "eval24", "--out", out).exit_code == 0
     assert invoke(asset, "--size", "16", "--rig", "reward6", "--out", out).exit_code == 0
     assert sorted(p.name for p in (out / "marker").glob("*.png")) == [f"{i:03d}.png" for i in range(6)]
+
+
+def test_bad_transforms_files_are_refused_before_rendering(tmp_path):
+    asset = write_marker_glb(tmp_path)
+    rig = tmp_path / "rig"
+    rig.mkdir()
+    frame = {"transform_matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 2], [0, 0, 0, 1]]}
+    escape = {**frame, "file_path": "../../../etc/passwd"}
+    cases = {"escape.json": {"camera_angle_x": 0.7, "frames": [escape]},
+             "zero.json": {"camera_angle_x": 0.0, "frames": [frame]}}
+    for name, doc in cases.items():
+        (rig / name).write_text(json.dumps(doc))
+        result = invoke(asset, "--transforms", rig / name, "--out", tmp_path / "out")
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "--transforms" in result.output
+        assert not (tmp_path / "out" / "marker").exists()
