@@ -198,6 +198,9 @@ def register(app: typer.Typer) -> None:
 
         if (judge is None) != (judge_model is None):
             raise typer.BadParameter("--judge and --judge-model go together")
+        # checked before anything runs: an unusable --judge URL is one line, not a lost evaluation
+        judging = judge_config(judge, judge_model, judge_profile, judge_concurrency, judge_timeout,
+                               judge_retries) if judge else None
         from mme3dr.harness.evaluate import EvalConfig, evaluate
         from mme3dr.harness.inputs import BenchmarkInputError
         from mme3dr.harness.run_state import RunStateError
@@ -236,8 +239,7 @@ def register(app: typer.Typer) -> None:
             return
         code = _report_outcome(console, summary.results, out)
         if judge and code == 0:  # after results.json exists: the judge adds its own metric to it
-            code = run_judge(console, out, judge_config(judge, judge_model, judge_profile, judge_concurrency,
-                                                        judge_timeout, judge_retries))
+            code = run_judge(console, out, judging)
         if report and code == 0:
             _write_report(console, out)
         raise typer.Exit(code)
