@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Literal
@@ -58,10 +59,40 @@ class Submitter(_Strict):
     evaluator_relationship: Literal["first-party", "third-party"] = Field(
         description="first-party: the model's authors ran it; third-party: someone else did"
     )
-    contact: str = Field(min_length=3, max_length=320, description="e-mail or handle for questions")
+    contact: str = Field(min_length=3, max_length=320,
+                         description="e-mail address or http(s) URL for questions")
     licence: str = Field("unknown", max_length=200, description="licence of the model weights")
     link: str | None = Field(None, max_length=2000, description="http(s) URL: paper, code or model card")
     description: str = Field("", max_length=4000)
+
+    @field_validator("model_name", "revision", "evaluator")
+    @classmethod
+    def _visible_name(cls, v: str) -> str:
+        # A bidi override reverses the text after it on the page; a zero-width character makes two
+        # names look the same. Neither belongs in a name.
+        from leaderboard.names import forbidden_name_chars
+
+        bad = forbidden_name_chars(v)
+        if bad:
+            raise ValueError(f"must not hold bidi controls or zero-width characters; {v!r} holds {bad}")
+        return v
+
+    @field_validator("contact")
+    @classmethod
+    def _reachable(cls, v: str) -> str:
+        # An e-mail address (one @, a dotted domain, no spaces) or an http(s) URL with a host.
+        from urllib.parse import urlsplit
+
+        if v.startswith(("https://", "http://")):
+            try:
+                ok = bool(urlsplit(v).hostname) and not any(c.isspace() for c in v)
+            except ValueError:
+                ok = False
+        else:
+            ok = re.fullmatch(r"[^@\s<>,;:\"]+@[^@\s<>,;:\"]+\.[^@\s<>,;:\".]{2,}", v) is not None
+        if not ok:
+            raise ValueError(f"contact must be an e-mail address or an http(s) URL, got {v[:60]!r}")
+        return v
 
     @field_validator("link")
     @classmethod

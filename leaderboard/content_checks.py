@@ -174,7 +174,8 @@ def check_metric_facts(res: Results) -> list[Problem]:
 
 
 def check_benchmark(res: Results) -> list[Problem]:
-    """The manifest hash, case count and seed namespace are the benchmark's own."""
+    """The manifest hash, case count and seed namespace are the benchmark's own; every ``results`` task
+    is the benchmark or ``<benchmark>/<category>`` of one of its categories."""
     bench = res.benchmark
     try:
         manifest = load_benchmark_manifest(bench.name)
@@ -190,6 +191,11 @@ def check_benchmark(res: Results) -> list[Problem]:
         out.append(Problem("manifest", msg))
     if bench.seed_namespace != manifest.name:
         out.append(Problem("seeds", f"seed namespace {bench.seed_namespace!r} is not {manifest.name!r}"))
+    tasks = {bench.name, *(f"{bench.name}/{c.category}" for c in manifest.cases)}
+    for task in sorted(set(res.results) - tasks):
+        msg = (f"results has task {task!r}, which is neither the benchmark {bench.name!r} nor one of its "
+               f"categories ({bench.name}/<category>)")
+        out.append(Problem("manifest", msg))
     return out
 
 

@@ -31,7 +31,8 @@ def submit(
     relationship: str = typer.Option(
         ..., "--relationship", help="'first-party' (the model's authors ran it) or 'third-party'."
     ),
-    contact: str = typer.Option(..., help="E-mail or handle for questions about this submission."),
+    contact: str = typer.Option(..., help="E-mail address or http(s) URL for questions about this "
+                                "submission."),
     model_name: str | None = typer.Option(None, help="Display name (default: results' model_info.name)."),
     revision: str | None = typer.Option(None, help="Checkpoint/tag (default: results' model_info.revision)."),
     licence: str | None = typer.Option(None, help="Licence of the weights (default: model_info.license)."),

@@ -1,6 +1,8 @@
 """Model names that read like another: look-alike letters from other scripts, invisible and bidi
-characters. ``leaderboard add`` warns with :func:`name_warnings`; the site shows every bidi control
-as U+FFFD (:func:`neutralise_bidi`), so a right-to-left override cannot reverse a name on the page.
+characters. ``leaderboard add`` warns with :func:`name_warnings`; validation refuses bidi controls and
+zero-width characters in names (:func:`forbidden_name_chars`); the site shows every bidi control and
+zero-width character as U+FFFD (:func:`neutralise_bidi`), so a right-to-left override cannot reverse
+a name on the page.
 
 Skeleton (after Unicode TR39 §4, reduced to what a leaderboard name needs): NFKC, then every
 non-ASCII character that the Unicode confusables table (``confusable_homoglyphs``, Unicode's
@@ -23,9 +25,24 @@ from functools import lru_cache
 BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+#: Zero-width characters that make two names look identical (ZWSP, ZWNJ, ZWJ, word joiner, BOM).
+ZERO_WIDTH = re.compile("[\u200b-\u200d\u2060\ufeff]")
+#: What a name (model name, revision, evaluator) may not hold: the explicit bidi embeddings, overrides
+#: and isolates (U+202A-202E, U+2066-2069) and the zero-width characters.
+FORBIDDEN_IN_NAMES = re.compile("[\u202a-\u202e\u2066-\u2069\u200b-\u200d\u2060\ufeff]")
+
+
+def forbidden_name_chars(text: str) -> str | None:
+    """The code points of ``text`` a name may not hold, spelled ``U+202E RIGHT-TO-LEFT OVERRIDE, ...``;
+    None when there are none."""
+    found = FORBIDDEN_IN_NAMES.findall(text)
+    return _spell(found) if found else None
+
+
 def neutralise_bidi(text: str) -> str:
-    """``text`` with every bidi control replaced by U+FFFD (visible: the reader sees something was there)."""
-    return BIDI_CONTROLS.sub("\ufffd", text)
+    """``text`` with every bidi control and zero-width character replaced by U+FFFD (visible: the reader
+    sees something was there)."""
+    return ZERO_WIDTH.sub("\ufffd", BIDI_CONTROLS.sub("\ufffd", text))
 
 
 @lru_cache(maxsize=4096)

@@ -6,8 +6,9 @@ and (where ``samples.jsonl`` holds what it counts) re-derived from the samples.
 
 - every number is a finite int or float (not a JSON boolean);
 - ``M`` and its CI ends lie in ``M``'s range: the metric class's ``lower_bound``/``upper_bound``
-  (``mme3dr.metrics``: CLIP 0–100, FD ≥ 0, the script's RBF similarity 0–1; KD has no lower bound,
-  its unbiased estimator can be slightly negative) or :data:`EXTRA_RANGES` for per-asset diagnostics;
+  (``mme3dr.metrics``: CLIP 0–100, FD ≥ 0, the script's RBF similarity 0–1; KD's unbiased estimator
+  can be slightly negative, so its floor is a plausibility bound, −scale × :data:`FLOOR_IN_SCALES`)
+  or :data:`EXTRA_RANGES` for per-asset diagnostics;
 - ``M_std`` ≥ 0, and ``M_ci95_low`` ≤ ``M`` ≤ ``M_ci95_high``;
 - counts are integers ≥ 0; ``n`` and ``n_failed`` of the overall row and of each category row equal
   the ``ok`` and ``failed`` records of ``samples.jsonl``; ``judge_n + judge_n_failed == n``;
@@ -34,13 +35,21 @@ SUFFIXES = ("_ci95_low", "_ci95_high", "_std")
 TOLERANCE = 1e-9
 
 
+#: Plausibility floor of a metric the class leaves unbounded below (KD), in units of its ``scale``.
+#: KD's unbiased MMD² estimator dips below 0 only by sampling noise, a small fraction of the kernel's
+#: values; a raw MMD² of -1 (KD -100 at ×100) is far beyond any such noise, so anything lower is refused.
+FLOOR_IN_SCALES = 1.0
+
+
 def metric_range(name: str) -> tuple[float | None, float | None]:
-    """``(lower, upper)`` bounds of metric ``name`` (None: unbounded on that side)."""
+    """``(lower, upper)`` bounds of metric ``name`` (None: unbounded on that side). A metric class
+    without a lower bound (KD) gets the plausibility floor ``-scale × FLOOR_IN_SCALES``."""
     from mme3dr.metrics import METRICS
 
     cls = METRICS.get(name)
     if cls is not None:
-        return cls.lower_bound, cls.upper_bound
+        low = cls.lower_bound if cls.lower_bound is not None else -cls.scale * FLOOR_IN_SCALES
+        return low, cls.upper_bound
     return EXTRA_RANGES.get(name, (None, None))
 
 

@@ -20,6 +20,25 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
+def out_dir_problem(out: Path) -> str | None:
+    """Why ``out`` cannot become (or be written as) a folder, or None: it is a file, a file is on its
+    path, or the folder (or the nearest existing one above it) is not writable."""
+    import os
+
+    here = Path(os.path.abspath(out))
+    if here.exists() and not here.is_dir():
+        return f"{out} is a file, not a folder"
+    for parent in here.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, so {out} cannot be a folder under it"
+            break
+    existing = here if here.is_dir() else next(p for p in here.parents if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
 # --- ar3d-r1 vqvae ---------------------------------------------------------------------------------
 vqvae_app = typer.Typer(help="The 3D VQVAE: fit a small one on procedural shapes.", no_args_is_help=True)
 app.add_typer(vqvae_app, name="vqvae")
@@ -59,6 +78,10 @@ def vqvae_fit(
         flag = f"--{field.replace('_', '-')}" if field in overrides else "--preset"
         typer.echo(f"error: {flag}: {exc}", err=True)  # one line, as the other commands
         raise typer.Exit(2) from None
+    problem = out_dir_problem(out)
+    if problem:  # checked before training, so that no fit is lost at the save
+        typer.echo(f"error: --out: {problem}", err=True)
+        raise typer.Exit(2)
     console.print(f"vqvae fit: {pick_threads(config.threads)[1]}", soft_wrap=True, highlight=False)
     state = {"iou": float("nan"), "used": float("nan"), "where": "starting"}
     columns = (TextColumn("[bold]vqvae fit"), BarColumn(), TextColumn("{task.fields[where]}"),

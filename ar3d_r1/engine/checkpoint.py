@@ -179,7 +179,9 @@ def load_checkpoint(trainer, path: str | Path) -> int:
     trainer._queue = list(state.get("data_queue", []))
     cache = path / "reward_cache.pt"
     if cache.is_file() and hasattr(trainer.task, "load_state_dict"):
-        trainer.task.load_state_dict(torch.load(cache, weights_only=False))
+        # weights_only=True: a checkpoint folder from elsewhere must not run code on --resume (the cache
+        # holds only strings, ints and tensors, see Reward6Renderer.state_dict)
+        trainer.task.load_state_dict(torch.load(cache, map_location="cpu", weights_only=True))
     return int(state["step"])
 
 

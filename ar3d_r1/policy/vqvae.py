@@ -352,9 +352,18 @@ def load_vqvae(
         config = VQVAEConfig.from_dict({**config.to_dict(), "torso_dtype": name})
     with torch.device("meta"):
         model = VQVAE3D(config)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:  # weights_only=True always: a file that needs more is refused, never loaded unsafely
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torn zip, text, a pickle of arbitrary objects
+        raise VQVAEWeightsError(
+            f"{weights} is not a VQVAE checkpoint (a state dict of tensors) and cannot be read "
+            f"({type(exc).__name__}); fit it again with `ar3d-r1 vqvae fit --out {weights.parent}` or "
+            f"download {PAPER_VQVAE_REPO}'s {weights.name} again") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise VQVAEWeightsError(f"{weights} is not a VQVAE checkpoint (it holds a {type(state).__name__} "
+                                "that is not a state dict of tensors); fit it again or download it again")
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:

@@ -164,7 +164,10 @@ def _endpoint(name: str, raw, source: str) -> Endpoint:
     standard = {k: _scalar(where, f"decoding.{k}", v) for k, v in decoding_raw.items() if k in _DECODING_KEYS}
     extra = {k: v for k, v in decoding_raw.items() if k not in _DECODING_KEYS}
     decoding = Decoding(**standard, extra=extra)
-    judge = JudgeConfig(**raw)
+    try:
+        judge = JudgeConfig(**raw)
+    except ValueError as exc:  # an unusable base_url (or a value out of range), named with its entry
+        raise EndpointsError(f"{where}: {exc}") from None
     try:
         decoding.body(judge.profile)
     except ValueError as exc:

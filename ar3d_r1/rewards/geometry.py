@@ -219,8 +219,12 @@ class Reward6Renderer:
         return views
 
     def state_dict(self) -> dict:
-        """The render cache, oldest first (a checkpoint's reward cache, ar3d_r1/engine/checkpoint.py)."""
-        return {"size": self.size, "rig": self.rig.name, "cache": list(self._cache.items())}
+        """The render cache, oldest first (a checkpoint's reward cache, ar3d_r1/engine/checkpoint.py): only
+        strings, ints and ``uint8`` torch tensors, so it loads with ``torch.load(weights_only=True)``."""
+        import torch
+
+        return {"size": self.size, "rig": self.rig.name,
+                "cache": [(k, torch.from_numpy(np.ascontiguousarray(v))) for k, v in self._cache.items()]}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`'s cache; raises ValueError if it was rendered at another size."""
@@ -229,4 +233,4 @@ class Reward6Renderer:
         if state.get("rig", "reward6") != self.rig.name:
             raise ValueError(f"render cache of rig {state.get('rig', 'reward6')!r}, this renderer draws "
                              f"{self.rig.name!r}")
-        self._cache = OrderedDict(state["cache"])
+        self._cache = OrderedDict((str(k), np.asarray(v)) for k, v in state["cache"])

@@ -23,8 +23,15 @@ Example:
 
 
 def judge_config(url: str, model: str, profile: str, concurrency: int, timeout: float, retries: int):
+    """The :class:`~mme3dr.judge.JudgeConfig` of the ``--judge*`` flags; an unusable ``--judge`` URL is one
+    ``error: --judge: ...`` line on stderr and exit 2 (typer.Exit), before anything runs."""
     from mme3dr.judge import JudgeConfig
+    from mme3dr.judge.client import url_problem
 
+    problem = url_problem(url)
+    if problem:
+        typer.echo(f"error: --judge {problem}", err=True)
+        raise typer.Exit(2)
     return JudgeConfig(base_url=url, model=model, profile=profile, concurrency=concurrency, timeout_s=timeout,
                        retries=retries)
 

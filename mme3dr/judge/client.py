@@ -102,6 +102,27 @@ class Decoding:
         return asdict(self)
 
 
+def url_problem(url: object) -> str | None:
+    """Why ``url`` is no usable server URL (``"must be ..., got ..."``), or None: it must parse, use the
+    http or https scheme, name a host, and any port must be in 1-65535."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url.strip():
+        return f"must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError when out of 0-65535 or not a number
+    except ValueError as exc:
+        return f"must be a parseable http(s) URL, got {url!r} ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"must use http:// or https://, got {url!r}"
+    if not parts.hostname:
+        return f"must name a host (http://HOST:PORT/v1), got {url!r}"
+    if port == 0:
+        return f"must have a port in 1-65535, got {url!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     """Where and how to ask. ``base_url`` is the server root or its ``/v1``; ``model`` the served id."""
@@ -120,8 +141,12 @@ class JudgeConfig:
     retry_after_max_s: float = 60.0
 
     def __post_init__(self) -> None:
-        """Refuse values the client cannot work with (ValueError naming the field): ``concurrency`` and
+        """Refuse values the client cannot work with (ValueError naming the field): ``base_url`` an
+        http(s) URL with a host and a port in 1-65535 (:func:`url_problem`), ``concurrency`` and
         ``retries`` integers >= 1 and >= 0, timeouts > 0, backoffs >= 0, ``max_reply_bytes`` >= 1."""
+        problem = url_problem(self.base_url)
+        if problem:
+            raise ValueError(f"JudgeConfig.base_url {problem}")
         for name, low, strict, kind in (("concurrency", 1, False, int), ("retries", 0, False, int),
                                         ("max_reply_bytes", 1, False, int),
                                         ("retry_after_max_s", 0, False, (int, float)),

@@ -56,3 +56,25 @@ def test_folder_adapter_on_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     line = _one_line_error(result)
     assert "/nonexistent is not a directory" in line and "--model folder:DIR" in line
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/v1", "http://[::1:18777/v1", "ftp://h/v1",
+                                 "file:///etc/passwd", "http://:8000/v1", "http://127.0.0.1:0/v1"])
+def test_an_unusable_judge_url_is_one_line_naming_the_flag(tmp_path: Path, url: str) -> None:
+    result = runner.invoke(app, ["judge", str(tmp_path), "--judge", url, "--judge-model", "m"])
+    line = _one_line_error(result)
+    assert line.startswith("error: --judge ") and repr(url) in line
+    result = runner.invoke(app, ["evaluate", "--model", "primitives", "--profile", "smoke", "--out",
+                                 str(tmp_path / "run"), "--judge", url, "--judge-model", "m"])
+    assert _one_line_error(result).startswith("error: --judge ")
+    assert not (tmp_path / "run").exists()  # refused before the evaluation ran
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/v1", "http://[::1:18777/v1", "file:///etc/passwd"])
+def test_an_unusable_judge_url_is_refused_before_the_evaluation_runs(tmp_path, url):
+    from mme3dr.errors import UserError
+    from mme3dr.harness.config import EvalConfig
+
+    with pytest.raises(UserError, match="^--judge must (be|use)"):
+        EvalConfig(model="primitives", out=tmp_path / "run", judge=url, judge_model="m")
+    assert not (tmp_path / "run").exists()

@@ -192,6 +192,16 @@ def test_config_refuses_values_the_client_cannot_work_with(field, value):
         JudgeConfig(base_url="http://127.0.0.1:1", model="m", **{field: value})
 
 
+@pytest.mark.parametrize(("url", "why"), [("http://127.0.0.1:99999/v1", "parseable"),
+                                         ("http://[::1:18777/v1", "parseable"), ("ftp://h/v1", "http"),
+                                         ("127.0.0.1:8000", "http"), ("http:///v1", "host"),
+                                         ("http://h:0/v1", "1-65535"), ("", "http")])
+def test_config_refuses_an_unusable_url(url, why):
+    with pytest.raises(ValueError, match=rf"JudgeConfig\.base_url must .*{why}"):
+        JudgeConfig(base_url=url, model="m")
+    JudgeConfig(base_url="https://user:pw@[::1]:65535/v1", model="m")  # a usable one
+
+
 def test_judge_package_imports_no_torch_or_opengl():
     heavy = "('torch', 'OpenGL', 'moderngl', 'httpx2', 'openai')"
     code = f"import sys, mme3dr.judge; print(sorted(m for m in {heavy} if m in sys.modules))"

@@ -77,6 +77,7 @@ def test_a_number_too_large_for_a_float_is_refused(good_bundle, tmp_path):
     ({"clip": True}, "['clip'] is true, not a number"),
     ({"n": 200}, "['n'] is 200, but samples.jsonl has"),
     ({"judge": 101.0, "judge_n": 1, "judge_n_failed": 0}, "outside judge's range [0, 100]"),
+    ({"kd_incep": -1e300}, "outside kd_incep's range [-100, inf]"),
 ])
 def test_impossible_numbers_are_refused_by_name(good_bundle, tmp_path, changes, words):
     report = validate_bundle(tamper(good_bundle, tmp_path, edit_overall(**changes)))
@@ -225,3 +226,22 @@ def test_a_line_separator_inside_a_sample_string_is_not_a_line_break(good_bundle
         shutil.copyfile(src / name, run / name)
     pack_run(run, tmp_path / "packed.tar.gz", submitter())
     assert validate_bundle(tmp_path / "packed.tar.gz").ok
+
+
+def test_kd_may_be_slightly_negative_but_not_below_its_floor():
+    from leaderboard.number_checks import check_row
+
+    assert check_row("t", {"kd_incep": -0.02, "kd_incep_ci95_low": -0.05, "kd_incep_ci95_high": 0.01}) == []
+    problems = check_row("t", {"kd_dinov2": -100.5})
+    assert len(problems) == 1 and "outside kd_dinov2's range [-100, inf]" in str(problems[0])
+
+
+def test_an_invented_results_task_is_refused(good_bundle, tmp_path):
+    def edit(d: Path) -> None:
+        res = json.loads((d / "results.json").read_text())
+        res["results"][f"{BENCH}/zzz"] = {"clip": 99.0, "n": 0}
+        (d / "results.json").write_text(json.dumps(res))
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert not report.ok and "manifest" in _checks(report), report.summary()
+    assert f"results has task '{BENCH}/zzz'" in _messages(report), report.summary()

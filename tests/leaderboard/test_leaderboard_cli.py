@@ -71,6 +71,12 @@ def test_submit_rejects_bad_metadata_with_a_clear_message(run_template: Path, tm
         "--relationship", "friend", "--contact", "x@example.org",
     ])
     assert result.exit_code == 2 and "evaluator_relationship" in result.output
+    result = runner.invoke(mme3dr_app, [
+        "submit", str(run_template), "--out", str(tmp_path / "y.tar.gz"), "--evaluator", "x",
+        "--relationship", "first-party", "--contact", "not an email",
+    ])
+    assert result.exit_code == 2 and "contact must be an e-mail address" in " ".join(result.output.split())
+    assert not (tmp_path / "y.tar.gz").exists()
 
 
 def test_validate_add_build_round_trip(good_bundle: Path, tmp_path: Path) -> None:

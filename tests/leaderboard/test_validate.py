@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -305,3 +306,46 @@ def test_an_oversized_run_file_is_rejected_before_it_is_read(good_bundle: Path, 
     assert f"{name} is {size:,} bytes; at most {size - 1:,} are accepted" in _messages(report)
     monkeypatch.setattr(V, cap, size)
     assert validate_bundle(bundle).ok
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("model_name", "Synthetic Tetra\u202e\u2066 evil", "U+202E"), ("evaluator", "Test\u200bLab", "U+200B"),
+    ("revision", "r1\ufeff", "U+FEFF"), ("model_name", "a\u2060b", "U+2060"),
+    ("model_name", "x\u202ay", "U+202A"),
+])
+def test_names_with_bidi_controls_or_zero_width_characters_are_refused(field, value, code):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=re.escape(code)):
+        submitter(**{field: value})
+
+
+def test_a_bundle_whose_name_holds_a_bidi_override_is_refused(good_bundle: Path, tmp_path: Path) -> None:
+    def edit(d: Path) -> None:
+        manifest = json.loads((d / "bundle.json").read_text())
+        manifest["submitter"]["model_name"] = "Synthetic Tetra\u202e evil"
+        (d / "bundle.json").write_text(json.dumps(manifest))
+
+    report = validate_bundle(tamper(good_bundle, tmp_path, edit))
+    assert not report.ok and "U+202E" in report.summary(), report.summary()
+
+
+@pytest.mark.parametrize("contact", ["not an email", "a@b", "@example.org", "a b@example.org",
+                                     "javascript:alert(1)", "https://", "lab@example.org\r\nBcc: x@y.z"])
+def test_a_contact_that_is_neither_an_email_nor_a_url_is_refused(contact):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="e-mail address or an http"):
+        submitter(contact=contact)
+
+
+@pytest.mark.parametrize("contact", ["lab@example.org", "first.last+tag@sub.example.co.uk",
+                                     "https://github.com/lab/model/issues"])
+def test_an_email_or_http_url_contact_is_accepted(contact):
+    assert submitter(contact=contact).contact == contact
+
+
+def test_the_site_neutralises_zero_width_characters_too():
+    from leaderboard.names import neutralise_bidi
+
+    assert neutralise_bidi("a\u202eb\u200bc\ufeffd") == "a\ufffdb\ufffdc\ufffdd"

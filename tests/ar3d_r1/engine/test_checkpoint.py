@@ -120,9 +120,40 @@ def test_reward_render_cache_round_trips_through_a_checkpoint_state(tmp_path):
     views = first(grid)
     torch.save(first.state_dict(), tmp_path / "reward_cache.pt")
     second = Reward6Renderer(32)
-    second.load_state_dict(torch.load(tmp_path / "reward_cache.pt", weights_only=False))
+    second.load_state_dict(torch.load(tmp_path / "reward_cache.pt", weights_only=True))
     again = second(grid)
     np.testing.assert_array_equal(again, views)
     assert len(second._cache) == 1
     with pytest.raises(ValueError, match="32 px"):
         Reward6Renderer(64).load_state_dict(first.state_dict())
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, ("PWNED_DIR",))
+
+
+def test_resume_never_unpickles_code_from_a_reward_cache(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from ar3d_r1.config import preset
+    from ar3d_r1.engine.checkpoint import load_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    cfg = preset("tiny-cpu", "train")
+    ckpt = tmp_path / "checkpoint-3"
+    ckpt.mkdir()
+    state = {"step": 3, "num_processes": 1, "config": {}, "data_rng": None}
+    (ckpt / "trainer_state.json").write_text(json.dumps(state))
+    torch.save({"render": _Evil()}, ckpt / "reward_cache.pt")
+    rng = SimpleNamespace(bit_generator=SimpleNamespace(state=None))
+    trainer = SimpleNamespace(accelerator=SimpleNamespace(num_processes=1, load_state=lambda p: None),
+                              config=cfg, rng=rng, task=SimpleNamespace(load_state_dict=lambda s: None))
+    monkeypatch.setattr("ar3d_r1.engine.checkpoint.apply_changed_rates", lambda t, s: [])
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        load_checkpoint(trainer, ckpt)
+    assert not (tmp_path / "PWNED_DIR").exists()

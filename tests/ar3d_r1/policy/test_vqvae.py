@@ -187,3 +187,18 @@ def test_bad_inputs_raise_clear_errors():
         model.decode(torch.full((1, 128), 256))
     with pytest.raises(ValueError, match="divisible"):
         VQVAEConfig(resolution=30)
+
+
+def test_a_corrupt_or_foreign_checkpoint_is_named_and_never_loaded_unsafely(tmp_path):
+    (tmp_path / "3DVQVAE.bin").write_text("corrupt")
+    with pytest.raises(VQVAEWeightsError, match="is not a VQVAE checkpoint") as err:
+        load_vqvae(tmp_path)
+    msg = str(err.value)
+    assert str(tmp_path / "3DVQVAE.bin") in msg and "vqvae fit" in msg and "\n" not in msg
+    assert "weights_only" not in msg and "trust" not in msg
+    torch.save({"a": [1, 2]}, tmp_path / "3DVQVAE.bin")  # loadable, but no state dict of tensors
+    with pytest.raises(VQVAEWeightsError):
+        load_vqvae(tmp_path)
+    torch.save(object.__new__(VQVAEConfig), tmp_path / "3DVQVAE.bin")  # needs unsafe unpickling
+    with pytest.raises(VQVAEWeightsError, match="is not a VQVAE checkpoint"):
+        load_vqvae(tmp_path)

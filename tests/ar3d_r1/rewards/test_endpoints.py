@@ -46,6 +46,8 @@ def hps(**values):
     (lambda d: d["endpoints"]["qwen_vl"].update(profile="tgi"), r"endpoints.qwen_vl.profile must be one of"),
     (lambda d: d["endpoints"]["qwen_vl"].pop("model"), r"endpoints.qwen_vl.model is required"),
     (lambda d: d["endpoints"]["qwen_vl"].update(base_url="127.0.0.1:8000"), r"must start with http"),
+    (lambda d: d["endpoints"]["qwen_vl"].update(base_url="http://127.0.0.1:99999/v1"),
+     r"endpoints.qwen_vl: JudgeConfig.base_url must be a parseable"),
     (lambda d: d["endpoints"]["qwen_vl"].update(image_format="webp"), r"image_format must be one of"),
     (lambda d: d["endpoints"].update(hps_server={}), r"unknown endpoint names \['hps_server'\]"),
     (lambda d: d.update(endpoint={}), r"unknown top-level keys \['endpoint'\]"),
