@@ -122,8 +122,13 @@ def run_evaluate(cfg) -> None:
     err, console = Console(stderr=True), Console(soft_wrap=True)
     reuse_freed_memory()  # this process encodes every render: see its docstring
     progress, update = _stage_progress(err)
-    with user_errors(err, cfg.out), progress:
-        summary = evaluate(cfg, progress=update)
+    try:
+        with user_errors(err, cfg.out), progress:
+            summary = evaluate(cfg, progress=update)
+    except KeyboardInterrupt:  # Ctrl-C: everything finished is kept; say how to go on (exit 130)
+        err.print(f"interrupted: what finished is kept in {cfg.out}; continue with the same command and "
+                  "--resume", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(130) from None
     if summary.shard_only:
         console.print(f"shard {cfg.shard_index} of {cfg.num_shards} done: {summary.n_ok} scored, "
                       f"{summary.n_failed} failed. When every shard is done: "

@@ -78,3 +78,28 @@ def test_an_unusable_judge_url_is_refused_before_the_evaluation_runs(tmp_path, u
     with pytest.raises(UserError, match="^--judge must (be|use)"):
         EvalConfig(model="primitives", out=tmp_path / "run", judge=url, judge_model="m")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_evaluate_says_how_to_go_on(tmp_path):
+    """Ctrl-C to the process group (as a terminal sends it): exit 130 and a line naming --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-c", "from mme3dr.cli import main; main()", "evaluate", "--model",
+               "primitives", "--benchmark", "demo", "--profile", "smoke", "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 120
+    while not any(out.glob("features/**/*.npz")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the run is rendering and encoding (a full-size demo run takes much longer)
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == (f"interrupted: what finished is kept in {out}; continue with the "
+                                            "same command and --resume")
