@@ -26,7 +26,7 @@ def judge_config(url: str, model: str, profile: str, concurrency: int, timeout: 
     """The :class:`~mme3dr.judge.JudgeConfig` of the ``--judge*`` flags; an unusable ``--judge`` URL is one
     ``error: --judge: ...`` line on stderr and exit 2 (typer.Exit), before anything runs."""
     from mme3dr.judge import JudgeConfig
-    from mme3dr.judge.client import url_problem
+    from mme3dr.judge.settings import url_problem
 
     problem = url_problem(url)
     if problem:

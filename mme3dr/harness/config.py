@@ -137,7 +137,7 @@ def _problems(cfg: EvalConfig):
     if (cfg.judge is None) != (cfg.judge_model is None):
         yield "--judge and --judge-model go together"
     if cfg.judge is not None:  # checked before anything runs: a bad URL must not lose the evaluation
-        from mme3dr.judge.client import url_problem
+        from mme3dr.judge.settings import url_problem
 
         if problem := url_problem(cfg.judge):
             yield f"--judge {problem}"
