@@ -103,6 +103,7 @@ def build_fixed_reply_vlm(out_dir: str | Path, reply: str = STAND_IN_REPLY, seed
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     from ar3d_r1.policy.tiny import build_bpe_tokenizer, tiny_processor, tiny_qwen2_5_vl_config
+    from mme3dr.models.stand_ins import set_fixed_reply
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,16 +116,7 @@ def build_fixed_reply_vlm(out_dir: str | Path, reply: str = STAND_IN_REPLY, seed
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration(config)
-    with torch.no_grad():
-        for layer in model.model.language_model.layers:
-            layer.self_attn.o_proj.weight.zero_()
-            layer.mlp.down_proj.weight.zero_()
-        embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
-        for token, axis in ((start_id, 0), (reply_id, 1)):
-            embed[token] = 0.0
-            embed[token, axis] = 1.0
-        head.zero_()
-        head[reply_id, 0] = head[config.eos_token_id, 1] = 10.0
+    set_fixed_reply(model, model.model.language_model.layers, start_id, reply_id, config.eos_token_id)
     model.generation_config.eos_token_id = config.eos_token_id
     model.generation_config.pad_token_id = config.pad_token_id
     model.save_pretrained(out)

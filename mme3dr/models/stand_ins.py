@@ -93,7 +93,6 @@ def build_fixed_obj_llama_mesh(out_dir: str | Path, reply: str = STAND_IN_OBJ, s
     token and the second to ``<|eot_id|>`` (a logit margin of 40 after the final RMSNorm: sampling at the
     adapter's temperature gives the same reply).
     """
-    import torch
     from tokenizers import AddedToken
 
     tok = _llama_tokenizer()
@@ -102,8 +101,23 @@ def build_fixed_obj_llama_mesh(out_dir: str | Path, reply: str = STAND_IN_OBJ, s
     start_id = tok.apply_chat_template([{"role": "user", "content": "?"}], add_generation_prompt=True,
                                        tokenize=True, return_dict=True)["input_ids"][-1]
     model = _llama(tok, seed)
+    set_fixed_reply(model, model.model.layers, start_id, reply_id, tok.eos_token_id)
+    return _save(model, tok, Path(out_dir))
+
+
+def set_fixed_reply(model, layers, start_id: int, reply_id: int, eos_id: int) -> None:
+    """Set a causal LM's weights (in place) so greedy decoding after ``start_id`` writes ``reply_id`` then
+    ``eos_id``, whatever came before.
+
+    Every layer's attention and MLP output projections become zero (the residual stream keeps the last
+    token's embedding); ``start_id`` and ``reply_id`` get orthogonal unit embeddings; the LM head maps the
+    first to ``reply_id`` and the second to ``eos_id``, every other row zero. Used by the fixed-OBJ Llama
+    here and the fixed-reply reward VLM (``ar3d_r1.rewards.stand_ins``).
+    """
+    import torch
+
     with torch.no_grad():
-        for layer in model.model.layers:
+        for layer in layers:
             layer.self_attn.o_proj.weight.zero_()
             layer.mlp.down_proj.weight.zero_()
         embed, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
@@ -111,8 +125,7 @@ def build_fixed_obj_llama_mesh(out_dir: str | Path, reply: str = STAND_IN_OBJ, s
             embed[token] = 0.0
             embed[token, axis] = 1.0
         head.zero_()
-        head[reply_id, 0] = head[tok.eos_token_id, 1] = 10.0
-    return _save(model, tok, Path(out_dir))
+        head[reply_id, 0] = head[eos_id, 1] = 10.0
 
 
 def _edge_of_midpoint() -> dict[tuple[float, float, float], int]:
