@@ -49,6 +49,16 @@ MARGIN = 0.05
 TIE = 0.02
 MIN_SHARE = 0.5
 MIN_SAMPLES = 3
+#: ``mme3dr evaluate`` audits at most this many of its scored samples, evenly spaced in case order. Why:
+#: each sample costs 96 silhouette draws of its asset (0.22 s for a 50,000-face mesh on one core), which
+#: for all 249 MME-3DR cases added 58 s to a 187 s run (docs/benchmarks.md); 16 cost about 3.5 s, and a
+#: quarter turn that most samples share still shows in them. ``mme3dr audit RUN_DIR`` checks every sample.
+EVALUATE_MAX_SAMPLES = 16
+#: Per-sample IoUs are kept in this file of the run folder (keyed by asset, reference render, up axis and
+#: :data:`AUDIT_VERSION`), so a resumed run re-audits only what changed.
+AUDIT_CACHE = "frame_audit_cache.json"
+#: Bumped whenever what a sample's IoUs depend on changes (views, size, rotations, IoU definition).
+AUDIT_VERSION = 1
 
 
 @dataclass
@@ -59,6 +69,8 @@ class AuditResult:
     rotation: str | None
     share: float
     n: int
+    #: scored samples in the run; ``n`` of them were checked (fewer when ``max_samples`` applies)
+    of: int = 0
     message: str | None = None
     skipped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -155,14 +167,17 @@ def audit_run(run_dir: str | Path) -> AuditResult:
     return audit_samples(run, samples, results.renderer.rig, _render_dirs(run))
 
 
-def audit_samples(run_dir: str | Path, samples, rig_name: str, render_dirs: dict[str, str]) -> AuditResult:
+def audit_samples(run_dir: str | Path, samples, rig_name: str, render_dirs: dict[str, str],
+                  max_samples: int | None = None) -> AuditResult:
     """Audit the scored (``status == "ok"``) ``samples`` of the run in ``run_dir`` (its asset store):
     each generated asset's silhouettes under the 24 cube rotations against its reference's renders.
 
     ``render_dirs`` maps a render sha256 to its view folder (``mme3dr.results.shard_render_dirs``);
-    ``rig_name`` is the run's ``renderer.rig``. Renders with the process's ``mme3dr.render`` context
-    (import torch first if the process will use it, see ``mme3dr.render.renderer``). Samples whose files
-    are gone are skipped and counted in ``skipped`` by reason.
+    ``rig_name`` is the run's ``renderer.rig``. ``max_samples``: check at most this many, evenly spaced
+    in the samples' order (:data:`EVALUATE_MAX_SAMPLES` for evaluate; None: all). Renders with the
+    process's ``mme3dr.render`` context (import torch first if the process will use it, see
+    ``mme3dr.render.renderer``). Samples whose files are gone are skipped and counted in ``skipped`` by
+    reason. Per-sample IoUs are read from and written to ``run_dir``/:data:`AUDIT_CACHE`.
     """
     import time
 
@@ -170,11 +185,14 @@ def audit_samples(run_dir: str | Path, samples, rig_name: str, render_dirs: dict
     from mme3dr.render.cameras import get_rig
 
     t0 = time.perf_counter()
-    store = AssetStore(Path(run_dir) / "assets")
+    run_dir = Path(run_dir)
+    store = AssetStore(run_dir / "assets")
     rig = _camera_rig(get_rig(rig_name))
+    scored = [s for s in samples if s.status == "ok"]
+    cache = _AuditCache(run_dir / AUDIT_CACHE)
     renderer = None
     ious, ups, skipped = [], [], {}
-    for s in (s for s in samples if s.status == "ok"):
+    for s in _evenly_spaced(scored, max_samples):
         gen_dir = render_dirs.get(s.render_sha256 or "")
         ref_dir = render_dirs.get(s.reference_render_sha256 or "")
         path = store.get(s.asset_sha256, s.asset_format) if s.asset_sha256 and s.asset_format else None
@@ -185,21 +203,68 @@ def audit_samples(run_dir: str | Path, samples, rig_name: str, render_dirs: dict
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
         up = _loaded_up_axis(Path(gen_dir))
-        if renderer is None:
-            from mme3dr.render.renderer import get_renderer
+        key = f"{s.asset_sha256}:{s.reference_render_sha256}:{up}:{rig_name}:v{AUDIT_VERSION}"
+        iou = cache.get(key)
+        if iou is None:
+            if renderer is None:
+                from mme3dr.render.renderer import get_renderer
 
-            renderer = get_renderer(AUDIT_SIZE, AUDIT_SIZE)
-        try:
-            gen = _generated_silhouettes(renderer, path, up, rig)
-        except Exception as e:  # noqa: BLE001 - one unreadable asset must not stop the audit
-            key = f"could not render: {type(e).__name__}"
-            skipped[key] = skipped.get(key, 0) + 1
-            continue
-        ious.append(silhouette_ious(gen, _reference_silhouettes(Path(ref_dir))))
+                renderer = get_renderer(AUDIT_SIZE, AUDIT_SIZE)
+            try:
+                gen = _generated_silhouettes(renderer, path, up, rig)
+            except Exception as e:  # noqa: BLE001 - one unreadable asset must not stop the audit
+                reason = f"could not render: {type(e).__name__}"
+                skipped[reason] = skipped.get(reason, 0) + 1
+                continue
+            iou = cache.put(key, silhouette_ious(gen, _reference_silhouettes(Path(ref_dir))))
+        ious.append(iou)
         ups.append(up)
+    cache.save()
     result = _decision(ious, ups, skipped)
+    result.of = len(scored)
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
+
+
+def _evenly_spaced(items: list, limit: int | None) -> list:
+    """``items`` itself, or ``limit`` of them at evenly spaced positions (first and last included)."""
+    if limit is None or len(items) <= limit:
+        return items
+    picks = np.unique(np.linspace(0, len(items) - 1, limit).round().astype(int))
+    return [items[i] for i in picks]
+
+
+class _AuditCache:
+    """Per-sample IoU vectors ``(24,)`` by key, in a JSON file (floats round-trip exactly); a missing or
+    unreadable file is an empty cache, and nothing is written unless something was added."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.dirty = path, False
+        try:
+            loaded = json.loads(path.read_text())
+            self.ious = loaded["ious"] if loaded.get("version") == AUDIT_VERSION else {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self.ious = {}
+
+    def get(self, key: str) -> np.ndarray | None:
+        value = self.ious.get(key)
+        ok = isinstance(value, list) and len(value) == len(CUBE_ROTATIONS)
+        return np.asarray(value, dtype=np.float64) if ok else None
+
+    def put(self, key: str, iou: np.ndarray) -> np.ndarray:
+        self.ious[key], self.dirty = [float(x) for x in iou], True
+        return iou
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        from mme3dr.output_files import atomic_write_text
+
+        try:
+            atomic_write_text(self.path, json.dumps({"version": AUDIT_VERSION, "ious": self.ious},
+                                                    sort_keys=True))
+        except OSError:  # a read-only run folder: the audit still stands, the next one recomputes
+            pass
 
 
 def _loaded_up_axis(gen_dir: Path) -> str:
@@ -223,9 +288,9 @@ def _decision(ious: list, ups: list[str], skipped: dict[str, int]) -> AuditResul
     return result
 
 
-def frame_audit_entry(run_dir: str | Path, samples, rig_name: str, render_dirs: dict[str, str]
-                      ) -> tuple[dict, float | None]:
-    """``(results.frame_audit, timing.audit seconds)`` of :func:`audit_samples`: ``AuditResult.to_dict()``
+def frame_audit_entry(run_dir: str | Path, samples, rig_name: str, render_dirs: dict[str, str],
+                      max_samples: int | None = None) -> tuple[dict, float | None]:
+    """``(results.frame_audit, timing.audit seconds)`` of :func:`audit_samples` (at most ``max_samples``): ``AuditResult.to_dict()``
     without ``seconds``, or ``{"error": ...}`` (seconds None) when the audit cannot run (no OpenGL, a
     missing render folder); it never fails the evaluation. When flagged, issues a ``UserWarning`` with the
     message (the CLI prints it as one ``warning:`` line)."""
@@ -233,7 +298,7 @@ def frame_audit_entry(run_dir: str | Path, samples, rig_name: str, render_dirs: 
 
     seconds = None
     try:
-        audit = audit_samples(run_dir, samples, rig_name, render_dirs).to_dict()
+        audit = audit_samples(run_dir, samples, rig_name, render_dirs, max_samples).to_dict()
         seconds = audit.pop("seconds")
     except Exception as e:  # noqa: BLE001 - a diagnostic must not break the run it diagnoses
         audit = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}

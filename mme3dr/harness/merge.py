@@ -180,10 +180,10 @@ def _document(meta, results, samples, card, shards, timing, date) -> dict[str, A
 
 def _record_frame_audit(doc: dict[str, Any], samples, shards: Sequence[ShardRecord], out: Path) -> None:
     """``doc["frame_audit"]`` and ``doc["timing"]["audit"]`` (:func:`mme3dr.audit.frame_audit_entry`)."""
-    from mme3dr.audit import frame_audit_entry
+    from mme3dr.audit.frame import EVALUATE_MAX_SAMPLES, frame_audit_entry
 
     render_dirs = {sha: where for sh in shards for sha, where in sh.render_dirs.items()}
-    audit, seconds = frame_audit_entry(out, samples, doc["renderer"].rig, render_dirs)
+    audit, seconds = frame_audit_entry(out, samples, doc["renderer"].rig, render_dirs, EVALUATE_MAX_SAMPLES)
     doc["frame_audit"] = audit
     if seconds is not None:
         doc["timing"]["audit"] = seconds

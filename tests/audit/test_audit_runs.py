@@ -64,3 +64,32 @@ def test_audit_run_counts_samples_whose_files_are_gone(primitives_run: Path, tmp
     result = audit_run(copy)
     assert result.n == 0 and not result.flagged
     assert result.skipped == {"asset missing from the store": 15}
+
+
+def test_evaluate_audits_an_evenly_spaced_subset_and_resumes_from_its_cache(turned_ground_truth_run: Path,
+                                                                             tmp_path: Path, monkeypatch):
+    """``max_samples`` checks that many samples, first and last included, and still finds the turn; the
+    per-sample IoUs land in the run's cache, so a second audit draws nothing and decides the same; a
+    corrupt cache is recomputed, never trusted."""
+    from mme3dr.audit import frame
+    from mme3dr.results import load_results, read_samples
+
+    copy = tmp_path / "run"
+    shutil.copytree(turned_ground_truth_run, copy, ignore=shutil.ignore_patterns(".lock", frame.AUDIT_CACHE))
+    results = load_results(copy / "results.json")
+    samples = read_samples(copy / results.samples_file)
+    dirs = frame._render_dirs(copy)
+    drawn = []
+    real = frame._generated_silhouettes
+    monkeypatch.setattr(frame, "_generated_silhouettes", lambda *a: drawn.append(a[1]) or real(*a))
+    first = frame.audit_samples(copy, samples, results.renderer.rig, dirs, max_samples=5)
+    assert (first.n, first.of, first.flagged, first.rotation) == (5, 15, True, "+90° about X")
+    assert len(drawn) == 5 and frame._evenly_spaced(list(range(15)), 5) == [0, 4, 7, 10, 14]
+    cached = json.loads((copy / frame.AUDIT_CACHE).read_text())
+    assert cached["version"] == frame.AUDIT_VERSION and len(cached["ious"]) == 5
+    drawn.clear()
+    again = frame.audit_samples(copy, samples, results.renderer.rig, dirs, max_samples=5)
+    assert drawn == [] and again.to_dict() | {"seconds": 0} == first.to_dict() | {"seconds": 0}
+    (copy / frame.AUDIT_CACHE).write_text('{"version": 1, "ious": {"x": "not a list"')
+    every = frame.audit_samples(copy, samples, results.renderer.rig, dirs)
+    assert len(drawn) == 15 and (every.n, every.of, every.flagged) == (15, 15, True)
