@@ -53,8 +53,10 @@ def vqvae_fit(
     max_seconds: float | None = typer.Option(None, "--max-seconds", help="Training time budget (s)."),
     seed: int | None = typer.Option(None, "--seed", help="Data and initialisation seed."),
     target_iou: float | None = typer.Option(None, "--target-iou", help="Stop at this held-out IoU."),
-    threads: int = typer.Option(0, "--threads", help="torch threads (0: as many as cores are free: the "
-                                "cores less the load average; it says which it chose)."),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: the preset's, 1 for "
+                                       "tiny-cpu so that its weights do not depend on the machine; 0: as "
+                                       "many as cores are free, the cores less the load average; it says "
+                                       "which it chose)."),
 ) -> None:
     """Fit a VQVAE of the ShapeLLM-Omni class on voxelised primitives and their compositions.
 
