@@ -258,13 +258,14 @@ class _AuditCache:
     def save(self) -> None:
         if not self.dirty:
             return
+        import contextlib
+
         from mme3dr.output_files import atomic_write_text
 
-        try:
+        # a read-only run folder: the audit still stands, the next one recomputes
+        with contextlib.suppress(OSError):
             atomic_write_text(self.path, json.dumps({"version": AUDIT_VERSION, "ious": self.ious},
                                                     sort_keys=True))
-        except OSError:  # a read-only run folder: the audit still stands, the next one recomputes
-            pass
 
 
 def _loaded_up_axis(gen_dir: Path) -> str:
@@ -290,7 +291,8 @@ def _decision(ious: list, ups: list[str], skipped: dict[str, int]) -> AuditResul
 
 def frame_audit_entry(run_dir: str | Path, samples, rig_name: str, render_dirs: dict[str, str],
                       max_samples: int | None = None) -> tuple[dict, float | None]:
-    """``(results.frame_audit, timing.audit seconds)`` of :func:`audit_samples` (at most ``max_samples``): ``AuditResult.to_dict()``
+    """``(results.frame_audit, timing.audit seconds)`` of :func:`audit_samples` (at most ``max_samples``):
+    ``AuditResult.to_dict()``
     without ``seconds``, or ``{"error": ...}`` (seconds None) when the audit cannot run (no OpenGL, a
     missing render folder); it never fails the evaluation. When flagged, issues a ``UserWarning`` with the
     message (the CLI prints it as one ``warning:`` line)."""
