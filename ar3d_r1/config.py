@@ -57,6 +57,8 @@ class SFTConfig:
     seed: int = _f(0, "Seed of the policy initialisation and the batch order.")
     threads: int = _f(0, "torch CPU threads (0: torch's default).")
     log_every: int = _f(20, "Steps between log lines.")
+    overwrite_output_dir: bool = _f(False, "Replace a policy already in output_dir (refused otherwise: a "
+                                           "train run may have been made from it).")
 
     def __post_init__(self) -> None:
         check_values(self)

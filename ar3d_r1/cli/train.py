@@ -99,6 +99,19 @@ def one_line_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def existing_policy(config) -> None:
+    """Refuse (:class:`~ar3d_r1.engine.checkpoint.OutputDirError`) an ``sft`` whose ``output_dir`` already
+    holds a policy, unless ``overwrite_output_dir``: as ``train`` and ``mme3dr evaluate`` refuse a used
+    run folder, since a train run may have been made from that policy."""
+    from ar3d_r1.engine.checkpoint import OutputDirError
+
+    weights = Path(config.output_dir) / "model.safetensors"
+    if weights.is_file() and not config.overwrite_output_dir:
+        raise OutputDirError(f"{config.output_dir} already holds an SFT policy ({weights.name}); pass "
+                             "--overwrite_output_dir true to train a new one there, or choose another "
+                             "--output_dir")
+
+
 class MissingInputError(FileNotFoundError):
     """A local input another ``ar3d-r1`` command makes (the tiny VQVAE, the SFT policy) is not there;
     the message gives that command."""
@@ -275,6 +288,7 @@ def register(app: typer.Typer) -> None:
             config = _config("sft", preset, config_file, ctx.args)
             missing_inputs(config, "sft")
             usable_output_dir(config.output_dir)
+            existing_policy(config)
             with run_lock(config.output_dir, "sft"):
                 out = run_sft(config, console=Console(stderr=True))
         typer.echo(str(out))

@@ -293,8 +293,8 @@ def frame_audit_entry(run_dir: str | Path, samples, rig_name: str, render_dirs: 
                       max_samples: int | None = None) -> tuple[dict, float | None]:
     """``(results.frame_audit, timing.audit seconds)`` of :func:`audit_samples` (at most ``max_samples``):
     ``AuditResult.to_dict()`` without ``seconds``, or ``{"error": ...}`` (seconds None) when the audit
-    cannot run (no OpenGL, a missing render folder); it never fails the evaluation. When flagged, issues a ``UserWarning`` with the
-    message (the CLI prints it as one ``warning:`` line)."""
+    cannot run (no OpenGL, a missing render folder); it never fails the evaluation. When flagged, issues
+    a ``UserWarning`` with the message (the CLI prints it as one ``warning:`` line)."""
     import warnings
 
     seconds = None

@@ -113,6 +113,29 @@ def test_a_missing_hub_vqvae_or_policy_is_one_line(tmp_path, monkeypatch):
     assert "policy 'yejunliang23/ShapeLLM-7B-omni' is not available" in line and "hf download" in line
 
 
+def test_sft_refuses_to_replace_a_policy_unless_told(tmp_path):
+    """A second ``sft`` into a folder that holds a policy is refused in one line before any training (a
+    train run may have been made from it); ``--overwrite_output_dir true`` lets it through."""
+    import dataclasses
+
+    import torch
+
+    from ar3d_r1.cli.train import existing_policy
+    from ar3d_r1.policy.vqvae import VQVAE3D, VQVAEConfig, save_vqvae
+
+    torch.manual_seed(0)
+    save_vqvae(VQVAE3D(VQVAEConfig.tiny()), tmp_path / "vqvae")
+    out = tmp_path / "sft"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"weights of an earlier warm start")
+    line = run("sft", "--vqvae", str(tmp_path / "vqvae"), "--output_dir", str(out), code=1)
+    assert line == (f"error: {out} already holds an SFT policy (model.safetensors); pass "
+                    "--overwrite_output_dir true to train a new one there, or choose another --output_dir")
+    assert (out / "model.safetensors").read_bytes() == b"weights of an earlier warm start"
+    config = preset("tiny-cpu", "sft", output_dir=str(out))
+    existing_policy(dataclasses.replace(config, overwrite_output_dir=True))  # allowed: no error
+
+
 def _paper(tmp_path, servers: dict | str, captions: bytes | None = b"A chair.\n") -> list[str]:
     path = tmp_path / "rewards.yaml"
     path.write_text(servers if isinstance(servers, str) else yaml.safe_dump(servers))
