@@ -82,6 +82,14 @@ def load_benchmark_inputs(
     from mme3dr.benchmark.manifest import ManifestError, load_manifest
     from mme3dr.benchmark.toys4k import Toys4KError, open_source, resolve_references
 
+    if not Path(name).is_file() and name not in BENCHMARKS:
+        import difflib
+
+        hint = difflib.get_close_matches(name, BENCHMARKS, n=1)
+        raise BenchmarkInputError(
+            f"--benchmark {name!r} is not a built-in benchmark ({', '.join(BENCHMARKS)}) and no such "
+            "manifest file" + (f"; did you mean {hint[0]!r}?" if hint else "; pass a built-in name or the "
+                               "path of a .jsonl manifest"))
     try:
         manifest = load_manifest(name)
     except ManifestError as e:

@@ -40,3 +40,15 @@ def test_raw_captions_column_is_refused_where_it_cannot_apply(tmp_path: Path, pr
                                       "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and why in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_a_mistyped_benchmark_lists_every_built_in_and_suggests_the_closest(tmp_path: Path) -> None:
+    from mme3dr.harness.inputs import BENCHMARKS, BenchmarkInputError
+
+    with pytest.raises(BenchmarkInputError) as e:
+        load_benchmark_inputs("dmo", cache_dir=tmp_path)
+    assert str(e.value) == ("--benchmark 'dmo' is not a built-in benchmark (demo, mme3dr-v1, toys4k-800) and "
+                            "no such manifest file; did you mean 'demo'?")
+    assert BENCHMARKS == ("demo", "mme3dr-v1", "toys4k-800")
+    with pytest.raises(BenchmarkInputError, match="pass a built-in name or the path of a .jsonl manifest"):
+        load_benchmark_inputs("xyz/nothing.jsonl", cache_dir=tmp_path)
