@@ -92,6 +92,9 @@ def test_cases_table_has_a_fixed_layout_that_fits_the_page(tmp_path: Path):
     html = report.write_report(_run_dir(tmp_path)).read_text()
     assert '<table class="cases" id="cases">' in html and "table.cases{table-layout:fixed;width:100%}" in html
     assert "max-width:1200px" in html
+    # a long metric name breaks after its underscore instead of running into the status title
+    assert '<th class="sortable" data-type="num">reference_<wbr>clip</th>' in html
+    assert "table.cases th{overflow-wrap:anywhere}" in html
 
 
 def test_smoke_numbers_carry_a_banner_that_says_they_are_not_scores(tmp_path: Path):
