@@ -79,8 +79,13 @@ def register(app: typer.Typer) -> None:
 
         from mme3dr.compare import CompareError, compare_runs
 
+        err = Console(stderr=True)
+
+        def progress(line: str) -> None:  # stderr, so that --json and the tables stay clean on stdout
+            err.print(f"compare: resampling {escape(line)}", style="dim", highlight=False, soft_wrap=True)
+
         try:
-            doc = compare_runs(runs)
+            doc = compare_runs(runs, progress=progress)
         except CompareError as e:
             Console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
                                        soft_wrap=True)

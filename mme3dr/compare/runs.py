@@ -17,6 +17,7 @@ compared with it on the same cases:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,8 @@ def _side(run: RunData, feats: _Features, feature: str, case_index: dict[str, in
     return SetSide(np.concatenate(rows), np.concatenate(cases), len(case_index))
 
 
-def _set_metrics(base: RunData, other: RunData) -> dict[str, dict[str, Any]]:
+def _set_metrics(base: RunData, other: RunData, progress: Callable[[str], None] | None = None
+                 ) -> dict[str, dict[str, Any]]:
     from mme3dr.metrics.definitions import METRICS, SetDistanceMetric
 
     task = base.task
@@ -200,14 +202,17 @@ def _set_metrics(base: RunData, other: RunData) -> dict[str, dict[str, Any]]:
             ga, gb = _side(base, fa, cls.feature, index), _side(other, fb, cls.feature, index)
             if min(ga.feats.shape[0], gb.feats.shape[0], ref.feats.shape[0]) < 2:
                 continue
+            if progress is not None:  # each group resamples the cases jointly: seconds to minutes
+                progress(f"{name} ({group}, {len(cases)} cases): {other.label} against {base.label}")
             delta, low, high, used = set_metric_delta(cls, ga, gb, ref)
             out[name][group] = {"delta": delta, "ci95_low": low, "ci95_high": high, "p_value": None,
                                 "n_pairs": len(cases), "n_cases": len(cases), "resamples": used}
     return out
 
 
-def compare_runs(paths: list[str | Path]) -> dict[str, Any]:
+def compare_runs(paths: list[str | Path], progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Compare every run of ``paths[1:]`` with the baseline ``paths[0]``; the ``--json`` document.
+    ``progress`` is called with one line before each set metric's group is resampled (the slow part).
 
     Returns ``{"baseline", "correction", "comparisons": [{"run", "label", "paired", "baseline_samples",
     "run_samples", "higher_is_better": {metric: bool}, "metrics": {metric: {group: {"delta",
@@ -219,7 +224,7 @@ def compare_runs(paths: list[str | Path]) -> dict[str, Any]:
     comparisons = []
     for other in runs[1:]:
         per_sample, paired = _per_sample(base, other)
-        metrics = {**per_sample, **_set_metrics(base, other)}
+        metrics = {**per_sample, **_set_metrics(base, other, progress)}
         comparisons.append({
             "run": str(other.path), "label": other.label, "paired": paired,
             "baseline_samples": len(base.samples), "run_samples": len(other.samples),
