@@ -32,6 +32,7 @@ def dry_run_stand_ins(config) -> Iterator:
     from ar3d_r1.policy.vqvae import VQVAE3D, VQVAEConfig, save_vqvae
 
     root = Path(config.output_dir) / "stand-ins"
+    say(f"dry run: building a random tiny policy and VQVAE in {root} ...")
     torch.manual_seed(config.seed)
     vq_cfg = VQVAEConfig.tiny()
     save_vqvae(VQVAE3D(vq_cfg), root / "vqvae")
@@ -46,13 +47,23 @@ def dry_run_stand_ins(config) -> Iterator:
         return
     from ar3d_r1.rewards.stand_ins import reward_stand_ins
 
+    say(f"dry run: starting the stand-in reward VLM (`transformers serve` on a tiny fixed-reply VLM, log "
+        f"{root / 'rewards' / 'reward-vlm-serve.log'}); this takes up to a minute ...")
     # a resumed dry run keeps its response cache: the replies it already has are not asked again
     with reward_stand_ins(root / "rewards", seed=config.seed, keep_cache=config.resume) as served:
         prompts = served.prompts_file
         if config.task == "hps-unified2":
             prompts = authors_format_prompts(served.prompts_file, root / "rewards" / "sampled_prompt.json")
+        say(f"dry run: the stand-in reward VLM answers at {served.server.url}; loading the trainer ...")
         yield dataclasses.replace(config, reward_servers=str(served.reward_servers),
                                   prompts_file=str(prompts))
+
+
+def say(line: str) -> None:
+    """One progress line of a dry run on stderr (the run's own bar follows; the summary ends it)."""
+    import typer
+
+    typer.echo(line, err=True)
 
 
 def authors_format_prompts(captions_file: Path, out: Path) -> Path:

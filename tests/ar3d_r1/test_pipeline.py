@@ -65,6 +65,11 @@ def test_the_paper_dry_run_takes_the_served_reward_path(tmp_path):
         assert rec["reward/step2/part_completeness"] == 0.5 and -1 <= rec["reward/step1/hps"] <= 1
         assert rec["reward/r_high"] == pytest.approx(rec["reward/step1/hps"] + 4.0)
     assert "reward requests" in proc.stderr and "fixed reply" in proc.stderr
+    # it says what it is doing before the minutes of work, not only at the end
+    for line in ("dry run: building a random tiny policy and VQVAE",
+                 "dry run: starting the stand-in reward VLM",
+                 "dry run: the stand-in reward VLM answers at http://127.0.0.1:"):
+        assert line in proc.stderr, line
     assert (dry / "checkpoint-1").is_dir() and (dry / "reward_curve.png").is_file()
     config = yaml.safe_load((dry / "config.yaml").read_text())
     assert config["task"] == "vlm" and config["prompts_file"].endswith("captions.txt")
@@ -144,6 +149,8 @@ def test_the_3dgen_r1_dry_run_runs_the_authors_recipe_on_a_fresh_checkout(tmp_pa
         assert rec["rewards/raised/hps"] == rec["rewards/raised/unified"] == 0
     config = yaml.safe_load((dry / "config.yaml").read_text())
     assert config["prompts_file"].endswith("sampled_prompt.json") and config["reward_rig"] == "video6"
+    started = proc.stderr.index("dry run: starting the stand-in reward VLM")
+    assert started < proc.stderr.index("dry run: 2 optimizer")
     summary = proc.stderr[proc.stderr.index("dry run: 2 optimizer steps"):]
     for part in ("rollout 'reasoning-then-mesh'", "192 UnifiedReward requests", "frozen:",
                  "loss: advantage_mode 'shared', loss_segments 'joint', loss_normaliser 'micro-batch', "

@@ -31,7 +31,8 @@ def test_primitives_vs_oracle_table_and_json_deltas_equal_mean_paired_difference
     assert "oracle − primitives-baseline: 15 of 15 samples pair up" in table.stdout
     assert "oracle is " in table.stdout and " on CLIP by " in table.stdout and "15 pairs" in table.stdout
     # the slow part says what it is doing, on stderr (the tables and --json stay alone on stdout)
-    assert "compare: resampling kd_incep (overall, 15 cases): oracle against primitives-baseline" in table.stderr
+    said = "compare: resampling kd_incep (overall, 15 cases): oracle against primitives-baseline"
+    assert said in table.stderr
     assert "compare: resampling" not in table.stdout
     proc = run_cli(["compare", str(primitives_run), str(oracle_run), "--json"])
     assert proc.returncode == 0, proc.stderr
