@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shlex
 import shutil
@@ -42,7 +43,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mme3dr.models.folder import EXTENSIONS, FolderModel
-from mme3dr.models.protocol import Asset, GenerationRequest, ModelInfo
+from mme3dr.models.protocol import UP_AXES, Asset, GenerationRequest, ModelInfo
 from mme3dr.process_lifetime import _set_pdeathsig  # the child's preexec_fn: never import after a fork
 
 __all__ = ["CommandFailed", "CommandModel", "request_id", "tail"]
@@ -150,18 +151,29 @@ def _apply_side_json(asset: Asset, path: Path) -> Asset:
     if not path.is_file():
         return asset
     try:
-        side = json.loads(path.read_text(encoding="utf-8"))
+        side = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
         if not isinstance(side, dict):
             raise ValueError("not a JSON object")
         up_axis = side.get("up_axis", asset.up_axis)
-        if up_axis not in ("y", "z"):
+        if up_axis not in UP_AXES:
             raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
         seconds = side.get("seconds", asset.seconds)
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
-            raise ValueError(f"seconds must be a number, got {seconds!r}")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                    or not math.isfinite(seconds) or seconds < 0):
+            raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
     except ValueError as e:
         return replace(asset, meta={"refused": f"{path.name} is not valid: {e}"})
     return replace(asset, up_axis=up_axis, seconds=None if seconds is None else float(seconds))
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's pairs as a dict; ValueError on a repeated key (which one counts is ambiguous)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears more than once")
+        out[key] = value
+    return out
 
 
 def _new_batch_dir(root: Path) -> Path:

@@ -119,6 +119,10 @@ class GenerationRequest:
         return Path(self.output_dir) / f"{self.case_id}_{self.sample_index}.{suffix.lstrip('.')}"
 
 
+#: The frames an asset may declare (mme3dr.assets.mesh.load_mesh applies them).
+UP_AXES = ("y", "z")
+
+
 @dataclass(frozen=True)
 class Asset:
     """One generated 3D file, returned by ``generate`` in the order of the requests.
@@ -137,6 +141,13 @@ class Asset:
     seconds: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     up_axis: str = "y"
+
+    def __post_init__(self) -> None:
+        """ValueError on an ``up_axis`` the loader cannot apply (``"-x"``, ``"Y"``): the adapter's
+        mistake, raised where it builds the asset, not a render failure later."""
+        if self.up_axis not in UP_AXES:
+            raise ValueError(f"Asset.up_axis must be one of {', '.join(map(repr, UP_AXES))}, got "
+                             f"{self.up_axis!r}")
 
     @property
     def resolved_format(self) -> str:

@@ -127,3 +127,30 @@ def test_bad_specs_and_arguments_are_one_line_errors(tmp_path, venv_python, prog
         _model(venv_python, program, batch_size="zero")
     with pytest.raises(ValueError, match="up_axis"):
         _model(venv_python, program, up_axis="x")
+
+
+@pytest.mark.parametrize("side, says", [
+    ('{"up_axis": "z", "up_axis": "y"}', "key 'up_axis' appears more than once"),
+    ('{"seconds": -3}', "seconds must be a finite number >= 0, got -3"),
+    ('{"seconds": 1e999}', "seconds must be a finite number >= 0, got inf"),
+    ('{"seconds": NaN}', "seconds must be a finite number >= 0, got nan"),
+    ('{"up_axis": "-x"}', "up_axis must be 'y' or 'z', got '-x'"),
+    ('[1, 2]', "not a JSON object"),
+])
+def test_a_bad_side_json_refuses_its_asset_and_says_why(tmp_path, side, says):
+    from mme3dr.models.command import _apply_side_json
+    from mme3dr.models.protocol import Asset
+
+    (tmp_path / "c1.json").write_text(side)
+    got = _apply_side_json(Asset(path=tmp_path / "c1.obj"), tmp_path / "c1.json")
+    assert got.meta["refused"] == f"c1.json is not valid: {says}"
+    (tmp_path / "c1.json").write_text('{"up_axis": "z", "seconds": 2.5}')
+    good = _apply_side_json(Asset(path=tmp_path / "c1.obj"), tmp_path / "c1.json")
+    assert (good.up_axis, good.seconds, good.meta) == ("z", 2.5, {})
+
+
+def test_an_asset_with_an_unknown_up_axis_is_refused_where_it_is_made(tmp_path):
+    from mme3dr.models.protocol import Asset
+
+    with pytest.raises(ValueError, match=r"Asset.up_axis must be one of 'y', 'z', got '-x'"):
+        Asset(path=tmp_path / "a.glb", up_axis="-x")
