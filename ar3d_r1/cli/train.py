@@ -42,6 +42,7 @@ from ar3d_r1.cli.train_guards import (
     quiet_libraries,
     run_lock,
     run_summary,
+    unread_inputs,
     usable_output_dir,
 )
 
@@ -338,6 +339,7 @@ def register(app: typer.Typer) -> None:
                 from ar3d_r1.rollout.one_step import load_reasoning_prompt
 
                 load_reasoning_prompt(config.reasoning_prompt_file)
+            unread_inputs(config)  # a flag the task would ignore: a config mistake, named first
             if not dry:  # what the user must provide, before the folder is looked at
                 missing_inputs(config)
                 if config.task in SERVED_TASKS:

@@ -30,6 +30,20 @@ def check_batch(config, dry_run: bool) -> None:
         raise ConfigError(f"--num_generations {config.num_generations}: {exc}{hint}") from None
 
 
+def unread_inputs(config) -> None:
+    """ConfigError when a served task's input is given to ``task geometry``, which would ignore it: its
+    prompts are procedural (``num_prompts``, ``prompt_seed``) and its rewards are computed here."""
+    from ar3d_r1.config import ConfigError
+
+    if config.task != "geometry":
+        return
+    for flag in ("prompts_file", "reward_servers"):
+        if getattr(config, flag):
+            raise ConfigError(f"--{flag} is read by the served tasks (--task vlm, hps-unified2) only; task "
+                              "'geometry' draws procedural prompts (--num_prompts, --prompt_seed) and scores "
+                              f"them itself: drop --{flag} or choose --task vlm")
+
+
 def dry_run_output_dir(config, preset_name: str):
     """A dry run of a preset writes into ``<the preset's output_dir>/../dry-run`` (``runs/paper/dry-run``)
     unless ``--output_dir`` (or ``--config``) named another folder: never into the real run's folder."""

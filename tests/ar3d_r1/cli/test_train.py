@@ -171,6 +171,14 @@ def test_endpoint_and_captions_file_mistakes_are_one_line(tmp_path):
     assert result.stderr.splitlines()[-1].startswith("error: reward server(s) not ready")
 
 
+@pytest.mark.parametrize("flag", ["--prompts_file", "--reward_servers"])
+def test_a_served_tasks_input_given_to_the_geometry_task_is_refused_not_ignored(tmp_path, flag):
+    assert run("train", "--preset", "tiny-cpu", flag, str(tmp_path / "x"), code=2) == (
+        f"error: {flag} is read by the served tasks (--task vlm, hps-unified2) only; task 'geometry' draws "
+        f"procedural prompts (--num_prompts, --prompt_seed) and scores them itself: drop {flag} or choose "
+        "--task vlm")
+
+
 def test_a_run_directory_is_refused_before_anything_loads_and_after_missing_inputs(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
     assert run("train", "--preset", "tiny-cpu", "--output_dir", str(tmp_path), "--policy", "p", "--vqvae",
