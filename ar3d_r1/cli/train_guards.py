@@ -106,7 +106,8 @@ def run_summary(trainer, final: Path) -> str:
     """What a finished ``train`` did, from its metric records (the steps of this invocation and before):
     the mean total reward over the first and last 10 steps, the steps that had no signal (every group's
     rewards equal: dynamic sampling kept no group, so nothing was learned) or were skipped, the failed
-    samples (malformed meshes, failed rewards), and where the curve, metrics and checkpoints are."""
+    samples (malformed mesh segments out of all generated, failed rewards), and where the curve, metrics
+    and checkpoints are."""
     from ar3d_r1.engine.checkpoint import checkpoints
 
     cfg, history, out = trainer.config, trainer.history, Path(trainer.config.output_dir)
@@ -123,12 +124,14 @@ def run_summary(trainer, final: Path) -> str:
     malformed = round(sum(rows * (r.get("step1/malformed", 0) + r.get("step2/malformed", 0))
                           for r in history))
     failed = round(sum(r.get("samples/step1/failed", 0) + r.get("samples/step2/failed", 0) for r in history))
+    meshes = 2 if cfg.two_step and cfg.rollout_style == "hi-grpo" else 1  # mesh segments per sample
     saved = ", ".join(p.name for _, p in checkpoints(out)) or "none kept (save_steps 0)"
     lines = [f"hi-grpo: steps {steps[0]}-{steps[-1]} of {cfg.max_steps} in {out}",
              f"  mean total reward (R_high + R_low): first {window} steps {first:.3f}, last {window} steps "
              f"{last:.3f} ({last - first:+.3f})",
              f"  steps with no signal or skipped: {idle} of {len(history)}",
-             f"  failed samples, of {rows} a step: {malformed} malformed meshes, {failed} failed rewards"
+             f"  malformed meshes: {malformed} of {len(history) * rows * meshes} ({len(history)} steps x "
+             f"{rows} samples x {meshes} mesh{'es' if meshes > 1 else ''} each); failed rewards: {failed}"
              + (f" (reasons: {out / 'reward_failures.jsonl'})" if (out / "reward_failures.jsonl").exists()
                 else ""),
              f"  reward curve {out / 'reward_curve.png'}; metrics {out / 'metrics.jsonl'}; TensorBoard "

@@ -329,7 +329,7 @@ def test_train_ends_with_a_summary_of_rewards_skips_failures_and_files(tmp_path)
         f"hi-grpo: steps 1-30 of 30 in {tmp_path}",
         "  mean total reward (R_high + R_low): first 10 steps 1.000, last 10 steps 2.000 (+1.000)",
         "  steps with no signal or skipped: 2 of 30",
-        "  failed samples, of 16 a step: 2 malformed meshes, 1 failed rewards",
+        "  malformed meshes: 2 of 960 (30 steps x 16 samples x 2 meshes each); failed rewards: 1",
         f"  reward curve {tmp_path / 'reward_curve.png'}; metrics {tmp_path / 'metrics.jsonl'}; TensorBoard "
         f"{tmp_path / 'tb'}",
         f"  checkpoints: checkpoint-20; final policy {tmp_path / 'final'}"]
