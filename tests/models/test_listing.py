@@ -33,3 +33,13 @@ def test_an_adapter_whose_libraries_are_missing_says_which_extra_to_install(monk
     assert rows["llama-mesh"].ready == "yes"
     table = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"}).output
     assert "llama-mesh" in table and "cmd:PROGRAM ARGS..." in table
+
+
+def test_a_narrow_terminal_gets_a_block_per_adapter_not_a_folded_table():
+    out = CliRunner().invoke(app, ["models"], env={"COLUMNS": "80"}).output
+    lines = out.splitlines()
+    assert "┃" not in out and lines[0] == "adapters for `mme3dr evaluate --model ...`"
+    start = lines.index("primitives  (built-in; ready: yes)")
+    assert lines[start + 1] == "  The primitives baseline adapter (GLB with vertex colours)."
+    assert lines[start + 2] == "  extra: -   weights: -   GPU: no"
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
