@@ -70,5 +70,16 @@ def _register_all() -> None:
 _register_all()
 
 
+#: Columns that rich lays tables and long lines out for when the output is a file or a pipe (a log):
+#: its default there is 80, which folded the results table and cut sentences mid-phrase. A table
+#: only takes the width it needs; ``COLUMNS`` set by the user wins.
+LOG_COLUMNS = "160"
+
+
 def main() -> None:
+    import os
+    import sys
+
+    if not (sys.stdout.isatty() or sys.stderr.isatty()):
+        os.environ.setdefault("COLUMNS", LOG_COLUMNS)
     app()

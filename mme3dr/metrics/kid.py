@@ -170,7 +170,7 @@ def kid(
     if m < subset_size:
         warnings.warn(
             f"KD subset size clamped from {subset_size} to {m} (n_gen={x.shape[0]}, n_ref={y.shape[0]}); "
-            "small sets give noisy KD, compare only numbers made with the same m",
+            "small sets give noisy KD: compare KD only between runs with the same subset size",
             stacklevel=2,
         )
     if m < 2:

@@ -43,3 +43,16 @@ def test_a_narrow_terminal_gets_a_block_per_adapter_not_a_folded_table():
     assert lines[start + 1] == "  The primitives baseline adapter (GLB with vertex colours)."
     assert lines[start + 2] == "  extra: -   weights: -   GPU: no"
     assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+
+
+def test_piped_output_is_laid_out_for_a_log_not_folded_at_80_columns():
+    """In a pipe or a log file rich would assume 80 columns; ``main`` gives it 160 unless COLUMNS is set."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-c", "from mme3dr.cli import main; main()", "models"],
+                         capture_output=True, text=True, env=env, timeout=120).stdout
+    row = next(line for line in out.splitlines() if line.startswith("│ primitives "))
+    assert "The primitives baseline adapter" in row and len(row) <= 160
