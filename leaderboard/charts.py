@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from leaderboard.rows import MetricValue
+from leaderboard.rows import MetricValue, metric_number
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def bar_chart(
             whisker = (plot_left + max(mv.ci_low, 0.0) * scale, plot_left + mv.ci_high * scale)
         bar_width = max(mv.value, 0.0) * scale
         text_x = max(plot_left + bar_width, whisker[1] if whisker else 0.0) + 6
-        bars.append(Bar(labels.get(key, key), f"{mv.value:.{decimals}f}", y, bar_width, whisker, text_x))
+        label = metric_number(mv.value, decimals)
+        bars.append(Bar(labels.get(key, key), label, y, bar_width, whisker, text_x))
     n_ticks = round(axis_max / step)
     ticks = tuple((plot_left + k * step * scale, f"{k * step:g}") for k in range(n_ticks + 1))
     height = int(pad_top + len(values) * (bar_height + 10) + 30)

@@ -118,3 +118,11 @@ def rank_rows(rows: list[LeaderboardRow], fact: MetricFact) -> list[LeaderboardR
         return (missing, score, row.model_name.casefold(), row.revision)
 
     return sorted(rows, key=key)
+
+
+def metric_number(value: float, decimals: int) -> str:
+    """``value`` with the column's ``decimals``; a non-zero value those decimals would show as 0 (the demo's
+    KD of 4.5e-07 as "0.000") in 2 significant digits instead, so no number is hidden as a zero."""
+    if value != 0 and abs(value) < 0.5 * 10.0 ** -decimals:
+        return f"{value:.1e}"
+    return f"{value:.{decimals}f}"

@@ -26,7 +26,7 @@ from pathlib import Path
 from leaderboard.charts import bar_chart
 from leaderboard.names import neutralise_bidi
 from leaderboard.reference_rows import PAPER_BENCHMARKS, PAPER_CITATION, reference_rows
-from leaderboard.rows import TIERS, LeaderboardRow, MetricFact, rank_rows, row_from_reference
+from leaderboard.rows import TIERS, LeaderboardRow, MetricFact, metric_number, rank_rows, row_from_reference
 
 #: Column order of the index tables; metrics not listed here follow in name order.
 METRIC_ORDER: tuple[str, ...] = ("clip", "kd_incep", "kd_dinov2", "fd_incep", "fd_dinov2")
@@ -97,9 +97,11 @@ def _environment():
 
     loader = jinja2.FileSystemLoader(str(resources.files("leaderboard") / "templates"))
     # Autoescape every template (.j2 included): all text shown comes from submitters.
-    return jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True,
-                              finalize=_finalize)
+    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True,
+                             finalize=_finalize)
+    env.filters["metric_number"] = metric_number
+    return env
 
 
 #: The site's copy of the project's submission guide (docs/leaderboard.md), linked from every page.

@@ -35,6 +35,7 @@ def test_preview_shows_an_eligible_bundle_ranked_among_the_entries_and_changes_n
     index = (tmp_path / "site" / "index.html").read_text()
     assert index.count('class="preview"') == 1 and "My New Model" in index
     assert "Validation would accept this bundle" in index
+    assert "Submissions: validated bundles and the previewed bundle (marked PREVIEW), best" in index
     data = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
     rows = data["benchmarks"]["mme3dr-v1"]["submissions"]
     assert len(rows) == len(list(iter_entries(registry))) + 1

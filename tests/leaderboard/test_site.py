@@ -158,3 +158,12 @@ def test_build_refuses_to_replace_a_folder_that_is_not_a_site(registry: Path, tm
     with pytest.raises(ValueError, match="not a previous leaderboard build"):
         build_from_registry(registry, precious)
     assert (precious / "thesis.tex").read_text() == "keep me"
+
+
+def test_a_number_the_columns_decimals_would_show_as_zero_keeps_two_significant_digits() -> None:
+    from leaderboard.rows import metric_number
+
+    assert metric_number(4.5e-07, 3) == "4.5e-07"  # the demo's KD_incep, once shown as "0.000"
+    assert metric_number(1.4e-4, 1) == "1.4e-04"
+    assert metric_number(0.217, 3) == "0.217" and metric_number(26.5, 2) == "26.50"
+    assert metric_number(0.0, 3) == "0.000" and metric_number(-3e-9, 3) == "-3.0e-09"
