@@ -56,14 +56,21 @@ def check_eligibility(res: Results) -> list[Problem]:
     if profile is None:
         out.append(Problem("eligibility", f"profile {res.profile!r} is unknown to this mme3dr version"))
     elif res.profile in INELIGIBLE_PROFILES or not profile.leaderboard_eligible:
-        out.append(Problem("eligibility", f"profile {res.profile!r} is never leaderboard-eligible; "
-                                          "re-run `mme3dr evaluate` with the protocol profile"))
+        from mme3dr.features.profiles import PROFILES
+
+        eligible = [n for n, p in PROFILES.items() if p.leaderboard_eligible and n not in INELIGIBLE_PROFILES]
+        out.append(Problem("eligibility", f"profile {res.profile!r} is never leaderboard-eligible; re-run "
+                                          f"mme3dr evaluate with --profile {' or '.join(eligible)}"))
     if res.benchmark.name not in LEADERBOARD_BENCHMARKS:
         out.append(Problem("eligibility", f"benchmark {res.benchmark.name!r} is not ranked; "
                                           f"submit a run on one of {', '.join(LEADERBOARD_BENCHMARKS)}"))
     if not res.leaderboard_eligible:
-        reasons = "; ".join(res.ineligible_reasons) or "no reason given"
-        out.append(Problem("eligibility", f"the run marks itself ineligible: {reasons}"))
+        # the profile's own reason is the problem above already: say each reason once
+        said = f"profile {res.profile!r}" if out else None
+        reasons = [r for r in res.ineligible_reasons if not (said and r.startswith(said))]
+        if reasons or not out:
+            listed = "; ".join(reasons) or "no reason given"
+            out.append(Problem("eligibility", f"the run marks itself ineligible: {listed}"))
     limit = res.config.get("limit")
     if limit not in (None, 0, False):
         out.append(Problem("eligibility", f"the run used --limit {limit}: a partial run is not comparable"))

@@ -95,7 +95,8 @@ def submit(
             console.print(f"kept the invalid bundle at {escape(str(out))} (--keep-invalid)")
         else:
             out.unlink(missing_ok=True)
-            console.print("no bundle written; fix the run (or pass --keep-invalid to inspect it)")
+            console.print("no bundle written; fix the run, or pass --keep-invalid to keep the bundle and see "
+                          "it with every reason: leaderboard build --preview BUNDLE", soft_wrap=True)
         raise typer.Exit(1)
     typer.echo(f"{out}  sha256 {digest}")
     console.print("[green]valid.[/green] Send the bundle to the leaderboard maintainers "

@@ -52,6 +52,11 @@ def test_submit_refuses_an_ineligible_run_and_writes_nothing(tmp_path: Path) -> 
     ])
     assert result.exit_code == 1
     assert "never leaderboard-eligible" in result.output and not out.exists()
+    # what to do is named: the eligible profile, and how to see the refused bundle anyway
+    assert "re-run mme3dr evaluate with --profile paper" in result.output
+    assert "pass --keep-invalid to keep the bundle and see it with every reason: leaderboard build " \
+           "--preview BUNDLE" in " ".join(result.output.split())
+    assert result.output.count("never leaderboard-eligible") == 1  # one reason, said once
 
 
 def test_submit_never_overwrites_an_existing_file(run_template: Path, tmp_path: Path) -> None:
