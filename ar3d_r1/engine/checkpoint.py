@@ -31,6 +31,7 @@ TensorBoard events beside the old ones and replace the old checkpoints one by on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -174,7 +175,7 @@ def load_checkpoint(trainer, path: str | Path) -> int:
             raise ResumeError(f"{path} was written with {key}={saved[key]!r}, this run has "
                              f"{getattr(now, key)!r}; resuming would not continue the same run")
     acc.load_state(str(path))
-    trainer.resume_notes = apply_changed_rates(trainer, saved)
+    trainer.resume_notes = apply_changed_rates(trainer, saved) + changed_settings(saved, now)
     trainer.rng.bit_generator.state = state["data_rng"]
     trainer._queue = list(state.get("data_queue", []))
     cache = path / "reward_cache.pt"
@@ -206,6 +207,20 @@ def apply_changed_rates(trainer, saved: dict) -> list[str]:
         notes.append(f"weight_decay {cfg.weight_decay:g} (the checkpoint's run had "
                      f"{saved['weight_decay']:g})")
     return notes
+
+
+#: Fields a resume may change without a note: where and how the run is started, and the two rates that
+#: :func:`apply_changed_rates` notes itself.
+_UNNOTED = ("output_dir", "resume", "overwrite_output_dir", "learning_rate", "weight_decay")
+
+
+def changed_settings(saved: dict, now) -> list[str]:
+    """A note per config field whose value differs from the checkpoint's run (``temperature 1 (the
+    checkpoint's run had 0.7)``), so that the resume line says every way the continued run differs;
+    values are compared as the checkpoint stored them (``dataclasses.asdict``, JSON)."""
+    current = json.loads(json.dumps(dataclasses.asdict(now), default=str))
+    return [f"{key} {current[key]!r} (the checkpoint's run had {saved[key]!r})"
+            for key in sorted(saved) if key in current and key not in _UNNOTED and saved[key] != current[key]]
 
 
 def truncate_metrics(path: str | Path, step: int) -> list[dict]:

@@ -157,3 +157,17 @@ def test_resume_never_unpickles_code_from_a_reward_cache(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="[Ww]eights only load failed"):
         load_checkpoint(trainer, ckpt)
     assert not (tmp_path / "PWNED_DIR").exists()
+
+
+def test_a_resume_notes_every_setting_that_differs_from_the_checkpoints_run():
+    import dataclasses
+
+    from ar3d_r1.config import preset
+    from ar3d_r1.engine.checkpoint import changed_settings
+
+    cfg = preset("tiny-cpu", "train")
+    saved = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    assert changed_settings(saved, cfg) == []
+    now = dataclasses.replace(cfg, temperature=1.0, beta=0.02, output_dir="elsewhere", resume=True)
+    assert changed_settings(saved, now) == ["beta 0.02 (the checkpoint's run had 0.01)",
+                                            "temperature 1.0 (the checkpoint's run had 0.7)"]
