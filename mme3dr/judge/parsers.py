@@ -15,9 +15,8 @@ item field may have ``"label": null`` (the line's first yes/no word). Optional `
 
 Rules (tested on hand-written replies): decimals are accepted unless ``integer`` is set; extra text
 around the values is ignored; when a label occurs more than once the last occurrence wins (the
-final verdict); a missing field, a value outside ``[min, max]``, a non-integer where an integer is
-required, or a numbered answer beyond the request's count (39 answers to a 5-question checklist) is a
-:class:`ParseFailure` naming it. Numbers are ASCII decimals only: Unicode digits
+final verdict); a missing field, a value outside ``[min, max]`` or a non-integer where an integer is
+required is a :class:`ParseFailure` naming it. Numbers are ASCII decimals only: Unicode digits
 ("５", "٣"), exponents ("1e5"), decimal commas ("4,5") and NaN/inf are not values, so the field is
 missing. Nothing is clipped, rounded or defaulted.
 """
@@ -158,9 +157,6 @@ def parse_reply(spec: dict, text: str | None, variables: dict | None = None) -> 
         absent = [i for i in range(1, count + 1) if i not in lines]
         if absent:
             raise _Invalid(f"expected {count} numbered answers; missing item(s) {absent}")
-        extra = sorted(i for i in lines if not 1 <= i <= count)
-        if extra:  # answers to questions nobody asked: the numbering is not the checklist's
-            raise _Invalid(f"expected {count} numbered answers; also answered item(s) {extra}")
         items = []
         for i in range(1, count + 1):
             try:
