@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "FAILURE_REASONS",
@@ -146,7 +146,27 @@ class BenchmarkInfo(_Strict):
 TaskResult = dict[str, float | int | str | None]
 
 
-class Results(_Strict):
+class _RunFields(_Strict):
+    """What a run is, as both ``results.json`` (:class:`Results`) and each shard's metadata
+    (:class:`RunMeta`) record it: one declaration, so the two cannot drift apart."""
+
+    protocol_version: str
+    mme3dr_version: str
+    profile: str
+    model_info: ModelInfoRecord
+    adapter: AdapterSource
+    benchmark: BenchmarkInfo
+    rig_hash: str = Field(pattern=_SHA256)
+    renderer: RendererInfo
+    metric_card: MetricCard
+    ineligible_reasons: list[str]
+    config: dict[str, Any]
+    git_hash: str | None
+    environment: dict[str, Any]
+
+
+# The run's own fields are declared once, in _RunFields (shared with RunMeta).
+class Results(_RunFields):
     """``results.json``."""
 
     schema_version: Literal["mme3dr-results-1"] = RESULTS_SCHEMA_VERSION
@@ -155,21 +175,8 @@ class Results(_Strict):
     versions: dict[str, str]
     n_samples: dict[str, dict[Literal["original", "effective"], int]] = Field(alias="n-samples")
     higher_is_better: dict[str, dict[str, bool]]
-    config: dict[str, Any]
-    git_hash: str | None
     date: str | None = Field(description="ISO-8601 UTC time the run finished (volatile)")
-    environment: dict[str, Any]
-    mme3dr_version: str
-    protocol_version: str
-    profile: str
-    model_info: ModelInfoRecord
-    adapter: AdapterSource
-    benchmark: BenchmarkInfo
-    rig_hash: str = Field(pattern=_SHA256)
-    renderer: RendererInfo
-    metric_card: MetricCard
     leaderboard_eligible: bool
-    ineligible_reasons: list[str]
     failures: dict[str, int] = Field(description="failed (case, sample) pairs by reason")
     samples_file: str = "samples.jsonl"
     samples_sha256: str = Field(
@@ -198,14 +205,14 @@ class Results(_Strict):
             raise ValueError(f"unknown failure reasons {unknown}; known: {', '.join(FAILURE_REASONS)}")
         return v
 
-    @field_validator("ineligible_reasons")
-    @classmethod
-    def _eligible_means_no_reasons(cls, v: list[str], info) -> list[str]:
-        if info.data.get("leaderboard_eligible") and v:
+    @model_validator(mode="after")
+    def _eligible_means_no_reasons(self) -> Results:
+        # after every field, not a field validator: it must not depend on the order the fields are declared
+        if self.leaderboard_eligible and self.ineligible_reasons:
             raise ValueError("leaderboard_eligible is true but ineligible_reasons is not empty")
-        if info.data.get("leaderboard_eligible") is False and not v:
+        if not self.leaderboard_eligible and not self.ineligible_reasons:
             raise ValueError("leaderboard_eligible is false: ineligible_reasons must say why")
-        return v
+        return self
 
 
 class SampleRecord(_Strict):
@@ -253,25 +260,12 @@ class GenerationRecord(_Strict):
         return self.model_dump(exclude_none=True)
 
 
-class RunMeta(_Strict):
+class RunMeta(_RunFields):
     """Everything in ``results.json`` besides the metrics, the samples' hash and the volatile keys; made
-    once per run (every shard of a run makes the same one)."""
+    once per run (every shard of a run makes the same one): the run's fields and the following."""
 
-    protocol_version: str
-    mme3dr_version: str
-    profile: str
     metrics: list[str]
-    model_info: ModelInfoRecord
-    adapter: AdapterSource
-    benchmark: BenchmarkInfo
-    rig_hash: str = Field(pattern=_SHA256)
-    renderer: RendererInfo
-    metric_card: MetricCard
-    ineligible_reasons: list[str]
-    config: dict[str, Any]
     n_original: int = Field(ge=0)
-    git_hash: str | None
-    environment: dict[str, Any]
 
 
 class ShardRecord(_Strict):
