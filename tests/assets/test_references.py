@@ -26,6 +26,15 @@ def _png(rgb) -> bytes:
     return png_bytes(np.full((4, 4, 3), rgb, np.uint8))
 
 
+def _assert_refused(path: Path) -> None:
+    """Both readers refuse ``path``: the closure raises, the loader fails with ``asset_refused``."""
+    with pytest.raises(ClosureError):
+        asset_closure(path)
+    with pytest.raises(MeshError) as info:
+        load_mesh(path)
+    assert info.value.reason is MeshFailure.asset_refused
+
+
 @pytest.fixture()
 def layout(tmp_path: Path) -> tuple[Path, Path]:
     """``tmp/asset/`` (the asset's folder, with ``tex/my red.png`` inside) and ``tmp/secret.png``
@@ -90,11 +99,7 @@ def test_an_mtllib_outside_the_folder_is_refused(layout, mtllib):
     outside_mtl = asset.parent / "outside.mtl"
     outside_mtl.write_text(f"newmtl m\nmap_Kd {secret}\n")
     path = _obj(asset, "", mtllib=mtllib.format(mtl=outside_mtl))
-    with pytest.raises(ClosureError):
-        asset_closure(path)
-    with pytest.raises(MeshError) as info:
-        load_mesh(path)
-    assert info.value.reason is MeshFailure.asset_refused
+    _assert_refused(path)
 
 
 def test_a_symlinked_texture_or_folder_pointing_out_is_refused(layout):
@@ -170,22 +175,14 @@ def _gltf_with_image_uri(asset: Path, uri: str, buffer_uri: str | None = None) -
 def test_a_gltf_image_outside_the_folder_is_refused(layout, uri):
     asset, secret = layout
     path = _gltf_with_image_uri(asset, uri.format(secret=secret))
-    with pytest.raises(ClosureError):
-        asset_closure(path)
-    with pytest.raises(MeshError) as info:
-        load_mesh(path)
-    assert info.value.reason is MeshFailure.asset_refused
+    _assert_refused(path)
 
 
 def test_a_gltf_buffer_outside_the_folder_is_refused(layout):
     asset, _ = layout
     path = _gltf_with_image_uri(asset, "img/image0.png", buffer_uri="%2E%2E/scene.bin")
     (asset.parent / "scene.bin").write_bytes((asset / "scene.bin").read_bytes())
-    with pytest.raises(ClosureError):
-        asset_closure(path)
-    with pytest.raises(MeshError) as info:
-        load_mesh(path)
-    assert info.value.reason is MeshFailure.asset_refused
+    _assert_refused(path)
 
 
 def test_a_percent_encoded_inside_uri_is_in_the_closure_and_drawn(layout):

@@ -111,7 +111,7 @@ def test_published_bundle_schemas_are_current(tmp_path: Path) -> None:
     for path in export_bundle_schemas(tmp_path):
         published = REPO / "leaderboard" / "schemas" / path.name
         assert published.read_text() == path.read_text(), (
-            f"{published} is stale: run `python -m leaderboard.bundle leaderboard/schemas`"
+            f"{published} is stale: run `python -m leaderboard.schema_export leaderboard/schemas`"
         )
 
 
