@@ -55,7 +55,7 @@ MIN_SAMPLES = 3
 #: quarter turn that most samples share still shows in them. ``mme3dr audit RUN_DIR`` checks every sample.
 EVALUATE_MAX_SAMPLES = 16
 #: Per-sample IoUs are kept in this file of the run folder (keyed by asset, reference render, up axis and
-#: :data:`AUDIT_VERSION`), so a resumed run re-audits only what changed.
+#: rig; a file of another :data:`AUDIT_VERSION` is ignored), so a resumed run re-audits only what changed.
 AUDIT_CACHE = "frame_audit_cache.json"
 #: Bumped whenever what a sample's IoUs depend on changes (views, size, rotations, IoU definition).
 AUDIT_VERSION = 1
@@ -203,7 +203,7 @@ def audit_samples(run_dir: str | Path, samples, rig_name: str, render_dirs: dict
             skipped[reason] = skipped.get(reason, 0) + 1
             continue
         up = _loaded_up_axis(Path(gen_dir))
-        key = f"{s.asset_sha256}:{s.reference_render_sha256}:{up}:{rig_name}:v{AUDIT_VERSION}"
+        key = f"{s.asset_sha256}:{s.reference_render_sha256}:{up}:{rig_name}"  # the file holds the version
         iou = cache.get(key)
         if iou is None:
             if renderer is None:

@@ -87,8 +87,7 @@ def register(app: typer.Typer) -> None:
         try:
             doc = compare_runs(runs, progress=progress)
         except CompareError as e:
-            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
-                                       soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         if as_json:
             typer.echo(json.dumps(doc, indent=2, sort_keys=True))

@@ -25,11 +25,11 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps([r.to_dict() for r in rows], indent=1, ensure_ascii=False))
             return
-        console = Console()
+        console, title = Console(), "adapters for `mme3dr evaluate --model ...`"
         if console.width < WIDE_TABLE:  # seven columns fold words letter by letter: a block per adapter
             from rich.markup import escape
 
-            console.print("adapters for `mme3dr evaluate --model ...`", style="bold", highlight=False)
+            console.print(title, style="bold", highlight=False)
             for r in rows:
                 console.print(f"\n[bold]{escape(r.model)}[/]  ({escape(r.source)}; ready: {escape(r.ready)})",
                               highlight=False)
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
                 needs = f"  extra: {r.extra}   weights: {r.weights}   GPU: {r.gpu}"
                 console.print(escape(needs), highlight=False)
         else:
-            table = Table(title="adapters for `mme3dr evaluate --model ...`")
+            table = Table(title=title)
             for col in ("model", "source", "extra", "weights", "GPU", "ready", "what it is"):
                 table.add_column(col, overflow="fold")
             for r in rows:

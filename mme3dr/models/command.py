@@ -92,7 +92,7 @@ class CommandModel:
             self.max_batch_size = 0
         if self.max_batch_size < 1:
             raise ValueError(f"--model-args batch_size must be a positive integer, got {batch_size!r}")
-        if up_axis not in ("y", "z"):
+        if up_axis not in UP_AXES:
             raise ValueError(f"--model-args up_axis must be 'y' or 'z', got {up_axis!r}")
         self.up_axis = up_axis
         self.info = ModelInfo(name=name or f"cmd:{Path(self.argv[0]).name}", revision=revision,
